@@ -1,0 +1,341 @@
+/*
+ * mediaindex.h - the public API of libmediaindex.
+ *
+ * libmediaindex indexes the photos and videos under one storage folder by
+ * SHA-256, reads their metadata (EXIF dates, orientation, GPS, camera) and
+ * keeps a persistent catalog in DIR/.mediaindex/index.sqlite3, so that a
+ * restart re-reads nothing that did not change.
+ *
+ * Conventions
+ *  - Every fallible call returns an mi_status: MI_OK (0) on success, a
+ *    negative MI_E* code on failure.  mi_strerror() names any code.
+ *  - Out-parameters come first.  On failure they are set to NULL / zero.
+ *  - Strings are NUL-terminated bytes.  Paths are file system bytes: they are
+ *    usually UTF-8 but need not be.
+ *  - A `const char *` returned by a getter is borrowed; each getter says how
+ *    long it stays valid.  What comes back through `**out` belongs to the
+ *    caller and is released with the matching mi_*_free().
+ *  - The library never prints, never exits and never aborts on bad input.
+ *
+ * Thread safety
+ *  - One mi_index may be used by many threads at once.
+ *  - A cursor or an entry belongs to the thread that uses it.
+ *  - A hasher belongs to one thread at a time.
+ */
+#ifndef MEDIAINDEX_H
+#define MEDIAINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MI_VERSION_MAJOR 0
+#define MI_VERSION_MINOR 1
+#define MI_VERSION_PATCH 0
+
+#if defined(MI_STATIC)
+#define MI_EXTERN
+#elif defined(__GNUC__)
+#define MI_EXTERN __attribute__((visibility("default")))
+#else
+#define MI_EXTERN
+#endif
+
+/*
+ * Status codes.  Codes are only ever appended to this table, never
+ * renumbered.  X(name, value, message)
+ */
+#define MI_STATUS_MAP(X)                                                    \
+    X(OK, 0, "success")                                                     \
+    X(ROW, 1, "a row is available")                                         \
+    X(DONE, 2, "no more rows")                                              \
+    X(ERROR, -1, "internal error")                                          \
+    X(EINVAL, -2, "invalid argument")                                       \
+    X(ENOMEM, -3, "out of memory")                                          \
+    X(ENOTFOUND, -4, "not found")                                           \
+    X(EEXISTS, -5, "already exists")                                        \
+    X(EIO, -6, "input/output error")                                        \
+    X(EFORMAT, -7, "malformed or unsupported data")                         \
+    X(ETOOBIG, -8, "too big")                                               \
+    X(EBUSY, -9, "busy")                                                    \
+    X(EABORTED, -10, "aborted by the caller")                               \
+    X(EACCES, -11, "permission denied")                                     \
+    X(ENOTDIR, -12, "not a directory")                                      \
+    X(EDB, -13, "catalog database error")                                   \
+    X(EUNSUPPORTED, -14, "not supported by this build")
+
+/** A status code: MI_OK, MI_ROW, MI_DONE, or a negative MI_E* failure. */
+typedef enum mi_status {
+#define MI__STATUS_ENUM(name, value, message) MI_##name = (value),
+    MI_STATUS_MAP(MI__STATUS_ENUM)
+#undef MI__STATUS_ENUM
+} mi_status;
+
+/** The library's version as "MAJOR.MINOR.PATCH"; a static string. */
+MI_EXTERN const char *mi_version(void);
+
+/**
+ * A static, human-readable description of any status value (unknown values
+ * included).  Never NULL, never allocates, safe from any thread.
+ */
+MI_EXTERN const char *mi_strerror(int status);
+
+/* ---------------------------------------------------------------------- */
+/* Hashing (SHA-256)                                                       */
+
+#define MI_HASH_SIZE 32     /* bytes in a SHA-256 digest */
+#define MI_HASH_HEX_LEN 64  /* hex characters, without the NUL */
+
+/** The SHA-256 engine this build uses: "openssl" or "libsodium". */
+MI_EXTERN const char *mi_hash_engine(void);
+
+/** Hash `len` bytes at `buf` (buf may be NULL when len is 0). */
+MI_EXTERN mi_status mi_hash_buffer(uint8_t out[MI_HASH_SIZE],
+                                   const void *buf, size_t len);
+
+/**
+ * Hash the whole file at `path`.  MI_ENOTFOUND if it does not exist,
+ * MI_EACCES if it cannot be read, MI_EIO on a read error, MI_EINVAL if it is
+ * not a regular file.
+ */
+MI_EXTERN mi_status mi_hash_file(uint8_t out[MI_HASH_SIZE], const char *path);
+
+/** A streaming SHA-256 state.  Thread safety: one thread at a time. */
+typedef struct mi_hasher mi_hasher;
+
+/** Allocate a hasher, ready for mi_hasher_update(). */
+MI_EXTERN mi_status mi_hasher_new(mi_hasher **out);
+/** Feed `len` bytes. */
+MI_EXTERN mi_status mi_hasher_update(mi_hasher *h, const void *buf, size_t len);
+/** Write the digest of everything fed so far and reset the hasher for reuse. */
+MI_EXTERN mi_status mi_hasher_final(mi_hasher *h, uint8_t out[MI_HASH_SIZE]);
+/** Free a hasher; NULL is a no-op. */
+MI_EXTERN void mi_hasher_free(mi_hasher *h);
+
+/** Write the 64 lower-case hex characters of `hash` and a NUL into `out`. */
+MI_EXTERN void mi_hash_to_hex(char out[MI_HASH_HEX_LEN + 1],
+                              const uint8_t hash[MI_HASH_SIZE]);
+
+/**
+ * Decode exactly 64 hex characters (either case) followed by a NUL.
+ * Anything else (shorter, longer, a non-hex character) is MI_EINVAL and
+ * leaves `out` zeroed.
+ */
+MI_EXTERN mi_status mi_hash_from_hex(uint8_t out[MI_HASH_SIZE], const char *hex);
+
+/* ---------------------------------------------------------------------- */
+/* The index                                                               */
+
+/**
+ * An open index on one storage folder.  Thread safety: one handle may be
+ * used by many threads at once; only one scan runs at a time.
+ */
+typedef struct mi_index mi_index;
+
+/** Options for mi_index_open(); start from MI_INDEX_OPTIONS_INIT. */
+typedef struct mi_index_options {
+    unsigned int version;  /* MI_INDEX_OPTIONS_VERSION */
+    unsigned int threads;  /* worker threads for scans; 0 = online cores */
+} mi_index_options;
+
+#define MI_INDEX_OPTIONS_VERSION 1
+#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0 }
+
+/**
+ * Open (creating if needed) the index of the folder `storage_dir`.  The
+ * catalog lives in storage_dir/.mediaindex/.  `opts` may be NULL for the
+ * defaults.
+ *
+ * A catalog that is corrupt or from a newer version of the library is moved
+ * aside (to index.sqlite3.broken-<time>, never deleted) and a new one is
+ * started; the next scan rebuilds it from the disk, and mi_index_errmsg()
+ * says what happened.
+ *
+ * On failure *out is NULL and, when errbuf is not NULL, a NUL-terminated
+ * description is written to errbuf (at most errbuf_len bytes).  Errors:
+ * MI_ENOTFOUND (no such folder), MI_ENOTDIR, MI_EACCES, MI_EDB, MI_ENOMEM.
+ */
+MI_EXTERN mi_status mi_index_open(mi_index **out, const char *storage_dir,
+                                  const mi_index_options *opts,
+                                  char *errbuf, size_t errbuf_len);
+
+/** Close an index and free everything it holds.  NULL is a no-op. */
+MI_EXTERN void mi_index_close(mi_index *idx);
+
+/**
+ * The detail of the calling thread's most recent failure on this handle (or
+ * a notice left by mi_index_open, such as a recovered catalog), or "" when
+ * there is none.  Valid until the calling thread's next call on the handle.
+ */
+MI_EXTERN const char *mi_index_errmsg(mi_index *idx);
+
+/** The absolute storage folder the index was opened on; valid until close. */
+MI_EXTERN const char *mi_index_storage_dir(const mi_index *idx);
+
+/**
+ * Counts of what the catalog holds: `media` distinct contents (hashes) and
+ * `files` paths.  Either out-parameter may be NULL.
+ */
+MI_EXTERN mi_status mi_index_count(mi_index *idx, uint64_t *media,
+                                   uint64_t *files);
+
+/**
+ * A number that changes whenever the catalog's content changes (useful as an
+ * HTTP ETag).  It persists across restarts.
+ */
+MI_EXTERN uint64_t mi_index_generation(mi_index *idx);
+
+/* ---------------------------------------------------------------------- */
+/* Scanning                                                                */
+
+/** Scan counters.  Start from MI_SCAN_STATS_INIT; the library fills the
+ *  fields that exist in the version the caller names. */
+typedef struct mi_scan_stats {
+    unsigned int version;  /* MI_SCAN_STATS_VERSION */
+    uint64_t seen;         /* media files found on disk */
+    uint64_t added;        /* new paths indexed */
+    uint64_t changed;      /* known paths whose file changed, re-hashed */
+    uint64_t removed;      /* paths gone from disk, dropped */
+    uint64_t unchanged;    /* known paths not re-read */
+    uint64_t failed;       /* files that could not be read */
+    uint64_t files_hashed; /* files opened and read in full */
+    uint64_t bytes_hashed; /* bytes read and hashed */
+} mi_scan_stats;
+
+#define MI_SCAN_STATS_VERSION 1
+#define MI_SCAN_STATS_INIT { MI_SCAN_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/**
+ * Progress callback: called from the scanning thread now and then with the
+ * counts so far.  Return 0 to go on, anything else to cancel the scan (it
+ * then returns MI_EABORTED, keeping what it had committed).
+ */
+typedef int (*mi_scan_progress_cb)(const mi_scan_stats *stats, void *payload);
+
+/** Scan flags. */
+#define MI_SCAN_FULL 0x1u  /* re-hash every file, even unchanged ones */
+
+/** Options for mi_scan(); start from MI_SCAN_OPTIONS_INIT. */
+typedef struct mi_scan_options {
+    unsigned int version;          /* MI_SCAN_OPTIONS_VERSION */
+    unsigned int flags;            /* MI_SCAN_* */
+    mi_scan_progress_cb progress;  /* may be NULL */
+    void *payload;                 /* passed to progress */
+} mi_scan_options;
+
+#define MI_SCAN_OPTIONS_VERSION 1
+#define MI_SCAN_OPTIONS_INIT { MI_SCAN_OPTIONS_VERSION, 0, NULL, NULL }
+
+/**
+ * Walk the storage folder and bring the catalog up to date.  Incremental by
+ * default: a file whose size, mtime and inode did not change is not re-read.
+ * Directory symlinks are not followed; a file symlink is indexed only when it
+ * resolves inside the storage folder.  A file that cannot be read is counted
+ * in `failed` and the scan goes on.
+ *
+ * `opts` and `stats` may be NULL.  Runs in the calling thread plus a pool of
+ * worker threads; lookups and cursors on other threads are not blocked.
+ * MI_EBUSY if another scan on this handle is running.
+ */
+MI_EXTERN mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
+                            mi_scan_stats *stats);
+
+/* ---------------------------------------------------------------------- */
+/* Entries: one per distinct content (hash)                                */
+
+/** What an entry is. */
+typedef enum mi_kind {
+    MI_KIND_IMAGE = 1,
+    MI_KIND_VIDEO = 2
+} mi_kind;
+
+/** Where an entry's original_creation_date came from. */
+typedef enum mi_date_source {
+    MI_DATE_CTIME = 0,             /* the file's ctime (no usable EXIF date) */
+    MI_DATE_EXIF_ORIGINAL = 1,     /* EXIF DateTimeOriginal */
+    MI_DATE_EXIF_DIGITIZED = 2,    /* EXIF DateTimeDigitized */
+    MI_DATE_EXIF_DATETIME = 3      /* EXIF DateTime */
+} mi_date_source;
+
+/**
+ * One indexed content.  Its getters read fields; strings they return stay
+ * valid as long as the entry (for a cursor's entry: until the next
+ * mi_cursor_next or mi_cursor_free).
+ */
+typedef struct mi_entry mi_entry;
+
+/**
+ * Look up the content with this hash.  MI_ENOTFOUND if none is indexed.
+ * On success *out belongs to the caller: free it with mi_entry_free().
+ */
+MI_EXTERN mi_status mi_lookup(mi_entry **out, mi_index *idx,
+                              const uint8_t hash[MI_HASH_SIZE]);
+
+/** Free an entry from mi_lookup(); NULL is a no-op. */
+MI_EXTERN void mi_entry_free(mi_entry *e);
+
+MI_EXTERN const uint8_t *mi_entry_hash(const mi_entry *e);  /* 32 bytes */
+MI_EXTERN const char *mi_entry_hash_hex(const mi_entry *e);  /* lower case */
+/** The base name of the primary path. */
+MI_EXTERN const char *mi_entry_filename(const mi_entry *e);
+/** The primary path, relative to the storage folder (the smallest path). */
+MI_EXTERN const char *mi_entry_path(const mi_entry *e);
+MI_EXTERN uint64_t mi_entry_size(const mi_entry *e);
+/** Modification time of the primary path, nanoseconds since the epoch. */
+MI_EXTERN int64_t mi_entry_mtime_ns(const mi_entry *e);
+/** Status-change time of the primary path, nanoseconds since the epoch. */
+MI_EXTERN int64_t mi_entry_ctime_ns(const mi_entry *e);
+/** Seconds since the epoch; see mi_entry_creation_source(). */
+MI_EXTERN int64_t mi_entry_creation_date(const mi_entry *e);
+MI_EXTERN mi_date_source mi_entry_creation_source(const mi_entry *e);
+MI_EXTERN mi_kind mi_entry_kind(const mi_entry *e);
+/** MIME type from the file name, e.g. "image/jpeg". */
+MI_EXTERN const char *mi_entry_mime_type(const mi_entry *e);
+/** Width and height as displayed (after EXIF orientation); 0 if unknown. */
+MI_EXTERN uint32_t mi_entry_width(const mi_entry *e);
+MI_EXTERN uint32_t mi_entry_height(const mi_entry *e);
+/** EXIF orientation 1..8; 0 when the file has none. */
+MI_EXTERN int mi_entry_orientation(const mi_entry *e);
+/**
+ * GPS position in signed decimal degrees (north and east positive).
+ * Returns 1 and fills lat/lon when the file has one, else 0.
+ */
+MI_EXTERN int mi_entry_gps(const mi_entry *e, double *lat, double *lon);
+/** Camera make and model from EXIF, or NULL when absent. */
+MI_EXTERN const char *mi_entry_make(const mi_entry *e);
+MI_EXTERN const char *mi_entry_model(const mi_entry *e);
+/** The other paths that hold the same bytes (relative, sorted). */
+MI_EXTERN size_t mi_entry_dup_count(const mi_entry *e);
+MI_EXTERN const char *mi_entry_dup_path(const mi_entry *e, size_t i);
+
+/* ---------------------------------------------------------------------- */
+/* Cursors: iterate over every entry                                       */
+
+/**
+ * A cursor over all entries, ordered by hash.  It reads a consistent
+ * snapshot taken by its first mi_cursor_next(): scans and uploads that commit
+ * meanwhile are not seen, and do not wait for it.  Belongs to one thread.
+ */
+typedef struct mi_cursor mi_cursor;
+
+MI_EXTERN mi_status mi_cursor_new(mi_cursor **out, mi_index *idx);
+
+/** Advance: MI_ROW when an entry is available, MI_DONE at the end, or a
+ *  negative failure. */
+MI_EXTERN mi_status mi_cursor_next(mi_cursor *c);
+
+/** The current entry, borrowed until the next mi_cursor_next/mi_cursor_free;
+ *  NULL unless the last mi_cursor_next returned MI_ROW. */
+MI_EXTERN const mi_entry *mi_cursor_entry(const mi_cursor *c);
+
+/** Free a cursor; NULL is a no-op. */
+MI_EXTERN void mi_cursor_free(mi_cursor *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEDIAINDEX_H */
