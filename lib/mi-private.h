@@ -100,4 +100,86 @@ void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
 /* Map an errno value to a status. */
 mi_status mi_status_from_errno(int err);
 
+/* ---------------------------------------------------------------------- */
+/* catalog.c: persistence in SQLite                                       */
+
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+
+/* One file row: a path and what the scan learnt of it. */
+typedef struct mi_file_row {
+    const char *path;         /* relative to the storage folder */
+    size_t path_len;
+    uint8_t hash[MI_HASH_SIZE];
+    uint64_t size;
+    int64_t mtime_ns, ctime_ns;
+    uint64_t inode;
+    const mi_media_type *type;
+    mi_meta meta;
+} mi_file_row;
+
+/* A connection and its prepared statements. */
+typedef struct mi_conn {
+    sqlite3 *db;
+    sqlite3_stmt *lookup;     /* rows of one hash, by path */
+    sqlite3_stmt *all;        /* every row, by hash then path */
+    sqlite3_stmt *count;      /* distinct hashes, rows */
+    sqlite3_stmt *by_path;    /* path, size, mtime, inode in path order */
+    sqlite3_stmt *insert;     /* writer only */
+    sqlite3_stmt *del_path;   /* writer only */
+    sqlite3_stmt *set_gen;    /* writer only */
+    struct mi_conn *next;     /* in the idle pool */
+} mi_conn;
+
+#define MI_CATALOG_SCHEMA_VERSION 1
+
+/*
+ * Open the catalog file at `path` (creating it, WAL mode).  `writer` also
+ * prepares the write statements.  A corrupt file or one from a newer schema
+ * gives MI_EFORMAT (the caller moves it aside); detail in errbuf.
+ */
+mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
+                          char *errbuf, size_t errlen);
+void mi_catalog_close(mi_conn *c);
+
+mi_status mi_catalog_begin(mi_conn *c, char *errbuf, size_t errlen);
+mi_status mi_catalog_commit(mi_conn *c, char *errbuf, size_t errlen);
+void mi_catalog_rollback(mi_conn *c);
+/* Insert or replace the row of row->path. */
+mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
+                         char *errbuf, size_t errlen);
+/* Delete the row of a path; *deleted tells whether there was one. */
+mi_status mi_catalog_delete(mi_conn *c, const char *path, size_t path_len,
+                            bool *deleted, char *errbuf, size_t errlen);
+mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen);
+mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
+                                    char *errbuf, size_t errlen);
+mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
+
+/* ---------------------------------------------------------------------- */
+/* index.c: the handle                                                    */
+
+/* Record the detail of a failure on the handle, for the calling thread;
+ * returns `status` so callers can `return mi_index_fail(...)`. */
+mi_status mi_index_fail(mi_index *idx, mi_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Clear the calling thread's message. */
+void mi_index_clear_error(mi_index *idx);
+
+/* Take an idle reader connection (opening one if none is idle) / give it
+ * back. */
+mi_status mi_index_reader(mi_index *idx, mi_conn **out);
+void mi_index_release(mi_index *idx, mi_conn *c);
+
+/* The writer connection, under the writer lock. */
+mi_conn *mi_index_writer_lock(mi_index *idx);
+void mi_index_writer_unlock(mi_index *idx, bool changed);
+
+/* Internal accessors for scan.c. */
+int mi_index_root_fd(const mi_index *idx);
+unsigned int mi_index_threads(const mi_index *idx);
+/* Only one scan at a time: MI_EBUSY if one runs. */
+mi_status mi_index_scan_begin(mi_index *idx);
+void mi_index_scan_end(mi_index *idx);
+
 #endif /* MI_PRIVATE_H */

@@ -1,0 +1,393 @@
+/*
+ * catalog.c - persistence in SQLite: schema, migrations, prepared statements.
+ *
+ * One table holds every path.  Its key is (hash, path), so the rows of one
+ * content are adjacent: a lookup is a range read and a cursor walks the
+ * table in key order, grouping the paths of each hash without any sort.
+ * The scan needs the rows in path order with the fields it compares; a
+ * covering index gives exactly that without touching the table.
+ *
+ * Paths are stored as BLOBs: file names are bytes, not always UTF-8, and
+ * BLOBs compare with memcmp, the order the scan walks the disk in.
+ */
+#include "config.h"
+#include "mi-private.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS files ("
+    "  hash BLOB NOT NULL,"
+    "  path BLOB NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  mtime_ns INTEGER NOT NULL,"
+    "  ctime_ns INTEGER NOT NULL,"
+    "  inode INTEGER NOT NULL,"
+    "  mime TEXT NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  date INTEGER,"               /* NULL: no EXIF date, use ctime */
+    "  date_source INTEGER NOT NULL DEFAULT 0,"
+    "  width INTEGER NOT NULL DEFAULT 0,"
+    "  height INTEGER NOT NULL DEFAULT 0,"
+    "  orientation INTEGER NOT NULL DEFAULT 0,"
+    "  lat REAL,"                   /* NULL together with lon: no GPS */
+    "  lon REAL,"
+    "  make TEXT,"
+    "  model TEXT,"
+    "  PRIMARY KEY (hash, path)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS files_by_path"
+    "  ON files (path, size, mtime_ns, inode);"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* Start the generation from the clock, so that a catalog rebuilt after
+     * a loss does not repeat the generations (ETags) of the old one. */
+    "INSERT OR IGNORE INTO meta (key, value)"
+    "  VALUES ('generation', CAST(strftime('%s', 'now') AS INTEGER) * 1000);";
+
+/* Columns of an entry row, shared by the lookup and the cursor. */
+#define ROW_COLUMNS                                                        \
+    "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
+    "width, height, orientation, lat, lon, make, model"
+
+static mi_status db_error(sqlite3 *db, int rc, const char *what,
+                          char *errbuf, size_t errlen)
+{
+    mi_bufprintf(errbuf, errlen, "catalog: %s: %s", what,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return MI_ENOMEM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return MI_EFORMAT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return MI_EBUSY;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        return MI_EIO;
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+        return MI_EACCES;
+    default:
+        return MI_EDB;
+    }
+}
+
+static int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+}
+
+/* Bring the schema to the current version.  Version 0 is an empty file. */
+static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    int rc;
+
+    rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    rc = sqlite3_finalize(st);
+    if (rc != SQLITE_OK || version < 0)
+        return db_error(db, rc, "reading the schema version", errbuf, errlen);
+
+    if (version > MI_CATALOG_SCHEMA_VERSION) {
+        mi_bufprintf(errbuf, errlen,
+                     "catalog: schema version %d is newer than this "
+                     "library's (%d)", version, MI_CATALOG_SCHEMA_VERSION);
+        return MI_EFORMAT;
+    }
+    if (version == MI_CATALOG_SCHEMA_VERSION || !writer)
+        return MI_OK;
+
+    /* Migrations run in one transaction, each step from version n to n+1.
+     * Only version 1 exists so far. */
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 1)
+        rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        mi_status s = db_error(db, rc, "creating the schema", errbuf, errlen);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return s;
+    }
+    return MI_OK;
+}
+
+/*
+ * Read something from every table so that a file that is not a database, or
+ * whose schema is damaged, fails here rather than in the middle of a scan.
+ * A full integrity check would read the whole file and break the promise of
+ * a fast restart; pages damaged later are reported by the statement that
+ * meets them.
+ */
+static mi_status probe(mi_conn *c, char *errbuf, size_t errlen)
+{
+    int rc = sqlite3_exec(c->db,
+                          "SELECT count(*) FROM sqlite_schema;"
+                          "SELECT hash FROM files LIMIT 1;"
+                          "SELECT value FROM meta WHERE key='generation'",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        mi_status s = db_error(c->db, rc, "reading", errbuf, errlen);
+        return s == MI_EDB ? MI_EFORMAT : s;
+    }
+    return MI_OK;
+}
+
+mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
+                          char *errbuf, size_t errlen)
+{
+    mi_conn *c;
+    mi_status s;
+    int rc;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return MI_ENOMEM;
+
+    /* The handle serialises the use of each connection itself. */
+    rc = sqlite3_open_v2(path, &c->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                             SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        s = db_error(c->db, rc, "opening", errbuf, errlen);
+        goto fail;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_extended_result_codes(c->db, 1);
+
+    /* WAL: readers never wait for the writer.  synchronous=NORMAL in WAL
+     * keeps the database consistent after a power cut; the last
+     * transactions may roll back, and the next scan redoes them from the
+     * disk, which is the truth. */
+    rc = sqlite3_exec(c->db,
+                      "PRAGMA journal_mode=WAL;"
+                      "PRAGMA synchronous=NORMAL;"
+                      "PRAGMA foreign_keys=OFF;"
+                      "PRAGMA cache_size=-4096;"
+                      "PRAGMA temp_store=MEMORY",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        s = db_error(c->db, rc, "setting up", errbuf, errlen);
+        if (s == MI_EDB)
+            s = MI_EFORMAT;
+        goto fail;
+    }
+
+    s = migrate(c->db, writer, errbuf, errlen);
+    if (s != MI_OK)
+        goto fail;
+    s = probe(c, errbuf, errlen);
+    if (s != MI_OK)
+        goto fail;
+
+    rc = prepare(c->db, &c->lookup,
+                 "SELECT " ROW_COLUMNS " FROM files WHERE hash = ?1 "
+                 "ORDER BY path");
+    if (rc == SQLITE_OK)
+        rc = prepare(c->db, &c->all,
+                     "SELECT " ROW_COLUMNS " FROM files ORDER BY hash, path");
+    if (rc == SQLITE_OK)
+        rc = prepare(c->db, &c->count,
+                     "SELECT (SELECT count(*) FROM (SELECT DISTINCT hash "
+                     "FROM files)), (SELECT count(*) FROM files)");
+    if (rc == SQLITE_OK)
+        rc = prepare(c->db, &c->by_path,
+                     "SELECT path, size, mtime_ns, inode FROM files "
+                     "INDEXED BY files_by_path ORDER BY path");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->insert,
+                     "INSERT OR REPLACE INTO files (hash, path, size, "
+                     "mtime_ns, ctime_ns, inode, mime, kind, date, "
+                     "date_source, width, height, orientation, lat, lon, "
+                     "make, model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->del_path,
+                     "DELETE FROM files WHERE path = ?1");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->set_gen,
+                     "UPDATE meta SET value = ?1 WHERE key = 'generation'");
+    if (rc != SQLITE_OK) {
+        s = db_error(c->db, rc, "preparing statements", errbuf, errlen);
+        if (s == MI_EDB)
+            s = MI_EFORMAT;
+        goto fail;
+    }
+    *out = c;
+    return MI_OK;
+
+fail:
+    mi_catalog_close(c);
+    return s;
+}
+
+void mi_catalog_close(mi_conn *c)
+{
+    if (!c)
+        return;
+    sqlite3_finalize(c->lookup);
+    sqlite3_finalize(c->all);
+    sqlite3_finalize(c->count);
+    sqlite3_finalize(c->by_path);
+    sqlite3_finalize(c->insert);
+    sqlite3_finalize(c->del_path);
+    sqlite3_finalize(c->set_gen);
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+mi_status mi_catalog_begin(mi_conn *c, char *errbuf, size_t errlen)
+{
+    int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? MI_OK : db_error(c->db, rc, "begin", errbuf, errlen);
+}
+
+mi_status mi_catalog_commit(mi_conn *c, char *errbuf, size_t errlen)
+{
+    int rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        mi_status s = db_error(c->db, rc, "commit", errbuf, errlen);
+        mi_catalog_rollback(c);
+        return s;
+    }
+    return MI_OK;
+}
+
+void mi_catalog_rollback(mi_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s && *s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
+                         char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = c->insert;
+    const mi_meta *m = &row->meta;
+    bool deleted;
+    mi_status s;
+    int rc;
+
+    /* The key is (hash, path): a path whose content changed has a row under
+     * its old hash that REPLACE would not meet. */
+    s = mi_catalog_delete(c, row->path, row->path_len, &deleted, errbuf, errlen);
+    if (s != MI_OK)
+        return s;
+
+    sqlite3_bind_blob(st, 1, row->hash, MI_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, row->path, (int)row->path_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)row->size);
+    sqlite3_bind_int64(st, 4, row->mtime_ns);
+    sqlite3_bind_int64(st, 5, row->ctime_ns);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)row->inode);
+    sqlite3_bind_text(st, 7, row->type->mime, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, (int)row->type->kind);
+    if (m->has_date)
+        sqlite3_bind_int64(st, 9, m->date);
+    else
+        sqlite3_bind_null(st, 9);
+    sqlite3_bind_int(st, 10, m->has_date ? (int)m->date_source : MI_DATE_CTIME);
+    sqlite3_bind_int64(st, 11, m->width);
+    sqlite3_bind_int64(st, 12, m->height);
+    sqlite3_bind_int(st, 13, m->orientation);
+    if (m->has_gps) {
+        sqlite3_bind_double(st, 14, m->lat);
+        sqlite3_bind_double(st, 15, m->lon);
+    } else {
+        sqlite3_bind_null(st, 14);
+        sqlite3_bind_null(st, 15);
+    }
+    bind_text_or_null(st, 16, m->make);
+    bind_text_or_null(st, 17, m->model);
+
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "insert", errbuf, errlen);
+    return MI_OK;
+}
+
+mi_status mi_catalog_delete(mi_conn *c, const char *path, size_t path_len,
+                            bool *deleted, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = c->del_path;
+    int rc;
+
+    sqlite3_bind_blob(st, 1, path, (int)path_len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "delete", errbuf, errlen);
+    if (deleted)
+        *deleted = sqlite3_changes(c->db) > 0;
+    return MI_OK;
+}
+
+mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *gen = 0;
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT value FROM meta WHERE key='generation'",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        *gen = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = sqlite3_finalize(st);
+    return rc == SQLITE_OK ? MI_OK : MI_EDB;
+}
+
+mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
+                                    char *errbuf, size_t errlen)
+{
+    int rc;
+
+    sqlite3_bind_int64(c->set_gen, 1, (sqlite3_int64)gen);
+    rc = sqlite3_step(c->set_gen);
+    sqlite3_reset(c->set_gen);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "generation", errbuf, errlen);
+    return MI_OK;
+}
+
+mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files)
+{
+    int rc = sqlite3_step(c->count);
+    mi_status s = MI_EDB;
+
+    if (rc == SQLITE_ROW) {
+        if (media)
+            *media = (uint64_t)sqlite3_column_int64(c->count, 0);
+        if (files)
+            *files = (uint64_t)sqlite3_column_int64(c->count, 1);
+        s = MI_OK;
+    }
+    sqlite3_reset(c->count);
+    return s;
+}

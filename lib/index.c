@@ -1,0 +1,771 @@
+/*
+ * index.c - the opaque mi_index: open/close, locking, lookup, iteration.
+ *
+ * Connections: one writer, used under `wlock` by scans (and later uploads),
+ * and a pool of readers that lookups and cursors borrow.  In WAL mode a
+ * reader keeps its snapshot while the writer commits, so a cursor sees one
+ * consistent catalog and never waits for a scan.
+ */
+#include "config.h"
+#include "mi-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ERRMSG_LEN 512
+#define MAX_IDLE_READERS 8
+
+/* The calling thread's message for one handle (see mi_index_errmsg). */
+typedef struct errslot {
+    char msg[ERRMSG_LEN];
+    struct errslot *next;  /* all slots of the handle, freed on close */
+} errslot;
+
+struct mi_index {
+    char *root;            /* absolute, resolved storage folder */
+    int root_fd;           /* O_DIRECTORY descriptor of root */
+    char *db_path;
+    unsigned int threads;
+
+    pthread_mutex_t wlock; /* the writer connection */
+    mi_conn *writer;
+    pthread_mutex_t plock; /* the idle reader pool and the errslot list */
+    mi_conn *idle;
+    unsigned int n_idle;
+    errslot *slots;
+    pthread_key_t errkey;
+
+    atomic_uint_fast64_t generation;
+    atomic_bool scanning;
+    char notice[ERRMSG_LEN]; /* left by open, e.g. a recovered catalog */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                  */
+
+static errslot *my_slot(mi_index *idx, bool create)
+{
+    errslot *slot = pthread_getspecific(idx->errkey);
+
+    if (slot || !create)
+        return slot;
+    slot = calloc(1, sizeof(*slot));
+    if (!slot)
+        return NULL;
+    if (pthread_setspecific(idx->errkey, slot) != 0) {
+        free(slot);
+        return NULL;
+    }
+    pthread_mutex_lock(&idx->plock);
+    slot->next = idx->slots;
+    idx->slots = slot;
+    pthread_mutex_unlock(&idx->plock);
+    return slot;
+}
+
+mi_status mi_index_fail(mi_index *idx, mi_status status, const char *fmt, ...)
+{
+    errslot *slot = my_slot(idx, true);
+    va_list ap;
+
+    if (slot) {
+        va_start(ap, fmt);
+        if (vsnprintf(slot->msg, sizeof(slot->msg), fmt, ap) < 0)
+            slot->msg[0] = '\0';
+        va_end(ap);
+    }
+    return status;
+}
+
+void mi_index_clear_error(mi_index *idx)
+{
+    errslot *slot = my_slot(idx, false);
+
+    if (slot)
+        slot->msg[0] = '\0';
+}
+
+const char *mi_index_errmsg(mi_index *idx)
+{
+    errslot *slot;
+
+    if (!idx)
+        return "";
+    slot = my_slot(idx, false);
+    if (slot && slot->msg[0])
+        return slot->msg;
+    return idx->notice;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open and close                                                          */
+
+/* Move a broken catalog (and its WAL) aside under a name with the time. */
+static mi_status move_aside(const char *db_path, char *moved, size_t movedlen)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    char stamp[32], from[PATH_MAX], to[PATH_MAX];
+    struct tm tm;
+    time_t now = time(NULL);
+    size_t i;
+
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    mi_bufprintf(moved, movedlen, "%s.broken-%s", db_path, stamp);
+    for (i = 0; i < MI_ARRAY_LEN(suffixes); i++) {
+        mi_bufprintf(from, sizeof(from), "%s%s", db_path, suffixes[i]);
+        mi_bufprintf(to, sizeof(to), "%s%s", moved, suffixes[i]);
+        if (rename(from, to) != 0 && errno != ENOENT)
+            return mi_status_from_errno(errno);
+    }
+    return MI_OK;
+}
+
+static mi_status open_catalog(mi_index *idx, char *errbuf, size_t errlen)
+{
+    char detail[ERRMSG_LEN], moved[PATH_MAX];
+    mi_status s;
+
+    s = mi_catalog_open(&idx->writer, idx->db_path, true, detail, sizeof(detail));
+    if (s == MI_EFORMAT) {
+        /* The disk is the truth: keep the broken file for whoever wants to
+         * look at it, start afresh and let the next scan rebuild. */
+        s = move_aside(idx->db_path, moved, sizeof(moved));
+        if (s != MI_OK) {
+            mi_bufprintf(errbuf, errlen, "%s; and cannot move it aside: %s",
+                         detail, mi_strerror(s));
+            return s;
+        }
+        mi_bufprintf(idx->notice, sizeof(idx->notice),
+                     "%s; moved it to %s and started a new catalog",
+                     detail, moved);
+        s = mi_catalog_open(&idx->writer, idx->db_path, true, detail,
+                            sizeof(detail));
+    }
+    if (s != MI_OK) {
+        mi_bufprintf(errbuf, errlen, "%s: %s", idx->db_path, detail);
+        return s;
+    }
+    {
+        uint64_t gen = 0;
+        mi_catalog_get_generation(idx->writer, &gen);
+        atomic_store(&idx->generation, gen);
+    }
+    return MI_OK;
+}
+
+static unsigned int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (unsigned int)n;
+}
+
+mi_status mi_index_open(mi_index **out, const char *storage_dir,
+                        const mi_index_options *opts,
+                        char *errbuf, size_t errbuf_len)
+{
+    mi_index *idx = NULL;
+    char state[PATH_MAX];
+    struct stat st;
+    mi_status s;
+
+    if (errbuf && errbuf_len)
+        errbuf[0] = '\0';
+    if (!out)
+        return MI_EINVAL;
+    *out = NULL;
+    if (!storage_dir || !*storage_dir) {
+        mi_bufprintf(errbuf, errbuf_len, "no storage folder given");
+        return MI_EINVAL;
+    }
+    if (opts && (opts->version < 1 || opts->version > MI_INDEX_OPTIONS_VERSION)) {
+        mi_bufprintf(errbuf, errbuf_len, "unknown options version %u",
+                     opts->version);
+        return MI_EINVAL;
+    }
+
+    idx = calloc(1, sizeof(*idx));
+    if (!idx)
+        return MI_ENOMEM;
+    idx->root_fd = -1;
+    pthread_mutex_init(&idx->wlock, NULL);
+    pthread_mutex_init(&idx->plock, NULL);
+    if (pthread_key_create(&idx->errkey, NULL) != 0) {
+        pthread_mutex_destroy(&idx->wlock);
+        pthread_mutex_destroy(&idx->plock);
+        free(idx);
+        mi_bufprintf(errbuf, errbuf_len, "out of thread-specific keys");
+        return MI_ENOMEM;
+    }
+    idx->threads = opts && opts->threads ? opts->threads : online_cores();
+    if (idx->threads > 256)
+        idx->threads = 256;
+
+    idx->root = realpath(storage_dir, NULL);
+    if (!idx->root) {
+        s = mi_status_from_errno(errno);
+        mi_bufprintf(errbuf, errbuf_len, "storage folder %s: %s", storage_dir,
+                     strerror(errno));
+        goto fail;
+    }
+    if (stat(idx->root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        s = MI_ENOTDIR;
+        mi_bufprintf(errbuf, errbuf_len, "storage folder %s: not a directory",
+                     storage_dir);
+        goto fail;
+    }
+    idx->root_fd = open(idx->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (idx->root_fd < 0) {
+        s = mi_status_from_errno(errno);
+        mi_bufprintf(errbuf, errbuf_len, "storage folder %s: %s", storage_dir,
+                     strerror(errno));
+        goto fail;
+    }
+    if (mkdirat(idx->root_fd, ".mediaindex", 0755) != 0 && errno != EEXIST) {
+        s = mi_status_from_errno(errno);
+        mi_bufprintf(errbuf, errbuf_len, "cannot create %s/.mediaindex: %s",
+                     idx->root, strerror(errno));
+        goto fail;
+    }
+    mi_bufprintf(state, sizeof(state), "%s/.mediaindex/index.sqlite3", idx->root);
+    idx->db_path = strdup(state);
+    if (!idx->db_path) {
+        s = MI_ENOMEM;
+        goto fail;
+    }
+    s = open_catalog(idx, errbuf, errbuf_len);
+    if (s != MI_OK)
+        goto fail;
+    *out = idx;
+    return MI_OK;
+
+fail:
+    mi_index_close(idx);
+    return s;
+}
+
+void mi_index_close(mi_index *idx)
+{
+    mi_conn *c, *next;
+    errslot *slot, *snext;
+
+    if (!idx)
+        return;
+    for (c = idx->idle; c; c = next) {
+        next = c->next;
+        mi_catalog_close(c);
+    }
+    mi_catalog_close(idx->writer);
+    for (slot = idx->slots; slot; slot = snext) {
+        snext = slot->next;
+        free(slot);
+    }
+    pthread_key_delete(idx->errkey);
+    pthread_mutex_destroy(&idx->wlock);
+    pthread_mutex_destroy(&idx->plock);
+    if (idx->root_fd >= 0)
+        close(idx->root_fd);
+    free(idx->root);
+    free(idx->db_path);
+    free(idx);
+}
+
+const char *mi_index_storage_dir(const mi_index *idx)
+{
+    return idx ? idx->root : NULL;
+}
+
+int mi_index_root_fd(const mi_index *idx)
+{
+    return idx->root_fd;
+}
+
+unsigned int mi_index_threads(const mi_index *idx)
+{
+    return idx->threads;
+}
+
+mi_status mi_index_scan_begin(mi_index *idx)
+{
+    bool expected = false;
+
+    if (!atomic_compare_exchange_strong(&idx->scanning, &expected, true))
+        return mi_index_fail(idx, MI_EBUSY, "a scan is already running");
+    return MI_OK;
+}
+
+void mi_index_scan_end(mi_index *idx)
+{
+    atomic_store(&idx->scanning, false);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections                                                             */
+
+mi_status mi_index_reader(mi_index *idx, mi_conn **out)
+{
+    char detail[ERRMSG_LEN];
+    mi_conn *c;
+    mi_status s;
+
+    pthread_mutex_lock(&idx->plock);
+    c = idx->idle;
+    if (c) {
+        idx->idle = c->next;
+        idx->n_idle--;
+    }
+    pthread_mutex_unlock(&idx->plock);
+    if (c) {
+        *out = c;
+        return MI_OK;
+    }
+    s = mi_catalog_open(&c, idx->db_path, false, detail, sizeof(detail));
+    if (s != MI_OK) {
+        *out = NULL;
+        return mi_index_fail(idx, s, "%s", detail);
+    }
+    *out = c;
+    return MI_OK;
+}
+
+void mi_index_release(mi_index *idx, mi_conn *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&idx->plock);
+    if (idx->n_idle < MAX_IDLE_READERS) {
+        c->next = idx->idle;
+        idx->idle = c;
+        idx->n_idle++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&idx->plock);
+    mi_catalog_close(c);
+}
+
+mi_conn *mi_index_writer_lock(mi_index *idx)
+{
+    pthread_mutex_lock(&idx->wlock);
+    return idx->writer;
+}
+
+void mi_index_writer_unlock(mi_index *idx, bool changed)
+{
+    if (changed)
+        atomic_fetch_add(&idx->generation, 1);
+    pthread_mutex_unlock(&idx->wlock);
+}
+
+uint64_t mi_index_generation(mi_index *idx)
+{
+    return idx ? atomic_load(&idx->generation) : 0;
+}
+
+mi_status mi_index_count(mi_index *idx, uint64_t *media, uint64_t *files)
+{
+    mi_conn *c;
+    mi_status s;
+
+    if (media)
+        *media = 0;
+    if (files)
+        *files = 0;
+    if (!idx)
+        return MI_EINVAL;
+    s = mi_index_reader(idx, &c);
+    if (s != MI_OK)
+        return s;
+    s = mi_catalog_count(c, media, files);
+    if (s != MI_OK)
+        mi_index_fail(idx, s, "counting: %s", sqlite3_errmsg(c->db));
+    mi_index_release(idx, c);
+    return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Entries                                                                 */
+
+struct mi_entry {
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1];
+    uint64_t size;
+    int64_t mtime_ns, ctime_ns, date;
+    mi_date_source date_source;
+    mi_kind kind;
+    uint32_t width, height;
+    int orientation;
+    bool has_gps;
+    double lat, lon;
+
+    /* Strings live in one buffer, reused by a cursor from row to row:
+     * offsets are kept while it grows, pointers made at the end. */
+    char *buf;
+    size_t len, cap;
+    size_t off_path, off_filename, off_mime, off_make, off_model;
+    bool has_make, has_model;
+    size_t *dup_off;
+    const char **dups;
+    size_t ndups, dup_cap;
+};
+
+static mi_status buf_add(mi_entry *e, const void *data, size_t n, size_t *off)
+{
+    if (n > SIZE_MAX / 2 - e->len - 1)
+        return MI_ETOOBIG;
+    if (e->len + n + 1 > e->cap) {
+        size_t cap = e->cap ? e->cap : 256;
+        char *p;
+
+        while (cap < e->len + n + 1)
+            cap *= 2;
+        p = realloc(e->buf, cap);
+        if (!p)
+            return MI_ENOMEM;
+        e->buf = p;
+        e->cap = cap;
+    }
+    *off = e->len;
+    if (n)
+        memcpy(e->buf + e->len, data, n);
+    e->buf[e->len + n] = '\0';
+    e->len += n + 1;
+    return MI_OK;
+}
+
+static mi_status buf_add_column(mi_entry *e, sqlite3_stmt *st, int col,
+                                size_t *off, bool *present)
+{
+    const void *p;
+    int n;
+
+    if (present)
+        *present = sqlite3_column_type(st, col) != SQLITE_NULL;
+    p = sqlite3_column_blob(st, col);
+    n = sqlite3_column_bytes(st, col);
+    return buf_add(e, p, p ? (size_t)n : 0, off);
+}
+
+/* Fill `e` from the current row: its main path and fields. */
+static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
+{
+    const void *hash = sqlite3_column_blob(st, 0);
+    const char *path, *slash;
+    mi_status s;
+
+    if (!hash || sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
+        return MI_EFORMAT;
+    memcpy(e->hash, hash, MI_HASH_SIZE);
+    mi_hash_to_hex(e->hex, e->hash);
+    e->len = 0;
+    e->ndups = 0;
+
+    s = buf_add_column(e, st, 1, &e->off_path, NULL);
+    if (s == MI_OK) {
+        path = e->buf + e->off_path;
+        slash = strrchr(path, '/');
+        e->off_filename = e->off_path + (slash ? (size_t)(slash + 1 - path) : 0);
+        s = buf_add_column(e, st, 5, &e->off_mime, NULL);
+    }
+    if (s == MI_OK)
+        s = buf_add_column(e, st, 14, &e->off_make, &e->has_make);
+    if (s == MI_OK)
+        s = buf_add_column(e, st, 15, &e->off_model, &e->has_model);
+    if (s != MI_OK)
+        return s;
+
+    e->size = (uint64_t)sqlite3_column_int64(st, 2);
+    e->mtime_ns = sqlite3_column_int64(st, 3);
+    e->ctime_ns = sqlite3_column_int64(st, 4);
+    e->kind = sqlite3_column_int(st, 6) == MI_KIND_VIDEO ? MI_KIND_VIDEO
+                                                         : MI_KIND_IMAGE;
+    if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+        e->date = sqlite3_column_int64(st, 7);
+        e->date_source = (mi_date_source)sqlite3_column_int(st, 8);
+    } else {
+        /* Floor division: seconds of a negative ctime round down. */
+        int64_t ns = e->ctime_ns;
+        e->date = ns / 1000000000 - (ns % 1000000000 < 0);
+        e->date_source = MI_DATE_CTIME;
+    }
+    e->width = (uint32_t)sqlite3_column_int64(st, 9);
+    e->height = (uint32_t)sqlite3_column_int64(st, 10);
+    e->orientation = sqlite3_column_int(st, 11);
+    e->has_gps = sqlite3_column_type(st, 12) != SQLITE_NULL &&
+                 sqlite3_column_type(st, 13) != SQLITE_NULL;
+    e->lat = e->has_gps ? sqlite3_column_double(st, 12) : 0.0;
+    e->lon = e->has_gps ? sqlite3_column_double(st, 13) : 0.0;
+    return MI_OK;
+}
+
+/* Add the path of the current row as another path of the same content. */
+static mi_status entry_add_dup(mi_entry *e, sqlite3_stmt *st)
+{
+    size_t off;
+    mi_status s;
+
+    if (e->ndups == e->dup_cap) {
+        size_t cap = e->dup_cap ? e->dup_cap * 2 : 4;
+        size_t *p = realloc(e->dup_off, cap * sizeof(*p));
+
+        if (!p)
+            return MI_ENOMEM;
+        e->dup_off = p;
+        e->dup_cap = cap;
+    }
+    s = buf_add_column(e, st, 1, &off, NULL);
+    if (s == MI_OK)
+        e->dup_off[e->ndups++] = off;
+    return s;
+}
+
+/* Make the pointers of the dup list once the buffer has stopped moving. */
+static mi_status entry_finish(mi_entry *e)
+{
+    size_t i;
+
+    if (e->ndups) {
+        const char **p = realloc(e->dups, e->ndups * sizeof(*p));
+
+        if (!p)
+            return MI_ENOMEM;
+        e->dups = p;
+        for (i = 0; i < e->ndups; i++)
+            e->dups[i] = e->buf + e->dup_off[i];
+    }
+    return MI_OK;
+}
+
+void mi_entry_free(mi_entry *e)
+{
+    if (!e)
+        return;
+    free(e->buf);
+    free(e->dup_off);
+    free(e->dups);
+    free(e);
+}
+
+mi_status mi_lookup(mi_entry **out, mi_index *idx,
+                    const uint8_t hash[MI_HASH_SIZE])
+{
+    mi_entry *e = NULL;
+    mi_conn *c;
+    mi_status s;
+    int rc;
+
+    if (!out)
+        return MI_EINVAL;
+    *out = NULL;
+    if (!idx || !hash)
+        return MI_EINVAL;
+    s = mi_index_reader(idx, &c);
+    if (s != MI_OK)
+        return s;
+
+    sqlite3_bind_blob(c->lookup, 1, hash, MI_HASH_SIZE, SQLITE_STATIC);
+    rc = sqlite3_step(c->lookup);
+    if (rc == SQLITE_DONE) {
+        char hex[MI_HASH_HEX_LEN + 1];
+        mi_hash_to_hex(hex, hash);
+        s = mi_index_fail(idx, MI_ENOTFOUND, "no media with hash %s", hex);
+        goto out;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        s = MI_ENOMEM;
+        goto out;
+    }
+    s = rc == SQLITE_ROW ? entry_from_row(e, c->lookup) : MI_EDB;
+    while (s == MI_OK && (rc = sqlite3_step(c->lookup)) == SQLITE_ROW)
+        s = entry_add_dup(e, c->lookup);
+    if (s == MI_OK && rc != SQLITE_DONE)
+        s = MI_EDB;
+    if (s == MI_OK)
+        s = entry_finish(e);
+    if (s != MI_OK)
+        mi_index_fail(idx, s, "lookup: %s", sqlite3_errmsg(c->db));
+out:
+    sqlite3_reset(c->lookup);
+    sqlite3_clear_bindings(c->lookup);
+    mi_index_release(idx, c);
+    if (s != MI_OK) {
+        mi_entry_free(e);
+        return s;
+    }
+    *out = e;
+    return MI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Cursors                                                                 */
+
+struct mi_cursor {
+    mi_index *idx;
+    mi_conn *conn;
+    mi_entry entry;
+    bool started, has_row, pending, done;
+};
+
+mi_status mi_cursor_new(mi_cursor **out, mi_index *idx)
+{
+    mi_cursor *c;
+    mi_status s;
+
+    if (!out)
+        return MI_EINVAL;
+    *out = NULL;
+    if (!idx)
+        return MI_EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return MI_ENOMEM;
+    c->idx = idx;
+    s = mi_index_reader(idx, &c->conn);
+    if (s != MI_OK) {
+        free(c);
+        return s;
+    }
+    *out = c;
+    return MI_OK;
+}
+
+/*
+ * The statement walks rows in (hash, path) order; an entry is the first row
+ * of a hash plus the paths of the following rows with the same hash.  So the
+ * cursor reads one row ahead: `pending` means the statement stands on the
+ * first row of the next entry.
+ */
+mi_status mi_cursor_next(mi_cursor *c)
+{
+    sqlite3_stmt *st;
+    mi_status s;
+    int rc;
+
+    if (!c)
+        return MI_EINVAL;
+    c->has_row = false;
+    if (c->done)
+        return MI_DONE;
+    st = c->conn->all;
+    if (!c->pending) {
+        rc = sqlite3_step(st);
+        c->started = true;
+        if (rc == SQLITE_DONE) {
+            c->done = true;
+            return MI_DONE;
+        }
+        if (rc != SQLITE_ROW)
+            goto db_fail;
+    }
+    s = entry_from_row(&c->entry, st);
+    c->pending = false;
+    while (s == MI_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *h = sqlite3_column_blob(st, 0);
+        if (!h || sqlite3_column_bytes(st, 0) != MI_HASH_SIZE ||
+            memcmp(h, c->entry.hash, MI_HASH_SIZE) != 0) {
+            c->pending = true;
+            break;
+        }
+        s = entry_add_dup(&c->entry, st);
+    }
+    if (s != MI_OK)
+        return mi_index_fail(c->idx, s, "cursor: %s", mi_strerror(s));
+    if (!c->pending) {
+        if (rc != SQLITE_DONE)
+            goto db_fail;
+        c->done = true;
+    }
+    s = entry_finish(&c->entry);
+    if (s != MI_OK)
+        return s;
+    c->has_row = true;
+    return MI_ROW;
+
+db_fail:
+    c->done = true;
+    return mi_index_fail(c->idx, MI_EDB, "cursor: %s",
+                         sqlite3_errmsg(c->conn->db));
+}
+
+const mi_entry *mi_cursor_entry(const mi_cursor *c)
+{
+    return c && c->has_row ? &c->entry : NULL;
+}
+
+void mi_cursor_free(mi_cursor *c)
+{
+    if (!c)
+        return;
+    sqlite3_reset(c->conn->all);
+    mi_index_release(c->idx, c->conn);
+    free(c->entry.buf);
+    free(c->entry.dup_off);
+    free(c->entry.dups);
+    free(c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Getters                                                                 */
+
+const uint8_t *mi_entry_hash(const mi_entry *e) { return e ? e->hash : NULL; }
+const char *mi_entry_hash_hex(const mi_entry *e) { return e ? e->hex : NULL; }
+const char *mi_entry_filename(const mi_entry *e)
+{
+    return e ? e->buf + e->off_filename : NULL;
+}
+const char *mi_entry_path(const mi_entry *e)
+{
+    return e ? e->buf + e->off_path : NULL;
+}
+uint64_t mi_entry_size(const mi_entry *e) { return e ? e->size : 0; }
+int64_t mi_entry_mtime_ns(const mi_entry *e) { return e ? e->mtime_ns : 0; }
+int64_t mi_entry_ctime_ns(const mi_entry *e) { return e ? e->ctime_ns : 0; }
+int64_t mi_entry_creation_date(const mi_entry *e) { return e ? e->date : 0; }
+mi_date_source mi_entry_creation_source(const mi_entry *e)
+{
+    return e ? e->date_source : MI_DATE_CTIME;
+}
+mi_kind mi_entry_kind(const mi_entry *e) { return e ? e->kind : MI_KIND_IMAGE; }
+const char *mi_entry_mime_type(const mi_entry *e)
+{
+    return e ? e->buf + e->off_mime : NULL;
+}
+uint32_t mi_entry_width(const mi_entry *e) { return e ? e->width : 0; }
+uint32_t mi_entry_height(const mi_entry *e) { return e ? e->height : 0; }
+int mi_entry_orientation(const mi_entry *e) { return e ? e->orientation : 0; }
+
+int mi_entry_gps(const mi_entry *e, double *lat, double *lon)
+{
+    if (!e || !e->has_gps)
+        return 0;
+    if (lat)
+        *lat = e->lat;
+    if (lon)
+        *lon = e->lon;
+    return 1;
+}
+
+const char *mi_entry_make(const mi_entry *e)
+{
+    return e && e->has_make ? e->buf + e->off_make : NULL;
+}
+const char *mi_entry_model(const mi_entry *e)
+{
+    return e && e->has_model ? e->buf + e->off_model : NULL;
+}
+size_t mi_entry_dup_count(const mi_entry *e) { return e ? e->ndups : 0; }
+const char *mi_entry_dup_path(const mi_entry *e, size_t i)
+{
+    return e && i < e->ndups ? e->dups[i] : NULL;
+}

@@ -1,0 +1,765 @@
+/*
+ * scan.c - walk the storage folder, detect changes, feed the workers.
+ *
+ * The walk and the catalog are merged like two sorted lists.  The catalog
+ * yields its paths in byte order (an index, no sort, nothing loaded into
+ * memory); the walk yields paths in the same order because each directory's
+ * children are sorted by name, with "/" appended to directories' names (so
+ * "a.txt" < "a/x", as the bytes of the full paths compare).  Each disk path
+ * is then new, unchanged or changed, and each catalog path that the walk
+ * steps over is gone.  Memory stays bounded by the largest directory, not
+ * by the library.
+ *
+ * New and changed files go to a bounded queue served by worker threads,
+ * which read metadata and hash; the scanning thread alone writes to the
+ * catalog, in transactions of a few thousand rows, taking the writer lock
+ * only for the length of one transaction.
+ */
+#include "config.h"
+#include "mi-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_CAP 64              /* jobs waiting for a worker */
+#define BATCH_ROWS 4000           /* rows per transaction ... */
+#define BATCH_NS 250000000LL      /* ... or this long, whichever first */
+#define PROGRESS_NS 100000000LL   /* progress callback period */
+#define READ_BUF (1u << 20)       /* per-worker read buffer */
+
+typedef struct job {
+    char *path;
+    size_t path_len;
+    bool known;                   /* the catalog has this path */
+    const mi_media_type *type;
+    mi_status status;             /* filled by the worker */
+    mi_file_row row;
+    uint64_t bytes;
+    struct job *next;
+} job;
+
+typedef struct scan {
+    mi_index *idx;
+    int root_fd;
+    const char *root;
+    size_t root_len;
+    unsigned int flags;
+    mi_scan_progress_cb progress;
+    void *payload;
+    mi_scan_stats *stats;
+
+    /* Work queue and results, under `lock`. */
+    pthread_mutex_t lock;
+    pthread_cond_t cv_work;       /* a job was queued, or stop */
+    pthread_cond_t cv_room;       /* a job was taken, or finished */
+    job *q_head, *q_tail;
+    size_t q_len;
+    job *done;                    /* finished jobs, any order */
+    size_t busy;                  /* jobs queued or being worked on */
+    bool stop;
+
+    /* The catalog side of the merge. */
+    mi_conn *reader;
+    sqlite3_stmt *cat;
+    bool cat_done;
+    const char *cat_path;
+    size_t cat_len;
+
+    /* The open write transaction. */
+    mi_conn *writer;
+    size_t batch_rows;
+    bool batch_changed;
+    int64_t batch_start;
+
+    int64_t last_progress;
+    bool cancelled;
+    mi_status fatal;              /* first failure that stops the scan */
+    char errbuf[512];
+
+    char path[MI_MAX_PATH + 1];   /* the walk's current relative path */
+} scan;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+static void job_free(job *j)
+{
+    if (j) {
+        free(j->path);
+        free(j);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Workers                                                                 */
+
+typedef struct worker {
+    scan *sc;
+    pthread_t thread;
+    bool started;
+} worker;
+
+/* Read one file: metadata, then hash.  Never touches the catalog. */
+static void work(scan *sc, job *j, mi_hasher *h, void *buf)
+{
+    struct stat st;
+    int fd;
+
+    fd = openat(sc->root_fd, j->path,
+                O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        j->status = mi_status_from_errno(errno);
+        return;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        j->status = MI_EINVAL;
+        goto out;
+    }
+    /* What is recorded is the state before reading: a file still being
+     * written has changed by the next scan and is read again then. */
+    j->row.size = (uint64_t)st.st_size;
+    j->row.mtime_ns = ts_ns(&st.st_mtim);
+    j->row.ctime_ns = ts_ns(&st.st_ctim);
+    j->row.inode = (uint64_t)st.st_ino;
+    j->row.type = j->type;
+    j->row.path = j->path;
+    j->row.path_len = j->path_len;
+
+    /* Bad metadata is not a failure: the file is still a photo to keep. */
+    if (mi_meta_read_fd(&j->row.meta, fd, j->row.size, j->type) != MI_OK)
+        memset(&j->row.meta, 0, sizeof(j->row.meta));
+    j->status = mi_hash_fd(j->row.hash, fd, h, buf, READ_BUF, &j->bytes);
+out:
+    close(fd);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    scan *sc = w->sc;
+    mi_hasher *h = NULL;
+    void *buf = malloc(READ_BUF);
+    mi_status hs = mi_hasher_new(&h);
+
+    for (;;) {
+        job *j;
+
+        pthread_mutex_lock(&sc->lock);
+        while (!sc->q_head && !sc->stop)
+            pthread_cond_wait(&sc->cv_work, &sc->lock);
+        j = sc->q_head;
+        if (!j) {
+            pthread_mutex_unlock(&sc->lock);
+            break;
+        }
+        sc->q_head = j->next;
+        if (!sc->q_head)
+            sc->q_tail = NULL;
+        sc->q_len--;
+        pthread_mutex_unlock(&sc->lock);
+
+        if (hs != MI_OK || !buf)
+            j->status = MI_ENOMEM;
+        else
+            work(sc, j, h, buf);
+
+        pthread_mutex_lock(&sc->lock);
+        j->next = sc->done;
+        sc->done = j;
+        sc->busy--;
+        pthread_cond_signal(&sc->cv_room);
+        pthread_mutex_unlock(&sc->lock);
+    }
+    mi_hasher_free(h);
+    free(buf);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Catalog writes                                                          */
+
+static void set_fatal(scan *sc, mi_status s)
+{
+    if (sc->fatal == MI_OK)
+        sc->fatal = s;
+}
+
+static bool batch_begin(scan *sc)
+{
+    mi_status s;
+
+    if (sc->writer)
+        return true;
+    if (sc->fatal != MI_OK)
+        return false;
+    sc->writer = mi_index_writer_lock(sc->idx);
+    s = mi_catalog_begin(sc->writer, sc->errbuf, sizeof(sc->errbuf));
+    if (s != MI_OK) {
+        mi_index_writer_unlock(sc->idx, false);
+        sc->writer = NULL;
+        set_fatal(sc, s);
+        return false;
+    }
+    sc->batch_rows = 0;
+    sc->batch_changed = false;
+    sc->batch_start = now_ns();
+    return true;
+}
+
+static void batch_commit(scan *sc)
+{
+    mi_status s = MI_OK;
+    bool changed = sc->batch_changed;
+
+    if (!sc->writer)
+        return;
+    if (changed)
+        s = mi_catalog_set_generation(sc->writer,
+                                      mi_index_generation(sc->idx) + 1,
+                                      sc->errbuf, sizeof(sc->errbuf));
+    if (s == MI_OK)
+        s = mi_catalog_commit(sc->writer, sc->errbuf, sizeof(sc->errbuf));
+    else
+        mi_catalog_rollback(sc->writer);
+    if (s != MI_OK) {
+        set_fatal(sc, s);
+        changed = false;
+    }
+    mi_index_writer_unlock(sc->idx, changed);
+    sc->writer = NULL;
+}
+
+static void batch_maybe_commit(scan *sc)
+{
+    if (sc->writer && (sc->batch_rows >= BATCH_ROWS ||
+                       now_ns() - sc->batch_start >= BATCH_NS))
+        batch_commit(sc);
+}
+
+static void drop_path(scan *sc, const char *path, size_t len)
+{
+    bool deleted = false;
+    mi_status s;
+
+    if (!batch_begin(sc))
+        return;
+    s = mi_catalog_delete(sc->writer, path, len, &deleted, sc->errbuf,
+                          sizeof(sc->errbuf));
+    if (s != MI_OK) {
+        set_fatal(sc, s);
+        return;
+    }
+    sc->batch_rows++;
+    sc->batch_changed |= deleted;
+}
+
+/* Record what a worker found. */
+static void apply(scan *sc, job *j)
+{
+    mi_status s;
+
+    sc->stats->files_hashed += j->status == MI_OK;
+    sc->stats->bytes_hashed += j->bytes;
+    if (j->status != MI_OK) {
+        /* Unreadable, vanished, or no longer a regular file: whatever the
+         * catalog knew of this path is stale. */
+        sc->stats->failed++;
+        if (j->known)
+            drop_path(sc, j->path, j->path_len);
+        return;
+    }
+    if (!batch_begin(sc))
+        return;
+    s = mi_catalog_put(sc->writer, &j->row, sc->errbuf, sizeof(sc->errbuf));
+    if (s != MI_OK) {
+        set_fatal(sc, s);
+        return;
+    }
+    sc->batch_rows++;
+    sc->batch_changed = true;
+    if (j->known)
+        sc->stats->changed++;
+    else
+        sc->stats->added++;
+}
+
+/* Apply every finished job; with `all`, wait for the busy ones first. */
+static void drain(scan *sc, bool all)
+{
+    job *list, *next;
+
+    pthread_mutex_lock(&sc->lock);
+    if (all)
+        while (sc->busy)
+            pthread_cond_wait(&sc->cv_room, &sc->lock);
+    list = sc->done;
+    sc->done = NULL;
+    pthread_mutex_unlock(&sc->lock);
+
+    for (; list; list = next) {
+        next = list->next;
+        apply(sc, list);
+        job_free(list);
+    }
+    batch_maybe_commit(sc);
+}
+
+static void progress(scan *sc, bool force)
+{
+    int64_t t = now_ns();
+
+    if (!sc->progress || (!force && t - sc->last_progress < PROGRESS_NS))
+        return;
+    sc->last_progress = t;
+    if (sc->progress(sc->stats, sc->payload) != 0)
+        sc->cancelled = true;
+}
+
+static bool scan_going(const scan *sc)
+{
+    return !sc->cancelled && sc->fatal == MI_OK;
+}
+
+static void enqueue(scan *sc, const char *path, size_t len, bool known,
+                    const mi_media_type *type)
+{
+    job *j = calloc(1, sizeof(*j));
+
+    if (j)
+        j->path = malloc(len + 1);
+    if (!j || !j->path) {
+        job_free(j);
+        set_fatal(sc, MI_ENOMEM);
+        return;
+    }
+    memcpy(j->path, path, len + 1);
+    j->path_len = len;
+    j->known = known;
+    j->type = type;
+
+    pthread_mutex_lock(&sc->lock);
+    while (sc->q_len >= QUEUE_CAP) {
+        /* Apply results while the workers catch up. */
+        pthread_mutex_unlock(&sc->lock);
+        drain(sc, false);
+        pthread_mutex_lock(&sc->lock);
+        if (sc->q_len >= QUEUE_CAP && !sc->done)
+            pthread_cond_wait(&sc->cv_room, &sc->lock);
+    }
+    if (sc->q_tail)
+        sc->q_tail->next = j;
+    else
+        sc->q_head = j;
+    sc->q_tail = j;
+    sc->q_len++;
+    sc->busy++;
+    pthread_cond_signal(&sc->cv_work);
+    pthread_mutex_unlock(&sc->lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The merge                                                               */
+
+static void cat_step(scan *sc)
+{
+    int rc = sqlite3_step(sc->cat);
+
+    if (rc == SQLITE_ROW) {
+        sc->cat_path = sqlite3_column_blob(sc->cat, 0);
+        sc->cat_len = (size_t)sqlite3_column_bytes(sc->cat, 0);
+        if (!sc->cat_path)
+            sc->cat_path = "";
+        return;
+    }
+    sc->cat_done = true;
+    sc->cat_path = NULL;
+    sc->cat_len = 0;
+    if (rc != SQLITE_DONE) {
+        mi_bufprintf(sc->errbuf, sizeof(sc->errbuf), "catalog: reading: %s",
+                     sqlite3_errmsg(sc->reader->db));
+        set_fatal(sc, MI_EDB);
+    }
+}
+
+static int pathcmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* Drop every catalog path before `path` (the disk no longer has them). */
+static void cat_remove_before(scan *sc, const char *path, size_t len)
+{
+    while (!sc->cat_done && scan_going(sc) &&
+           (!path || pathcmp(sc->cat_path, sc->cat_len, path, len) < 0)) {
+        drop_path(sc, sc->cat_path, sc->cat_len);
+        sc->stats->removed++;
+        cat_step(sc);
+    }
+}
+
+/* Step over the catalog paths under `prefix` (ending in "/") without
+ * dropping them: a directory we could not read may be back next time. */
+static void cat_keep_prefix(scan *sc, const char *prefix, size_t len)
+{
+    cat_remove_before(sc, prefix, len);
+    while (!sc->cat_done && sc->cat_len >= len &&
+           memcmp(sc->cat_path, prefix, len) == 0)
+        cat_step(sc);
+}
+
+/* A media file found on disk, with the stat of what it points to. */
+static void visit(scan *sc, size_t len, const struct stat *st,
+                  const mi_media_type *type)
+{
+    const char *path = sc->path;
+    bool known = false, unchanged = false;
+
+    sc->stats->seen++;
+    cat_remove_before(sc, path, len);
+    if (!sc->cat_done && pathcmp(sc->cat_path, sc->cat_len, path, len) == 0) {
+        known = true;
+        unchanged = !(sc->flags & MI_SCAN_FULL) &&
+                    (uint64_t)sqlite3_column_int64(sc->cat, 1) ==
+                        (uint64_t)st->st_size &&
+                    sqlite3_column_int64(sc->cat, 2) == ts_ns(&st->st_mtim) &&
+                    (uint64_t)sqlite3_column_int64(sc->cat, 3) ==
+                        (uint64_t)st->st_ino;
+        cat_step(sc);
+    }
+    if (unchanged)
+        sc->stats->unchanged++;
+    else
+        enqueue(sc, path, len, known, type);
+    drain(sc, false);
+    progress(sc, false);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The walk                                                                */
+
+typedef struct child {
+    char *name;
+    size_t len;
+    bool is_dir;
+} child;
+
+/* The byte at position i of a child's sort key: its name, then "/" for a
+ * directory. */
+static int key_byte(const child *c, size_t i)
+{
+    return i < c->len ? (unsigned char)c->name[i] : '/';
+}
+
+static int child_cmp(const void *pa, const void *pb)
+{
+    const child *a = pa, *b = pb;
+    size_t ka = a->len + a->is_dir, kb = b->len + b->is_dir;
+    size_t n = a->len < b->len ? a->len : b->len;
+    size_t i;
+    int c = memcmp(a->name, b->name, n);
+
+    if (c)
+        return c;
+    for (i = n; i < ka && i < kb; i++) {
+        int x = key_byte(a, i), y = key_byte(b, i);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return ka < kb ? -1 : ka > kb;
+}
+
+static bool skipped_dir(const char *name)
+{
+    return strcmp(name, ".mediaindex") == 0 || strcmp(name, ".thumbnails") == 0;
+}
+
+/* Is the symlink at the current path a file inside the storage folder?
+ * On success *st holds the target's stat. */
+static bool symlink_inside(scan *sc, size_t len, struct stat *st)
+{
+    char full[PATH_MAX], *real;
+    bool inside = false;
+
+    if (sc->root_len + 1 + len >= sizeof(full))
+        return false;
+    memcpy(full, sc->root, sc->root_len);
+    full[sc->root_len] = '/';
+    memcpy(full + sc->root_len + 1, sc->path, len + 1);
+    real = realpath(full, NULL);
+    if (!real)
+        return false;
+    if (strncmp(real, sc->root, sc->root_len) == 0 &&
+        (sc->root_len == 1 || real[sc->root_len] == '/') &&
+        stat(real, st) == 0 && S_ISREG(st->st_mode))
+        inside = true;
+    free(real);
+    return inside;
+}
+
+static void walk(scan *sc, int dirfd, size_t len, int depth);
+
+static void walk_child(scan *sc, int dirfd, const child *ch, size_t len,
+                       int depth)
+{
+    const mi_media_type *type;
+    struct stat st;
+    size_t n = len + ch->len;
+
+    if (n + 1 > MI_MAX_PATH) {
+        sc->stats->failed++;
+        return;
+    }
+    memcpy(sc->path + len, ch->name, ch->len + 1);
+
+    if (ch->is_dir) {
+        int fd;
+
+        if (skipped_dir(ch->name) || depth >= MI_MAX_DEPTH)
+            return;
+        fd = openat(dirfd, ch->name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        sc->path[n] = '/';
+        sc->path[n + 1] = '\0';
+        if (fd < 0) {
+            sc->stats->failed++;
+            cat_keep_prefix(sc, sc->path, n + 1);
+            return;
+        }
+        walk(sc, fd, n + 1, depth + 1);
+        return;
+    }
+
+    type = mi_media_from_name(ch->name);
+    if (!type)
+        return;
+    if (fstatat(dirfd, ch->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return;                     /* vanished since readdir */
+    if (S_ISLNK(st.st_mode)) {
+        if (!symlink_inside(sc, n, &st))
+            return;
+    } else if (!S_ISREG(st.st_mode)) {
+        return;                     /* FIFOs, sockets, devices */
+    }
+    visit(sc, n, &st, type);
+}
+
+/* Walk the directory open at `dirfd` (consumed), whose path is
+ * sc->path[0..len) ("" or ending in "/"). */
+static void walk(scan *sc, int dirfd, size_t len, int depth)
+{
+    child *kids = NULL;
+    size_t nkids = 0, cap = 0, i;
+    struct dirent *de;
+    DIR *dir;
+
+    dir = fdopendir(dirfd);
+    if (!dir) {
+        close(dirfd);
+        sc->stats->failed++;
+        if (len)
+            cat_keep_prefix(sc, sc->path, len);
+        return;
+    }
+    while ((de = readdir(dir)) != NULL && nkids < MI_MAX_DIR_ENTRIES) {
+        const char *name = de->d_name;
+        bool is_dir;
+
+        if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+            continue;
+        if (de->d_type == DT_DIR) {
+            is_dir = true;
+        } else if (de->d_type == DT_UNKNOWN) {
+            struct stat st;
+            is_dir = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                     S_ISDIR(st.st_mode);
+            if (!is_dir && !mi_media_from_name(name))
+                continue;
+        } else {
+            is_dir = false;
+            if (!mi_media_from_name(name))
+                continue;           /* not media: never looked at again */
+        }
+        if (nkids == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            child *p = realloc(kids, ncap * sizeof(*p));
+            if (!p)
+                break;
+            kids = p;
+            cap = ncap;
+        }
+        kids[nkids].len = strlen(name);
+        kids[nkids].name = strdup(name);
+        kids[nkids].is_dir = is_dir;
+        if (!kids[nkids].name)
+            break;
+        nkids++;
+    }
+    if (de != NULL && nkids < MI_MAX_DIR_ENTRIES)
+        set_fatal(sc, MI_ENOMEM);
+
+    qsort(kids, nkids, sizeof(*kids), child_cmp);
+    for (i = 0; i < nkids && scan_going(sc); i++)
+        walk_child(sc, dirfd, &kids[i], len, depth);
+    for (i = 0; i < nkids; i++)
+        free(kids[i].name);
+    free(kids);
+    closedir(dir);
+    sc->path[len] = '\0';
+}
+
+/* ---------------------------------------------------------------------- */
+/* Entry point                                                             */
+
+mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
+                  mi_scan_stats *stats_out)
+{
+    mi_scan_stats stats = MI_SCAN_STATS_INIT;
+    worker *workers = NULL;
+    unsigned int nworkers, i;
+    scan *sc;
+    mi_status s;
+    int fd;
+
+    if (!idx)
+        return MI_EINVAL;
+    if (opts && (opts->version < 1 || opts->version > MI_SCAN_OPTIONS_VERSION))
+        return mi_index_fail(idx, MI_EINVAL, "unknown scan options version %u",
+                             opts->version);
+    if (stats_out && (stats_out->version < 1 ||
+                      stats_out->version > MI_SCAN_STATS_VERSION))
+        return mi_index_fail(idx, MI_EINVAL, "unknown scan stats version %u",
+                             stats_out->version);
+    s = mi_index_scan_begin(idx);
+    if (s != MI_OK)
+        return s;
+    mi_index_clear_error(idx);
+
+    sc = calloc(1, sizeof(*sc));
+    if (!sc) {
+        mi_index_scan_end(idx);
+        return MI_ENOMEM;
+    }
+    sc->idx = idx;
+    sc->root_fd = mi_index_root_fd(idx);
+    sc->root = mi_index_storage_dir(idx);
+    sc->root_len = strlen(sc->root);
+    sc->flags = opts ? opts->flags : 0;
+    sc->progress = opts ? opts->progress : NULL;
+    sc->payload = opts ? opts->payload : NULL;
+    sc->stats = &stats;
+    sc->last_progress = now_ns();
+    pthread_mutex_init(&sc->lock, NULL);
+    pthread_cond_init(&sc->cv_work, NULL);
+    pthread_cond_init(&sc->cv_room, NULL);
+
+    /* The catalog's paths, from a snapshot that the scan's own commits do
+     * not disturb. */
+    s = mi_index_reader(idx, &sc->reader);
+    if (s != MI_OK)
+        goto out;
+    sc->cat = sc->reader->by_path;
+    cat_step(sc);
+
+    nworkers = mi_index_threads(idx);
+    workers = calloc(nworkers, sizeof(*workers));
+    if (!workers) {
+        s = MI_ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < nworkers; i++) {
+        workers[i].sc = sc;
+        workers[i].started =
+            pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) == 0;
+    }
+    if (!workers[0].started) {
+        set_fatal(sc, MI_ENOMEM);
+        mi_bufprintf(sc->errbuf, sizeof(sc->errbuf),
+                     "cannot start worker threads");
+    }
+
+    fd = scan_going(sc) ? openat(sc->root_fd, ".",
+                                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                        : -1;
+    if (fd >= 0) {
+        sc->path[0] = '\0';
+        walk(sc, fd, 0, 0);
+    } else if (scan_going(sc)) {
+        set_fatal(sc, mi_status_from_errno(errno));
+        mi_bufprintf(sc->errbuf, sizeof(sc->errbuf), "%s: cannot read: %s",
+                     sc->root, strerror(errno));
+    }
+
+    /* Let the workers finish what they hold, then stop them. */
+    drain(sc, true);
+    pthread_mutex_lock(&sc->lock);
+    sc->stop = true;
+    pthread_cond_broadcast(&sc->cv_work);
+    pthread_mutex_unlock(&sc->lock);
+    for (i = 0; i < nworkers; i++)
+        if (workers[i].started)
+            pthread_join(workers[i].thread, NULL);
+    drain(sc, true);
+
+    /* Whatever the catalog still lists past the last disk path is gone;
+     * but a cancelled or failed scan did not see the whole disk. */
+    if (scan_going(sc))
+        cat_remove_before(sc, NULL, 0);
+    if (sc->fatal == MI_OK)
+        batch_commit(sc);
+    else if (sc->writer) {
+        mi_catalog_rollback(sc->writer);
+        mi_index_writer_unlock(idx, false);
+        sc->writer = NULL;
+    }
+    if (sc->fatal == MI_OK)
+        progress(sc, true);
+
+    if (sc->fatal != MI_OK)
+        s = mi_index_fail(idx, sc->fatal, "scan: %s",
+                          sc->errbuf[0] ? sc->errbuf : mi_strerror(sc->fatal));
+    else if (sc->cancelled)
+        s = mi_index_fail(idx, MI_EABORTED, "scan cancelled by the caller");
+    else
+        s = MI_OK;
+
+out:
+    if (sc->reader) {
+        sqlite3_reset(sc->cat);
+        mi_index_release(idx, sc->reader);
+    }
+    free(workers);
+    pthread_mutex_destroy(&sc->lock);
+    pthread_cond_destroy(&sc->cv_work);
+    pthread_cond_destroy(&sc->cv_room);
+    free(sc);
+    if (stats_out) {
+        unsigned int version = stats_out->version;
+        *stats_out = stats;
+        stats_out->version = version;
+    }
+    mi_index_scan_end(idx);
+    return s;
+}

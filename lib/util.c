@@ -1,0 +1,66 @@
+/*
+ * util.c - small helpers shared by the modules.
+ */
+#include "config.h"
+#include "mi-private.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+const char *mi_version(void)
+{
+    return MI_VERSION_STRING;
+}
+
+const char *mi_strerror(int status)
+{
+    switch (status) {
+#define MI__STATUS_CASE(name, value, message) \
+    case MI_##name:                           \
+        return message;
+        MI_STATUS_MAP(MI__STATUS_CASE)
+#undef MI__STATUS_CASE
+    }
+    return "unknown status";
+}
+
+void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!buf || len == 0)
+        return;
+    va_start(ap, fmt);
+    if (vsnprintf(buf, len, fmt, ap) < 0)
+        buf[0] = '\0';
+    va_end(ap);
+}
+
+mi_status mi_status_from_errno(int err)
+{
+    switch (err) {
+    case 0:
+        return MI_OK;
+    case ENOENT:
+        return MI_ENOTFOUND;
+    case EACCES:
+    case EPERM:
+        return MI_EACCES;
+    case ENOTDIR:
+        return MI_ENOTDIR;
+    case ENOMEM:
+        return MI_ENOMEM;
+    case EEXIST:
+        return MI_EEXISTS;
+    case EINVAL:
+        return MI_EINVAL;
+    case ENAMETOOLONG:
+    case EFBIG:
+        return MI_ETOOBIG;
+    case EBUSY:
+        return MI_EBUSY;
+    default:
+        return MI_EIO;
+    }
+}
