@@ -1,0 +1,483 @@
+/*
+ * fixtures.c - test fixtures: images with chosen EXIF, temporary trees.
+ *
+ * Pixels come from stb_image_write (compiled here, static, and only here);
+ * EXIF blocks from libexif, so the EXIF the tests read is written by a
+ * different implementation than the one that reads it.
+ */
+#include "fixtures.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libexif/exif-data.h>
+#include <libexif/exif-utils.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#pragma GCC diagnostic ignored "-Wconversion"
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
+/* ---------------------------------------------------------------------- */
+/* A growing byte buffer, the target of stb's write callbacks             */
+
+typedef struct fx_buf {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+} fx_buf;
+
+static void fx_buf_put(fx_buf *b, const void *data, size_t n)
+{
+    if (b->failed)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        unsigned char *p;
+        while (n > cap - b->len)
+            cap *= 2;
+        p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void fx_stb_write(void *ctx, void *data, int size)
+{
+    if (size > 0)
+        fx_buf_put(ctx, data, (size_t)size);
+}
+
+/* A gradient: different seeds shift every channel, so give other bytes. */
+static unsigned char *fx_pixels(int w, int h, unsigned seed)
+{
+    unsigned char *px;
+
+    if (w <= 0 || h <= 0 || w > 8192 || h > 8192)
+        return NULL;
+    px = malloc((size_t)w * (size_t)h * 3);
+    if (!px)
+        return NULL;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            unsigned char *p = px + ((size_t)y * (size_t)w + (size_t)x) * 3;
+            p[0] = (unsigned char)((unsigned)x * 255u / (unsigned)w + seed * 37u);
+            p[1] = (unsigned char)((unsigned)y * 255u / (unsigned)h + seed * 101u);
+            p[2] = (unsigned char)((unsigned)(x + y) * 3u + seed * 13u);
+        }
+    }
+    return px;
+}
+
+/* ---------------------------------------------------------------------- */
+/* EXIF with libexif                                                      */
+
+/* A new entry with room for `components` values of `format`, added to
+ * the IFD (the pattern of libexif's contrib/examples/write-exif.c). */
+static ExifEntry *fx_entry(ExifData *ed, ExifIfd ifd, ExifTag tag,
+                           ExifFormat format, unsigned long components)
+{
+    ExifMem *mem = exif_mem_new_default();
+    ExifEntry *e;
+    size_t size = (size_t)exif_format_get_size(format) * components;
+
+    if (!mem)
+        return NULL;
+    e = exif_entry_new_mem(mem);
+    if (!e) {
+        exif_mem_unref(mem);
+        return NULL;
+    }
+    e->data = exif_mem_alloc(mem, (ExifLong)size);
+    if (!e->data) {
+        exif_entry_unref(e);
+        exif_mem_unref(mem);
+        return NULL;
+    }
+    e->size = (unsigned int)size;
+    e->tag = tag;
+    e->components = components;
+    e->format = format;
+    exif_content_add_entry(ed->ifd[ifd], e);
+    exif_entry_unref(e);  /* the IFD holds it now */
+    exif_mem_unref(mem);
+    return e;
+}
+
+static int fx_ascii(ExifData *ed, ExifIfd ifd, ExifTag tag, const char *s)
+{
+    size_t n;
+    ExifEntry *e;
+
+    if (!s)
+        return 0;
+    n = strlen(s) + 1;
+    e = fx_entry(ed, ifd, tag, EXIF_FORMAT_ASCII, n);
+    if (!e)
+        return -1;
+    memcpy(e->data, s, n);
+    return 0;
+}
+
+/* |deg| as degrees, minutes and thousandths of seconds. */
+static int fx_gps(ExifData *ed, ExifTag tag, ExifTag ref_tag, double deg,
+                  const char *pos, const char *neg)
+{
+    ExifByteOrder bo = exif_data_get_byte_order(ed);
+    ExifEntry *e;
+    double a = fabs(deg), d, m, s;
+    ExifRational r[3];
+
+    if (fx_ascii(ed, EXIF_IFD_GPS, ref_tag, deg < 0 ? neg : pos) != 0)
+        return -1;
+    d = floor(a);
+    m = floor((a - d) * 60.0);
+    s = ((a - d) * 60.0 - m) * 60.0;
+    r[0].numerator = (ExifLong)d;
+    r[0].denominator = 1;
+    r[1].numerator = (ExifLong)m;
+    r[1].denominator = 1;
+    r[2].numerator = (ExifLong)llround(s * 1000.0);
+    r[2].denominator = 1000;
+    e = fx_entry(ed, EXIF_IFD_GPS, tag, EXIF_FORMAT_RATIONAL, 3);
+    if (!e)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        exif_set_rational(e->data + 8 * i, bo, r[i]);
+    return 0;
+}
+
+int fx_exif_block(unsigned char **out, size_t *len, const fx_exif *x)
+{
+    ExifData *ed;
+    unsigned char *d = NULL;
+    unsigned int ds = 0;
+    int rc = -1;
+
+    *out = NULL;
+    *len = 0;
+    if (!x)
+        return -1;
+    ed = exif_data_new();
+    if (!ed)
+        return -1;
+    /* Write exactly the tags asked for: no "mandatory" defaults. */
+    exif_data_unset_option(ed, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
+    exif_data_set_data_type(ed, EXIF_DATA_TYPE_COMPRESSED);
+    exif_data_set_byte_order(ed, EXIF_BYTE_ORDER_INTEL);
+
+    if ((x->make && fx_ascii(ed, EXIF_IFD_0, EXIF_TAG_MAKE, x->make)) ||
+        (x->model && fx_ascii(ed, EXIF_IFD_0, EXIF_TAG_MODEL, x->model)) ||
+        (x->datetime && fx_ascii(ed, EXIF_IFD_0, EXIF_TAG_DATE_TIME, x->datetime)) ||
+        (x->datetime_original &&
+         fx_ascii(ed, EXIF_IFD_EXIF, EXIF_TAG_DATE_TIME_ORIGINAL,
+                  x->datetime_original)) ||
+        (x->datetime_digitized &&
+         fx_ascii(ed, EXIF_IFD_EXIF, EXIF_TAG_DATE_TIME_DIGITIZED,
+                  x->datetime_digitized)) ||
+        (x->offset_time_original &&
+         fx_ascii(ed, EXIF_IFD_EXIF, EXIF_TAG_OFFSET_TIME_ORIGINAL,
+                  x->offset_time_original)))
+        goto out;
+    if (x->orientation) {
+        ExifEntry *e = fx_entry(ed, EXIF_IFD_0, EXIF_TAG_ORIENTATION,
+                                EXIF_FORMAT_SHORT, 1);
+        if (!e)
+            goto out;
+        exif_set_short(e->data, exif_data_get_byte_order(ed),
+                       (ExifShort)x->orientation);
+    }
+    if (x->has_gps &&
+        (fx_gps(ed, EXIF_TAG_GPS_LATITUDE, EXIF_TAG_GPS_LATITUDE_REF, x->lat,
+                "N", "S") ||
+         fx_gps(ed, EXIF_TAG_GPS_LONGITUDE, EXIF_TAG_GPS_LONGITUDE_REF, x->lon,
+                "E", "W")))
+        goto out;
+
+    exif_data_save_data(ed, &d, &ds);
+    if (!d || ds == 0 || ds > 65533)
+        goto out;
+    *out = d;
+    *len = ds;
+    d = NULL;
+    rc = 0;
+out:
+    free(d);
+    exif_data_unref(ed);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Files                                                                  */
+
+int fx_jpeg_buffer_app1(unsigned char **out, size_t *len, int w, int h,
+                        unsigned seed, const void *app1, size_t app1_len)
+{
+    fx_buf jpg = { NULL, 0, 0, 0 }, res = { NULL, 0, 0, 0 };
+    unsigned char *px = fx_pixels(w, h, seed);
+    int ok;
+
+    *out = NULL;
+    *len = 0;
+    if (!px || (app1 && app1_len > 65533)) {
+        free(px);
+        return -1;
+    }
+    ok = stbi_write_jpg_to_func(fx_stb_write, &jpg, w, h, 3, px, 90);
+    free(px);
+    if (!ok || jpg.failed || jpg.len < 4) {
+        free(jpg.p);
+        return -1;
+    }
+    /* SOI, then our APP1, then everything stb wrote after its SOI. */
+    fx_buf_put(&res, jpg.p, 2);
+    if (app1) {
+        unsigned char hdr[4] = { 0xFF, 0xE1, (unsigned char)((app1_len + 2) >> 8),
+                                 (unsigned char)((app1_len + 2) & 0xFF) };
+        fx_buf_put(&res, hdr, 4);
+        fx_buf_put(&res, app1, app1_len);
+    }
+    fx_buf_put(&res, jpg.p + 2, jpg.len - 2);
+    free(jpg.p);
+    if (res.failed) {
+        free(res.p);
+        return -1;
+    }
+    *out = res.p;
+    *len = res.len;
+    return 0;
+}
+
+int fx_jpeg_buffer(unsigned char **out, size_t *len, int w, int h,
+                   unsigned seed, const fx_exif *exif)
+{
+    unsigned char *block = NULL;
+    size_t block_len = 0;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    if (exif && fx_exif_block(&block, &block_len, exif) != 0)
+        return -1;
+    rc = fx_jpeg_buffer_app1(out, len, w, h, seed, block, block_len);
+    free(block);
+    return rc;
+}
+
+int fx_write_jpeg(const char *path, int w, int h, unsigned seed,
+                  const fx_exif *exif)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc;
+
+    if (fx_jpeg_buffer(&buf, &len, w, h, seed, exif) != 0)
+        return -1;
+    rc = fx_write_file(path, buf, len);
+    free(buf);
+    return rc;
+}
+
+int fx_png_buffer(unsigned char **out, size_t *len, int w, int h,
+                  unsigned seed)
+{
+    fx_buf png = { NULL, 0, 0, 0 };
+    unsigned char *px = fx_pixels(w, h, seed);
+    int ok;
+
+    *out = NULL;
+    *len = 0;
+    if (!px)
+        return -1;
+    ok = stbi_write_png_to_func(fx_stb_write, &png, w, h, 3, px, w * 3);
+    free(px);
+    if (!ok || png.failed) {
+        free(png.p);
+        return -1;
+    }
+    *out = png.p;
+    *len = png.len;
+    return 0;
+}
+
+int fx_write_png(const char *path, int w, int h, unsigned seed)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc;
+
+    if (fx_png_buffer(&buf, &len, w, h, seed) != 0)
+        return -1;
+    rc = fx_write_file(path, buf, len);
+    free(buf);
+    return rc;
+}
+
+int fx_write_file(const char *path, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    if (fd < 0)
+        return -1;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return close(fd) == 0 ? 0 : -1;
+}
+
+int fx_read_file(const char *path, unsigned char **out, size_t *len)
+{
+    struct stat st;
+    unsigned char *p;
+    size_t got = 0;
+    int fd;
+
+    *out = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || st.st_size > (256 << 20)) {
+        close(fd);
+        return -1;
+    }
+    p = malloc((size_t)st.st_size + 1);
+    if (!p) {
+        close(fd);
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *out = p;
+    *len = got;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Directories                                                            */
+
+char *fx_path(const char *dir, const char *rel)
+{
+    size_t a = strlen(dir), b = strlen(rel);
+    char *p = malloc(a + b + 2);
+
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, rel, b + 1);
+    return p;
+}
+
+char *fx_tempdir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *tmpl;
+
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    tmpl = fx_path(tmp, "mi-test-XXXXXX");
+    if (!tmpl)
+        return NULL;
+    if (!mkdtemp(tmpl)) {
+        free(tmpl);
+        return NULL;
+    }
+    return tmpl;
+}
+
+int fx_mkdirs(const char *path)
+{
+    char *p = strdup(path);
+    struct stat st;
+    int rc = 0;
+
+    if (!p)
+        return -1;
+    for (char *s = p + 1; *s && rc == 0; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            rc = -1;
+        *s = '/';
+    }
+    if (rc == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
+        rc = -1;
+    if (rc == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = -1;
+    free(p);
+    return rc;
+}
+
+static int fx_rm_one(const char *path, const struct stat *st, int flag,
+                     struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int fx_rmtree(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    /* FTW_PHYS: a symlink is removed, never followed; FTW_DEPTH: children
+     * before their directory. */
+    return nftw(path, fx_rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+const char *fx_corpus(void)
+{
+    const char *dir = getenv("MI_TEST_CORPUS");
+    struct stat st;
+
+    if (!dir || !*dir || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    return dir;
+}
