@@ -323,14 +323,19 @@ static void drain(scan *sc, bool all)
     batch_maybe_commit(sc);
 }
 
-static void progress(scan *sc, bool force)
+/* Tell the caller how far we are: at the first file (so a caller can
+ * cancel at once), then every PROGRESS_NS, and once at the end (`final`,
+ * whose answer no longer matters). */
+static void progress(scan *sc, bool final)
 {
     int64_t t = now_ns();
 
-    if (!sc->progress || (!force && t - sc->last_progress < PROGRESS_NS))
+    if (!sc->progress)
+        return;
+    if (!final && sc->stats->seen != 1 && t - sc->last_progress < PROGRESS_NS)
         return;
     sc->last_progress = t;
-    if (sc->progress(sc->stats, sc->payload) != 0)
+    if (sc->progress(sc->stats, sc->payload) != 0 && !final)
         sc->cancelled = true;
 }
 
@@ -734,7 +739,7 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
         mi_index_writer_unlock(idx, false);
         sc->writer = NULL;
     }
-    if (sc->fatal == MI_OK)
+    if (scan_going(sc))
         progress(sc, true);
 
     if (sc->fatal != MI_OK)

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MI_ARRAY_LEN_T(a) (sizeof(a) / sizeof((a)[0]))
+
 static int mi_test_count;
 static int mi_test_failed_total;
 static int mi_test_failed_now;

@@ -1,0 +1,405 @@
+/*
+ * test-api.c - the public API: status codes, open/close, metadata through
+ * lookups and cursors, snapshots, catalog recovery.  Public header only.
+ */
+#include <mediaindex.h>
+
+#include "fixtures.h"
+#include "mi-test.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static mi_index *open_index(const char *dir)
+{
+    char err[512] = "";
+    mi_index *idx = NULL;
+    mi_status s = mi_index_open(&idx, dir, NULL, err, sizeof(err));
+
+    if (s != MI_OK)
+        printf("# open %s: %s: %s\n", dir, mi_strerror(s), err);
+    return idx;
+}
+
+static void hash_of(uint8_t out[MI_HASH_SIZE], const char *dir, const char *rel)
+{
+    char *p = fx_path(dir, rel);
+    if (mi_hash_file(out, p) != MI_OK)
+        memset(out, 0, MI_HASH_SIZE);
+    free(p);
+}
+
+static time_t local_time(int y, int mo, int d, int h, int mi, int s)
+{
+    struct tm tm = { 0 };
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void test_version_and_errors(void)
+{
+    char v[32];
+    int codes[] = { MI_OK, MI_ROW, MI_DONE, MI_ERROR, MI_EINVAL, MI_ENOMEM,
+                    MI_ENOTFOUND, MI_EEXISTS, MI_EIO, MI_EFORMAT, MI_ETOOBIG,
+                    MI_EBUSY, MI_EABORTED, MI_EACCES, MI_ENOTDIR, MI_EDB,
+                    MI_EUNSUPPORTED };
+    size_t i;
+
+    snprintf(v, sizeof(v), "%d.%d.%d", MI_VERSION_MAJOR, MI_VERSION_MINOR,
+             MI_VERSION_PATCH);
+    CHECK_EQ_STR(mi_version(), v);
+    for (i = 0; i < MI_ARRAY_LEN_T(codes); i++) {
+        CHECK(mi_strerror(codes[i]) != NULL);
+        CHECK(strcmp(mi_strerror(codes[i]), "unknown status") != 0);
+    }
+    CHECK_EQ_STR(mi_strerror(-9999), "unknown status");
+    CHECK_EQ_STR(mi_strerror(12345), "unknown status");
+    CHECK_EQ_STR(mi_strerror(MI_ENOTFOUND), "not found");
+    /* NULL-safety of the whole surface. */
+    mi_index_close(NULL);
+    mi_entry_free(NULL);
+    mi_cursor_free(NULL);
+    mi_hasher_free(NULL);
+    CHECK_EQ_STR(mi_index_errmsg(NULL), "");
+    CHECK(mi_cursor_next(NULL) == MI_EINVAL);
+    CHECK(mi_cursor_entry(NULL) == NULL);
+    CHECK(mi_scan(NULL, NULL, NULL) == MI_EINVAL);
+    CHECK(mi_index_count(NULL, NULL, NULL) == MI_EINVAL);
+    CHECK(mi_entry_path(NULL) == NULL);
+}
+
+static void test_open_options(void)
+{
+    char *dir = fx_tempdir();
+    mi_index_options opts = MI_INDEX_OPTIONS_INIT;
+    mi_scan_options sopts = MI_SCAN_OPTIONS_INIT;
+    mi_scan_stats stats = MI_SCAN_STATS_INIT;
+    mi_index *idx = NULL;
+    char err[256];
+    struct stat st;
+    char *state;
+
+    opts.version = 99;
+    CHECK(mi_index_open(&idx, dir, &opts, err, sizeof(err)) == MI_EINVAL);
+    CHECK(idx == NULL);
+    CHECK(strstr(err, "version") != NULL);
+    opts.version = MI_INDEX_OPTIONS_VERSION;
+    opts.threads = 1;
+    CHECK_OK(mi_index_open(&idx, dir, &opts, err, sizeof(err)));
+    CHECK_EQ_STR(mi_index_errmsg(idx), "");
+    state = fx_path(dir, ".mediaindex/index.sqlite3");
+    CHECK(stat(state, &st) == 0);
+    free(state);
+    sopts.version = 0;
+    CHECK(mi_scan(idx, &sopts, NULL) == MI_EINVAL);
+    stats.version = 42;
+    CHECK(mi_scan(idx, NULL, &stats) == MI_EINVAL);
+    CHECK(strstr(mi_index_errmsg(idx), "version") != NULL);
+    /* A relative folder is resolved. */
+    CHECK(mi_index_storage_dir(idx)[0] == '/');
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+static void test_metadata(void)
+{
+    char *dir = fx_tempdir(), *p;
+    fx_exif ex = { 0 };
+    uint8_t h[MI_HASH_SIZE];
+    mi_entry *e = NULL;
+    mi_index *idx;
+    double lat = 0, lon = 0;
+    struct stat st;
+
+    ex.datetime_original = "2008:10:22 16:28:39";
+    ex.datetime = "2010:01:01 00:00:00";
+    ex.orientation = 6;          /* rotate 90: displayed size swaps */
+    ex.has_gps = 1;
+    ex.lat = -33.8568;
+    ex.lon = 151.2153;
+    ex.make = "NIKON";
+    ex.model = "COOLPIX P6000";
+    p = fx_path(dir, "a.jpg");
+    CHECK(fx_write_jpeg(p, 64, 48, 7, &ex) == 0);
+    free(p);
+
+    memset(&ex, 0, sizeof(ex));
+    ex.datetime_original = "2021:06:01 12:00:00";
+    ex.offset_time_original = "+02:00";
+    p = fx_path(dir, "zoned.jpg");
+    CHECK(fx_write_jpeg(p, 10, 20, 8, &ex) == 0);
+    free(p);
+
+    memset(&ex, 0, sizeof(ex));
+    ex.datetime_original = "0000:00:00 00:00:00";   /* invalid: ignored */
+    ex.datetime_digitized = "2015:03:04 05:06:07";
+    p = fx_path(dir, "digitized.jpg");
+    CHECK(fx_write_jpeg(p, 10, 20, 9, &ex) == 0);
+    free(p);
+
+    p = fx_path(dir, "plain.jpg");
+    CHECK(fx_write_jpeg(p, 10, 20, 10, NULL) == 0);
+    CHECK(stat(p, &st) == 0);
+    free(p);
+
+    idx = open_index(dir);
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+
+    hash_of(h, dir, "a.jpg");
+    CHECK_OK(mi_lookup(&e, idx, h));
+    if (e) {
+        char hex[MI_HASH_HEX_LEN + 1];
+        mi_hash_to_hex(hex, h);
+        CHECK_EQ_STR(mi_entry_hash_hex(e), hex);
+        CHECK(memcmp(mi_entry_hash(e), h, MI_HASH_SIZE) == 0);
+        CHECK_EQ_STR(mi_entry_filename(e), "a.jpg");
+        CHECK_EQ_STR(mi_entry_path(e), "a.jpg");
+        CHECK_EQ_INT(mi_entry_creation_date(e),
+                     local_time(2008, 10, 22, 16, 28, 39));
+        CHECK_EQ_INT(mi_entry_creation_source(e), MI_DATE_EXIF_ORIGINAL);
+        CHECK_EQ_INT(mi_entry_orientation(e), 6);
+        CHECK_EQ_INT(mi_entry_width(e), 48);
+        CHECK_EQ_INT(mi_entry_height(e), 64);
+        CHECK(mi_entry_gps(e, &lat, &lon) == 1);
+        CHECK(fabs(lat - -33.8568) < 1e-3);
+        CHECK(fabs(lon - 151.2153) < 1e-3);
+        CHECK_EQ_STR(mi_entry_make(e), "NIKON");
+        CHECK_EQ_STR(mi_entry_model(e), "COOLPIX P6000");
+        CHECK_EQ_STR(mi_entry_mime_type(e), "image/jpeg");
+        CHECK_EQ_INT(mi_entry_kind(e), MI_KIND_IMAGE);
+        CHECK(mi_entry_size(e) > 0);
+        CHECK(mi_entry_mtime_ns(e) > 0);
+        CHECK(mi_entry_ctime_ns(e) > 0);
+        mi_entry_free(e);
+        e = NULL;
+    }
+
+    hash_of(h, dir, "zoned.jpg");
+    CHECK_OK(mi_lookup(&e, idx, h));
+    if (e) {
+        /* 12:00 at +02:00 is 10:00 UTC. */
+        struct tm tm = { 0 };
+        tm.tm_year = 121; tm.tm_mon = 5; tm.tm_mday = 1; tm.tm_hour = 10;
+        CHECK_EQ_INT(mi_entry_creation_date(e), timegm(&tm));
+        CHECK_EQ_INT(mi_entry_width(e), 10);
+        CHECK_EQ_INT(mi_entry_height(e), 20);
+        CHECK(mi_entry_gps(e, NULL, NULL) == 0);
+        CHECK(mi_entry_make(e) == NULL);
+        CHECK_EQ_INT(mi_entry_orientation(e), 0);
+        mi_entry_free(e);
+        e = NULL;
+    }
+
+    hash_of(h, dir, "digitized.jpg");
+    CHECK_OK(mi_lookup(&e, idx, h));
+    if (e) {
+        CHECK_EQ_INT(mi_entry_creation_source(e), MI_DATE_EXIF_DIGITIZED);
+        CHECK_EQ_INT(mi_entry_creation_date(e),
+                     local_time(2015, 3, 4, 5, 6, 7));
+        mi_entry_free(e);
+        e = NULL;
+    }
+
+    hash_of(h, dir, "plain.jpg");
+    CHECK_OK(mi_lookup(&e, idx, h));
+    if (e) {
+        CHECK_EQ_INT(mi_entry_creation_source(e), MI_DATE_CTIME);
+        CHECK_EQ_INT(mi_entry_creation_date(e), st.st_ctim.tv_sec);
+        mi_entry_free(e);
+        e = NULL;
+    }
+
+    memset(h, 0xab, sizeof(h));
+    e = (mi_entry *)1;
+    CHECK(mi_lookup(&e, idx, h) == MI_ENOTFOUND);
+    CHECK(e == NULL);
+    CHECK(strstr(mi_index_errmsg(idx), "abababab") != NULL);
+    CHECK(mi_lookup(&e, idx, NULL) == MI_EINVAL);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* A cursor reads one snapshot even while scans commit. */
+static void test_cursor_snapshot(void)
+{
+    char *dir = fx_tempdir(), *p;
+    char name[64];
+    mi_cursor *c = NULL;
+    mi_index *idx;
+    uint8_t prev[MI_HASH_SIZE];
+    uint64_t gen;
+    int i, n = 0;
+
+    for (i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "f%02d.jpg", i);
+        p = fx_path(dir, name);
+        fx_write_jpeg(p, 8, 8, 1000 + (unsigned)i, NULL);
+        free(p);
+    }
+    idx = open_index(dir);
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+    gen = mi_index_generation(idx);
+
+    CHECK_OK(mi_cursor_new(&c, idx));
+    CHECK(mi_cursor_entry(c) == NULL);
+    CHECK(mi_cursor_next(c) == MI_ROW);
+    memcpy(prev, mi_entry_hash(mi_cursor_entry(c)), MI_HASH_SIZE);
+    n = 1;
+
+    /* Meanwhile: 10 new files and 5 deleted, committed by a scan. */
+    for (i = 20; i < 30; i++) {
+        snprintf(name, sizeof(name), "f%02d.jpg", i);
+        p = fx_path(dir, name);
+        fx_write_jpeg(p, 8, 8, 1000 + (unsigned)i, NULL);
+        free(p);
+    }
+    for (i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "f%02d.jpg", i);
+        p = fx_path(dir, name);
+        unlink(p);
+        free(p);
+    }
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+    CHECK(mi_index_generation(idx) != gen);
+
+    while (mi_cursor_next(c) == MI_ROW) {
+        const mi_entry *e = mi_cursor_entry(c);
+        CHECK(memcmp(prev, mi_entry_hash(e), MI_HASH_SIZE) < 0);  /* ordered */
+        memcpy(prev, mi_entry_hash(e), MI_HASH_SIZE);
+        n++;
+    }
+    CHECK_EQ_INT(n, 20);            /* the old snapshot, whole */
+    mi_cursor_free(c);
+
+    CHECK_OK(mi_cursor_new(&c, idx));
+    n = 0;
+    while (mi_cursor_next(c) == MI_ROW)
+        n++;
+    CHECK_EQ_INT(n, 25);
+    mi_cursor_free(c);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+static int file_exists_with_prefix(const char *dir, const char *prefix)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -q '^%s'", dir, prefix);
+    return system(cmd) == 0;
+}
+
+/* A corrupt catalog is moved aside (kept) and rebuilt from the disk. */
+static void test_corrupt_catalog(void)
+{
+    char *dir = fx_tempdir(), *p, *db, *state;
+    mi_scan_stats st = MI_SCAN_STATS_INIT;
+    mi_index *idx;
+    char junk[8192];
+
+    p = fx_path(dir, "x.jpg");
+    fx_write_jpeg(p, 8, 8, 1, NULL);
+    free(p);
+    idx = open_index(dir);
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+    mi_index_close(idx);
+
+    db = fx_path(dir, ".mediaindex/index.sqlite3");
+    state = fx_path(dir, ".mediaindex");
+    memset(junk, 'J', sizeof(junk));
+    CHECK(fx_write_file(db, junk, sizeof(junk)) == 0);
+    unlink(p = fx_path(dir, ".mediaindex/index.sqlite3-wal"));
+    free(p);
+
+    idx = open_index(dir);
+    CHECK(idx != NULL);
+    if (idx) {
+        printf("# notice: %s\n", mi_index_errmsg(idx));
+        CHECK(strstr(mi_index_errmsg(idx), "moved") != NULL);
+        CHECK(file_exists_with_prefix(state, "index.sqlite3.broken-"));
+        CHECK_OK(mi_scan(idx, NULL, &st));
+        CHECK_EQ_INT(st.added, 1);
+        mi_index_close(idx);
+    }
+    free(db);
+    free(state);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* A catalog from a newer library is kept aside, not misread. */
+static void test_newer_schema(void)
+{
+    char *dir = fx_tempdir(), *db, *state;
+    sqlite3 *s = NULL;
+    mi_index *idx;
+
+    idx = open_index(dir);
+    mi_index_close(idx);
+    db = fx_path(dir, ".mediaindex/index.sqlite3");
+    state = fx_path(dir, ".mediaindex");
+    CHECK(sqlite3_open(db, &s) == SQLITE_OK);
+    CHECK(sqlite3_exec(s, "PRAGMA user_version = 99", NULL, NULL, NULL) ==
+          SQLITE_OK);
+    sqlite3_close(s);
+
+    idx = open_index(dir);
+    CHECK(idx != NULL);
+    if (idx) {
+        CHECK(strstr(mi_index_errmsg(idx), "newer") != NULL);
+        CHECK(file_exists_with_prefix(state, "index.sqlite3.broken-"));
+        mi_index_close(idx);
+    }
+    free(db);
+    free(state);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+static void test_hash_api(void)
+{
+    uint8_t h[MI_HASH_SIZE], h2[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1];
+    mi_hasher *hs = NULL;
+
+    CHECK_OK(mi_hash_buffer(h, "abc", 3));
+    mi_hash_to_hex(hex, h);
+    CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK_OK(mi_hash_from_hex(h2, "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+    CHECK(memcmp(h, h2, MI_HASH_SIZE) == 0);
+    CHECK(mi_hash_from_hex(h2, "ba78") == MI_EINVAL);
+    CHECK_OK(mi_hasher_new(&hs));
+    CHECK_OK(mi_hasher_update(hs, "a", 1));
+    CHECK_OK(mi_hasher_update(hs, "bc", 2));
+    CHECK_OK(mi_hasher_final(hs, h2));
+    CHECK(memcmp(h, h2, MI_HASH_SIZE) == 0);
+    mi_hasher_free(hs);
+    CHECK(strcmp(mi_hash_engine(), "openssl") == 0 ||
+          strcmp(mi_hash_engine(), "libsodium") == 0);
+    printf("# hash engine: %s\n", mi_hash_engine());
+}
+
+int main(void)
+{
+    RUN(test_version_and_errors);
+    RUN(test_open_options);
+    RUN(test_hash_api);
+    RUN(test_metadata);
+    RUN(test_cursor_snapshot);
+    RUN(test_corrupt_catalog);
+    RUN(test_newer_schema);
+    return mi_test_done();
+}
