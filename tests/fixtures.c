@@ -1,7 +1,8 @@
 /*
  * fixtures.c - test fixtures: images with chosen EXIF, temporary trees.
  *
- * Pixels come from stb_image_write (compiled here, static, and only here);
+ * PNG pixels come from stb_image_write (compiled here, static, and only
+ * here), JPEGs from a tiny encoder below (see fx_encode_jpeg);
  * EXIF blocks from libexif, so the EXIF the tests read is written by a
  * different implementation than the one that reads it.
  */
@@ -236,26 +237,129 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Files                                                                  */
 
+/*
+ * A baseline JPEG of our own making.  stb_image_write's JPEG encoder shifts
+ * set bits out of a signed int (stbiw__jpg_writeBits: "left shift of ...
+ * cannot be represented in type 'int'"), which UBSan reports in every
+ * sanitizer run; so the fixtures write JPEGs themselves.  The image is
+ * greyscale and each 8x8 block has only a DC coefficient: a valid
+ * baseline JPEG any decoder reads, a gradient of flat blocks whose levels
+ * depend on `seed`.
+ */
+typedef struct fx_bits {
+    fx_buf *out;
+    uint32_t acc;
+    int n;
+} fx_bits;
+
+static void fx_put_bits(fx_bits *b, uint32_t code, int len)
+{
+    for (int i = len - 1; i >= 0; i--) {
+        b->acc = (b->acc << 1) | ((code >> i) & 1u);
+        if (++b->n == 8) {
+            unsigned char c = (unsigned char)b->acc;
+            fx_buf_put(b->out, &c, 1);
+            if (c == 0xFF)  /* byte stuffing */
+                fx_buf_put(b->out, "", 1);
+            b->acc = 0;
+            b->n = 0;
+        }
+    }
+}
+
+/* The standard DC luminance table (ITU T.81 K.3): code lengths per
+ * category 0..11, and the canonical codes derived from them. */
+static const unsigned char fx_dc_bits[16] = { 0, 1, 5, 1, 1, 1, 1, 1, 1 };
+
+static void fx_dc_codes(uint32_t code[12], int len[12])
+{
+    uint32_t c = 0;
+    int k = 0;
+
+    for (int l = 1; l <= 16; l++) {
+        for (int i = 0; i < fx_dc_bits[l - 1]; i++) {
+            code[k] = c++;
+            len[k++] = l;
+        }
+        c <<= 1;
+    }
+}
+
+static int fx_encode_jpeg(fx_buf *out, int w, int h, unsigned seed)
+{
+    uint32_t code[12];
+    int len[12], prev = 0;
+    int bw = (w + 7) / 8, bh = (h + 7) / 8;
+    fx_bits bits = { out, 0, 0 };
+    unsigned char hdr[256];
+    size_t n = 0;
+
+    if (w <= 0 || h <= 0 || w > 65535 || h > 65535)
+        return -1;
+    fx_dc_codes(code, len);
+    /* SOI; DQT: one table of 1s */
+    hdr[n++] = 0xFF; hdr[n++] = 0xD8;
+    hdr[n++] = 0xFF; hdr[n++] = 0xDB; hdr[n++] = 0; hdr[n++] = 67; hdr[n++] = 0;
+    for (int i = 0; i < 64; i++)
+        hdr[n++] = 1;
+    /* SOF0: 8-bit, h x w, one component, 1x1 sampling, table 0 */
+    hdr[n++] = 0xFF; hdr[n++] = 0xC0; hdr[n++] = 0; hdr[n++] = 11; hdr[n++] = 8;
+    hdr[n++] = (unsigned char)(h >> 8); hdr[n++] = (unsigned char)h;
+    hdr[n++] = (unsigned char)(w >> 8); hdr[n++] = (unsigned char)w;
+    hdr[n++] = 1; hdr[n++] = 1; hdr[n++] = 0x11; hdr[n++] = 0;
+    /* DHT: DC table 0 (standard), AC table 0 with EOB alone, code "0" */
+    hdr[n++] = 0xFF; hdr[n++] = 0xC4; hdr[n++] = 0; hdr[n++] = 2 + 17 + 12 + 17 + 1;
+    hdr[n++] = 0x00;
+    memcpy(hdr + n, fx_dc_bits, 16);
+    n += 16;
+    for (int i = 0; i < 12; i++)
+        hdr[n++] = (unsigned char)i;
+    hdr[n++] = 0x10;
+    hdr[n++] = 1;
+    for (int i = 1; i < 16; i++)
+        hdr[n++] = 0;
+    hdr[n++] = 0x00;
+    /* SOS: one component, tables 0/0, spectral 0..63 */
+    hdr[n++] = 0xFF; hdr[n++] = 0xDA; hdr[n++] = 0; hdr[n++] = 8; hdr[n++] = 1;
+    hdr[n++] = 1; hdr[n++] = 0x00; hdr[n++] = 0; hdr[n++] = 63; hdr[n++] = 0;
+    fx_buf_put(out, hdr, n);
+
+    for (int by = 0; by < bh; by++) {
+        for (int bx = 0; bx < bw; bx++) {
+            unsigned level = ((unsigned)bx * 255u / (unsigned)bw +
+                              (unsigned)by * 97u / (unsigned)bh + seed * 37u) & 255u;
+            int dc = ((int)level - 128) * 8, diff = dc - prev, mag, cat = 0;
+            prev = dc;
+            mag = diff < 0 ? -diff : diff;
+            while (mag >> cat)
+                cat++;
+            fx_put_bits(&bits, code[cat], len[cat]);
+            if (cat)
+                fx_put_bits(&bits, (uint32_t)(diff < 0 ? diff + (1 << cat) - 1 : diff),
+                            cat);
+            fx_put_bits(&bits, 0, 1);  /* EOB */
+        }
+    }
+    while (bits.n)  /* pad with 1s */
+        fx_put_bits(&bits, 1, 1);
+    fx_buf_put(out, "\xFF\xD9", 2);
+    return out->failed ? -1 : 0;
+}
+
 int fx_jpeg_buffer_app1(unsigned char **out, size_t *len, int w, int h,
                         unsigned seed, const void *app1, size_t app1_len)
 {
     fx_buf jpg = { NULL, 0, 0, 0 }, res = { NULL, 0, 0, 0 };
-    unsigned char *px = fx_pixels(w, h, seed);
-    int ok;
 
     *out = NULL;
     *len = 0;
-    if (!px || (app1 && app1_len > 65533)) {
-        free(px);
+    if ((app1 && app1_len > 65533) || w > 8192 || h > 8192)
         return -1;
-    }
-    ok = stbi_write_jpg_to_func(fx_stb_write, &jpg, w, h, 3, px, 90);
-    free(px);
-    if (!ok || jpg.failed || jpg.len < 4) {
+    if (fx_encode_jpeg(&jpg, w, h, seed) != 0 || jpg.len < 4) {
         free(jpg.p);
         return -1;
     }
-    /* SOI, then our APP1, then everything stb wrote after its SOI. */
+    /* SOI, then our APP1, then everything after the encoder's SOI. */
     fx_buf_put(&res, jpg.p, 2);
     if (app1) {
         unsigned char hdr[4] = { 0xFF, 0xE1, (unsigned char)((app1_len + 2) >> 8),

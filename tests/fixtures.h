@@ -22,9 +22,10 @@ typedef struct fx_exif {
 } fx_exif;
 
 /*
- * Write a w x h baseline JPEG (a gradient varied by `seed`, so different
- * seeds give different bytes) with the given EXIF (NULL = no APP1) to
- * `path`.  0 on success.
+ * Write a w x h baseline JPEG (greyscale, a gradient of flat 8x8 blocks
+ * varied by `seed`, so different seeds give different bytes) with the
+ * given EXIF (NULL = no APP1, else an APP1 right after SOI) to `path`.
+ * At most 8192 x 8192.  0 on success.
  */
 int fx_write_jpeg(const char *path, int w, int h, unsigned seed,
                   const fx_exif *exif);
