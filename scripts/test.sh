@@ -1,0 +1,57 @@
+#!/bin/sh
+# Install what is missing, build warning-free, and run every test suite:
+# once in a normal build, once under AddressSanitizer + UndefinedBehavior-
+# Sanitizer, and the hashing tests once more with the libsodium engine.
+# Ends with "N passed, M failed" and exits non-zero on any failure.
+#
+# MI_TEST_CORPUS=DIR runs the corpus tier too (real photos; .ci/run sets it).
+set -u
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh || exit 1
+
+status=0
+logs=
+run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...
+    name=$1; shift
+    setup=; while [ "$1" != "--" ]; do setup="$setup $1"; shift; done; shift
+    dir=build-test-$name
+    echo "== $name: meson setup$setup" >&2
+    # shellcheck disable=SC2086
+    if [ ! -d "$dir" ]; then
+        meson setup "$dir" --werror $setup >"$dir.setup.log" 2>&1 ||
+            { cat "$dir.setup.log" >&2; status=1; return; }
+    else
+        meson configure "$dir" $setup >/dev/null 2>&1
+    fi
+    ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; status=1; return; }
+    meson test -C "$dir" --print-errorlogs "$@" >&2 || status=1
+    logs="$logs $dir/meson-logs/testlog.json"
+}
+
+run plain --buildtype=debugoptimized --
+run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false --
+run sodium --buildtype=debugoptimized -Dopenssl=disabled -- hash api
+
+# One line per test program in meson's JSON log.
+python3 - $logs <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        failed += 1
+        continue
+    for line in lines:
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed else 0)
+PY
+[ $? -eq 0 ] || status=1
+exit $status
