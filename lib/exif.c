@@ -359,16 +359,13 @@ static void read_dates(mi_meta *m, ExifData *ed)
 {
     for (size_t i = 0; i < MI_ARRAY_LEN(date_tags); i++) {
         const struct date_tag *dt = &date_tags[i];
-        ExifIfd other = dt->ifd == EXIF_IFD_0 ? EXIF_IFD_EXIF : EXIF_IFD_0;
-        ExifEntry *e = tag_in(ed, dt->ifd, dt->tag);
         char date[32], offset[16];
         int secs;
         int64_t t;
 
-        /* Some writers put a tag in the wrong IFD; accept it there too. */
-        if (!e)
-            e = tag_in(ed, other, dt->tag);
-        if (!entry_text(e, date, sizeof date))
+        /* Only in its own IFD: with IGNORE_UNKNOWN_TAGS libexif drops a
+         * tag found in an IFD where the standard does not record it. */
+        if (!entry_text(tag_in(ed, dt->ifd, dt->tag), date, sizeof date))
             continue;
         /* The offset tags live in the Exif IFD.  A blank or malformed one
          * ("   :  ") means "unknown zone": use local time. */
@@ -395,6 +392,7 @@ static void parse_exif(mi_meta *m, exif_dims *dims, const unsigned char *p,
 {
     ExifData *ed;
     ExifByteOrder bo;
+    ExifEntry *e;
     uint32_t v;
 
     if (len < sizeof exif_header + 8 || len > EXIF_MAX)
@@ -417,7 +415,9 @@ static void parse_exif(mi_meta *m, exif_dims *dims, const unsigned char *p,
 
     read_dates(m, ed);
 
-    if (entry_uint(tag_in(ed, EXIF_IFD_0, EXIF_TAG_ORIENTATION), bo, &v) &&
+    /* Orientation is a SHORT; anything else is not trusted. */
+    e = tag_in(ed, EXIF_IFD_0, EXIF_TAG_ORIENTATION);
+    if (e && e->format == EXIF_FORMAT_SHORT && entry_uint(e, bo, &v) &&
         v >= 1 && v <= 8)
         m->orientation = (int)v;
 
