@@ -34,7 +34,6 @@
 #define BATCH_ROWS 4000           /* rows per transaction ... */
 #define BATCH_NS 250000000LL      /* ... or this long, whichever first */
 #define PROGRESS_NS 100000000LL   /* progress callback period */
-#define READ_BUF (1u << 20)       /* per-worker read buffer */
 
 typedef struct job {
     char *path;
@@ -147,7 +146,7 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
     /* Bad metadata is not a failure: the file is still a photo to keep. */
     if (mi_meta_read_fd(&j->row.meta, fd, j->row.size, j->type) != MI_OK)
         memset(&j->row.meta, 0, sizeof(j->row.meta));
-    j->status = mi_hash_fd(j->row.hash, fd, h, buf, READ_BUF, &j->bytes);
+    j->status = mi_hash_fd(j->row.hash, fd, h, buf, MI_HASH_CHUNK, &j->bytes);
 out:
     close(fd);
 }
@@ -157,7 +156,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     scan *sc = w->sc;
     mi_hasher *h = NULL;
-    void *buf = malloc(READ_BUF);
+    void *buf = malloc(MI_HASH_CHUNK);
     mi_status hs = mi_hasher_new(&h);
 
     for (;;) {
