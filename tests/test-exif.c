@@ -421,8 +421,8 @@ static size_t put_ifd(tiffw *w, size_t at, const tent *e, size_t n,
 static size_t build_exif(tiffw *w, bool be, const tent *ifd0, size_t n0,
                          const tent *exif, size_t ne, const tent *gps, size_t ng)
 {
-    uint16_t tags[2];
-    uint32_t vals[2];
+    uint16_t tags[2] = { 0, 0 };
+    uint32_t vals[2] = { 0, 0 };
     size_t np = 0, next;
 
     memset(w, 0, sizeof *w);
