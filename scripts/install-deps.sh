@@ -9,7 +9,7 @@ pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
 libturbojpeg0-dev libcivetweb-dev"
 if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs hyperfine wrk nginx-light libvips-tools time openssl"
+    pkgs="$pkgs hyperfine wrk nginx-light libvips-tools time jq openssl"
 fi
 
 missing=
