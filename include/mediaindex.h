@@ -139,10 +139,16 @@ typedef struct mi_index mi_index;
 typedef struct mi_index_options {
     unsigned int version;  /* MI_INDEX_OPTIONS_VERSION */
     unsigned int threads;  /* worker threads for scans; 0 = online cores */
+    unsigned int flags;    /* MI_INDEX_* */
+    uint64_t max_pixels;   /* largest image (w*h) to decode for a
+                              thumbnail; 0 = MI_THUMB_MAX_PIXELS_DEFAULT */
 } mi_index_options;
 
+/* Flags for mi_index_options. */
+#define MI_INDEX_NO_THUMBNAILS 0x1u  /* scans and uploads make no thumbnails */
+
 #define MI_INDEX_OPTIONS_VERSION 1
-#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0 }
+#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0, 0, 0 }
 
 /**
  * Open (creating if needed) the index of the folder `storage_dir`.  The
@@ -203,10 +209,15 @@ typedef struct mi_scan_stats {
     uint64_t failed;       /* files that could not be read */
     uint64_t files_hashed; /* files opened and read in full */
     uint64_t bytes_hashed; /* bytes read and hashed */
+    uint64_t thumbs_made;        /* thumbnails written */
+    uint64_t thumbs_failed;      /* images that could not be decoded */
+    uint64_t thumbs_unsupported; /* media without thumbnails (yet) */
+    uint64_t thumbs_removed;     /* thumbnails of contents gone */
 } mi_scan_stats;
 
 #define MI_SCAN_STATS_VERSION 1
-#define MI_SCAN_STATS_INIT { MI_SCAN_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define MI_SCAN_STATS_INIT \
+    { MI_SCAN_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * Progress callback: called from the scanning thread now and then with the
@@ -307,9 +318,128 @@ MI_EXTERN int mi_entry_gps(const mi_entry *e, double *lat, double *lon);
 /** Camera make and model from EXIF, or NULL when absent. */
 MI_EXTERN const char *mi_entry_make(const mi_entry *e);
 MI_EXTERN const char *mi_entry_model(const mi_entry *e);
+/** The thumbnail's path relative to the storage folder
+ *  (".thumbnails/<sha256>.png") when the content has one, else NULL
+ *  (videos, types without thumbnails, undecodable images). */
+MI_EXTERN const char *mi_entry_thumbnail(const mi_entry *e);
 /** The other paths that hold the same bytes (relative, sorted). */
 MI_EXTERN size_t mi_entry_dup_count(const mi_entry *e);
 MI_EXTERN const char *mi_entry_dup_path(const mi_entry *e, size_t i);
+
+/* ---------------------------------------------------------------------- */
+/* Thumbnails                                                              */
+
+/*
+ * A thumbnail is a 256x256 RGBA PNG: the image with its EXIF orientation
+ * applied, fitted inside the square with its aspect ratio kept (never
+ * enlarged) and centred on a transparent canvas.  The index keeps them at
+ * DIR/.thumbnails/<sha256>.png.  Same input, same bytes.
+ */
+#define MI_THUMB_SIZE 256
+#define MI_THUMB_MAX_PIXELS_DEFAULT 100000000u  /* 100 MP */
+
+/** Options for mi_thumb_make_*(); start from MI_THUMB_OPTIONS_INIT. */
+typedef struct mi_thumb_options {
+    unsigned int version;   /* MI_THUMB_OPTIONS_VERSION */
+    uint64_t max_pixels;    /* 0 = MI_THUMB_MAX_PIXELS_DEFAULT */
+} mi_thumb_options;
+
+#define MI_THUMB_OPTIONS_VERSION 1
+#define MI_THUMB_OPTIONS_INIT { MI_THUMB_OPTIONS_VERSION, 0 }
+
+/**
+ * Make the thumbnail PNG of an image held in memory.  On success *png is a
+ * buffer the caller frees with mi_free().  MI_EUNSUPPORTED for a type we do
+ * not thumbnail (yet: HEIC, WebP, TIFF, AVIF, SVG, videos), MI_ETOOBIG for
+ * an image over the pixel cap, MI_EFORMAT for a broken image.
+ * Thread safety: any thread.
+ */
+MI_EXTERN mi_status mi_thumb_make_buffer(uint8_t **png, size_t *png_len,
+                                         const void *buf, size_t len,
+                                         const mi_thumb_options *opts);
+
+/** The same from a file (at most 512 MiB is read). */
+MI_EXTERN mi_status mi_thumb_make_file(uint8_t **png, size_t *png_len,
+                                       const char *path,
+                                       const mi_thumb_options *opts);
+
+/** Free a buffer the library allocated for the caller; NULL is a no-op. */
+MI_EXTERN void mi_free(void *p);
+
+/**
+ * The thumbnail of the indexed content `hash`: writes its path relative to
+ * the storage folder (".thumbnails/<sha256>.png") into `out` (at least 96
+ * bytes), making the file first if it is missing.  MI_ENOTFOUND for an
+ * unknown hash, MI_EUNSUPPORTED for a video or a type without thumbnails,
+ * MI_EFORMAT for an image that could not be decoded (not retried until the
+ * file changes), MI_ETOOBIG over the pixel cap.
+ */
+MI_EXTERN mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
+                                 const uint8_t hash[MI_HASH_SIZE]);
+
+/* ---------------------------------------------------------------------- */
+/* Storing uploads                                                         */
+
+/*
+ * An upload in progress: bytes are streamed into a temporary file under
+ * DIR/.mediaindex/tmp/ while they are hashed; mi_store_commit() then keeps
+ * them at DIR/uploads/YYYYMMDD/<sanitised name> (local date) unless the
+ * index already holds the same bytes.  Belongs to one thread.
+ */
+typedef struct mi_store mi_store;
+
+/**
+ * Start an upload.  `name` is the client's file name (sanitised with
+ * mi_filename_sanitize()); `fallback_name` (may be NULL) gives the
+ * extension when `name` has none.  `max_bytes` caps the upload (0 = no
+ * cap).  MI_EFORMAT when neither name has the extension of a type we
+ * accept (the detail says why).
+ */
+MI_EXTERN mi_status mi_store_begin(mi_store **out, mi_index *idx,
+                                   const char *name, const char *fallback_name,
+                                   uint64_t max_bytes);
+
+/** Append bytes.  MI_ETOOBIG past max_bytes, MI_EIO on a disk error; after
+ *  a failure the upload can only be freed. */
+MI_EXTERN mi_status mi_store_write(mi_store *st, const void *buf, size_t len);
+
+/**
+ * Finish the upload: fsync, check that the content really is an allowed
+ * image or video (magic bytes, not only the name; else MI_EFORMAT), then
+ * either find the same bytes already indexed (nothing is written;
+ * mi_store_created() is 0) or place the file under a name no other file has
+ * (name_1.ext, name_2.ext ... on collision, never overwriting), fsync its
+ * folder, index it and make its thumbnail (mi_store_created() is 1).
+ * Concurrent commits of the same bytes keep exactly one file.
+ */
+MI_EXTERN mi_status mi_store_commit(mi_store *st);
+
+/** After a successful commit: the content's hash (lower-case hex), the
+ *  stored (or already present) path relative to the storage folder, its
+ *  file name, and whether this upload created it.  Valid until
+ *  mi_store_free(). */
+MI_EXTERN const char *mi_store_hash_hex(const mi_store *st);
+MI_EXTERN const char *mi_store_path(const mi_store *st);
+MI_EXTERN const char *mi_store_filename(const mi_store *st);
+MI_EXTERN int mi_store_created(const mi_store *st);
+
+/** The detail of the upload's last failure, or "". */
+MI_EXTERN const char *mi_store_errmsg(const mi_store *st);
+
+/** Free an upload; one not committed is discarded and its temporary file
+ *  removed.  NULL is a no-op. */
+MI_EXTERN void mi_store_free(mi_store *st);
+
+/**
+ * Make a client's file name safe to use as one file name: no path
+ * separators, no ".." or ".", no control characters, invalid UTF-8 bytes
+ * replaced, leading dots and trailing spaces and dots removed, at most 255
+ * bytes (cut at a character boundary, keeping the extension), and
+ * "upload" when nothing is left.  Writes a NUL-terminated name into `out`
+ * (out_size >= 256).  Idempotent.
+ */
+MI_EXTERN mi_status mi_filename_sanitize(char *out, size_t out_size,
+                                         const char *in);
 
 /* ---------------------------------------------------------------------- */
 /* Cursors: iterate over every entry                                       */
