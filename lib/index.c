@@ -764,6 +764,11 @@ const char *mi_entry_model(const mi_entry *e)
 {
     return e && e->has_model ? e->buf + e->off_model : NULL;
 }
+const char *mi_entry_thumbnail(const mi_entry *e)
+{
+    MI_UNUSED(e);
+    return NULL;    /* until the catalog records thumbnails */
+}
 size_t mi_entry_dup_count(const mi_entry *e) { return e ? e->ndups : 0; }
 const char *mi_entry_dup_path(const mi_entry *e, size_t i)
 {

@@ -105,6 +105,29 @@ void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
 mi_status mi_status_from_errno(int err);
 
 /* ---------------------------------------------------------------------- */
+/* thumb.c: thumbnails                                                    */
+
+/* The state of a content's thumbnail, kept in the catalog per path. */
+typedef enum mi_thumb_state {
+    MI_THUMB_NONE = 0,         /* not tried (thumbnails off, or old row) */
+    MI_THUMB_OK = 1,           /* DIR/.thumbnails/<hex>.png exists */
+    MI_THUMB_UNSUPPORTED = 2,  /* a type without thumbnails (yet) */
+    MI_THUMB_FAILED = 3        /* could not decode; retried when the file
+                                  changes */
+} mi_thumb_state;
+
+/*
+ * Make DIR/.thumbnails/<hex>.png for the content of the open file `fd`
+ * (of media type `type`), written atomically (temp file + rename); reuse
+ * a valid existing one.  Returns MI_OK, MI_EUNSUPPORTED, MI_EFORMAT,
+ * MI_ETOOBIG or MI_EIO; *state (may be NULL) gets the state to record.
+ * Thread-safe; called by scan workers and by uploads.
+ */
+mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                            int fd, const mi_media_type *type,
+                            mi_thumb_state *state);
+
+/* ---------------------------------------------------------------------- */
 /* catalog.c: persistence in SQLite                                       */
 
 typedef struct sqlite3 sqlite3;
@@ -120,6 +143,7 @@ typedef struct mi_file_row {
     uint64_t inode;
     const mi_media_type *type;
     mi_meta meta;
+    mi_thumb_state thumb;
 } mi_file_row;
 
 /* A connection and its prepared statements. */
