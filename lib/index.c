@@ -38,6 +38,7 @@ struct mi_index {
     char *db_path;
     unsigned int threads;
 
+    pthread_mutex_t slock[16]; /* upload commits, by hash */
     pthread_mutex_t wlock; /* the writer connection */
     mi_conn *writer;
     pthread_mutex_t plock; /* the idle reader pool and the errslot list */
@@ -199,6 +200,8 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     if (!idx)
         return MI_ENOMEM;
     idx->root_fd = -1;
+    for (size_t i = 0; i < MI_ARRAY_LEN(idx->slock); i++)
+        pthread_mutex_init(&idx->slock[i], NULL);
     pthread_mutex_init(&idx->wlock, NULL);
     pthread_mutex_init(&idx->plock, NULL);
     if (pthread_key_create(&idx->errkey, NULL) != 0) {
@@ -247,6 +250,7 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     s = open_catalog(idx, errbuf, errbuf_len);
     if (s != MI_OK)
         goto fail;
+    mi_store_cleanup(idx);
     *out = idx;
     return MI_OK;
 
@@ -272,6 +276,8 @@ void mi_index_close(mi_index *idx)
         free(slot);
     }
     pthread_key_delete(idx->errkey);
+    for (size_t i = 0; i < MI_ARRAY_LEN(idx->slock); i++)
+        pthread_mutex_destroy(&idx->slock[i]);
     pthread_mutex_destroy(&idx->wlock);
     pthread_mutex_destroy(&idx->plock);
     if (idx->root_fd >= 0)
@@ -294,6 +300,16 @@ int mi_index_root_fd(const mi_index *idx)
 unsigned int mi_index_threads(const mi_index *idx)
 {
     return idx->threads;
+}
+
+void mi_index_store_lock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
+{
+    pthread_mutex_lock(&idx->slock[hash[0] % MI_ARRAY_LEN(idx->slock)]);
+}
+
+void mi_index_store_unlock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
+{
+    pthread_mutex_unlock(&idx->slock[hash[0] % MI_ARRAY_LEN(idx->slock)]);
 }
 
 mi_status mi_index_scan_begin(mi_index *idx)

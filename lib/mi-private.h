@@ -203,6 +203,14 @@ void mi_index_release(mi_index *idx, mi_conn *c);
 mi_conn *mi_index_writer_lock(mi_index *idx);
 void mi_index_writer_unlock(mi_index *idx, bool changed);
 
+/* Serialise the commits of one content (uploads of the same bytes);
+ * contents with other hashes mostly take other locks. */
+void mi_index_store_lock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]);
+void mi_index_store_unlock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]);
+
+/* store.c: remove the named temporary files a crash left (at open). */
+void mi_store_cleanup(mi_index *idx);
+
 /* Internal accessors for scan.c. */
 int mi_index_root_fd(const mi_index *idx);
 unsigned int mi_index_threads(const mi_index *idx);
