@@ -733,6 +733,60 @@ static void test_many(void)
     free(dir);
 }
 
+/* The corpus tier: every real photo, broken ones included, scanned
+ * through the public API; every file indexed, nothing failed. */
+static void test_corpus_scan(void)
+{
+    const char *corpus = fx_corpus();
+    char *dir, cmd[8192];
+    mi_scan_stats st;
+    mi_index *idx;
+    mi_cursor *c = NULL;
+    int n = 0, with_date = 0, with_gps = 0;
+    FILE *f;
+    int want = 0;
+
+    if (!corpus) {
+        SKIP("MI_TEST_CORPUS not set");
+        return;
+    }
+    dir = fx_tempdir();
+    snprintf(cmd, sizeof(cmd), "cp -R '%s/.' '%s/'", corpus, dir);
+    CHECK(system(cmd) == 0);
+    /* What find(1) says is media by name, for comparison. */
+    snprintf(cmd, sizeof(cmd),
+             "find '%s' -type f \\( -iname '*.jpg' -o -iname '*.jpeg' "
+             "-o -iname '*.heic' -o -iname '*.heif' \\) | wc -l", dir);
+    f = popen(cmd, "r");
+    if (f) {
+        if (fscanf(f, "%d", &want) != 1)
+            want = -1;
+        pclose(f);
+    }
+    idx = open_index(dir, 0);
+    CHECK_OK(scan(idx, &st));
+    CHECK(want > 0);
+    CHECK_EQ_INT(st.seen, want);
+    CHECK_EQ_INT(st.added, want);
+    CHECK_EQ_INT(st.failed, 0);
+    CHECK_OK(mi_cursor_new(&c, idx));
+    while (mi_cursor_next(c) == MI_ROW) {
+        const mi_entry *e = mi_cursor_entry(c);
+        n++;
+        with_date += mi_entry_creation_source(e) != MI_DATE_CTIME;
+        with_gps += mi_entry_gps(e, NULL, NULL);
+    }
+    mi_cursor_free(c);
+    printf("# corpus: %d files, %d contents, %d with an EXIF date, %d with GPS\n",
+           want, n, with_date, with_gps);
+    CHECK(n > 0 && n <= want);
+    CHECK(with_date > n / 2);
+    CHECK(with_gps >= 9);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_incremental);
@@ -747,5 +801,6 @@ int main(void)
     RUN(test_cancel);
     RUN(test_concurrent);
     RUN(test_many);
+    RUN(test_corpus_scan);
     return mi_test_done();
 }
