@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what is missing, build warning-free, and run every test suite:
 # once in a normal build, once under AddressSanitizer + UndefinedBehavior-
-# Sanitizer, and the hashing tests once more with the libsodium engine.
+# Sanitizer, the hashing tests once more with the libsodium engine, and the
+# API and pkg-config tests against a static library.
 # Ends with "N passed, M failed" and exits non-zero on any failure.
 #
 # MI_TEST_CORPUS=DIR runs the corpus tier too (real photos; .ci/run sets it).
@@ -31,6 +32,7 @@ run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...
 run plain --buildtype=debugoptimized --
 run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false --
 run sodium --buildtype=debugoptimized -Dopenssl=disabled -- hash api
+run static --buildtype=debugoptimized -Ddefault_library=static -- api pkgconfig
 
 # One line per test program in meson's JSON log.
 python3 - $logs <<'PY'
