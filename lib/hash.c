@@ -29,8 +29,8 @@
 #endif
 
 /*
- * MI_HASH_CHUNK (mi-private.h), bytes per read() when hashing.  Measured with bench/hash-1g.sh on a
- * warm 1 GiB file (2-core x86-64 with SHA-NI, OpenSSL 3.0, hyperfine, 10-15
+ * MI_HASH_CHUNK (mi-private.h), bytes per read() when hashing.  Measured
+ * with bench/hash-1g.sh on a warm 1 GiB file (2-core x86-64 with SHA-NI, OpenSSL 3.0, hyperfine, 10-15
  * runs): 64 KiB 739-765 ms, 128 KiB 719-741 ms, 256 KiB 738-763 ms,
  * 1 MiB 713-755 ms, all within noise of each other and of the compute-only
  * speed (~1.45 GB/s); `openssl dgst` took 944-965 ms with its 8 KiB reads.

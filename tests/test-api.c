@@ -4,6 +4,7 @@
  */
 #include <mediaindex.h>
 
+#include "api-helpers.h"
 #include "fixtures.h"
 #include "mi-test.h"
 
@@ -12,25 +13,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static mi_index *open_index(const char *dir)
-{
-    char err[512] = "";
-    mi_index *idx = NULL;
-    mi_status s = mi_index_open(&idx, dir, NULL, err, sizeof(err));
-
-    if (s != MI_OK)
-        printf("# open %s: %s: %s\n", dir, mi_strerror(s), err);
-    return idx;
-}
-
-static void hash_of(uint8_t out[MI_HASH_SIZE], const char *dir, const char *rel)
-{
-    char *p = fx_path(dir, rel);
-    if (mi_hash_file(out, p) != MI_OK)
-        memset(out, 0, MI_HASH_SIZE);
-    free(p);
-}
 
 static time_t local_time(int y, int mo, int d, int h, int mi, int s)
 {
@@ -154,10 +136,10 @@ static void test_metadata(void)
     CHECK(stat(p, &st) == 0);
     free(p);
 
-    idx = open_index(dir);
+    idx = ta_open(dir, 0);
     CHECK_OK(mi_scan(idx, NULL, NULL));
 
-    hash_of(h, dir, "a.jpg");
+    ta_hash_of(h, dir, "a.jpg");
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         char hex[MI_HASH_HEX_LEN + 1];
@@ -186,7 +168,7 @@ static void test_metadata(void)
         e = NULL;
     }
 
-    hash_of(h, dir, "zoned.jpg");
+    ta_hash_of(h, dir, "zoned.jpg");
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         /* 12:00 at +02:00 is 10:00 UTC. */
@@ -202,7 +184,7 @@ static void test_metadata(void)
         e = NULL;
     }
 
-    hash_of(h, dir, "digitized.jpg");
+    ta_hash_of(h, dir, "digitized.jpg");
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         CHECK_EQ_INT(mi_entry_creation_source(e), MI_DATE_EXIF_DIGITIZED);
@@ -212,7 +194,7 @@ static void test_metadata(void)
         e = NULL;
     }
 
-    hash_of(h, dir, "plain.jpg");
+    ta_hash_of(h, dir, "plain.jpg");
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         CHECK_EQ_INT(mi_entry_creation_source(e), MI_DATE_CTIME);
@@ -249,7 +231,7 @@ static void test_cursor_snapshot(void)
         fx_write_jpeg(p, 8, 8, 1000 + (unsigned)i, NULL);
         free(p);
     }
-    idx = open_index(dir);
+    idx = ta_open(dir, 0);
     CHECK_OK(mi_scan(idx, NULL, NULL));
     gen = mi_index_generation(idx);
 
@@ -313,7 +295,7 @@ static void test_corrupt_catalog(void)
     p = fx_path(dir, "x.jpg");
     fx_write_jpeg(p, 8, 8, 1, NULL);
     free(p);
-    idx = open_index(dir);
+    idx = ta_open(dir, 0);
     CHECK_OK(mi_scan(idx, NULL, NULL));
     mi_index_close(idx);
 
@@ -324,7 +306,7 @@ static void test_corrupt_catalog(void)
     unlink(p = fx_path(dir, ".mediaindex/index.sqlite3-wal"));
     free(p);
 
-    idx = open_index(dir);
+    idx = ta_open(dir, 0);
     CHECK(idx != NULL);
     if (idx) {
         printf("# notice: %s\n", mi_index_errmsg(idx));
@@ -347,7 +329,7 @@ static void test_newer_schema(void)
     sqlite3 *s = NULL;
     mi_index *idx;
 
-    idx = open_index(dir);
+    idx = ta_open(dir, 0);
     mi_index_close(idx);
     db = fx_path(dir, ".mediaindex/index.sqlite3");
     state = fx_path(dir, ".mediaindex");
@@ -356,7 +338,7 @@ static void test_newer_schema(void)
           SQLITE_OK);
     sqlite3_close(s);
 
-    idx = open_index(dir);
+    idx = ta_open(dir, 0);
     CHECK(idx != NULL);
     if (idx) {
         CHECK(strstr(mi_index_errmsg(idx), "newer") != NULL);

@@ -4,6 +4,7 @@
  */
 #include <mediaindex.h>
 
+#include "api-helpers.h"
 #include "fixtures.h"
 #include "mi-test.h"
 
@@ -15,20 +16,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static mi_index *open_index(const char *dir, unsigned int threads)
-{
-    mi_index_options opts = MI_INDEX_OPTIONS_INIT;
-    char err[512] = "";
-    mi_index *idx = NULL;
-    mi_status s;
-
-    opts.threads = threads;
-    s = mi_index_open(&idx, dir, &opts, err, sizeof(err));
-    if (s != MI_OK)
-        printf("# open %s: %s: %s\n", dir, mi_strerror(s), err);
-    return idx;
-}
 
 static mi_status scan(mi_index *idx, mi_scan_stats *st)
 {
@@ -54,14 +41,6 @@ static void write_jpeg(const char *dir, const char *rel, unsigned seed)
     *slash = '/';
     if (fx_write_jpeg(p, 32, 24, seed, NULL) != 0)
         printf("# cannot write %s\n", p);
-    free(p);
-}
-
-static void hash_of(uint8_t out[MI_HASH_SIZE], const char *dir, const char *rel)
-{
-    char *p = fx_path(dir, rel);
-    if (mi_hash_file(out, p) != MI_OK)
-        memset(out, 0, MI_HASH_SIZE);
     free(p);
 }
 
@@ -110,7 +89,7 @@ static void test_incremental(void)
     fx_write_file(a, "hello", 5);
     free(a);
 
-    idx = open_index(dir, 2);
+    idx = ta_open(dir, 2);
     CHECK(idx != NULL);
     if (!idx)
         goto out;
@@ -130,11 +109,11 @@ static void test_incremental(void)
     /* Add one, modify one, delete one. */
     write_jpeg(dir, "2020/four.jpg", 4);
     a = fx_path(dir, "2019/one.jpg");
-    hash_of(h1, dir, "2019/one.jpg");
+    ta_hash_of(h1, dir, "2019/one.jpg");
     CHECK(fx_write_jpeg(a, 40, 30, 11, NULL) == 0);
-    hash_of(h2, dir, "2019/one.jpg");
+    ta_hash_of(h2, dir, "2019/one.jpg");
     CHECK(memcmp(h1, h2, MI_HASH_SIZE) != 0);
-    hash_of(h3, dir, "three.png.jpeg");
+    ta_hash_of(h3, dir, "three.png.jpeg");
     b = fx_path(dir, "three.png.jpeg");
     CHECK(unlink(b) == 0);
     CHECK_OK(scan(idx, &st));
@@ -151,7 +130,7 @@ static void test_incremental(void)
     CHECK_EQ_INT(count_files(idx), 3);
 
     /* Rename: the old path goes, the new one comes, same content. */
-    hash_of(h1, dir, "2020/four.jpg");
+    ta_hash_of(h1, dir, "2020/four.jpg");
     free(b);
     b = fx_path(dir, "2020/renamed.jpg");
     free(a);
@@ -225,13 +204,13 @@ static void test_restart_no_rehash(void)
         snprintf(name, sizeof(name), "d%d/img%03d.jpg", i % 5, i);
         write_jpeg(dir, name, 100 + (unsigned)i);
     }
-    idx = open_index(dir, 3);
+    idx = ta_open(dir, 3);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.added, 50);
     gen = mi_index_generation(idx);
     mi_index_close(idx);
 
-    idx = open_index(dir, 3);
+    idx = ta_open(dir, 3);
     CHECK(idx != NULL);
     if (!idx)
         goto out;
@@ -272,7 +251,7 @@ static void test_merge_order(void)
 
     for (i = 0; i < MI_ARRAY_LEN_T(names); i++)
         write_jpeg(dir, names[i], 200 + (unsigned)i);
-    idx = open_index(dir, 2);
+    idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.added, MI_ARRAY_LEN_T(names));
     CHECK_OK(scan(idx, &st));
@@ -301,7 +280,7 @@ static void test_skips_state_and_non_media(void)
     CHECK(mkfifo(p, 0644) == 0);     /* must be skipped, never opened */
     free(p);
 
-    idx = open_index(dir, 2);
+    idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.seen, 2);
     CHECK_EQ_INT(st.added, 2);
@@ -367,12 +346,12 @@ static void test_symlinks(void)
     CHECK(symlink(".", p) == 0);                       /* would loop */
     free(p);
 
-    idx = open_index(dir, 2);
+    idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.added, 2);
     CHECK_EQ_INT(count_files(idx), 2);
     CHECK_EQ_INT(count_media(idx), 1);
-    hash_of(h, dir, "real/in.jpg");
+    ta_hash_of(h, dir, "real/in.jpg");
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         CHECK_EQ_STR(mi_entry_path(e), "link-in.jpg");
@@ -411,18 +390,18 @@ static void test_odd_names(void)
     strcat(deep, "deep.jpg");
     write_jpeg(dir, deep, 5);
 
-    idx = open_index(dir, 2);
+    idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.added, 5);
     CHECK_EQ_INT(st.failed, 0);
-    hash_of(h, dir, "bad-\xff\xfe-utf8.jpg");
+    ta_hash_of(h, dir, "bad-\xff\xfe-utf8.jpg");
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         CHECK_EQ_STR(mi_entry_filename(e), "bad-\xff\xfe-utf8.jpg");
         mi_entry_free(e);
         e = NULL;
     }
-    hash_of(h, dir, longname);
+    ta_hash_of(h, dir, longname);
     CHECK_OK(mi_lookup(&e, idx, h));
     if (e) {
         CHECK_EQ_INT(strlen(mi_entry_path(e)), 255);
@@ -443,7 +422,7 @@ static void test_empty_and_missing(void)
     mi_index *idx = (mi_index *)1;
     mi_cursor *c = NULL;
 
-    idx = open_index(dir, 0);
+    idx = ta_open(dir, 0);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.seen, 0);
     CHECK_OK(mi_cursor_new(&c, idx));
@@ -505,7 +484,7 @@ static void test_unreadable(void)
                 setuid(65534) != 0)
                 _exit(3);
         }
-        idx = open_index(dir, 2);
+        idx = ta_open(dir, 2);
         if (!idx)
             _exit(4);
         bad |= scan(idx, &st) != MI_OK;
@@ -553,7 +532,7 @@ static void test_unreadable_dir_keeps_rows(void)
             if (system(cmd) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
                 _exit(3);
         }
-        idx = open_index(dir, 2);
+        idx = ta_open(dir, 2);
         bad |= !idx || scan(idx, &st) != MI_OK || st.added != 4;
         p = fx_path(dir, "sub");
         chmod(p, 0);
@@ -594,7 +573,7 @@ static void test_cancel(void)
         snprintf(name, sizeof(name), "f%03d.jpg", i);
         write_jpeg(dir, name, 300 + (unsigned)i);
     }
-    idx = open_index(dir, 2);
+    idx = ta_open(dir, 2);
     /* The callback comes with the first file, then every 100 ms. */
     opts.progress = cancel_now;
     opts.payload = &calls;
@@ -658,7 +637,7 @@ static void test_concurrent(void)
         snprintf(name, sizeof(name), "f%d.jpg", i);
         write_jpeg(dir, name, 500 + (unsigned)i);
     }
-    b.idx = open_index(dir, 2);
+    b.idx = ta_open(dir, 2);
     CHECK_OK(scan(b.idx, NULL));
     for (i = 5; i < 8; i++) {
         snprintf(name, sizeof(name), "f%d.jpg", i);
@@ -721,7 +700,7 @@ static void test_many(void)
         fx_write_file(p, buf, sizeof(buf));
         free(p);
     }
-    idx = open_index(dir, 4);
+    idx = ta_open(dir, 4);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.added, 6000);
     CHECK_EQ_INT(count_files(idx), 6000);
@@ -763,7 +742,7 @@ static void test_corpus_scan(void)
             want = -1;
         pclose(f);
     }
-    idx = open_index(dir, 0);
+    idx = ta_open(dir, 0);
     CHECK_OK(scan(idx, &st));
     CHECK(want > 0);
     CHECK_EQ_INT(st.seen, want);

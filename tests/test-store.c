@@ -4,6 +4,7 @@
  */
 #include <mediaindex.h>
 
+#include "api-helpers.h"
 #include "fixtures.h"
 #include "mi-test.h"
 
@@ -12,15 +13,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static mi_index *open_index(const char *dir)
-{
-    char err[512] = "";
-    mi_index *idx = NULL;
-    if (mi_index_open(&idx, dir, NULL, err, sizeof(err)) != MI_OK)
-        printf("# open: %s\n", err);
-    return idx;
-}
 
 /* Files (not directories) under dir, recursively, skipping .mediaindex. */
 static int count_files(const char *dir)
@@ -181,7 +173,7 @@ static void test_store_and_dedup(void)
     unsigned char *jpg = NULL, *back = NULL;
     size_t len = 0, blen = 0;
     int created = -1;
-    mi_index *idx = open_index(dir);
+    mi_index *idx = ta_open(dir, 0);
     mi_scan_stats st = MI_SCAN_STATS_INIT;
     uint8_t h[MI_HASH_SIZE];
     mi_entry *e = NULL;
@@ -239,7 +231,7 @@ static void test_store_and_dedup(void)
 static void test_collisions_and_names(void)
 {
     char *dir = fx_tempdir(), path[512], want[512], day[64];
-    mi_index *idx = open_index(dir);
+    mi_index *idx = ta_open(dir, 0);
     unsigned char *jpg = NULL;
     size_t len = 0;
     int i, created;
@@ -284,7 +276,7 @@ static void test_collisions_and_names(void)
 static void test_refused(void)
 {
     char *dir = fx_tempdir();
-    mi_index *idx = open_index(dir);
+    mi_index *idx = ta_open(dir, 0);
     unsigned char *png = NULL, *jpg = NULL;
     size_t plen = 0, jlen = 0;
     mi_store *st = (mi_store *)1;
@@ -352,7 +344,7 @@ static void *race_main(void *arg)
 static void test_concurrent_uploads(void)
 {
     char *dir = fx_tempdir();
-    mi_index *idx = open_index(dir);
+    mi_index *idx = ta_open(dir, 0);
     race r[20];
     pthread_t t[20];
     unsigned char *same = NULL, *diff[20];
