@@ -5,7 +5,8 @@
 #
 #   OUTDIR/photos/  N_PHOTOS (default 200) unique copies of the real phone and
 #                   camera JPEGs of $MI_TEST_CORPUS (default
-#                   /work/shared/corpus/exif-samples), largest first: each
+#                   ../shared/corpus/exif-samples beside the project),
+#                   largest first: each
 #                   copy gets its own JPEG comment segment after the EXIF
 #                   block, so it stays a valid JPEG with its EXIF.
 #   OUTDIR/tiny/    N_TINY (default 100000) unique tiny images (8x8 PNG, and
@@ -26,7 +27,7 @@ fi
 out=$1
 n_photos=${2:-200}
 n_tiny=${3:-100000}
-corpus=${MI_TEST_CORPUS:-/work/shared/corpus/exif-samples}
+corpus=${MI_TEST_CORPUS:-$(cd "$(dirname "$0")/../.." && pwd)/shared/corpus/exif-samples}
 min_bytes=${MIN_BYTES:-1000000}
 here=$(cd "$(dirname "$0")" && pwd)
 
