@@ -49,10 +49,19 @@ static const char schema_v1[] =
     "INSERT OR IGNORE INTO meta (key, value)"
     "  VALUES ('generation', CAST(strftime('%s', 'now') AS INTEGER) * 1000);";
 
+/* Version 2: the thumbnail state of each row (mi_thumb_state), also in
+ * the scan's covering index so that a rescan sees it without touching the
+ * table (the index holds the key, so the hash too). */
+static const char schema_v2[] =
+    "ALTER TABLE files ADD COLUMN thumb INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX IF EXISTS files_by_path;"
+    "CREATE INDEX files_by_path"
+    "  ON files (path, size, mtime_ns, inode, thumb);";
+
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
-    "width, height, orientation, lat, lon, make, model"
+    "width, height, orientation, lat, lon, make, model, thumb"
 
 static mi_status db_error(sqlite3 *db, int rc, const char *what,
                           char *errbuf, size_t errlen)
@@ -108,13 +117,14 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
     if (version == MI_CATALOG_SCHEMA_VERSION || !writer)
         return MI_OK;
 
-    /* Migrations run in one transaction, each step from version n to n+1.
-     * Only version 1 exists so far. */
+    /* Migrations run in one transaction, each step from version n to n+1. */
     rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 1)
         rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 2)
+        rc = sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -207,18 +217,26 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
                      "FROM files)), (SELECT count(*) FROM files)");
     if (rc == SQLITE_OK)
         rc = prepare(c->db, &c->by_path,
-                     "SELECT path, size, mtime_ns, inode FROM files "
+                     "SELECT path, size, mtime_ns, inode, thumb, hash FROM files "
                      "INDEXED BY files_by_path ORDER BY path");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->insert,
                      "INSERT OR REPLACE INTO files (hash, path, size, "
                      "mtime_ns, ctime_ns, inode, mime, kind, date, "
                      "date_source, width, height, orientation, lat, lon, "
-                     "make, model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                     "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)");
+                     "make, model, thumb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                     "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                     "?18)");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->del_path,
                      "DELETE FROM files WHERE path = ?1");
+    if (rc == SQLITE_OK)
+        rc = prepare(c->db, &c->hashes,
+                     "SELECT DISTINCT hash FROM files ORDER BY hash");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->set_thumb,
+                     "UPDATE files SET thumb = ?1 WHERE hash = ?2 "
+                     "AND (?3 IS NULL OR path = ?3)");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->set_gen,
                      "UPDATE meta SET value = ?1 WHERE key = 'generation'");
@@ -247,6 +265,8 @@ void mi_catalog_close(mi_conn *c)
     sqlite3_finalize(c->insert);
     sqlite3_finalize(c->del_path);
     sqlite3_finalize(c->set_gen);
+    sqlite3_finalize(c->set_thumb);
+    sqlite3_finalize(c->hashes);
     sqlite3_close_v2(c->db);
     free(c);
 }
@@ -322,6 +342,7 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
     }
     bind_text_or_null(st, 16, m->make);
     bind_text_or_null(st, 17, m->model);
+    sqlite3_bind_int(st, 18, (int)row->thumb);
 
     rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -390,4 +411,26 @@ mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files)
     }
     sqlite3_reset(c->count);
     return s;
+}
+
+mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
+                               const char *path, size_t path_len,
+                               mi_thumb_state state,
+                               char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = c->set_thumb;
+    int rc;
+
+    sqlite3_bind_int(st, 1, (int)state);
+    sqlite3_bind_blob(st, 2, hash, MI_HASH_SIZE, SQLITE_STATIC);
+    if (path)
+        sqlite3_bind_blob(st, 3, path, (int)path_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "thumbnail state", errbuf, errlen);
+    return MI_OK;
 }

@@ -37,6 +37,11 @@ struct mi_index {
     int root_fd;           /* O_DIRECTORY descriptor of root */
     char *db_path;
     unsigned int threads;
+    unsigned int flags;    /* MI_INDEX_* */
+    uint64_t max_pixels;   /* thumbnail decode cap */
+    pthread_mutex_t tlock; /* opening thumbs_fd */
+    atomic_int thumbs_fd;  /* DIR/.thumbnails, -1 until opened */
+    atomic_bool swept;     /* a scan swept the thumbnails folder */
 
     pthread_mutex_t slock[16]; /* upload commits, by hash */
     pthread_mutex_t wlock; /* the writer connection */
@@ -204,9 +209,12 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
         pthread_mutex_init(&idx->slock[i], NULL);
     pthread_mutex_init(&idx->wlock, NULL);
     pthread_mutex_init(&idx->plock, NULL);
+    pthread_mutex_init(&idx->tlock, NULL);
+    atomic_store(&idx->thumbs_fd, -1);
     if (pthread_key_create(&idx->errkey, NULL) != 0) {
         pthread_mutex_destroy(&idx->wlock);
         pthread_mutex_destroy(&idx->plock);
+        pthread_mutex_destroy(&idx->tlock);
         free(idx);
         mi_bufprintf(errbuf, errbuf_len, "out of thread-specific keys");
         return MI_ENOMEM;
@@ -214,6 +222,9 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     idx->threads = opts && opts->threads ? opts->threads : online_cores();
     if (idx->threads > 256)
         idx->threads = 256;
+    idx->flags = opts ? opts->flags : 0;
+    idx->max_pixels = opts && opts->max_pixels ? opts->max_pixels
+                                               : MI_THUMB_MAX_PIXELS_DEFAULT;
 
     idx->root = realpath(storage_dir, NULL);
     if (!idx->root) {
@@ -250,6 +261,10 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     s = open_catalog(idx, errbuf, errbuf_len);
     if (s != MI_OK)
         goto fail;
+    /* The thumbnails folder; a read-only storage folder still opens (its
+     * thumbnails then fail with MI_EIO or MI_EACCES). */
+    if (!(idx->flags & MI_INDEX_NO_THUMBNAILS))
+        mi_index_thumbs_fd(idx);
     mi_store_cleanup(idx);
     *out = idx;
     return MI_OK;
@@ -280,6 +295,9 @@ void mi_index_close(mi_index *idx)
         pthread_mutex_destroy(&idx->slock[i]);
     pthread_mutex_destroy(&idx->wlock);
     pthread_mutex_destroy(&idx->plock);
+    pthread_mutex_destroy(&idx->tlock);
+    if (atomic_load(&idx->thumbs_fd) >= 0)
+        close(atomic_load(&idx->thumbs_fd));
     if (idx->root_fd >= 0)
         close(idx->root_fd);
     free(idx->root);
@@ -300,6 +318,49 @@ int mi_index_root_fd(const mi_index *idx)
 unsigned int mi_index_threads(const mi_index *idx)
 {
     return idx->threads;
+}
+
+unsigned int mi_index_flags(const mi_index *idx)
+{
+    return idx->flags;
+}
+
+uint64_t mi_index_max_pixels(const mi_index *idx)
+{
+    return idx->max_pixels;
+}
+
+int mi_index_thumbs_fd(mi_index *idx)
+{
+    int fd = atomic_load(&idx->thumbs_fd);
+
+    if (fd >= 0)
+        return fd;
+    pthread_mutex_lock(&idx->tlock);
+    fd = atomic_load(&idx->thumbs_fd);
+    if (fd < 0) {
+        if (mkdirat(idx->root_fd, ".thumbnails", 0755) != 0 && errno != EEXIST)
+            mi_index_fail(idx, mi_status_from_errno(errno),
+                          "cannot create %s/.thumbnails: %s", idx->root,
+                          strerror(errno));
+        fd = openat(idx->root_fd, ".thumbnails",
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+            /* Thumbnails half written by a process that died are never
+             * served (not named <hash>.png); removed here and by scans. */
+            mi_thumb_clean_temp(fd, 600);
+            atomic_store(&idx->thumbs_fd, fd);
+        }
+    }
+    pthread_mutex_unlock(&idx->tlock);
+    return fd;
+}
+
+bool mi_index_take_first_sweep(mi_index *idx)
+{
+    bool expected = false;
+
+    return atomic_compare_exchange_strong(&idx->swept, &expected, true);
 }
 
 void mi_index_store_lock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
@@ -433,6 +494,8 @@ struct mi_entry {
     size_t *dup_off;
     const char **dups;
     size_t ndups, dup_cap;
+    bool has_thumb;
+    char thumb[sizeof(".thumbnails/.png") + MI_HASH_HEX_LEN];
 };
 
 static mi_status buf_add(mi_entry *e, const void *data, size_t n, size_t *off)
@@ -521,6 +584,9 @@ static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
                  sqlite3_column_type(st, 13) != SQLITE_NULL;
     e->lat = e->has_gps ? sqlite3_column_double(st, 12) : 0.0;
     e->lon = e->has_gps ? sqlite3_column_double(st, 13) : 0.0;
+    e->has_thumb = sqlite3_column_int(st, 16) == MI_THUMB_OK;
+    if (e->has_thumb)
+        mi_bufprintf(e->thumb, sizeof(e->thumb), ".thumbnails/%s.png", e->hex);
     return MI_OK;
 }
 
@@ -782,8 +848,7 @@ const char *mi_entry_model(const mi_entry *e)
 }
 const char *mi_entry_thumbnail(const mi_entry *e)
 {
-    MI_UNUSED(e);
-    return NULL;    /* until the catalog records thumbnails */
+    return e && e->has_thumb ? e->thumb : NULL;
 }
 size_t mi_entry_dup_count(const mi_entry *e) { return e ? e->ndups : 0; }
 const char *mi_entry_dup_path(const mi_entry *e, size_t i)

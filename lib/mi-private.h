@@ -127,6 +127,48 @@ mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                             int fd, const mi_media_type *type,
                             mi_thumb_state *state);
 
+/*
+ * The same with the EXIF orientation already known (1..8; 0 = none,
+ * -1 = read it from the file).  *written (may be NULL) tells whether a new
+ * file was written (false when a valid one was reused).
+ */
+mi_status mi_thumb_write_fd_oriented(mi_index *idx,
+                                     const uint8_t hash[MI_HASH_SIZE], int fd,
+                                     const mi_media_type *type,
+                                     int orientation, mi_thumb_state *state,
+                                     bool *written);
+
+/* The thumbnail state that a status of mi_thumb_write_fd() records:
+ * transient failures (I/O, memory) record NONE, to be tried again. */
+mi_thumb_state mi_thumb_state_of(mi_status s);
+
+/* Is DIR/.thumbnails/<hex>.png (open at dirfd) there? */
+bool mi_thumb_exists(int dirfd, const uint8_t hash[MI_HASH_SIZE]);
+
+/* Remove, from the thumbnails folder open at `dirfd`, the temp files of
+ * writes older than `min_age_s` seconds; returns how many. */
+uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s);
+
+/* Remove the thumbnails of contents the catalog no longer holds (and old
+ * temp files); *removed counts them.  For the end of a complete scan. */
+mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed);
+
+/* Thumbnail temp files are named TEMP_PREFIX... */
+#define MI_THUMB_TEMP_PREFIX ".tmp-"
+
+/* png.c: an RGBA PNG of w x h pixels (rows `stride` bytes apart), malloc'd. */
+mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
+                             const uint8_t *px, int w, int h, size_t stride);
+
+/* stb-image.c: stb_image, PNG/GIF/BMP, from memory. */
+bool mi_stbi_info(const void *buf, size_t len, int *w, int *h);
+uint8_t *mi_stbi_load_rgba(const void *buf, size_t len, int *w, int *h);
+void mi_stbi_free(void *p);
+
+/* stb-resize.c: resize 8-bit RGBA (alpha-weighted), sRGB-aware or not. */
+bool mi_stbir_resize_rgba(const uint8_t *in, int iw, int ih, int istride,
+                          uint8_t *out, int ow, int oh, int ostride, bool srgb);
+
 /* ---------------------------------------------------------------------- */
 /* catalog.c: persistence in SQLite                                       */
 
@@ -152,14 +194,17 @@ typedef struct mi_conn {
     sqlite3_stmt *lookup;     /* rows of one hash, by path */
     sqlite3_stmt *all;        /* every row, by hash then path */
     sqlite3_stmt *count;      /* distinct hashes, rows */
-    sqlite3_stmt *by_path;    /* path, size, mtime, inode in path order */
+    sqlite3_stmt *by_path;    /* path, size, mtime, inode, thumb, hash in
+                                 path order */
     sqlite3_stmt *insert;     /* writer only */
     sqlite3_stmt *del_path;   /* writer only */
     sqlite3_stmt *set_gen;    /* writer only */
+    sqlite3_stmt *set_thumb;  /* writer only: thumb state of a hash/path */
+    sqlite3_stmt *hashes;     /* distinct hashes, in order */
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 1
+#define MI_CATALOG_SCHEMA_VERSION 2
 
 /*
  * Open the catalog file at `path` (creating it, WAL mode).  `writer` also
@@ -183,6 +228,12 @@ mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen);
 mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
                                     char *errbuf, size_t errlen);
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
+/* Set the thumbnail state of the rows of `hash` (all of them, or only the
+ * one of `path` when path is not NULL). */
+mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
+                               const char *path, size_t path_len,
+                               mi_thumb_state state,
+                               char *errbuf, size_t errlen);
 
 /* ---------------------------------------------------------------------- */
 /* index.c: the handle                                                    */
@@ -214,6 +265,13 @@ void mi_store_cleanup(mi_index *idx);
 /* Internal accessors for scan.c. */
 int mi_index_root_fd(const mi_index *idx);
 unsigned int mi_index_threads(const mi_index *idx);
+unsigned int mi_index_flags(const mi_index *idx);       /* MI_INDEX_* */
+uint64_t mi_index_max_pixels(const mi_index *idx);
+/* DIR/.thumbnails, opened (and created) by mi_index_open; -1 if it could
+ * not be, or with MI_INDEX_NO_THUMBNAILS until first needed. */
+int mi_index_thumbs_fd(mi_index *idx);
+/* True once per handle: the first scan sweeps stale thumbnails. */
+bool mi_index_take_first_sweep(mi_index *idx);
 /* Only one scan at a time: MI_EBUSY if one runs. */
 mi_status mi_index_scan_begin(mi_index *idx);
 void mi_index_scan_end(mi_index *idx);
