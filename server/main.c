@@ -1,0 +1,457 @@
+/*
+ * media-server - serve a folder of photos and videos over HTTP.
+ *
+ *   media-server --storage_dir DIR [--port 8000] [--rescan_interval N]
+ *                [--listen ADDR] [--threads N] [--max-upload-bytes N]
+ *
+ * It listens at once and serves what the catalog holds; the first scan
+ * runs in the background (GET /status says when it is done), then one
+ * every N seconds when --rescan_interval is set.
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread and the main
+ * thread waits for them with sigwait(), so no handler and no global state
+ * is needed; it then stops civetweb (in-flight requests finish, bounded),
+ * stops the scanner and closes the index.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SERVER_VERSION "0.1.0"
+#define STOP_GRACE_S 10
+
+struct options {
+    const char *storage_dir;
+    const char *listen;
+    unsigned long port;
+    unsigned long rescan;
+    unsigned long threads;
+    uint64_t max_upload;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: media-server --storage_dir DIR [--port 8000] "
+        "[--rescan_interval SECONDS]\n"
+        "                    [--listen ADDR] [--threads N] "
+        "[--max-upload-bytes N]\n"
+        "  --storage_dir DIR         the folder of photos and videos (required)\n"
+        "  --port N                  TCP port (default 8000; 0 = any free port)\n"
+        "  --listen ADDR             address to listen on (default: all IPv4)\n"
+        "  --rescan_interval N       rescan every N seconds (default 0 = never)\n"
+        "  --threads N               connections served at once (default 64)\n"
+        "  --max-upload-bytes N      largest upload, bytes; K, M, G suffixes "
+        "(default 8G)\n"
+        "  --help, --version\n"
+        "Flags take their value as --flag value or --flag=value.\n");
+}
+
+/* An unsigned number with an optional K/M/G (binary) suffix. */
+static bool parse_num(const char *s, uint64_t max, bool suffix, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mul = 1;
+
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    if (suffix && *end) {
+        switch (*end) {
+        case 'k': case 'K': mul = 1ull << 10; break;
+        case 'm': case 'M': mul = 1ull << 20; break;
+        case 'g': case 'G': mul = 1ull << 30; break;
+        default: return false;
+        }
+        end++;
+        if (*end == 'i' && end[1] == 'B')
+            end += 2;
+        else if (*end == 'B')
+            end++;
+    }
+    if (*end || v > max / mul)
+        return false;
+    *out = v * mul;
+    return true;
+}
+
+/* 0: parsed; 1: --help/--version done; 2: bad usage (message printed). */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        char flag[64];
+        const char *a = argv[i], *eq, *val = NULL;
+        size_t n, k;
+        uint64_t num;
+
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "media-server: unexpected argument \"%s\"\n", a);
+            return 2;
+        }
+        a += 2;
+        eq = strchr(a, '=');
+        n = eq ? (size_t)(eq - a) : strlen(a);
+        if (n >= sizeof(flag)) {
+            fprintf(stderr, "media-server: unknown flag --%.*s\n", 60, a);
+            return 2;
+        }
+        for (k = 0; k < n; k++)             /* --max-upload-bytes too */
+            flag[k] = a[k] == '-' ? '_' : a[k];
+        flag[n] = '\0';
+        if (strcmp(flag, "help") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (strcmp(flag, "version") == 0) {
+            printf("media-server %s (libmediaindex %s, civetweb %s)\n",
+                   SERVER_VERSION, mi_version(), mg_version());
+            return 1;
+        }
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            fprintf(stderr, "media-server: --%s needs a value\n", flag);
+            return 2;
+        }
+        if (strcmp(flag, "storage_dir") == 0 && *val) {
+            o->storage_dir = val;
+        } else if (strcmp(flag, "listen") == 0 && *val) {
+            o->listen = val;
+        } else if (strcmp(flag, "port") == 0 && parse_num(val, 65535, false, &num)) {
+            o->port = (unsigned long)num;
+        } else if (strcmp(flag, "rescan_interval") == 0 &&
+                   parse_num(val, 365u * 86400u, false, &num)) {
+            o->rescan = (unsigned long)num;
+        } else if (strcmp(flag, "threads") == 0 &&
+                   parse_num(val, 1024, false, &num) && num > 0) {
+            o->threads = (unsigned long)num;
+        } else if (strcmp(flag, "max_upload_bytes") == 0 &&
+                   parse_num(val, UINT64_MAX / 2, true, &num) && num > 0) {
+            o->max_upload = num;
+        } else if (strcmp(flag, "storage_dir") == 0 || strcmp(flag, "listen") == 0 ||
+                   strcmp(flag, "port") == 0 || strcmp(flag, "rescan_interval") == 0 ||
+                   strcmp(flag, "threads") == 0 ||
+                   strcmp(flag, "max_upload_bytes") == 0) {
+            fprintf(stderr, "media-server: bad value for --%s: \"%s\"\n", flag, val);
+            return 2;
+        } else {
+            fprintf(stderr, "media-server: unknown flag --%s\n", flag);
+            return 2;
+        }
+    }
+    if (!o->storage_dir) {
+        fprintf(stderr, "media-server: --storage_dir DIR is required "
+                        "(see --help)\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Background scans                                                        */
+
+static int scan_progress(const mi_scan_stats *st, void *payload)
+{
+    struct server *srv = payload;
+    bool stop;
+
+    pthread_mutex_lock(&srv->lock);
+    srv->progress = *st;
+    stop = srv->stopping;
+    pthread_mutex_unlock(&srv->lock);
+    return stop ? 1 : 0;
+}
+
+static void run_scan(struct server *srv)
+{
+    mi_scan_options opts = MI_SCAN_OPTIONS_INIT;
+    mi_scan_stats st = MI_SCAN_STATS_INIT, zero = MI_SCAN_STATS_INIT;
+    double t0;
+    mi_status s;
+
+    pthread_mutex_lock(&srv->lock);
+    srv->scanning = true;
+    srv->scan_started = t0 = now_epoch();
+    srv->progress = zero;
+    pthread_mutex_unlock(&srv->lock);
+
+    opts.progress = scan_progress;
+    opts.payload = srv;
+    s = mi_scan(srv->idx, &opts, &st);
+
+    pthread_mutex_lock(&srv->lock);
+    srv->scanning = false;
+    srv->scan_finished = now_epoch();
+    srv->last = st;
+    srv->last_status = s;
+    srv->have_last = true;
+    pthread_mutex_unlock(&srv->lock);
+
+    if (s == MI_OK)
+        fprintf(stderr,
+                "media-server: scan: %" PRIu64 " files, %" PRIu64 " new, %"
+                PRIu64 " changed, %" PRIu64 " removed, %" PRIu64
+                " failed, %" PRIu64 " thumbnails made (%.1fs)\n",
+                st.seen, st.added, st.changed, st.removed, st.failed,
+                st.thumbs_made, now_epoch() - t0);
+    else
+        fprintf(stderr, "media-server: scan: %s: %s\n", mi_strerror(s),
+                mi_index_errmsg(srv->idx));
+}
+
+static void *scanner(void *arg)
+{
+    struct server *srv = arg;
+
+    run_scan(srv);
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->stopping) {
+        if (srv->rescan == 0) {
+            pthread_cond_wait(&srv->wake, &srv->lock);
+            continue;
+        }
+        {
+            struct timespec until;
+            int rc = 0;
+
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += (time_t)srv->rescan;
+            while (!srv->stopping && rc != ETIMEDOUT)
+                rc = pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
+        }
+        if (srv->stopping)
+            break;
+        pthread_mutex_unlock(&srv->lock);
+        run_scan(srv);      /* one at a time: this thread is the only one */
+        pthread_mutex_lock(&srv->lock);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Start and stop                                                          */
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    fprintf(stderr, "media-server: civetweb: %s\n", message);
+    return 1;
+}
+
+struct stopper {
+    struct mg_context *ctx;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cond;
+    bool done;
+};
+
+static void *stop_civetweb(void *arg)
+{
+    struct stopper *s = arg;
+
+    mg_stop(s->ctx);
+    pthread_mutex_lock(&s->lock);
+    s->done = true;
+    pthread_cond_signal(&s->done_cond);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = { NULL, NULL, 8000, 0, 64, 8ull << 30 };
+    struct server srv;
+    mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
+    struct mg_callbacks cb;
+    struct mg_init_data init;
+    struct mg_error_data merr;
+    struct mg_server_port ports[4];
+    struct mg_context *ctx;
+    struct stopper stopper;
+    pthread_condattr_t ca;
+    pthread_t scan_thread, stop_thread;
+    sigset_t sigs;
+    char err[512], listen_spec[300], threads[16], errtext[256];
+    unsigned errcode = 0;
+    const char *copts[32];
+    struct stat sb;
+    struct timespec deadline;
+    int rc, sig, nports, k = 0;
+    mi_status s;
+
+    rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+
+    /* The folder must exist and be a writable directory: say so in one
+     * line, before listening. */
+    if (stat(o.storage_dir, &sb) != 0) {
+        fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,
+                strerror(errno));
+        return 2;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "media-server: storage folder %s: not a directory\n",
+                o.storage_dir);
+        return 2;
+    }
+    if (access(o.storage_dir, R_OK | W_OK | X_OK) != 0) {
+        fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,
+                strerror(errno));
+        return 2;
+    }
+
+    /* Every thread started from here on inherits this mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    s = mi_index_open(&srv.idx, o.storage_dir, &iopts, err, sizeof(err));
+    if (s != MI_OK) {
+        fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,
+                err);
+        return 2;
+    }
+    if (*mi_index_errmsg(srv.idx))
+        fprintf(stderr, "media-server: note: %s\n", mi_index_errmsg(srv.idx));
+    srv.root = mi_index_storage_dir(srv.idx);
+    srv.max_upload = o.max_upload;
+    srv.rescan = (unsigned int)o.rescan;
+    srv.stopping = srv.scanning = srv.have_last = false;
+    srv.scan_started = srv.scan_finished = 0;
+    srv.last_status = MI_OK;
+    {
+        mi_scan_stats zero = MI_SCAN_STATS_INIT;
+        srv.progress = srv.last = zero;
+    }
+    pthread_mutex_init(&srv.lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv.wake, &ca);
+    pthread_condattr_destroy(&ca);
+
+    if (o.listen && strchr(o.listen, ':'))
+        snprintf(listen_spec, sizeof(listen_spec), "[%s]:%lu", o.listen, o.port);
+    else if (o.listen)
+        snprintf(listen_spec, sizeof(listen_spec), "%s:%lu", o.listen, o.port);
+    else
+        snprintf(listen_spec, sizeof(listen_spec), "%lu", o.port);
+    snprintf(threads, sizeof(threads), "%lu", o.threads);
+    copts[k++] = "listening_ports";       copts[k++] = listen_spec;
+    copts[k++] = "num_threads";           copts[k++] = threads;
+    copts[k++] = "enable_keep_alive";     copts[k++] = "yes";
+    copts[k++] = "keep_alive_timeout_ms"; copts[k++] = "2000";
+    copts[k++] = "request_timeout_ms";    copts[k++] = "30000";
+    copts[k++] = "tcp_nodelay";           copts[k++] = "1";
+    copts[k++] = "decode_url";            copts[k++] = "no";   /* routes.c */
+    copts[k++] = "max_request_size";      copts[k++] = "16384";
+    copts[k++] = "listen_backlog";        copts[k++] = "256";
+    copts[k] = NULL;
+
+    memset(&cb, 0, sizeof(cb));
+    cb.log_message = log_message;
+    cb.http_error = handle_http_error;
+    memset(&init, 0, sizeof(init));
+    init.callbacks = &cb;
+    init.user_data = &srv;
+    init.configuration_options = copts;
+    memset(&merr, 0, sizeof(merr));
+    merr.code = &errcode;
+    merr.text = errtext;
+    merr.text_buffer_size = sizeof(errtext);
+    errtext[0] = '\0';
+
+    mg_init_library(0);
+    ctx = mg_start2(&init, &merr);
+    if (!ctx) {
+        fprintf(stderr, "media-server: cannot listen on %s: %s\n", listen_spec,
+                errtext[0] ? errtext : "failed to start");
+        mi_index_close(srv.idx);
+        mg_exit_library();
+        return 1;
+    }
+    mg_set_request_handler(ctx, "/", handle_request, &srv);
+    nports = mg_get_server_ports(ctx, 4, ports);
+    fprintf(stderr, "media-server: serving %s on http://%s:%d/ (%lu threads)\n",
+            srv.root, o.listen ? o.listen : "0.0.0.0",
+            nports > 0 ? ports[0].port : (int)o.port, o.threads);
+
+    if (pthread_create(&scan_thread, NULL, scanner, &srv) != 0) {
+        fprintf(stderr, "media-server: cannot start the scanner\n");
+        mg_stop(ctx);
+        mi_index_close(srv.idx);
+        return 1;
+    }
+
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    fprintf(stderr, "media-server: %s: shutting down\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+    pthread_mutex_lock(&srv.lock);
+    srv.stopping = true;             /* a running scan stops at its next step */
+    pthread_cond_broadcast(&srv.wake);
+    pthread_mutex_unlock(&srv.lock);
+
+    /* Stop accepting; in-flight requests finish, for at most STOP_GRACE_S. */
+    stopper.ctx = ctx;
+    stopper.done = false;
+    pthread_mutex_init(&stopper.lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&stopper.done_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += STOP_GRACE_S;
+    if (pthread_create(&stop_thread, NULL, stop_civetweb, &stopper) != 0)
+        stop_civetweb(&stopper);
+    pthread_mutex_lock(&stopper.lock);
+    rc = 0;
+    while (!stopper.done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&stopper.done_cond, &stopper.lock, &deadline);
+    pthread_mutex_unlock(&stopper.lock);
+    if (!stopper.done) {
+        fprintf(stderr, "media-server: requests still running after %ds; "
+                        "exiting without waiting\n", STOP_GRACE_S);
+        _exit(1);
+    }
+    pthread_join(stop_thread, NULL);
+    {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += STOP_GRACE_S;
+        if (pthread_timedjoin_np(scan_thread, NULL, &until) != 0) {
+            fprintf(stderr, "media-server: the scan did not stop in %ds; "
+                            "exiting without waiting\n", STOP_GRACE_S);
+            _exit(1);
+        }
+    }
+    mi_index_close(srv.idx);
+    mg_exit_library();
+    pthread_mutex_destroy(&stopper.lock);
+    pthread_cond_destroy(&stopper.done_cond);
+    pthread_mutex_destroy(&srv.lock);
+    pthread_cond_destroy(&srv.wake);
+    fprintf(stderr, "media-server: stopped\n");
+    return 0;
+}

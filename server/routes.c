@@ -1,0 +1,538 @@
+/*
+ * routes.c - one civetweb handler for every path: it splits the path,
+ * picks the route, checks the method, and logs the request.
+ *
+ *   GET|HEAD /list                   every entry, streamed (ETag, 304)
+ *   GET|HEAD /status                 scan state, counts
+ *   GET|HEAD /thumbnail/<sha256>     the 256x256 PNG
+ *   GET|HEAD /image/<sha256>         the original bytes (Range, ETag)
+ *   GET|HEAD /image/sha256/<sha256>  the same
+ *   PUT      /image/<filename>       upload (upload.c)
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_SEGS 4
+
+/* The request path, split at '/' and percent-decoded segment by segment,
+ * so that "%2F" inside a file name stays inside that name. */
+struct path {
+    int n;                    /* segments; -1 when there are too many */
+    char *seg[MAX_SEGS];
+    bool nul[MAX_SEGS];       /* a decoded segment held a NUL byte */
+};
+
+static void path_free(struct path *p)
+{
+    int i;
+    for (i = 0; i < MAX_SEGS; i++)
+        free(p->seg[i]);
+}
+
+static bool path_split(struct path *p, const char *raw)
+{
+    const char *s = raw, *e;
+
+    memset(p, 0, sizeof(*p));
+    if (!s || *s != '/')
+        return true;           /* no segments: 404 */
+    s++;
+    for (;;) {
+        size_t len;
+        int d;
+
+        e = strchr(s, '/');
+        len = e ? (size_t)(e - s) : strlen(s);
+        if (p->n == MAX_SEGS) {
+            p->n = -1;
+            return true;
+        }
+        p->seg[p->n] = malloc(len + 1);
+        if (!p->seg[p->n])
+            return false;
+        d = mg_url_decode(s, (int)len, p->seg[p->n], (int)len + 1, 0);
+        if (d < 0)
+            d = 0;
+        p->seg[p->n][d] = '\0';
+        p->nul[p->n] = strlen(p->seg[p->n]) != (size_t)d;
+        p->n++;
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return true;
+}
+
+static bool is(const struct path *p, int i, const char *name)
+{
+    return i < p->n && strcmp(p->seg[i], name) == 0;
+}
+
+static void method_not_allowed(struct req *r, const char *allow)
+{
+    char extra[64];
+    snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+    send_error(r, 405, extra, "method %s not allowed here (allowed: %s)",
+               r->ri->request_method, allow);
+}
+
+static bool get_or_head(const struct req *r)
+{
+    return strcmp(r->ri->request_method, "GET") == 0 || r->head;
+}
+
+/* A hash from the URL, or a 400 reply. */
+static bool url_hash(struct req *r, const struct path *p, int i,
+                     uint8_t hash[MI_HASH_SIZE], char hex[MI_HASH_HEX_LEN + 1])
+{
+    if (p->nul[i] || mi_hash_from_hex(hash, p->seg[i]) != MI_OK) {
+        send_error(r, 400, NULL,
+                   "malformed hash: expected 64 hexadecimal characters");
+        return false;
+    }
+    mi_hash_to_hex(hex, hash);
+    return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* GET /status                                                             */
+
+static void add_stats(cJSON *o, const mi_scan_stats *st)
+{
+    cJSON_AddNumberToObject(o, "seen", (double)st->seen);
+    cJSON_AddNumberToObject(o, "added", (double)st->added);
+    cJSON_AddNumberToObject(o, "changed", (double)st->changed);
+    cJSON_AddNumberToObject(o, "removed", (double)st->removed);
+    cJSON_AddNumberToObject(o, "unchanged", (double)st->unchanged);
+    cJSON_AddNumberToObject(o, "failed", (double)st->failed);
+    cJSON_AddNumberToObject(o, "files_hashed", (double)st->files_hashed);
+    cJSON_AddNumberToObject(o, "bytes_hashed", (double)st->bytes_hashed);
+    cJSON_AddNumberToObject(o, "thumbs_made", (double)st->thumbs_made);
+    cJSON_AddNumberToObject(o, "thumbs_failed", (double)st->thumbs_failed);
+    cJSON_AddNumberToObject(o, "thumbs_unsupported",
+                            (double)st->thumbs_unsupported);
+    cJSON_AddNumberToObject(o, "thumbs_removed", (double)st->thumbs_removed);
+}
+
+static void route_status(struct req *r)
+{
+    struct server *srv = r->srv;
+    mi_scan_stats progress, last;
+    double started, finished;
+    bool scanning, have_last;
+    int last_status;
+    uint64_t media = 0, files = 0;
+    cJSON *o, *st;
+    char *text;
+
+    pthread_mutex_lock(&srv->lock);
+    scanning = srv->scanning;
+    progress = srv->progress;
+    last = srv->last;
+    have_last = srv->have_last;
+    last_status = srv->last_status;
+    started = srv->scan_started;
+    finished = srv->scan_finished;
+    pthread_mutex_unlock(&srv->lock);
+
+    mi_index_count(srv->idx, &media, &files);
+    o = cJSON_CreateObject();
+    if (!o) {
+        send_error(r, 500, NULL, "out of memory");
+        return;
+    }
+    cJSON_AddStringToObject(o, "state", scanning ? "scanning" : "idle");
+    cJSON_AddNumberToObject(o, "files_seen",
+                            (double)(scanning ? progress.seen
+                                              : have_last ? last.seen : 0));
+    cJSON_AddNumberToObject(o, "media", (double)media);
+    cJSON_AddNumberToObject(o, "files", (double)files);
+    cJSON_AddNumberToObject(o, "generation",
+                            (double)mi_index_generation(srv->idx));
+    if (started > 0)
+        cJSON_AddNumberToObject(o, "last_scan_started", started);
+    else
+        cJSON_AddNullToObject(o, "last_scan_started");
+    if (have_last && finished > 0)
+        cJSON_AddNumberToObject(o, "last_scan_finished", finished);
+    else
+        cJSON_AddNullToObject(o, "last_scan_finished");
+    if (have_last && (st = cJSON_AddObjectToObject(o, "last_scan_stats"))) {
+        add_stats(st, &last);
+        cJSON_AddStringToObject(st, "result", mi_strerror(last_status));
+    } else {
+        cJSON_AddNullToObject(o, "last_scan_stats");
+    }
+    cJSON_AddNumberToObject(o, "rescan_interval", srv->rescan);
+    cJSON_AddStringToObject(o, "version", mi_version());
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) {
+        send_error(r, 500, NULL, "out of memory");
+        return;
+    }
+    send_json(r, 200, text, "Cache-Control: no-store\r\n");
+    cJSON_free(text);
+}
+
+/* ---------------------------------------------------------------------- */
+/* GET /list                                                               */
+
+#define LIST_CHUNK (64u << 10)
+
+/* One entry as a JSON object, in the shape of DESIGN.md plus extras. */
+static char *entry_json(const mi_entry *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *thumb = mi_entry_thumbnail(e);
+    double lat, lon;
+    char *text = NULL;
+    bool ok;
+
+    if (!o)
+        return NULL;
+    ok = json_add_string(o, "filename", mi_entry_filename(e)) &&
+         cJSON_AddNumberToObject(o, "last_modified",
+                                 (double)mi_entry_mtime_ns(e) / 1e9) &&
+         json_add_string(o, "file_path", mi_entry_path(e)) &&
+         cJSON_AddNumberToObject(o, "original_creation_date",
+                                 (double)mi_entry_creation_date(e)) &&
+         (thumb ? json_add_string(o, "thumbnail_file", thumb)
+                : cJSON_AddNullToObject(o, "thumbnail_file") != NULL) &&
+         cJSON_AddNumberToObject(o, "size", (double)mi_entry_size(e)) &&
+         cJSON_AddStringToObject(o, "mime_type", mi_entry_mime_type(e)) &&
+         cJSON_AddStringToObject(o, "kind", mi_entry_kind(e) == MI_KIND_VIDEO
+                                                ? "video" : "image");
+    if (ok && mi_entry_width(e) && mi_entry_height(e))
+        ok = cJSON_AddNumberToObject(o, "width", mi_entry_width(e)) &&
+             cJSON_AddNumberToObject(o, "height", mi_entry_height(e));
+    if (ok && mi_entry_gps(e, &lat, &lon))
+        ok = cJSON_AddNumberToObject(o, "latitude", lat) &&
+             cJSON_AddNumberToObject(o, "longitude", lon);
+    if (ok)
+        text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+struct outbuf {
+    struct req *r;
+    char *buf;
+    size_t len;
+    bool failed;     /* the client went away */
+};
+
+static void out_flush(struct outbuf *b)
+{
+    if (b->len && !b->failed) {
+        if (mg_send_chunk(b->r->conn, b->buf, (unsigned int)b->len) <= 0)
+            b->failed = true;
+        else
+            b->r->bytes += b->len;
+    }
+    b->len = 0;
+}
+
+static void out_add(struct outbuf *b, const char *s, size_t n)
+{
+    if (b->len + n > LIST_CHUNK)
+        out_flush(b);
+    if (n > LIST_CHUNK) {         /* one huge entry: its own chunk */
+        if (!b->failed && mg_send_chunk(b->r->conn, s, (unsigned int)n) <= 0)
+            b->failed = true;
+        else
+            b->r->bytes += n;
+        return;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+}
+
+static void route_list(struct req *r)
+{
+    struct server *srv = r->srv;
+    char etag[48], extra[128];
+    struct outbuf out = { r, NULL, 0, false };
+    mi_cursor *cur = NULL;
+    mi_status s;
+    uint64_t n = 0;
+
+    /* The generation is read before the cursor takes its snapshot: a scan
+     * committing in between makes the tag older than the body (the client
+     * fetches again next time), never newer (a stale body kept for good). */
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "\"",
+             mi_index_generation(srv->idx));
+    snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
+             etag);
+    if (if_none_match(r, etag)) {
+        send_headers(r, 304, NULL, 0, extra);
+        return;
+    }
+    if (r->head) {
+        send_headers(r, 200, "application/json", -1, extra);
+        return;
+    }
+    out.buf = malloc(LIST_CHUNK);
+    s = out.buf ? mi_cursor_new(&cur, srv->idx) : MI_ENOMEM;
+    if (s == MI_OK)
+        s = mi_cursor_next(cur);
+    if (s != MI_ROW && s != MI_DONE) {
+        send_mi_error(r, s, "cannot list the index");
+        goto done;
+    }
+    send_headers(r, 200, "application/json", -1, extra);
+    out_add(&out, "{", 1);
+    for (; s == MI_ROW && !out.failed; s = mi_cursor_next(cur)) {
+        const mi_entry *e = mi_cursor_entry(cur);
+        char key[MI_HASH_HEX_LEN + 8], *text = entry_json(e);
+
+        if (!text) {
+            s = MI_ENOMEM;
+            break;
+        }
+        snprintf(key, sizeof(key), "%s\"%s\":", n ? "," : "",
+                 mi_entry_hash_hex(e));
+        out_add(&out, key, strlen(key));
+        out_add(&out, text, strlen(text));
+        cJSON_free(text);
+        n++;
+    }
+    if (s == MI_DONE) {
+        out_add(&out, "}", 1);
+        out_flush(&out);
+        if (!out.failed)
+            mg_send_chunk(r->conn, "", 0);   /* the last chunk */
+    } else {
+        /* The status line is gone: end without the last chunk, so the
+         * client sees a truncated body rather than a short list. */
+        if (!out.failed)
+            fprintf(stderr, "media-server: /list cut short: %s: %s\n",
+                    mi_strerror(s), mi_index_errmsg(srv->idx));
+        r->close = true;
+        mg_disable_connection_keep_alive(r->conn);
+    }
+done:
+    mi_cursor_free(cur);
+    free(out.buf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* GET /thumbnail/<sha256>, GET /image/<sha256>                            */
+
+static int open_in_root(struct server *srv, const char *rel)
+{
+    size_t n = strlen(srv->root) + strlen(rel) + 2;
+    char *path = malloc(n);
+    int fd;
+
+    if (!path)
+        return -1;
+    snprintf(path, n, "%s/%s", srv->root, rel);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    return fd;
+}
+
+static void route_thumbnail(struct req *r, const struct path *p)
+{
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1], rel[128], etag[80];
+    mi_status s;
+    int fd;
+
+    if (!url_hash(r, p, 1, hash, hex))
+        return;
+    /* Fast path: the thumbnail is on disk (the scan removes those of
+     * contents that are gone). */
+    snprintf(rel, sizeof(rel), ".thumbnails/%s.png", hex);
+    fd = open_in_root(r->srv, rel);
+    if (fd < 0) {
+        s = mi_thumb_get(rel, sizeof(rel), r->srv->idx, hash);
+        switch (s) {
+        case MI_OK:
+            fd = open_in_root(r->srv, rel);
+            break;
+        case MI_ENOTFOUND:
+            send_error(r, 404, NULL, "no image with this hash");
+            return;
+        case MI_EUNSUPPORTED:
+            send_error(r, 404, NULL,
+                       "no thumbnail for this media (a video or a type "
+                       "without thumbnails)");
+            return;
+        case MI_EFORMAT:
+            send_error(r, 404, NULL, "no thumbnail: the image could not be "
+                                     "decoded");
+            return;
+        case MI_ETOOBIG:
+            send_error(r, 404, NULL, "no thumbnail: the image is too large");
+            return;
+        default:
+            send_mi_error(r, s, "cannot make the thumbnail");
+            return;
+        }
+        if (fd < 0) {
+            send_error(r, 404, NULL, "no thumbnail for this hash");
+            return;
+        }
+    }
+    snprintf(etag, sizeof(etag), "\"%s.png\"", hex);
+    send_file(r, fd, "image/png", etag, "public, max-age=86400", false);
+    close(fd);
+}
+
+/* Open the entry's file if it still holds the indexed bytes (same size;
+ * the primary path also has the same mtime).  The primary path first, then
+ * the other paths with the same bytes. */
+static int open_entry(struct server *srv, const mi_entry *e)
+{
+    size_t i, n = mi_entry_dup_count(e);
+
+    for (i = 0; i <= n; i++) {
+        const char *rel = i == 0 ? mi_entry_path(e) : mi_entry_dup_path(e, i - 1);
+        struct stat sb;
+        int fd;
+
+        if (!rel || (fd = open_in_root(srv, rel)) < 0)
+            continue;
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+            (uint64_t)sb.st_size == mi_entry_size(e) &&
+            (i > 0 || (int64_t)sb.st_mtim.tv_sec * 1000000000 +
+                              sb.st_mtim.tv_nsec == mi_entry_mtime_ns(e)))
+            return fd;
+        close(fd);
+    }
+    return -1;
+}
+
+static void route_image(struct req *r, const struct path *p, int i)
+{
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1], etag[80];
+    mi_entry *e = NULL;
+    mi_status s;
+    int fd;
+
+    if (!url_hash(r, p, i, hash, hex))
+        return;
+    s = mi_lookup(&e, r->srv->idx, hash);
+    if (s == MI_ENOTFOUND) {
+        send_error(r, 404, NULL, "no image with this hash");
+        return;
+    }
+    if (s != MI_OK) {
+        send_mi_error(r, s, "cannot look the hash up");
+        return;
+    }
+    fd = open_entry(r->srv, e);
+    if (fd < 0) {
+        send_error(r, 404, NULL, "the file is gone from disk");
+    } else {
+        snprintf(etag, sizeof(etag), "\"%s\"", hex);
+        send_file(r, fd, mi_entry_mime_type(e), etag,
+                  "public, max-age=31536000, immutable", true);
+        close(fd);
+    }
+    mi_entry_free(e);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dispatch                                                                */
+
+static void route(struct req *r, const struct path *p)
+{
+    const char *m = r->ri->request_method;
+
+    if (p->n == 1 && is(p, 0, "list")) {
+        if (get_or_head(r))
+            route_list(r);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 1 && is(p, 0, "status")) {
+        if (get_or_head(r))
+            route_status(r);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 2 && is(p, 0, "thumbnail")) {
+        if (get_or_head(r))
+            route_thumbnail(r, p);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 3 && is(p, 0, "image") && is(p, 1, "sha256")) {
+        if (get_or_head(r))
+            route_image(r, p, 2);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 2 && is(p, 0, "image")) {
+        if (get_or_head(r))
+            route_image(r, p, 1);
+        else if (strcmp(m, "PUT") == 0) {
+            if (p->nul[1]) {
+                r->close = true;
+                send_error(r, 400, NULL, "file name contains a NUL byte");
+            } else {
+                handle_put(r, p->seg[1]);
+            }
+        } else
+            method_not_allowed(r, "GET, HEAD, PUT");
+    } else {
+        send_error(r, 404, NULL, "no such route");
+    }
+}
+
+int handle_request(struct mg_connection *conn, void *cbdata)
+{
+    struct req r;
+    struct path p;
+    double t0 = now_mono();
+
+    memset(&r, 0, sizeof(r));
+    r.srv = cbdata;
+    r.conn = conn;
+    r.ri = mg_get_request_info(conn);
+    r.head = strcmp(r.ri->request_method, "HEAD") == 0;
+    /* A body nobody reads is not worth draining: close after replying.
+     * The upload route reads its body and decides for itself. */
+    if (r.ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding"))
+        r.close = true;
+
+    if (!path_split(&p, r.ri->local_uri))
+        send_error(&r, 500, NULL, "out of memory");
+    else if (p.n < 0)
+        send_error(&r, 404, NULL, "no such route");
+    else
+        route(&r, &p);
+    path_free(&p);
+    if (!r.status)
+        send_error(&r, 500, NULL, "no reply");
+    access_log(&r, t0);
+    return r.status;
+}
+
+/* Errors civetweb answers itself (a malformed request line, headers too
+ * large): JSON too. */
+int handle_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    struct req r;
+
+    memset(&r, 0, sizeof(r));
+    r.srv = mg_get_user_data(mg_get_context(conn));
+    r.conn = conn;
+    r.ri = mg_get_request_info(conn);
+    r.close = true;
+    if (r.ri->request_method)
+        r.head = strcmp(r.ri->request_method, "HEAD") == 0;
+    send_error(&r, status, NULL, "%s",
+               msg && *msg ? msg : mg_get_response_code_text(conn, status));
+    access_log(&r, now_mono());
+    return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * server.h - what the parts of media-server share.
+ *
+ * media-server is a client of the public API (mediaindex.h), civetweb and
+ * cJSON; it holds no media logic of its own.
+ */
+#ifndef MEDIA_SERVER_H
+#define MEDIA_SERVER_H
+
+#include <mediaindex.h>
+
+#include <civetweb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Everything a handler needs; it reaches them as civetweb's cbdata. */
+struct server {
+    mi_index *idx;
+    const char *root;          /* the storage folder, absolute */
+    uint64_t max_upload;       /* cap on a PUT body, bytes */
+    unsigned int rescan;       /* seconds between rescans; 0 = none */
+
+    /* Scan state for GET /status, guarded by lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;       /* wakes the scanner (stop) */
+    bool stopping;
+    bool scanning;
+    double scan_started;       /* epoch seconds; 0 = never */
+    double scan_finished;
+    mi_scan_stats progress;    /* the running scan's counts */
+    mi_scan_stats last;        /* the last finished scan's counts */
+    int last_status;           /* its mi_status */
+    bool have_last;
+};
+
+/* One request in flight: what the access log line needs. */
+struct req {
+    struct server *srv;
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    int status;          /* sent status code */
+    uint64_t bytes;      /* body bytes sent */
+    bool head;           /* HEAD: headers only */
+    bool close;          /* the connection must close after this reply */
+};
+
+/* respond.c */
+int http_status_of(mi_status s);
+void send_headers(struct req *r, int status, const char *content_type,
+                  int64_t content_length, const char *extra);
+void send_body(struct req *r, const void *buf, size_t len);
+void send_json(struct req *r, int status, const char *json, const char *extra);
+void send_error(struct req *r, int status, const char *extra,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+bool if_none_match(struct req *r, const char *etag);
+void send_mi_error(struct req *r, mi_status s, const char *what);
+int send_file(struct req *r, int fd, const char *content_type,
+              const char *etag, const char *cache_control, bool ranges);
+bool utf8_valid(const char *s);
+char *utf8_replace(const char *s);
+struct cJSON;
+bool json_add_string(struct cJSON *o, const char *key, const char *value);
+double now_epoch(void);
+double now_mono(void);
+void access_log(const struct req *r, double started);
+
+/* routes.c */
+int handle_request(struct mg_connection *conn, void *cbdata);
+int handle_http_error(struct mg_connection *conn, int status, const char *msg);
+
+/* upload.c */
+void handle_put(struct req *r, const char *name);
+
+#endif

@@ -1,0 +1,1251 @@
+/* mediaindex web gallery: plain JavaScript, no framework, no build step.
+ *
+ * One GET /list, kept as a compact array sorted newest first and grouped by
+ * month.  The timeline is virtualised by row: a justified layout is computed
+ * for every item (arithmetic only), and only the rows near the viewport exist
+ * in the DOM, so a 50,000-item library holds a few hundred elements.
+ */
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const GAP = 4;             // px between cells and rows
+  const HEAD_H = 56;         // month heading block
+  const MONTH_GAP = 12;      // extra space after a month
+  const MAX_ASPECT = 3;      // panoramas are cropped to this
+  const UPLOAD_PARALLEL = 3;
+  const VIDEO_EXT = /\.(mp4|m4v|mov|webm|mkv|avi|3gp|3g2|mts|m2ts|mpg|mpeg|wmv|ogv)$/i;
+  const MEDIA_EXT = /\.(jpe?g|png|gif|bmp|webp|heic|heif|avif|tiff?|dng|cr2|nef|arw|orf|rw2|raf)$/i;
+
+  const monthFmt = new Intl.DateTimeFormat(undefined, { month: 'long', year: 'numeric' });
+  const shortMonthFmt = new Intl.DateTimeFormat(undefined, { month: 'short' });
+  const longDateFmt = new Intl.DateTimeFormat(undefined, {
+    weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit' });
+  const dayFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+  const numFmt = new Intl.NumberFormat();
+
+  const el = {
+    timeline: $('timeline'), months: $('months'), sidebar: $('sidebar'), scrim: $('scrim'),
+    menuBtn: $('menu-btn'), count: $('count'), scan: $('scan-status'),
+    state: $('state'), stateIcon: $('state-icon'), stateTitle: $('state-title'),
+    stateText: $('state-text'), stateAction: $('state-action'),
+    scrubber: $('scrubber'), scrubYears: $('scrub-years'), scrubThumb: $('scrub-thumb'),
+    bubble: $('scrub-bubble'),
+    viewer: $('viewer'), stage: $('stage'), vThumb: $('v-thumb'), vFull: $('v-full'),
+    vVideo: $('v-video'), vNote: $('v-note'), vPrev: $('v-prev'), vNext: $('v-next'),
+    vClose: $('v-close'), vInfo: $('v-info-btn'), vDownload: $('v-download'),
+    caption: $('caption'), capTitle: $('cap-title'), capDate: $('cap-date'),
+    capPlace: $('cap-place'), capCamera: $('cap-camera'), capFile: $('cap-file'),
+    filterBtn: $('filter-btn'), filterPanel: $('filter-panel'), from: $('from'), to: $('to'),
+    filterClear: $('filter-clear'), chipRow: $('chip-row'), chipText: $('chip-text'),
+    chipX: $('chip-x'), uploadBtn: $('upload-btn'), fileInput: $('file-input'),
+    dropzone: $('dropzone'), uploads: $('uploads'), upTitle: $('up-title'),
+    upList: $('up-list'), upClose: $('up-close'), toast: $('toast'), main: $('main'),
+  };
+
+  /* ---------------------------------------------------------------- data */
+
+  let items = [];        // newest first: {sha, t, name, path, w, h, a, video, thumb, ...}
+  let bySha = new Map(); // sha -> index in items
+  let months = [];       // {key, label, year, start, end, top}
+  const filter = { from: '', to: '' };
+  let loaded = false;
+
+  function num(v) {
+    if (typeof v === 'number') return Number.isFinite(v) ? v : NaN;
+    if (typeof v === 'string' && v !== '') {
+      const n = Number(v);
+      if (Number.isFinite(n)) return n;
+      const d = Date.parse(v);
+      return Number.isFinite(d) ? d / 1000 : NaN;
+    }
+    return NaN;
+  }
+
+  function toItem(sha, e) {
+    let t = num(e.original_creation_date);
+    if (!Number.isFinite(t)) t = num(e.last_modified);
+    if (!Number.isFinite(t)) t = 0;
+    const name = String(e.filename || e.original_filename || (e.file_path || '').split('/').pop() || sha);
+    const mime = typeof e.mime_type === 'string' ? e.mime_type : '';
+    const video = e.kind === 'video' || mime.startsWith('video/') ||
+      (!mime && e.kind !== 'image' && VIDEO_EXT.test(name));
+    const w = num(e.width), h = num(e.height);
+    const known = w > 0 && h > 0;
+    const lat = num(e.latitude), lon = num(e.longitude);
+    // Images have a thumbnail unless the server says none; videos only
+    // when it names one (it answers 404 for videos otherwise).
+    const hasThumbField = Object.prototype.hasOwnProperty.call(e, 'thumbnail_file');
+    const thumb = video ? !!e.thumbnail_file : (!hasThumbField || !!e.thumbnail_file);
+    return {
+      sha: sha.toLowerCase(), t, name, path: String(e.file_path || ''), mime, video, thumb,
+      w: known ? w : 0, h: known ? h : 0, a: known ? w / h : (video ? 16 / 9 : 1),
+      lat: Number.isFinite(lat) ? lat : null, lon: Number.isFinite(lon) ? lon : null,
+      make: e.make || e.camera_make || '', model: e.model || e.camera_model || e.camera || '',
+      size: num(e.size),
+    };
+  }
+
+  function setItems(list) {
+    list.sort((x, y) => (y.t - x.t) || (x.sha < y.sha ? -1 : x.sha > y.sha ? 1 : 0));
+    items = list;
+    bySha = new Map();
+    months = [];
+    let cur = null;
+    for (let i = 0; i < list.length; i++) {
+      bySha.set(list[i].sha, i);
+      const d = new Date(list[i].t * 1000);
+      const key = d.getFullYear() * 12 + d.getMonth();
+      if (!cur || cur.key !== key) {
+        if (cur) cur.end = i;
+        cur = { key, year: d.getFullYear(), month: d.getMonth(), label: monthFmt.format(d),
+                short: shortMonthFmt.format(d), start: i, end: list.length, top: 0 };
+        months.push(cur);
+      }
+    }
+  }
+
+  function listURL() {
+    const q = new URLSearchParams();
+    if (filter.from) q.set('from', filter.from);
+    if (filter.to) q.set('to', filter.to);
+    const s = q.toString();
+    return '/list' + (s ? '?' + s : '');
+  }
+
+  let loadSeq = 0;
+  async function load(opts = {}) {
+    const seq = ++loadSeq;
+    const anchor = opts.keepScroll ? topAnchor() : null;
+    if (!opts.quiet) el.count.textContent = 'Loading…';
+    let data;
+    try {
+      const r = await fetch(listURL(), { cache: 'no-store', headers: { Accept: 'application/json' } });
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      data = await r.json();
+    } catch (err) {
+      if (seq !== loadSeq) return;
+      if (opts.quiet && loaded) { toast('Could not refresh the library: the server did not answer.'); return; }
+      showError(err);
+      return;
+    }
+    if (seq !== loadSeq) return;
+    performance.mark('mi:list');
+    const list = [];
+    for (const sha in data) {
+      const e = data[sha];
+      if (e && typeof e === 'object') list.push(toItem(sha, e));
+    }
+    data = null;
+    setItems(list);
+    loaded = true;
+    relayout(anchor);
+    buildNav();
+    updateCount();
+    if (!items.length) showEmpty(); else hideState();
+    route();
+  }
+
+  function updateCount() {
+    const n = items.length;
+    el.count.textContent = n === 1 ? '1 item' : numFmt.format(n) + ' items';
+  }
+
+  /* -------------------------------------------------------------- layout */
+
+  // Blocks, in document order: a month heading or a row of cells.
+  let bTop = new Float64Array(0), bH = new Float64Array(0);
+  let bKind = new Uint8Array(0);          // 0 heading, 1 row
+  let bA = new Int32Array(0), bB = new Int32Array(0); // heading: month idx; row: item range
+  let nBlocks = 0, total = 0, layoutWidth = 0;
+  let cellX = new Float32Array(0), cellW = new Float32Array(0), cellRow = new Int32Array(0);
+
+  function targetHeight(width) {
+    return width < 520 ? 108 : width < 900 ? 150 : 200;
+  }
+
+  function aspectOf(it) {
+    return Math.min(MAX_ASPECT, Math.max(1 / MAX_ASPECT, it.a));
+  }
+
+  function computeLayout(width) {
+    const n = items.length;
+    const cap = n + months.length + 1;
+    bTop = new Float64Array(cap); bH = new Float64Array(cap); bKind = new Uint8Array(cap);
+    bA = new Int32Array(cap); bB = new Int32Array(cap);
+    cellX = new Float32Array(n); cellW = new Float32Array(n); cellRow = new Int32Array(n);
+    const target = targetHeight(width);
+    let y = 0, nb = 0;
+    for (let m = 0; m < months.length; m++) {
+      const mo = months[m];
+      mo.top = y;
+      bTop[nb] = y; bH[nb] = HEAD_H; bKind[nb] = 0; bA[nb] = m; bB[nb] = m; nb++;
+      y += HEAD_H;
+      let i = mo.start;
+      while (i < mo.end) {
+        let sum = 0, j = i, full = false;
+        while (j < mo.end) {
+          sum += aspectOf(items[j]);
+          j++;
+          if (sum * target + (j - i - 1) * GAP >= width) { full = true; break; }
+        }
+        let h;
+        if (full) {
+          h = (width - (j - i - 1) * GAP) / sum;
+          // Would the row look closer to the target without its last item?
+          if (j - i > 1) {
+            const s2 = sum - aspectOf(items[j - 1]);
+            const h2 = (width - (j - i - 2) * GAP) / s2;
+            if (h2 < target * 1.3 && Math.abs(h2 - target) < Math.abs(h - target)) {
+              j--; sum = s2; h = h2;
+            }
+          }
+        } else {
+          h = target;
+        }
+        h = Math.round(h);
+        let x = 0;
+        for (let k = i; k < j; k++) {
+          const w = k === j - 1 && full ? width - x : Math.round(aspectOf(items[k]) * h);
+          cellX[k] = x; cellW[k] = Math.max(1, w); cellRow[k] = nb;
+          x += w + GAP;
+        }
+        bTop[nb] = y; bH[nb] = h; bKind[nb] = 1; bA[nb] = i; bB[nb] = j; nb++;
+        y += h + GAP;
+        i = j;
+      }
+      y += MONTH_GAP;
+    }
+    nBlocks = nb;
+    total = Math.ceil(y);
+    layoutWidth = width;
+  }
+
+  // The first block whose bottom is below y.
+  function blockAt(y) {
+    let lo = 0, hi = nBlocks - 1, ans = nBlocks;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (bTop[mid] + bH[mid] >= y) { ans = mid; hi = mid - 1; } else lo = mid + 1;
+    }
+    return ans;
+  }
+
+  function monthAt(y) {
+    let lo = 0, hi = months.length - 1, ans = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (months[mid].top <= y) { ans = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    return ans;
+  }
+
+  /* ----------------------------------------------------------- rendering */
+
+  const rendered = new Map(); // block index -> element
+  let timelineTop = 0, headerH = 56;
+  let lastScrollY = 0, fastUntil = 0, settleTimer = 0, rafPending = false;
+  let firstThumb = false;
+
+  function measure() {
+    headerH = document.querySelector('.topbar').getBoundingClientRect().height;
+    timelineTop = el.timeline.getBoundingClientRect().top + window.scrollY;
+  }
+
+  // Visible range of the timeline, in timeline coordinates.
+  function viewRange() {
+    const top = window.scrollY + headerH - timelineTop;
+    return [top, window.scrollY + window.innerHeight - timelineTop];
+  }
+
+  function topAnchor() {
+    if (!nBlocks) return null;
+    const [top] = viewRange();
+    const b = blockAt(Math.max(0, top));
+    if (b >= nBlocks) return null;
+    const i = bKind[b] === 1 ? bA[b] : months[bA[b]].start;
+    return { sha: items[i] ? items[i].sha : null, off: bTop[b] - top, heading: bKind[b] === 0 };
+  }
+
+  function relayout(anchor) {
+    for (const node of rendered.values()) node.remove();
+    rendered.clear();
+    measure();
+    const width = Math.floor(el.timeline.clientWidth);
+    computeLayout(width);
+    el.timeline.style.height = total + 'px';
+    if (anchor && anchor.sha && bySha.has(anchor.sha)) {
+      const i = bySha.get(anchor.sha);
+      let b = cellRow[i];
+      if (anchor.heading && b > 0 && bKind[b - 1] === 0) b--;
+      window.scrollTo(0, Math.max(0, timelineTop + bTop[b] - headerH - anchor.off));
+    }
+    buildScrubber();
+    render();
+  }
+
+  function thumbURL(it) { return '/thumbnail/' + it.sha; }
+  function imageURL(it) { return '/image/' + it.sha; }
+
+  function altText(it) {
+    const kind = it.video ? 'Video' : 'Photo';
+    return `${kind} ${it.name}, ${longDateFmt.format(new Date(it.t * 1000))}`;
+  }
+
+  function makeHeading(b) {
+    const m = months[bA[b]];
+    const h = document.createElement('h2');
+    h.className = 'month';
+    h.id = 'm-' + m.year + '-' + String(m.month + 1).padStart(2, '0');
+    h.style.top = bTop[b] + 'px';
+    h.textContent = m.label;
+    const c = document.createElement('span');
+    c.className = 'month-count';
+    const n = m.end - m.start;
+    c.textContent = n === 1 ? '1 item' : numFmt.format(n) + ' items';
+    h.append(' ', c);
+    return h;
+  }
+
+  function placeImg(img, it, w, h) {
+    // Thumbnails are the picture fitted in a 256x256 transparent square:
+    // size the square so the picture itself covers the cell.
+    if (!it.w) { img.style.cssText = ''; return; }
+    const a = it.a;
+    const s = Math.ceil(Math.max(w / Math.min(1, a), h / Math.min(1, 1 / a)));
+    img.style.width = s + 'px';
+    img.style.height = s + 'px';
+    img.style.left = Math.round((w - s) / 2) + 'px';
+    img.style.top = Math.round((h - s) / 2) + 'px';
+  }
+
+  function makeRow(b, loadNow) {
+    const row = document.createElement('div');
+    row.className = 'row';
+    row.style.top = bTop[b] + 'px';
+    row.style.height = bH[b] + 'px';
+    const h = bH[b];
+    for (let i = bA[b]; i < bB[b]; i++) {
+      const it = items[i];
+      const a = document.createElement('a');
+      a.className = it.video ? 'cell video' : 'cell';
+      a.href = '#/photo/' + it.sha;
+      a.dataset.i = i;
+      a.style.left = cellX[i] + 'px';
+      a.style.width = cellW[i] + 'px';
+      if (it.thumb) {
+        const img = document.createElement('img');
+        img.alt = altText(it);
+        img.decoding = 'async';
+        img.draggable = false;
+        placeImg(img, it, cellW[i], h);
+        if (loadNow) img.src = thumbURL(it); else img.dataset.src = thumbURL(it);
+        a.append(img);
+      } else {
+        a.setAttribute('aria-label', altText(it));
+        const n = document.createElement('span');
+        n.className = 'cell-name';
+        n.textContent = it.name;
+        a.append(n);
+      }
+      if (it.video) {
+        const badge = document.createElement('span');
+        badge.className = 'badge';
+        badge.innerHTML = '<svg aria-hidden="true"><use href="#i-play"/></svg>';
+        a.append(badge);
+      }
+      row.append(a);
+    }
+    return row;
+  }
+
+  function render() {
+    rafPending = false;
+    if (!nBlocks) return;
+    const [top, bottom] = viewRange();
+    const vh = bottom - top;
+    const now = performance.now();
+    const dy = Math.abs(window.scrollY - lastScrollY);
+    lastScrollY = window.scrollY;
+    // While flying through the library (scrubber, big jumps) build rows but
+    // request no thumbnails until the scroll settles.
+    if (dy > vh * 1.5) fastUntil = now + 150;
+    const loadNow = now >= fastUntil;
+    const lo = top - vh, hi = bottom + vh * 1.5;
+    const first = blockAt(Math.max(0, lo));
+    let last = first;
+    while (last < nBlocks && bTop[last] <= hi) last++;
+    for (const [b, node] of rendered) {
+      if (b < first || b >= last) { node.remove(); rendered.delete(b); }
+    }
+    const frag = document.createDocumentFragment();
+    for (let b = first; b < last; b++) {
+      if (rendered.has(b)) continue;
+      const node = bKind[b] === 0 ? makeHeading(b) : makeRow(b, loadNow);
+      rendered.set(b, node);
+      frag.append(node);
+    }
+    el.timeline.append(frag);
+    if (!loadNow) {
+      clearTimeout(settleTimer);
+      settleTimer = setTimeout(fillPending, 160);
+    }
+    updateActiveMonth(top);
+    updateScrubThumb();
+  }
+
+  function fillPending() {
+    if (performance.now() < fastUntil) { settleTimer = setTimeout(fillPending, 60); return; }
+    for (const img of el.timeline.querySelectorAll('img[data-src]')) {
+      img.src = img.dataset.src;
+      delete img.dataset.src;
+    }
+  }
+
+  function scheduleRender() {
+    if (!rafPending) { rafPending = true; requestAnimationFrame(render); }
+  }
+
+  // Thumbnail load/error, delegated (load events do not bubble: capture).
+  el.timeline.addEventListener('load', (e) => {
+    if (e.target.tagName !== 'IMG') return;
+    e.target.classList.add('loaded');
+    if (!firstThumb) { firstThumb = true; performance.mark('mi:first-thumb'); }
+  }, true);
+  el.timeline.addEventListener('error', (e) => {
+    if (e.target.tagName === 'IMG') e.target.parentNode.classList.add('broken');
+  }, true);
+
+  el.timeline.addEventListener('click', (e) => {
+    const a = e.target.closest('a.cell');
+    if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    openViewer(Number(a.dataset.i), 'push');
+  });
+
+  // Arrow keys move between cells; Home/End go to the ends.
+  el.timeline.addEventListener('keydown', (e) => {
+    const a = e.target.closest && e.target.closest('a.cell');
+    if (!a || e.altKey || e.ctrlKey || e.metaKey) return;
+    const i = Number(a.dataset.i);
+    let j = -1;
+    if (e.key === 'ArrowRight') j = i + 1;
+    else if (e.key === 'ArrowLeft') j = i - 1;
+    else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') j = verticalNeighbour(i, e.key === 'ArrowDown' ? 1 : -1);
+    else if (e.key === 'Home') j = 0;
+    else if (e.key === 'End') j = items.length - 1;
+    else return;
+    e.preventDefault();
+    if (j >= 0 && j < items.length) focusItem(j);
+  });
+
+  function verticalNeighbour(i, dir) {
+    let b = cellRow[i] + dir;
+    while (b >= 0 && b < nBlocks && bKind[b] !== 1) b += dir;
+    if (b < 0 || b >= nBlocks) return -1;
+    const cx = cellX[i] + cellW[i] / 2;
+    let best = bA[b];
+    for (let k = bA[b]; k < bB[b]; k++) {
+      if (cellX[k] <= cx) best = k;
+    }
+    return best;
+  }
+
+  function scrollToItem(i, center) {
+    const b = cellRow[i];
+    const [top, bottom] = viewRange();
+    if (bTop[b] >= top && bTop[b] + bH[b] <= bottom) return;
+    const y = center ? bTop[b] - (bottom - top - bH[b]) / 2 : bTop[b] < top ? bTop[b] - 8 : bTop[b] + bH[b] - (bottom - top) + 8;
+    window.scrollTo(0, Math.max(0, timelineTop + y - headerH));
+    render();
+  }
+
+  function focusItem(i, center) {
+    scrollToItem(i, center);
+    const a = el.timeline.querySelector(`a.cell[data-i="${i}"]`);
+    if (a) a.focus({ preventScroll: true });
+  }
+
+  window.addEventListener('scroll', scheduleRender, { passive: true });
+  let lastWidth = 0;
+  new ResizeObserver(() => {
+    const w = Math.floor(el.timeline.clientWidth);
+    if (w && w !== lastWidth) {
+      const anchor = lastWidth ? topAnchor() : null;
+      lastWidth = w;
+      if (loaded) relayout(anchor);
+    } else if (loaded) {
+      measure(); buildScrubber(); scheduleRender();
+    }
+  }).observe(el.timeline);
+  window.addEventListener('resize', () => { if (loaded) { measure(); buildScrubber(); scheduleRender(); } });
+
+  /* ---------------------------------------------------- month navigation */
+
+  let activeMonth = -1;
+  function buildNav() {
+    el.months.textContent = '';
+    let year = null, ol = null;
+    const frag = document.createDocumentFragment();
+    months.forEach((m, idx) => {
+      if (m.year !== year) {
+        year = m.year;
+        const sec = document.createElement('section');
+        const h = document.createElement('h3');
+        h.textContent = year;
+        ol = document.createElement('ol');
+        sec.append(h, ol);
+        frag.append(sec);
+      }
+      const li = document.createElement('li');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.m = idx;
+      b.textContent = m.short;
+      b.title = `${m.label}: ${numFmt.format(m.end - m.start)}`;
+      b.setAttribute('aria-label', `${m.label}, ${numFmt.format(m.end - m.start)} items`);
+      li.append(b);
+      ol.append(li);
+    });
+    el.months.append(frag);
+    activeMonth = -1;
+  }
+
+  function jumpToMonth(idx) {
+    const m = months[idx];
+    if (!m) return;
+    window.scrollTo(0, timelineTop + m.top - headerH);
+    render();
+  }
+
+  el.months.addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-m]');
+    if (!b) return;
+    jumpToMonth(Number(b.dataset.m));
+    closeDrawer();
+    const first = el.timeline.querySelector(`a.cell[data-i="${months[Number(b.dataset.m)].start}"]`);
+    if (first) first.focus({ preventScroll: true });
+  });
+
+  function updateActiveMonth(top) {
+    if (!months.length) return;
+    const m = monthAt(Math.max(0, top + 1));
+    if (m === activeMonth) return;
+    const old = el.months.querySelector('[aria-current]');
+    if (old) old.removeAttribute('aria-current');
+    const cur = el.months.querySelector(`button[data-m="${m}"]`);
+    if (cur) {
+      cur.setAttribute('aria-current', 'true');
+      // Keep the highlighted month visible in the sidebar.
+      const sb = el.sidebar, r = cur.getBoundingClientRect(), sr = sb.getBoundingClientRect();
+      if (r.top < sr.top + 40 || r.bottom > sr.bottom - 20) sb.scrollTop += r.top - sr.top - sr.height / 3;
+    }
+    activeMonth = m;
+    el.scrubber.setAttribute('aria-valuetext', months[m].label);
+  }
+
+  function openDrawer() {
+    el.sidebar.classList.add('open');
+    el.scrim.hidden = false;
+    el.menuBtn.setAttribute('aria-expanded', 'true');
+    const cur = el.months.querySelector('[aria-current]') || el.months.querySelector('button');
+    if (cur) cur.focus();
+  }
+  function closeDrawer() {
+    if (!el.sidebar.classList.contains('open')) return;
+    el.sidebar.classList.remove('open');
+    el.scrim.hidden = true;
+    el.menuBtn.setAttribute('aria-expanded', 'false');
+  }
+  el.menuBtn.addEventListener('click', () => {
+    if (el.sidebar.classList.contains('open')) closeDrawer(); else openDrawer();
+  });
+  el.scrim.addEventListener('click', closeDrawer);
+  el.sidebar.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { closeDrawer(); el.menuBtn.focus(); }
+  });
+
+  /* ------------------------------------------------------------ scrubber */
+
+  function scrollMax() {
+    return Math.max(0, document.documentElement.scrollHeight - window.innerHeight);
+  }
+  function trackRect() { return el.scrubber.getBoundingClientRect(); }
+
+  // Timeline y <-> fraction of the scrubber track, through the scroll
+  // position, so the thumb and the years agree with the page.
+  function fracOfY(y) {
+    const max = scrollMax();
+    return max ? Math.min(1, Math.max(0, (timelineTop + y - headerH) / max)) : 0;
+  }
+
+  function buildScrubber() {
+    el.scrubber.hidden = items.length === 0;
+    el.scrubYears.textContent = '';
+    if (!months.length) return;
+    const h = trackRect().height;
+    let lastPos = -1e9, year = null;
+    const frag = document.createDocumentFragment();
+    for (const m of months) {
+      if (m.year === year) continue;
+      year = m.year;
+      const pos = fracOfY(m.top) * h;
+      const dot = document.createElement('span');
+      dot.className = 'scrub-dot';
+      dot.style.top = pos + 'px';
+      frag.append(dot);
+      if (pos - lastPos < 18) continue;
+      const s = document.createElement('span');
+      s.className = 'scrub-year';
+      s.style.top = pos + 'px';
+      s.textContent = year;
+      frag.append(s);
+      lastPos = pos;
+    }
+    el.scrubYears.append(frag);
+    updateScrubThumb();
+  }
+
+  function updateScrubThumb() {
+    const max = scrollMax();
+    const f = max ? window.scrollY / max : 0;
+    el.scrubThumb.style.top = f * trackRect().height + 'px';
+    el.scrubber.setAttribute('aria-valuenow', Math.round(f * 100));
+  }
+
+  function scrubTo(clientY, showBubble) {
+    const r = trackRect();
+    const f = Math.min(1, Math.max(0, (clientY - r.top) / r.height));
+    window.scrollTo(0, f * scrollMax());
+    scheduleRender();
+    if (showBubble) bubbleAt(clientY - r.top, f);
+  }
+
+  function bubbleAt(y, f) {
+    if (!months.length) return;
+    const ty = f * scrollMax() + headerH - timelineTop;
+    el.bubble.textContent = months[monthAt(Math.max(0, ty + 1))].label;
+    el.bubble.style.top = y + 'px';
+    el.bubble.hidden = false;
+  }
+
+  let scrubbing = false;
+  el.scrubber.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    scrubbing = true;
+    el.scrubber.setPointerCapture(e.pointerId);
+    el.scrubber.classList.add('active');
+    scrubTo(e.clientY, true);
+    e.preventDefault();
+  });
+  el.scrubber.addEventListener('pointermove', (e) => {
+    if (scrubbing) scrubTo(e.clientY, true);
+    else if (e.pointerType === 'mouse') {
+      const r = trackRect();
+      bubbleAt(e.clientY - r.top, Math.min(1, Math.max(0, (e.clientY - r.top) / r.height)));
+    }
+  });
+  const endScrub = () => {
+    scrubbing = false;
+    el.scrubber.classList.remove('active');
+    el.bubble.hidden = true;
+  };
+  el.scrubber.addEventListener('pointerup', endScrub);
+  el.scrubber.addEventListener('pointercancel', endScrub);
+  el.scrubber.addEventListener('pointerleave', () => { if (!scrubbing) el.bubble.hidden = true; });
+  el.scrubber.addEventListener('keydown', (e) => {
+    if (!months.length) return;
+    const [top] = viewRange();
+    const m = monthAt(Math.max(0, top + 1));
+    let target = -1;
+    if (e.key === 'ArrowDown') target = Math.min(months.length - 1, m + 1);
+    else if (e.key === 'ArrowUp') target = Math.max(0, months[m].top < top - 1 ? m : m - 1);
+    else if (e.key === 'PageDown' || e.key === 'PageUp') {
+      const y = months[m].year + (e.key === 'PageDown' ? -1 : 1);
+      target = e.key === 'PageDown' ? months.findIndex((x) => x.year <= y) : months.findIndex((x) => x.year <= y + 0 && x.year >= y);
+      if (target < 0) target = e.key === 'PageDown' ? months.length - 1 : 0;
+    } else if (e.key === 'Home') target = 0;
+    else if (e.key === 'End') target = months.length - 1;
+    else return;
+    e.preventDefault();
+    jumpToMonth(target);
+  });
+
+  /* -------------------------------------------------------------- viewer */
+
+  let vIndex = -1, vItem = null, vPushed = false;
+  const preloads = [];
+
+  function urlWith(hash) {
+    return location.pathname + location.search + (hash || '');
+  }
+
+  function openViewer(i, mode, item) {
+    const it = item || items[i];
+    if (!it) return;
+    const hash = '#/photo/' + it.sha;
+    if (mode === 'push' && vIndex < 0 && !vItem) {
+      history.pushState({ photo: it.sha }, '', urlWith(hash));
+      vPushed = true;
+    } else if (mode !== 'none' && location.hash !== hash) {
+      history.replaceState({ photo: it.sha }, '', urlWith(hash));
+    }
+    const wasOpen = !el.viewer.hidden;
+    vIndex = item ? -1 : i;
+    vItem = it;
+    if (!wasOpen) {
+      el.viewer.hidden = false;
+      document.body.classList.add('viewing');
+      el.main.inert = true;
+      el.scrubber.inert = true;
+      el.vClose.focus();
+    }
+    showItem(it);
+  }
+
+  function stopVideo() {
+    const v = el.vVideo;
+    if (!v.hidden || v.getAttribute('src')) {
+      v.pause();
+      v.removeAttribute('src');
+      v.load();
+    }
+    v.hidden = true;
+  }
+
+  function showItem(it) {
+    stopVideo();
+    el.vNote.hidden = true;
+    el.vFull.hidden = true;
+    el.vFull.onload = el.vFull.onerror = null;
+    el.vFull.removeAttribute('src');
+    el.vThumb.hidden = true;
+    el.vThumb.removeAttribute('src');
+    const label = altText(it);
+    if (it.video) {
+      el.vVideo.hidden = false;
+      el.vVideo.setAttribute('aria-label', label);
+      el.vVideo.src = imageURL(it);
+      if (it.thumb) el.vVideo.poster = thumbURL(it); else el.vVideo.removeAttribute('poster');
+    } else {
+      if (it.thumb) {
+        el.vThumb.src = thumbURL(it);
+        el.vThumb.hidden = false;
+        sizeLikeFull(el.vThumb, it);
+      }
+      el.vFull.alt = label;
+      el.vFull.onload = () => {
+        if (vItem !== it) return;
+        el.vFull.hidden = false;
+        el.vThumb.hidden = true;
+      };
+      el.vFull.onerror = () => {
+        if (vItem !== it) return;
+        el.vNote.textContent = 'This browser cannot show this file; download the original to open it.';
+        el.vNote.hidden = false;
+      };
+      el.vFull.src = imageURL(it);
+    }
+    el.vDownload.href = imageURL(it);
+    el.vDownload.setAttribute('download', it.name);
+    el.vPrev.disabled = vIndex <= 0;
+    el.vNext.disabled = vIndex < 0 || vIndex >= items.length - 1;
+    fillCaption(it);
+    preloadAround(vIndex);
+  }
+
+  // The thumbnail placeholder is stretched to the size the full image will
+  // have, so the swap does not jump.
+  function sizeLikeFull(img, it) {
+    img.style.width = img.style.height = '';
+    if (!it.w) return;
+    const r = el.stage.getBoundingClientRect();
+    const s = Math.min(r.width / it.w, r.height / it.h, 1);
+    const w = it.w * s, h = it.h * s;
+    const side = Math.max(w, h); // the thumbnail is square, the picture centred in it
+    img.style.width = side + 'px';
+    img.style.height = side + 'px';
+  }
+
+  function fillCaption(it) {
+    el.capTitle.textContent = it.name;
+    el.capDate.textContent = it.t ? longDateFmt.format(new Date(it.t * 1000)) : '';
+    el.capPlace.textContent = '';
+    if (it.lat !== null && it.lon !== null) {
+      const a = document.createElement('a');
+      a.href = `https://www.openstreetmap.org/?mlat=${it.lat}&mlon=${it.lon}#map=15/${it.lat}/${it.lon}`;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer';
+      a.textContent = formatLatLon(it.lat, it.lon);
+      el.capPlace.append(a);
+    }
+    el.capPlace.hidden = !el.capPlace.textContent;
+    const cam = [it.make, it.model].filter(Boolean);
+    if (cam.length === 2 && cam[1].toLowerCase().startsWith(cam[0].toLowerCase())) cam.shift();
+    el.capCamera.textContent = cam.join(' ');
+    el.capCamera.hidden = !cam.length;
+    const bits = [];
+    if (it.w) bits.push(`${it.w} × ${it.h}`);
+    if (Number.isFinite(it.size)) bits.push(formatBytes(it.size));
+    if (it.path) bits.push(it.path);
+    el.capFile.textContent = bits.join(' · ');
+  }
+
+  function formatLatLon(lat, lon) {
+    const f = (v, p, n) => `${Math.abs(v).toFixed(5)}° ${v >= 0 ? p : n}`;
+    return `${f(lat, 'N', 'S')}, ${f(lon, 'E', 'W')}`;
+  }
+
+  function formatBytes(n) {
+    if (n < 1024) return n + ' B';
+    const u = ['KB', 'MB', 'GB', 'TB'];
+    let i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+    return n.toFixed(n < 10 ? 1 : 0) + ' ' + u[i];
+  }
+
+  function preloadAround(i) {
+    preloads.length = 0;
+    if (i < 0) return;
+    for (const j of [i + 1, i - 1, i + 2]) {
+      const it = items[j];
+      if (!it || it.video) continue;
+      const img = new Image();
+      img.decoding = 'async';
+      img.src = imageURL(it);
+      preloads.push(img);
+    }
+  }
+
+  function step(d) {
+    if (vIndex < 0) return;
+    const j = vIndex + d;
+    if (j < 0 || j >= items.length) return;
+    openViewer(j, 'replace');
+  }
+
+  function closeViewer() {
+    if (el.viewer.hidden) return;
+    if (vPushed) { history.back(); return; } // popstate closes it
+    history.replaceState(null, '', urlWith(''));
+    closeViewerUI();
+  }
+
+  function closeViewerUI() {
+    if (el.viewer.hidden) return;
+    stopVideo();
+    el.vFull.removeAttribute('src');
+    el.viewer.hidden = true;
+    document.body.classList.remove('viewing');
+    el.main.inert = false;
+    el.scrubber.inert = false;
+    const i = vIndex;
+    vIndex = -1; vItem = null; vPushed = false;
+    preloads.length = 0;
+    if (i >= 0 && i < items.length) focusItem(i, true);
+  }
+
+  el.vPrev.addEventListener('click', () => step(-1));
+  el.vNext.addEventListener('click', () => step(1));
+  el.vClose.addEventListener('click', closeViewer);
+  el.vInfo.addEventListener('click', () => {
+    const on = el.viewer.classList.toggle('no-caption');
+    el.vInfo.setAttribute('aria-pressed', String(!on));
+  });
+
+  document.addEventListener('keydown', (e) => {
+    if (el.viewer.hidden || e.altKey || e.ctrlKey || e.metaKey) return;
+    const t = e.target;
+    if (t === el.vVideo && (e.key === 'ArrowLeft' || e.key === 'ArrowRight')) return;
+    if (e.key === 'ArrowLeft') { e.preventDefault(); step(-1); }
+    else if (e.key === 'ArrowRight') { e.preventDefault(); step(1); }
+    else if (e.key === 'Escape') { e.preventDefault(); closeViewer(); }
+    else if (e.key === 'i') el.vInfo.click();
+    else if (e.key === 'Tab') trapFocus(e);
+  });
+
+  function trapFocus(e) {
+    const f = [...el.viewer.querySelectorAll('button:not([disabled]), a[href], video:not([hidden])')]
+      .filter((x) => x.offsetParent !== null);
+    if (!f.length) return;
+    const first = f[0], last = f[f.length - 1];
+    if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+  }
+
+  // Swipe on touch screens.
+  let swipe = null;
+  el.stage.addEventListener('pointerdown', (e) => {
+    if (e.pointerType === 'mouse') return;
+    swipe = { x: e.clientX, y: e.clientY, id: e.pointerId, t: performance.now() };
+  });
+  el.stage.addEventListener('pointerup', (e) => {
+    if (!swipe || swipe.id !== e.pointerId) return;
+    const dx = e.clientX - swipe.x, dy = e.clientY - swipe.y;
+    swipe = null;
+    if (Math.abs(dx) > 50 && Math.abs(dx) > Math.abs(dy) * 1.5) step(dx < 0 ? 1 : -1);
+    else if (dy > 120 && Math.abs(dy) > Math.abs(dx) * 2) closeViewer();
+  });
+  el.stage.addEventListener('pointercancel', () => { swipe = null; });
+  // A click on the dark backdrop (not on the picture) closes, like a lightbox.
+  el.stage.addEventListener('click', (e) => {
+    if (e.target === el.stage) closeViewer();
+  });
+
+  function parseHash() {
+    const m = /^#\/photo\/([0-9a-fA-F]{64})$/.exec(location.hash);
+    return m ? m[1].toLowerCase() : null;
+  }
+
+  function route() {
+    const sha = parseHash();
+    if (!sha) { closeViewerUI(); return; }
+    if (!loaded) return;
+    if (vItem && vItem.sha === sha) return;
+    if (bySha.has(sha)) {
+      const i = bySha.get(sha);
+      scrollToItem(i, true);
+      openViewer(i, 'none');
+    } else {
+      // Not in the (filtered) list: still show it, alone.
+      openViewer(-1, 'none', { sha, t: 0, name: sha.slice(0, 12) + '…', path: '', video: false,
+                               thumb: false, w: 0, h: 0, a: 1, lat: null, lon: null, make: '', model: '', size: NaN });
+    }
+  }
+  window.addEventListener('popstate', route);
+  window.addEventListener('hashchange', route);
+
+  /* -------------------------------------------------------------- filter */
+
+  function readFilterFromURL() {
+    const q = new URLSearchParams(location.search);
+    const ok = (s) => (/^\d{4}-\d{2}-\d{2}$/.test(s || '') ? s : '');
+    filter.from = ok(q.get('from'));
+    filter.to = ok(q.get('to'));
+    el.from.value = filter.from;
+    el.to.value = filter.to;
+    showChip();
+  }
+
+  function showChip() {
+    const on = !!(filter.from || filter.to);
+    el.chipRow.hidden = !on;
+    el.filterBtn.classList.toggle('on', on);
+    if (!on) return;
+    const d = (s) => dayFmt.format(new Date(s + 'T00:00:00'));
+    el.chipText.textContent = filter.from && filter.to ? `${d(filter.from)} – ${d(filter.to)}`
+      : filter.from ? `Since ${d(filter.from)}` : `Until ${d(filter.to)}`;
+  }
+
+  function applyFilter(from, to) {
+    if (from && to && from > to) [from, to] = [to, from];
+    filter.from = from; filter.to = to;
+    el.from.value = from; el.to.value = to;
+    const q = new URLSearchParams(location.search);
+    q.delete('from'); q.delete('to');
+    if (from) q.set('from', from);
+    if (to) q.set('to', to);
+    const s = q.toString();
+    history.replaceState(history.state, '', location.pathname + (s ? '?' + s : '') + location.hash);
+    showChip();
+    window.scrollTo(0, 0);
+    load();
+  }
+
+  function toggleFilterPanel(show) {
+    el.filterPanel.hidden = !show;
+    el.filterBtn.setAttribute('aria-expanded', String(show));
+    if (show) el.from.focus();
+    if (loaded) { measure(); scheduleRender(); }
+  }
+  el.filterBtn.addEventListener('click', () => toggleFilterPanel(el.filterPanel.hidden));
+  el.filterPanel.addEventListener('submit', (e) => {
+    e.preventDefault();
+    toggleFilterPanel(false);
+    applyFilter(el.from.value, el.to.value);
+  });
+  el.filterPanel.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { toggleFilterPanel(false); el.filterBtn.focus(); }
+  });
+  el.filterClear.addEventListener('click', () => { toggleFilterPanel(false); applyFilter('', ''); });
+  el.chipX.addEventListener('click', () => applyFilter('', ''));
+
+  /* --------------------------------------------------------------- state */
+
+  function showState(icon, title, text, action, onAction) {
+    el.stateIcon.setAttribute('href', icon);
+    el.stateTitle.textContent = title;
+    el.stateText.textContent = text;
+    el.stateAction.textContent = action;
+    el.stateAction.onclick = onAction;
+    el.state.hidden = false;
+    el.timeline.hidden = true;
+    el.scrubber.hidden = true;
+  }
+  function hideState() {
+    el.state.hidden = true;
+    el.timeline.hidden = false;
+  }
+  function showEmpty() {
+    if (filter.from || filter.to) {
+      showState('#i-filter', 'Nothing in these dates', `No photos or videos ${el.chipText.textContent.toLowerCase().startsWith('since') || el.chipText.textContent.toLowerCase().startsWith('until') ? el.chipText.textContent.toLowerCase() : 'between ' + el.chipText.textContent}.`,
+        'Show everything', () => applyFilter('', ''));
+    } else {
+      showState('#i-photos', 'No photos yet', 'Drop photos and videos anywhere on this page, or choose them with Upload. They are stored on this server, and only here.',
+        'Upload photos', () => el.fileInput.click());
+    }
+    el.count.textContent = filter.from || filter.to ? 'No items in these dates' : 'Empty library';
+  }
+  function showError(err) {
+    loaded = false;
+    el.count.textContent = '';
+    el.months.textContent = '';
+    showState('#i-offline', 'Cannot reach the server',
+      `The photo server did not answer (${err && err.message ? err.message : 'network error'}). Check that media-server is running and reachable, then try again.`,
+      'Try again', () => { hideState(); load(); });
+  }
+
+  let toastTimer = 0;
+  function toast(msg) {
+    el.toast.textContent = msg;
+    el.toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.toast.hidden = true; }, 5000);
+  }
+
+  /* ------------------------------------------------------------- uploads */
+
+  const queue = [];
+  let active = 0, upStats = { total: 0, created: 0, existed: 0, failed: 0 };
+  let needRefresh = false, insertTimer = 0;
+  const pendingInserts = [];
+
+  function isMediaFile(f) {
+    return /^(image|video)\//.test(f.type) || MEDIA_EXT.test(f.name) || VIDEO_EXT.test(f.name);
+  }
+
+  function addFiles(files) {
+    if (!files.length) return;
+    if (upStats.total && !active && !queue.length) {
+      upStats = { total: 0, created: 0, existed: 0, failed: 0 };
+      el.upList.textContent = '';
+    }
+    el.uploads.hidden = false;
+    for (const f of files) {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.className = 'up-name';
+      name.textContent = f.name;
+      const bar = document.createElement('progress');
+      bar.max = 100; bar.value = 0;
+      bar.setAttribute('aria-label', 'Upload progress of ' + f.name);
+      const st = document.createElement('span');
+      st.className = 'up-state';
+      li.append(name, bar, st);
+      el.upList.append(li);
+      upStats.total++;
+      if (!isMediaFile(f)) {
+        finish({ li, bar, st }, 'failed', 'Skipped: not a photo or video');
+        continue;
+      }
+      st.textContent = 'Waiting';
+      queue.push({ file: f, li, bar, st });
+    }
+    updateUpTitle();
+    pump();
+  }
+
+  function pump() {
+    while (active < UPLOAD_PARALLEL && queue.length) send(queue.shift());
+    if (!active && !queue.length) uploadsDone();
+  }
+
+  function send(job) {
+    active++;
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', '/image/' + encodeURIComponent(job.file.name));
+    xhr.responseType = 'text';
+    job.st.textContent = 'Uploading';
+    job.li.className = 'busy';
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) job.bar.value = Math.round((e.loaded / e.total) * 100);
+    };
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 201) {
+        finish(job, 'created', 'Backed up');
+        upStats.created++;
+        if (body && body.sha256) gotNewItem(body, job.file);
+        else needRefresh = true;
+      } else if (xhr.status === 200) {
+        upStats.existed++;
+        finish(job, 'existed', 'Already backed up', body && body.sha256);
+      } else {
+        upStats.failed++;
+        finish(job, 'failed', 'Failed: ' + ((body && body.error) || `HTTP ${xhr.status}`));
+      }
+      active--; updateUpTitle(); pump();
+    };
+    xhr.onerror = xhr.onabort = () => {
+      upStats.failed++;
+      finish(job, 'failed', 'Failed: the server did not answer');
+      active--; updateUpTitle(); pump();
+    };
+    const fd = new FormData();
+    fd.append('file', job.file, job.file.name);
+    xhr.send(fd);
+  }
+
+  function finish(job, kind, text, sha) {
+    job.li.className = kind;
+    job.bar.value = 100;
+    job.st.textContent = text;
+    if (kind === 'failed' && !job.file) upStats.failed++;
+    if (sha && bySha.has(String(sha).toLowerCase())) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'linkish';
+      b.textContent = 'Show';
+      b.addEventListener('click', () => {
+        const i = bySha.get(String(sha).toLowerCase());
+        if (i !== undefined) { scrollToItem(i, true); openViewer(i, 'push'); }
+      });
+      job.st.append(' ', b);
+    }
+  }
+
+  function updateUpTitle() {
+    const s = upStats, done = s.created + s.existed + s.failed;
+    if (done < s.total) {
+      el.upTitle.textContent = `Uploading ${numFmt.format(done + 1)} of ${numFmt.format(s.total)}…`;
+      return;
+    }
+    const parts = [];
+    if (s.created) parts.push(`${numFmt.format(s.created)} backed up`);
+    if (s.existed) parts.push(`${numFmt.format(s.existed)} already backed up`);
+    if (s.failed) parts.push(`${numFmt.format(s.failed)} failed`);
+    el.upTitle.textContent = parts.join(' · ') || 'Uploads';
+  }
+
+  // The PUT answer carries the /list fields when the server sends them;
+  // otherwise the list is fetched again once the batch is over.
+  function gotNewItem(body, file) {
+    if (!Number.isFinite(num(body.original_creation_date))) { needRefresh = true; return; }
+    pendingInserts.push(toItem(String(body.sha256), body));
+    clearTimeout(insertTimer);
+    insertTimer = setTimeout(flushInserts, 300);
+  }
+
+  function inFilter(it) {
+    const d = new Date(it.t * 1000);
+    const s = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+    return (!filter.from || s >= filter.from) && (!filter.to || s <= filter.to);
+  }
+
+  function flushInserts() {
+    const add = pendingInserts.splice(0).filter((it) => !bySha.has(it.sha) && inFilter(it));
+    if (!add.length || !loaded) return;
+    const anchor = topAnchor();
+    setItems(items.concat(add));
+    relayout(anchor);
+    buildNav();
+    updateCount();
+    hideState();
+  }
+
+  function uploadsDone() {
+    if (!upStats.total) return;
+    flushInserts();
+    if (needRefresh) { needRefresh = false; load({ keepScroll: true, quiet: true }); }
+  }
+
+  el.uploadBtn.addEventListener('click', () => el.fileInput.click());
+  el.fileInput.addEventListener('change', () => {
+    addFiles([...el.fileInput.files]);
+    el.fileInput.value = '';
+  });
+  el.upClose.addEventListener('click', () => {
+    el.uploads.hidden = true;
+    if (!active && !queue.length) { el.upList.textContent = ''; upStats = { total: 0, created: 0, existed: 0, failed: 0 }; }
+  });
+
+  // Drag and drop, files and whole folders.
+  let dragDepth = 0;
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  window.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    dragDepth++;
+    el.dropzone.hidden = false;
+  });
+  window.addEventListener('dragover', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  window.addEventListener('dragleave', (e) => {
+    if (!hasFiles(e)) return;
+    if (--dragDepth <= 0) { dragDepth = 0; el.dropzone.hidden = true; }
+  });
+  window.addEventListener('drop', async (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    dragDepth = 0;
+    el.dropzone.hidden = true;
+    const entries = [...e.dataTransfer.items].map((it) => it.webkitGetAsEntry && it.webkitGetAsEntry()).filter(Boolean);
+    if (entries.some((x) => x.isDirectory)) addFiles(await walkEntries(entries));
+    else addFiles([...e.dataTransfer.files]);
+  });
+
+  async function walkEntries(entries) {
+    const out = [];
+    const stack = [...entries];
+    while (stack.length && out.length < 20000) {
+      const en = stack.pop();
+      if (en.isFile) {
+        out.push(await new Promise((res, rej) => en.file(res, rej)).catch(() => null));
+      } else if (en.isDirectory) {
+        const reader = en.createReader();
+        for (;;) {
+          const batch = await new Promise((res) => reader.readEntries(res, () => res([])));
+          if (!batch.length) break;
+          stack.push(...batch);
+        }
+      }
+    }
+    return out.filter(Boolean);
+  }
+
+  /* -------------------------------------------------------- server state */
+
+  let wasScanning = false;
+  async function pollStatus() {
+    let st;
+    try {
+      const r = await fetch('/status', { cache: 'no-store' });
+      if (!r.ok) return;
+      st = await r.json();
+    } catch { return; }
+    const scanning = st && st.state === 'scanning';
+    el.scan.hidden = !scanning;
+    if (scanning) {
+      const done = st.files_done ?? st.done ?? st.scanned;
+      el.scan.textContent = Number.isFinite(done) ? `Indexing… ${numFmt.format(done)}` : 'Indexing…';
+      wasScanning = true;
+      setTimeout(pollStatus, 2000);
+    } else if (wasScanning) {
+      wasScanning = false;
+      load({ keepScroll: true, quiet: true });
+      setTimeout(pollStatus, 30000);
+    } else {
+      setTimeout(pollStatus, 30000);
+    }
+  }
+
+  /* ---------------------------------------------------------------- boot */
+
+  readFilterFromURL();
+  if (document.visibilityState !== 'hidden' || true) load();
+  pollStatus();
+})();
