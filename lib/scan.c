@@ -39,6 +39,8 @@ typedef struct job {
     char *path;
     size_t path_len;
     bool known;                   /* the catalog has this path */
+    bool thumb_only;              /* unchanged: only make its thumbnail */
+    bool thumb_tried, thumb_written;
     const mi_media_type *type;
     mi_status status;             /* filled by the worker */
     mi_file_row row;
@@ -52,6 +54,8 @@ typedef struct scan {
     const char *root;
     size_t root_len;
     unsigned int flags;
+    bool thumbs;                  /* make thumbnails */
+    int thumbs_fd;                /* DIR/.thumbnails */
     mi_scan_progress_cb progress;
     void *payload;
     mi_scan_stats *stats;
@@ -117,7 +121,8 @@ typedef struct worker {
     bool started;
 } worker;
 
-/* Read one file: metadata, then hash.  Never touches the catalog. */
+/* Read one file: metadata, then hash, then the thumbnail (or only the
+ * thumbnail of an unchanged file).  Never touches the catalog. */
 static void work(scan *sc, job *j, mi_hasher *h, void *buf)
 {
     struct stat st;
@@ -128,6 +133,13 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
     if (fd < 0) {
         j->status = mi_status_from_errno(errno);
         return;
+    }
+    if (j->thumb_only) {
+        j->thumb_tried = true;
+        mi_thumb_write_fd_oriented(sc->idx, j->row.hash, fd, j->type, -1,
+                                   &j->row.thumb, &j->thumb_written);
+        j->status = MI_OK;
+        goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         j->status = MI_EINVAL;
@@ -147,6 +159,12 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
     if (mi_meta_read_fd(&j->row.meta, fd, j->row.size, j->type) != MI_OK)
         memset(&j->row.meta, 0, sizeof(j->row.meta));
     j->status = mi_hash_fd(j->row.hash, fd, h, buf, MI_HASH_CHUNK, &j->bytes);
+    if (j->status == MI_OK && sc->thumbs) {
+        j->thumb_tried = true;
+        mi_thumb_write_fd_oriented(sc->idx, j->row.hash, fd, j->type,
+                                   j->row.meta.orientation, &j->row.thumb,
+                                   &j->thumb_written);
+    }
 out:
     close(fd);
 }
@@ -271,11 +289,44 @@ static void drop_path(scan *sc, const char *path, size_t len)
     sc->batch_changed |= deleted;
 }
 
+static void count_thumb(scan *sc, const job *j)
+{
+    if (!j->thumb_tried)
+        return;
+    sc->stats->thumbs_made += j->thumb_written;
+    sc->stats->thumbs_failed += j->row.thumb == MI_THUMB_FAILED;
+    sc->stats->thumbs_unsupported += j->row.thumb == MI_THUMB_UNSUPPORTED;
+}
+
+/* Record the thumbnail made for an unchanged file. */
+static void apply_thumb(scan *sc, job *j)
+{
+    mi_status s;
+
+    if (j->status != MI_OK || j->row.thumb == MI_THUMB_NONE)
+        return;     /* vanished, or a transient failure: next scan */
+    count_thumb(sc, j);
+    if (!batch_begin(sc))
+        return;
+    s = mi_catalog_set_thumb(sc->writer, j->row.hash, j->path, j->path_len,
+                             j->row.thumb, sc->errbuf, sizeof(sc->errbuf));
+    if (s != MI_OK) {
+        set_fatal(sc, s);
+        return;
+    }
+    sc->batch_rows++;
+    sc->batch_changed = true;
+}
+
 /* Record what a worker found. */
 static void apply(scan *sc, job *j)
 {
     mi_status s;
 
+    if (j->thumb_only) {
+        apply_thumb(sc, j);
+        return;
+    }
     sc->stats->files_hashed += j->status == MI_OK;
     sc->stats->bytes_hashed += j->bytes;
     if (j->status != MI_OK) {
@@ -295,6 +346,7 @@ static void apply(scan *sc, job *j)
     }
     sc->batch_rows++;
     sc->batch_changed = true;
+    count_thumb(sc, j);
     if (j->known)
         sc->stats->changed++;
     else
@@ -344,7 +396,7 @@ static bool scan_going(const scan *sc)
 }
 
 static void enqueue(scan *sc, const char *path, size_t len, bool known,
-                    const mi_media_type *type)
+                    const mi_media_type *type, const uint8_t *thumb_hash)
 {
     job *j = calloc(1, sizeof(*j));
 
@@ -359,6 +411,10 @@ static void enqueue(scan *sc, const char *path, size_t len, bool known,
     j->path_len = len;
     j->known = known;
     j->type = type;
+    if (thumb_hash) {
+        j->thumb_only = true;
+        memcpy(j->row.hash, thumb_hash, MI_HASH_SIZE);
+    }
 
     pthread_mutex_lock(&sc->lock);
     while (sc->q_len >= QUEUE_CAP) {
@@ -439,7 +495,8 @@ static void visit(scan *sc, size_t len, const struct stat *st,
                   const mi_media_type *type)
 {
     const char *path = sc->path;
-    bool known = false, unchanged = false;
+    bool known = false, unchanged = false, thumb = false;
+    uint8_t hash[MI_HASH_SIZE];
 
     sc->stats->seen++;
     cat_remove_before(sc, path, len);
@@ -451,12 +508,25 @@ static void visit(scan *sc, size_t len, const struct stat *st,
                     sqlite3_column_int64(sc->cat, 2) == ts_ns(&st->st_mtim) &&
                     (uint64_t)sqlite3_column_int64(sc->cat, 3) ==
                         (uint64_t)st->st_ino;
+        if (unchanged && sc->thumbs) {
+            /* Never tried (thumbnails were off, or a catalog from before
+             * them), or made but deleted since: make it now.  Failed and
+             * unsupported ones wait for the file to change. */
+            int state = sqlite3_column_int(sc->cat, 4);
+            const void *h = sqlite3_column_blob(sc->cat, 5);
+            if (h && sqlite3_column_bytes(sc->cat, 5) == MI_HASH_SIZE &&
+                (state == MI_THUMB_NONE ||
+                 (state == MI_THUMB_OK && !mi_thumb_exists(sc->thumbs_fd, h)))) {
+                memcpy(hash, h, MI_HASH_SIZE);
+                thumb = true;
+            }
+        }
         cat_step(sc);
     }
     if (unchanged)
         sc->stats->unchanged++;
-    else
-        enqueue(sc, path, len, known, type);
+    if (!unchanged || thumb)
+        enqueue(sc, path, len, known, type, thumb ? hash : NULL);
     drain(sc, false);
     progress(sc, false);
 }
@@ -671,6 +741,8 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     sc->root = mi_index_storage_dir(idx);
     sc->root_len = strlen(sc->root);
     sc->flags = opts ? opts->flags : 0;
+    sc->thumbs = !(mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS);
+    sc->thumbs_fd = sc->thumbs ? mi_index_thumbs_fd(idx) : -1;
     sc->progress = opts ? opts->progress : NULL;
     sc->payload = opts ? opts->payload : NULL;
     sc->stats = &stats;
@@ -737,6 +809,14 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
         mi_catalog_rollback(sc->writer);
         mi_index_writer_unlock(idx, false);
         sc->writer = NULL;
+    }
+    /* After a complete scan: the thumbnails of contents no longer indexed
+     * go (when something went, and once per handle for what a crash or a
+     * rebuilt catalog left). */
+    if (scan_going(sc) && sc->thumbs) {
+        bool first = mi_index_take_first_sweep(idx);
+        if (first || stats.removed || stats.changed)
+            mi_thumb_sweep(idx, &stats.thumbs_removed);
     }
     if (scan_going(sc))
         progress(sc, true);
