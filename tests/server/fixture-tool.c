@@ -1,0 +1,32 @@
+/*
+ * fixture-tool - write the test fixtures' JPEG and PNG files, for the
+ * Python server tests (which have no image encoder of their own).
+ *
+ *   fixture-tool jpeg|png PATH WIDTH HEIGHT SEED
+ */
+#include "../fixtures.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    int w, h, rc;
+    unsigned seed;
+
+    if (argc != 6) {
+        fprintf(stderr, "usage: fixture-tool jpeg|png PATH W H SEED\n");
+        return 2;
+    }
+    w = atoi(argv[3]);
+    h = atoi(argv[4]);
+    seed = (unsigned)strtoul(argv[5], NULL, 10);
+    if (strcmp(argv[1], "jpeg") == 0)
+        rc = fx_write_jpeg(argv[2], w, h, seed, NULL);
+    else if (strcmp(argv[1], "png") == 0)
+        rc = fx_write_png(argv[2], w, h, seed);
+    else
+        rc = 2;
+    return rc ? 1 : 0;
+}

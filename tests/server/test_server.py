@@ -1,0 +1,899 @@
+#!/usr/bin/env python3
+"""HTTP tests of media-server: a real server process on 127.0.0.1.
+
+    test_server.py MEDIA_SERVER [FIXTURE_TOOL]
+
+Prints TAP.  Python 3 standard library only.  Each group of tests starts
+its own server on a fresh storage folder and an ephemeral port (--port 0;
+the server prints the port it got).
+"""
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import zlib
+
+SERVER = os.path.abspath(sys.argv[1])
+FIXTURE_TOOL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+# ---------------------------------------------------------------------------
+# TAP
+
+_n = 0
+_failed = 0
+
+
+def report(ok, name, diag=None, skip=None):
+    global _n, _failed
+    _n += 1
+    if skip:
+        print(f"ok {_n} - {name} # SKIP {skip}", flush=True)
+        return
+    if not ok:
+        _failed += 1
+    print(f"{'ok' if ok else 'not ok'} {_n} - {name}", flush=True)
+    if diag and not ok:
+        for line in str(diag).splitlines():
+            print(f"# {line}", flush=True)
+
+
+class Skip(Exception):
+    pass
+
+
+def test(name):
+    def wrap(fn):
+        try:
+            fn()
+            report(True, name)
+        except Skip as e:
+            report(True, name, skip=str(e))
+        except Exception:
+            report(False, name, traceback.format_exc())
+        return fn
+    return wrap
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+
+def png_bytes(w=8, h=8, seed=0):
+    """A valid RGB PNG; different seeds give different bytes."""
+    rnd = random.Random(seed)
+    rows = b"".join(b"\x00" + bytes(rnd.randrange(256) for _ in range(3 * w))
+                    for _ in range(h))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" +
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def jpeg_bytes(seed=0, w=64, h=48):
+    """A real baseline JPEG from the C fixtures, or JPEG magic + noise."""
+    if FIXTURE_TOOL:
+        with tempfile.NamedTemporaryFile(suffix=".jpg") as f:
+            r = subprocess.run([FIXTURE_TOOL, "jpeg", f.name, str(w), str(h),
+                                str(seed)])
+            if r.returncode == 0:
+                return open(f.name, "rb").read()
+    rnd = random.Random(seed)
+    return b"\xff\xd8\xff\xe0" + bytes(rnd.randrange(256) for _ in range(2000))
+
+
+def mp4_bytes(seed=0, size=3000):
+    rnd = random.Random(seed)
+    head = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + \
+        b"isomiso2"
+    return head + bytes(rnd.randrange(256) for _ in range(size))
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def multipart(parts, boundary=None):
+    """parts: list of (name, filename or None, bytes)."""
+    boundary = boundary or "----mi%016x" % random.getrandbits(64)
+    out = []
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"'
+        if filename is not None:
+            disp += f'; filename="{filename}"'
+        out.append(f"--{boundary}\r\nContent-Disposition: {disp}\r\n"
+                   f"Content-Type: application/octet-stream\r\n\r\n"
+                   .encode() + data + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+# ---------------------------------------------------------------------------
+# The server under test
+
+
+class Server:
+    def __init__(self, root, *extra):
+        self.root = root
+        self.log = []
+        self.proc = subprocess.Popen(
+            [SERVER, "--storage_dir", root, "--listen", "127.0.0.1",
+             "--port", "0", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.port = None
+        ready = threading.Event()
+
+        def drain():
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.append(line)
+                m = re.search(r"on http://[^ ]*:(\d+)/", line)
+                if m and not self.port:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+        self.reader = threading.Thread(target=drain, daemon=True)
+        self.reader.start()
+        ready.wait(20)
+        if not self.port:
+            self.proc.kill()
+            raise RuntimeError("server did not start: " + "\n".join(self.log))
+
+    def conn(self, timeout=20):
+        return http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        c = conn or self.conn()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        if not conn:
+            c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+    def json(self, method, path, body=None, headers=None):
+        st, h, data = self.request(method, path, body, headers)
+        return st, h, json.loads(data) if data else None
+
+    def upload(self, name, data, filename="upload.bin", field="file",
+               path_prefix="/image/"):
+        body, ctype = multipart([(field, filename, data)])
+        return self.json("PUT", path_prefix + name, body,
+                         {"Content-Type": ctype})
+
+    def wait_idle(self, after=0.0, timeout=30):
+        """Wait for a scan that finished after `after` (epoch seconds)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            st, _, j = self.json("GET", "/status")
+            if (st == 200 and j["state"] == "idle" and
+                    j["last_scan_finished"] and
+                    j["last_scan_finished"] > after):
+                return j
+            time.sleep(0.05)
+        raise AssertionError("no scan finished in time")
+
+    def listing(self):
+        st, h, data = self.request("GET", "/list")
+        check(st == 200, f"/list status {st}")
+        return json.loads(data.decode("utf-8"))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.reader.join(5)
+        return rc
+
+
+def tree(root):
+    """Every file under root, relative, except the index's own folder."""
+    out = set()
+    for d, dirs, files in os.walk(root):
+        for f in files:
+            rel = os.path.relpath(os.path.join(d, f), root)
+            if not rel.startswith(".mediaindex" + os.sep):
+                out.add(rel)
+    return out
+
+
+def uploads(root):
+    return {p for p in tree(root) if p.startswith("uploads" + os.sep)}
+
+
+def tmp_files(root):
+    t = os.path.join(root, ".mediaindex", "tmp")
+    return os.listdir(t) if os.path.isdir(t) else []
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+work = tempfile.mkdtemp(prefix="mi-server-test-")
+
+
+def new_root(name):
+    d = os.path.join(work, name)
+    os.makedirs(d)
+    return d
+
+
+def run_cli(*args, timeout=10):
+    r = subprocess.run([SERVER, *args], capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+@test("--help and --version exit 0")
+def _():
+    rc, out, _ = run_cli("--help")
+    check(rc == 0 and "--storage_dir" in out, out)
+    rc, out, _ = run_cli("--version")
+    check(rc == 0 and "media-server" in out, out)
+
+
+@test("missing storage folder: one line, exit 2, nothing listening")
+def _():
+    rc, _, err = run_cli("--storage_dir", os.path.join(work, "nope"),
+                         "--port", "0")
+    check(rc == 2, f"rc {rc}")
+    check(len(err.strip().splitlines()) == 1, err)
+    f = os.path.join(work, "afile")
+    open(f, "w").close()
+    rc, _, err = run_cli("--storage_dir=" + f, "--port=0")
+    check(rc == 2 and len(err.strip().splitlines()) == 1, err)
+
+
+@test("bad flags: exit 2")
+def _():
+    for args in (["--storage_dir"], ["--bogus", "1"], [],
+                 ["--storage_dir", work, "--port", "99999"],
+                 ["--storage_dir", work, "--port", "x"]):
+        rc, _, err = run_cli(*args)
+        check(rc == 2, f"{args}: rc {rc} {err}")
+
+
+# A storage folder with images in subfolders, a video, a duplicate, things
+# that are not media, and a non-UTF-8 file name.
+root = new_root("main")
+files = {
+    "a/one.jpg": jpeg_bytes(1),
+    "a/b/two.png": png_bytes(16, 12, 2),
+    "three.PNG": png_bytes(8, 8, 3),
+    "clip.mp4": mp4_bytes(4),
+    "dup/one-again.jpg": jpeg_bytes(1),
+    "notes.txt": b"not media",
+}
+for rel, data in files.items():
+    p = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "wb") as f:
+        f.write(data)
+bad_name = os.path.join(root.encode(), b"caf\xe9.png")
+with open(bad_name, "wb") as f:
+    f.write(png_bytes(8, 8, 5))
+os.makedirs(os.path.join(root, ".thumbnails"), exist_ok=True)
+with open(os.path.join(root, ".thumbnails", "junk.png"), "wb") as f:
+    f.write(png_bytes(8, 8, 6))
+
+srv = Server(root)
+status0 = None
+
+
+@test("GET /status: shape, reaches idle after the first scan")
+def _():
+    global status0
+    st, h, j = srv.json("GET", "/status")
+    check(st == 200 and h["content-type"] == "application/json")
+    for k in ("state", "files_seen", "media", "last_scan_started",
+              "last_scan_finished", "last_scan_stats"):
+        check(k in j, f"missing {k}: {j}")
+    check(j["state"] in ("scanning", "idle"))
+    status0 = srv.wait_idle()
+    check(status0["media"] == 5, status0)
+    check(status0["files_seen"] == 6, status0)
+    check(isinstance(status0["last_scan_stats"], dict))
+
+
+@test("GET /list: one entry per content, the DESIGN.md shape")
+def _():
+    lst = srv.listing()
+    want = {sha(files["a/one.jpg"]), sha(files["a/b/two.png"]),
+            sha(files["three.PNG"]), sha(files["clip.mp4"]),
+            sha(png_bytes(8, 8, 5))}
+    check(set(lst) == want, f"{sorted(lst)} != {sorted(want)}")
+    for k, e in lst.items():
+        check(HEX64.match(k))
+        for f in ("filename", "last_modified", "file_path",
+                  "original_creation_date", "size", "mime_type"):
+            check(f in e, f"{k} lacks {f}: {e}")
+        check(isinstance(e["last_modified"], (int, float)))
+        check(isinstance(e["original_creation_date"], (int, float)))
+        check(not e["file_path"].startswith("/"), e["file_path"])
+        check(not e["file_path"].startswith(".thumbnails"))
+        check(os.path.basename(e["file_path"]) == e["filename"])
+    two = lst[sha(files["a/b/two.png"])]
+    check(two["file_path"] == "a/b/two.png", two)
+    check(two["size"] == len(files["a/b/two.png"]))
+    check(two["mime_type"] == "image/png", two)
+    check(two.get("width") == 16 and two.get("height") == 12, two)
+    check(abs(two["last_modified"] -
+              os.stat(os.path.join(root, "a/b/two.png")).st_mtime) < 1e-3)
+    check(lst[sha(files["clip.mp4"])]["mime_type"] == "video/mp4")
+    check(lst[sha(files["a/one.jpg"])]["file_path"] in
+          ("a/one.jpg", "dup/one-again.jpg"))
+
+
+@test("GET /list: non-UTF-8 names become U+FFFD, the body stays UTF-8")
+def _():
+    st, _, data = srv.request("GET", "/list")
+    data.decode("utf-8")  # raises on invalid UTF-8
+    e = json.loads(data)[sha(png_bytes(8, 8, 5))]
+    check(e["filename"] == "caf\ufffd.png", e)
+
+
+@test("GET /list: ETag, If-None-Match -> 304, HEAD")
+def _():
+    st, h, _ = srv.request("GET", "/list")
+    tag = h.get("etag")
+    check(st == 200 and tag, h)
+    st, h2, body = srv.request("GET", "/list", headers={"If-None-Match": tag})
+    check(st == 304 and body == b"" and h2.get("etag") == tag, (st, h2))
+    st, _, _ = srv.request("GET", "/list",
+                           headers={"If-None-Match": '"other"'})
+    check(st == 200)
+    st, h3, body = srv.request("HEAD", "/list")
+    check(st == 200 and body == b"" and h3.get("etag") == tag)
+
+
+@test("GET /image/<sha>: byte-identical, Content-Type, ETag, caching")
+def _():
+    for rel in ("a/one.jpg", "a/b/two.png", "clip.mp4"):
+        data = files[rel]
+        st, h, body = srv.request("GET", "/image/" + sha(data))
+        check(st == 200 and body == data, f"{rel}: {st}")
+        check(h["etag"] == '"%s"' % sha(data), h)
+        check(h["cache-control"] == "public, max-age=31536000, immutable")
+    _, h, _ = srv.request("GET", "/image/" + sha(files["a/one.jpg"]))
+    check(h["content-type"] == "image/jpeg", h)
+    _, h, _ = srv.request("GET", "/image/" + sha(files["clip.mp4"]))
+    check(h["content-type"] == "video/mp4", h)
+
+
+@test("GET /image: upper-case hash, /image/sha256/<sha> alias")
+def _():
+    data = files["a/b/two.png"]
+    st, _, body = srv.request("GET", "/image/" + sha(data).upper())
+    check(st == 200 and body == data)
+    st, _, body = srv.request("GET", "/image/sha256/" + sha(data))
+    check(st == 200 and body == data)
+
+
+@test("HEAD /image: headers, no body")
+def _():
+    data = files["clip.mp4"]
+    st, h, body = srv.request("HEAD", "/image/" + sha(data))
+    check(st == 200 and body == b"" and int(h["content-length"]) == len(data))
+    check(h.get("accept-ranges") == "bytes")
+
+
+@test("Range on /image: 206 slices, suffix, open end, 416")
+def _():
+    data = files["clip.mp4"]
+    path = "/image/" + sha(data)
+    for rng, lo, hi in (("bytes=10-19", 10, 19), ("bytes=-5", len(data) - 5,
+                        len(data) - 1), ("bytes=100-", 100, len(data) - 1),
+                        ("bytes=0-999999", 0, len(data) - 1)):
+        st, h, body = srv.request("GET", path, headers={"Range": rng})
+        check(st == 206, f"{rng}: {st}")
+        check(body == data[lo:hi + 1], rng)
+        check(h["content-range"] == f"bytes {lo}-{hi}/{len(data)}", h)
+    st, h, body = srv.request("GET", path,
+                              headers={"Range": f"bytes={len(data)}-"})
+    check(st == 416 and h["content-range"] == f"bytes */{len(data)}", st)
+    check("error" in json.loads(body))
+    st, _, body = srv.request("GET", path, headers={"Range": "bytes=5-1"})
+    check(st == 200 and body == data)
+    st, _, body = srv.request("HEAD", path, headers={"Range": "bytes=0-9"})
+    check(st == 206 and body == b"")
+
+
+@test("If-None-Match on /image -> 304")
+def _():
+    data = files["a/one.jpg"]
+    st, h, body = srv.request("GET", "/image/" + sha(data),
+                              headers={"If-None-Match": '"%s"' % sha(data)})
+    check(st == 304 and body == b"", st)
+
+
+@test("GET /image and /thumbnail: malformed hash 400, unknown 404, JSON")
+def _():
+    for bad in ("abc", "z" * 64, "a" * 63, "a" * 65, "%00" + "a" * 63):
+        for route in ("/image/", "/thumbnail/", "/image/sha256/"):
+            st, h, j = srv.json("GET", route + bad)
+            check(st == 400 and "error" in j, f"{route}{bad}: {st}")
+            check(h["content-type"] == "application/json")
+    for route in ("/image/", "/thumbnail/"):
+        st, _, j = srv.json("GET", route + "0" * 64)
+        check(st == 404 and "error" in j, f"{route}: {st}")
+
+
+thumbs_work = None
+
+
+@test("GET /thumbnail: 256x256 PNG for an image, 404 for a video")
+def _():
+    global thumbs_work
+    st, _, _ = srv.json("GET", "/thumbnail/" + sha(files["clip.mp4"]))
+    check(st == 404)
+    st, h, body = srv.request("GET", "/thumbnail/" + sha(files["a/b/two.png"]))
+    if st == 404 and srv.listing()[sha(files["a/b/two.png"])].get(
+            "thumbnail_file") is None:
+        thumbs_work = False
+        raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
+    thumbs_work = True
+    check(st == 200 and h["content-type"] == "image/png", st)
+    check(body[:8] == b"\x89PNG\r\n\x1a\n")
+    check(struct.unpack(">II", body[16:24]) == (256, 256))
+    st, _, body2 = srv.request("HEAD", "/thumbnail/" +
+                               sha(files["a/b/two.png"]))
+    check(st == 200 and body2 == b"")
+
+
+@test("GET /thumbnail: made on demand when missing on disk")
+def _():
+    if not thumbs_work:
+        raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
+    h = sha(files["three.PNG"])
+    p = os.path.join(root, ".thumbnails", h + ".png")
+    if os.path.exists(p):
+        os.unlink(p)
+    st, _, body = srv.request("GET", "/thumbnail/" + h)
+    check(st == 200 and body[:4] == b"\x89PNG", st)
+    check(os.path.exists(p))
+
+
+@test("unknown routes 404, wrong methods 405 with Allow, all JSON")
+def _():
+    for path in ("/", "/lists", "/list/", "/image", "/thumbnail",
+                 "/thumbnail/a/b", "/image/a/b/c", "/static/x"):
+        st, h, j = srv.json("GET", path)
+        check(st == 404 and "error" in j, f"{path}: {st}")
+    for method, path, allow in (("POST", "/list", "GET, HEAD"),
+                                ("DELETE", "/status", "GET, HEAD"),
+                                ("PUT", "/thumbnail/" + "0" * 64, "GET, HEAD"),
+                                ("POST", "/image/x.jpg", "GET, HEAD, PUT"),
+                                ("PUT", "/image/sha256/" + "0" * 64,
+                                 "GET, HEAD")):
+        st, h, j = srv.json(method, path, b"")
+        check(st == 405 and h.get("allow") == allow and "error" in j,
+              f"{method} {path}: {st} {h}")
+
+
+@test("keep-alive: several requests on one connection")
+def _():
+    c = srv.conn()
+    for _ in range(5):
+        st, _, _ = srv.request("GET", "/status", conn=c)
+        check(st == 200)
+        st, _, _ = srv.request("GET", "/image/" + sha(files["three.PNG"]),
+                               conn=c)
+        check(st == 200)
+    c.close()
+
+
+@test("a malformed request gets a 4xx and the server lives on")
+def _():
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(b"GARBAGE\r\n\r\n")
+    data = s.recv(4096)
+    s.close()
+    check(data == b"" or re.match(rb"HTTP/1\.[01] 4\d\d", data), data)
+    st, _, _ = srv.request("GET", "/status")
+    check(st == 200)
+
+
+@test("a file gone from disk: GET /image 404")
+def _():
+    p = os.path.join(root, "three.PNG")
+    h = sha(files["three.PNG"])
+    os.unlink(p)
+    st, _, j = srv.json("GET", "/image/" + h)
+    check(st == 404 and "error" in j, st)
+
+
+# ---- uploads --------------------------------------------------------------
+
+today = time.strftime("%Y%m%d")
+new_jpeg = jpeg_bytes(100)
+
+
+@test("PUT /image/<name>: 201, the JSON shape, stored under uploads/DATE/")
+def _():
+    st, h, j = srv.upload("holiday.jpg", new_jpeg, "IMG_1.jpg")
+    check(st == 201, (st, j))
+    check(j["message"] == "Image uploaded successfully.")
+    check(j["sha256"] == sha(new_jpeg))
+    check(j["filename"] == "holiday.jpg", j)
+    check(j["file_path"] == f"uploads/{today}/holiday.jpg", j)
+    check("thumbnail_file" in j)
+    with open(os.path.join(root, j["file_path"]), "rb") as f:
+        check(f.read() == new_jpeg)
+    st, _, body = srv.request("GET", "/image/" + sha(new_jpeg))
+    check(st == 200 and body == new_jpeg)
+    check(sha(new_jpeg) in srv.listing())
+
+
+@test("PUT of known bytes: 200, nothing written")
+def _():
+    before = tree(root)
+    st, _, j = srv.upload("other-name.jpg", new_jpeg)
+    check(st == 200, (st, j))
+    check(j["message"] == "Image content already exists.")
+    check(j["sha256"] == sha(new_jpeg))
+    check(j["file_path"] == f"uploads/{today}/holiday.jpg", j)
+    check("filename" in j)
+    check(tree(root) == before)
+
+
+@test("PUT of new bytes under a taken name: _1, _2 before the extension")
+def _():
+    names = []
+    for seed in (101, 102):
+        st, _, j = srv.upload("holiday.jpg", jpeg_bytes(seed))
+        check(st == 201, (st, j))
+        names.append(j["file_path"])
+    check(names == [f"uploads/{today}/holiday_1.jpg",
+                    f"uploads/{today}/holiday_2.jpg"], names)
+
+
+@test("PUT: a name without extension takes the part's")
+def _():
+    data = png_bytes(9, 9, 103)
+    st, _, j = srv.upload("noext", data, "phone.PNG")
+    check(st == 201, (st, j))
+    check(j["filename"].lower().endswith(".png"), j)
+
+
+@test("PUT: 20 concurrent uploads of the same bytes store one file")
+def _():
+    data = jpeg_bytes(200)
+    before = uploads(root)
+    results = []
+
+    def one(i):
+        try:
+            results.append(srv.upload(f"same{i}.jpg", data)[:3:2])
+        except Exception as e:
+            results.append((0, str(e)))
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    codes = sorted(r[0] for r in results)
+    check(codes == [200] * 19 + [201], codes)
+    added = uploads(root) - before
+    check(len(added) == 1, added)
+    with open(os.path.join(root, added.pop()), "rb") as f:
+        check(f.read() == data)
+
+
+@test("PUT: 20 concurrent uploads of different bytes under one name")
+def _():
+    datas = [jpeg_bytes(300 + i) for i in range(20)]
+    before = uploads(root)
+    results = []
+
+    def one(i):
+        try:
+            results.append(srv.upload("burst.jpg", datas[i]))
+        except Exception as e:
+            results.append((0, {}, str(e)))
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    check(sorted(r[0] for r in results) == [201] * 20,
+          [r[0] for r in results])
+    added = uploads(root) - before
+    check(len(added) == 20, added)
+    stored = set()
+    for p in added:
+        with open(os.path.join(root, p), "rb") as f:
+            stored.add(sha(f.read()))
+    check(stored == {sha(d) for d in datas})
+
+
+@test("PUT: type not allowed -> 400 with a reason, nothing kept")
+def _():
+    before = tree(root)
+    for name, fname, data in (("notes.txt", "notes.txt", b"hello"),
+                              ("fake.jpg", "fake.jpg", b"just text" * 20),
+                              ("fake.png", "x.png", b"MZ" + b"\0" * 200),
+                              ("real.txt", "real.txt", jpeg_bytes(400)),
+                              ("noext", "noext", jpeg_bytes(401))):
+        st, h, j = srv.upload(name, data, fname)
+        check(st == 400 and j.get("error"), f"{name}: {st} {j}")
+    check(tree(root) == before)
+    check(tmp_files(root) == [])
+
+
+@test("PUT: no file part, empty name, empty body -> 400")
+def _():
+    st, _, j = srv.upload("x.jpg", jpeg_bytes(402), field="other")
+    check(st == 400 and "error" in j, (st, j))
+    st, _, j = srv.upload("", jpeg_bytes(402))
+    check(st == 400 and "error" in j, (st, j))
+    body, ctype = multipart([])
+    st, _, j = srv.json("PUT", "/image/x.jpg", body, {"Content-Type": ctype})
+    check(st == 400 and "error" in j, (st, j))
+    st, _, j = srv.json("PUT", "/image/x.jpg", b"",
+                        {"Content-Type": "multipart/form-data; boundary=x"})
+    check(st == 400 and "error" in j, (st, j))
+
+
+@test("PUT with a wrong Content-Type -> 4xx quickly (url-encoded 'a=%')")
+def _():
+    for ctype, body in (("application/x-www-form-urlencoded", b"a=%"),
+                        ("application/x-www-form-urlencoded",
+                         b"a=b\0c&d=%"),
+                        ("application/json", b'{"file": 1}'),
+                        ("text/plain", b"x"),
+                        ("multipart/form-data", b"--x--\r\n"),
+                        (None, new_jpeg)):
+        t0 = time.time()
+        hdrs = {"Content-Type": ctype} if ctype else {}
+        st, _, j = srv.json("PUT", "/image/x.jpg", body, hdrs)
+        check(400 <= st < 500 and "error" in j, f"{ctype}: {st}")
+        check(time.time() - t0 < 2, f"{ctype}: slow")
+    st, _, _ = srv.request("GET", "/status")
+    check(st == 200)
+
+
+@test("PUT: malformed multipart bodies -> 400, nothing kept")
+def _():
+    before = tree(root)
+    good, ctype = multipart([("file", "a.jpg", jpeg_bytes(403))])
+    for body in (good[:-10], good.replace(b"--\r\n", b"\r\n"),
+                 b"garbage" * 100, good.replace(b"Content-Disposition",
+                                                b"Content-Dispo"),
+                 good[:60] + b"\0" * 50 + good[60:]):
+        st, _, j = srv.json("PUT", "/image/m.jpg", body,
+                            {"Content-Type": ctype})
+        check(400 <= st < 500 and "error" in j, f"{st} {j}")
+    check(tree(root) == before)
+
+
+@test("PUT cut off mid-body: 4xx JSON, nothing left behind")
+def _():
+    before = tree(root)
+    data = jpeg_bytes(500) + os.urandom(200000)
+    body, ctype = multipart([("file", "cut.jpg", data)])
+    # A body shorter than its Content-Length, then a half-close.
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall((f"PUT /image/cut.jpg HTTP/1.1\r\nHost: x\r\n"
+               f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+               f"\r\n").encode() + body[:len(body) // 2])
+    s.shutdown(socket.SHUT_WR)
+    resp = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    s.close()
+    check(re.match(rb"HTTP/1\.1 4\d\d", resp), resp[:200])
+    check(b'"error"' in resp)
+    # A client that vanishes (RST) mid-body.
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall((f"PUT /image/cut2.jpg HTTP/1.1\r\nHost: x\r\n"
+               f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+               f"\r\n").encode() + body[:len(body) // 3])
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    time.sleep(0.3)
+    check(srv.request("GET", "/status")[0] == 200)
+    check(tree(root) == before, tree(root) - before)
+    check(sha(data) not in srv.listing())
+    check(tmp_files(root) == [], tmp_files(root))
+
+
+@test("PUT: path traversal names never escape uploads/")
+def _():
+    outside_before = set(os.listdir(work))
+    parent = os.path.dirname(root)
+    tag = "mi-trav-%d" % os.getpid()
+    names = [f"../{tag}.jpg", f"..%2F..%2F{tag}.jpg", f"%2Ftmp%2F{tag}.jpg",
+             f"..%5C..%5C{tag}.jpg", f"%2E%2E%2F{tag}.jpg",
+             f"{tag}%00.jpg", "a" * 1000 + ".jpg", "%C0%AE%C0%AE%2F" + tag +
+             ".jpg", ".hidden.jpg", "..jpg", "%2E%2E", "x%0D%0AEvil:%201.jpg"]
+    seed = 600
+    for name in names:
+        seed += 1
+        st, _, j = srv.upload(name, jpeg_bytes(seed), "../../" + tag + ".jpg")
+        check(st in (200, 201, 400, 404), f"{name}: {st}")
+        if st in (200, 201):
+            p = j["file_path"]
+            check(p.startswith(f"uploads/{today}/"), p)
+            check("/" not in p[len(f"uploads/{today}/"):], p)
+            check(len(os.path.basename(p).encode()) <= 255, p)
+            check(os.path.isfile(os.path.join(root, p)), p)
+    # Raw paths http.client would not normalise.
+    for raw in (f"/image//tmp/{tag}.jpg", f"/image/../{tag}.jpg",
+                f"/image/./../../{tag}.jpg"):
+        body, ctype = multipart([("file", "x.jpg", jpeg_bytes(seed + 1))])
+        st, _, j = srv.json("PUT", raw, body, {"Content-Type": ctype})
+        check(st in (201, 400, 404, 405), f"{raw}: {st}")
+    check(not os.path.exists(f"/tmp/{tag}.jpg"))
+    check(set(os.listdir(work)) == outside_before)
+    check(not any(tag in f for f in os.listdir(parent)))
+    for p in tree(root):
+        check(p in files or p.startswith("uploads/") or
+              p.startswith(".thumbnails/") or p.startswith("caf"), p)
+
+
+@test("PUT: part file name traversal with a URL name lacking extension")
+def _():
+    st, _, j = srv.upload("plain", jpeg_bytes(700), "../../../etc/x.jpg")
+    check(st == 201, (st, j))
+    check(j["file_path"].startswith(f"uploads/{today}/plain"), j)
+
+
+@test("the server never answered 500 to the above")
+def _():
+    bad = [l for l in srv.log if re.search(r" 5\d\d \d+ [\d.]+ms$", l)]
+    check(not bad, "\n".join(bad[:10]))
+
+
+@test("access log: one line per request (method, path, status, bytes, time)")
+def _():
+    lines = [l for l in srv.log if re.match(
+        r"^127\.0\.0\.1 (GET|PUT|HEAD|POST|DELETE) \S+ \d{3} \d+ [\d.]+ms$", l)]
+    check(len(lines) > 50, len(lines))
+    check(any(l.startswith("127.0.0.1 GET /list 200 ") for l in lines))
+
+
+@test("SIGTERM: clean exit 0 (no leaks under ASan)")
+def _():
+    rc = srv.stop()
+    check(rc == 0, f"rc {rc}\n" + "\n".join(srv.log[-30:]))
+    check(any("shutting down" in l for l in srv.log))
+
+
+# ---- the cap on uploads -----------------------------------------------------
+
+root2 = new_root("capped")
+srv2 = Server(root2, "--max-upload-bytes", "100000")
+
+
+@test("413: Content-Length over the cap, answered before the body")
+def _():
+    srv2.wait_idle()
+    s = socket.create_connection(("127.0.0.1", srv2.port), timeout=10)
+    s.sendall(b"PUT /image/big.jpg HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: multipart/form-data; boundary=b\r\n"
+              b"Content-Length: 10000000000\r\n\r\n")
+    resp = s.recv(65536)
+    s.close()
+    check(resp.startswith(b"HTTP/1.1 413"), resp[:100])
+    check(b'"error"' in resp)
+
+
+@test("413: a file over the cap (Content-Length and chunked), nothing kept")
+def _():
+    data = jpeg_bytes(800) + os.urandom(300000)
+    st, _, j = srv2.upload("big.jpg", data)
+    check(st == 413 and "error" in j, (st, j))
+    body, ctype = multipart([("file", "big.jpg", data)])
+    c = srv2.conn()
+    c.putrequest("PUT", "/image/big2.jpg")
+    c.putheader("Content-Type", ctype)
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    try:
+        for i in range(0, len(body), 16384):
+            piece = body[i:i + 16384]
+            c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        c.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may close once it has refused
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    check(r.status == 413 and b"error" in out, (r.status, out))
+    check(uploads(root2) == set(), uploads(root2))
+    check(tmp_files(root2) == [])
+    small = jpeg_bytes(801)
+    st, _, j = srv2.upload("small.jpg", small)
+    check(st == 201, (st, j))
+
+
+@test("SIGINT: clean exit 0")
+def _():
+    srv2.proc.send_signal(signal.SIGINT)
+    check(srv2.stop() == 0, "\n".join(srv2.log[-20:]))
+
+
+# ---- rescans ------------------------------------------------------------------
+
+root3 = new_root("rescan")
+with open(os.path.join(root3, "keep.png"), "wb") as f:
+    f.write(png_bytes(8, 8, 900))
+with open(os.path.join(root3, "change.png"), "wb") as f:
+    f.write(png_bytes(8, 8, 901))
+with open(os.path.join(root3, "gone.png"), "wb") as f:
+    f.write(png_bytes(8, 8, 902))
+srv3 = Server(root3, "--rescan_interval", "1")
+
+
+@test("--rescan_interval: new, changed and deleted files follow")
+def _():
+    srv3.wait_idle()
+    check(len(srv3.listing()) == 3)
+    t0 = time.time()
+    with open(os.path.join(root3, "new.png"), "wb") as f:
+        f.write(png_bytes(8, 8, 903))
+    with open(os.path.join(root3, "change.png"), "wb") as f:
+        f.write(png_bytes(9, 9, 904))
+    os.unlink(os.path.join(root3, "gone.png"))
+    end = time.time() + 10
+    want = {sha(png_bytes(8, 8, 900)), sha(png_bytes(8, 8, 903)),
+            sha(png_bytes(9, 9, 904))}
+    while time.time() < end:
+        srv3.wait_idle(after=t0)
+        if set(srv3.listing()) == want:
+            break
+        time.sleep(0.2)
+    check(set(srv3.listing()) == want, srv3.listing().keys())
+    st, _, _ = srv3.request("GET", "/image/" + sha(png_bytes(8, 8, 902)))
+    check(st == 404)
+    st, _, body = srv3.request("GET", "/image/" + sha(png_bytes(9, 9, 904)))
+    check(st == 200 and body == png_bytes(9, 9, 904))
+
+
+@test("rescan: the /list ETag changes with the content")
+def _():
+    _, h1, _ = srv3.request("GET", "/list")
+    t0 = time.time()
+    with open(os.path.join(root3, "later.png"), "wb") as f:
+        f.write(png_bytes(8, 8, 905))
+    srv3.wait_idle(after=t0 + 0.01)
+    srv3.wait_idle(after=time.time())
+    st, h2, _ = srv3.request("GET", "/list",
+                             headers={"If-None-Match": h1["etag"]})
+    check(st == 200 and h2["etag"] != h1["etag"], (st, h1, h2))
+
+
+@test("rescan server: clean exit")
+def _():
+    check(srv3.stop() == 0, "\n".join(srv3.log[-20:]))
+
+
+print(f"1..{_n}", flush=True)
+for s in (srv, srv2, srv3):
+    if s.proc.poll() is None:
+        s.proc.kill()
+shutil.rmtree(work, ignore_errors=True)
+sys.exit(1 if _failed else 0)
