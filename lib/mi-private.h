@@ -165,9 +165,10 @@ bool mi_stbi_info(const void *buf, size_t len, int *w, int *h);
 uint8_t *mi_stbi_load_rgba(const void *buf, size_t len, int *w, int *h);
 void mi_stbi_free(void *p);
 
-/* stb-resize.c: resize 8-bit RGBA (alpha-weighted), sRGB-aware or not. */
+/* stb-resize.c: resize 8-bit RGBA, alpha-weighted when `alpha`. */
 bool mi_stbir_resize_rgba(const uint8_t *in, int iw, int ih, int istride,
-                          uint8_t *out, int ow, int oh, int ostride, bool srgb);
+                          uint8_t *out, int ow, int oh, int ostride,
+                          bool alpha);
 
 /* ---------------------------------------------------------------------- */
 /* catalog.c: persistence in SQLite                                       */

@@ -21,13 +21,16 @@
 /* No "pop": some of these warnings are issued at the end of the file. */
 
 bool mi_stbir_resize_rgba(const uint8_t *in, int iw, int ih, int istride,
-                          uint8_t *out, int ow, int oh, int ostride, bool srgb)
+                          uint8_t *out, int ow, int oh, int ostride,
+                          bool alpha)
 {
-    if (srgb)
-        return stbir_resize_uint8_srgb(in, iw, ih, istride, out, ow, oh,
-                                       ostride, 4, 3, 0) == 1;
+    /* Mitchell filter (stb's default for shrinking), on the sRGB values as
+     * they are (like vipsthumbnail's default): converting to linear light
+     * and back costs more than the rest of the resize.  Opaque images skip
+     * the alpha weighting. */
     return stbir_resize_uint8_generic(in, iw, ih, istride, out, ow, oh, ostride,
-                                      4, 3, 0, STBIR_EDGE_CLAMP,
+                                      4, alpha ? 3 : STBIR_ALPHA_CHANNEL_NONE,
+                                      0, STBIR_EDGE_CLAMP,
                                       STBIR_FILTER_DEFAULT,
                                       STBIR_COLORSPACE_LINEAR, NULL) == 1;
 }

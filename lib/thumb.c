@@ -148,7 +148,7 @@ static mi_status decode_jpeg(image *im, const uint8_t *buf, size_t len,
                              int orientation, uint64_t max_pixels)
 {
     static const int denoms[] = { 8, 4, 2 };
-    int w, h, subsamp, cs, rw, rh, sw, sh, pf, nsf = 0;
+    int w = 0, h = 0, subsamp = 0, cs = 0, rw, rh, sw, sh, pf, nsf = 0;
     tjscalingfactor sf = { 1, 1 }, *all;
     mi_status s = MI_OK;
     tjhandle tj;
@@ -158,6 +158,7 @@ static mi_status decode_jpeg(image *im, const uint8_t *buf, size_t len,
     tj = tjInitDecompress();
     if (!tj)
         return MI_ENOMEM;
+    /* A tables-only stream returns 0 and leaves w and h as they were. */
     if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp,
                             &cs) != 0 || w <= 0 || h <= 0) {
         s = MI_EFORMAT;
@@ -235,8 +236,23 @@ static mi_status decode_stb(image *im, const uint8_t *buf, size_t len,
 
     if (len > 0x7fffffffu)
         return MI_ETOOBIG;
-    if (!mi_stbi_info(buf, len, &w, &h))
-        return MI_EFORMAT;
+    if (!mi_stbi_info(buf, len, &w, &h)) {
+        /* stb refuses sides over STBI_MAX_DIMENSIONS as if broken: say
+         * "too big" for a PNG or BMP header that claims them. */
+        uint64_t cw = 0, ch = 0;
+        if (len >= 24 && buf[0] == 0x89) {
+            cw = (uint64_t)buf[16] << 24 | (uint64_t)buf[17] << 16 |
+                 (uint64_t)buf[18] << 8 | buf[19];
+            ch = (uint64_t)buf[20] << 24 | (uint64_t)buf[21] << 16 |
+                 (uint64_t)buf[22] << 8 | buf[23];
+        } else if (len >= 26 && buf[0] == 'B') {
+            cw = (uint64_t)buf[18] | (uint64_t)buf[19] << 8 |
+                 (uint64_t)buf[20] << 16 | (uint64_t)buf[21] << 24;
+            ch = (uint64_t)buf[22] | (uint64_t)buf[23] << 8 |
+                 (uint64_t)buf[24] << 16 | (uint64_t)(buf[25] & 0x7f) << 24;
+        }
+        return cw > 65535 || ch > 65535 ? MI_ETOOBIG : MI_EFORMAT;
+    }
     if ((uint64_t)w * (uint64_t)h > max_pixels)
         return MI_ETOOBIG;
     im->px = mi_stbi_load_rgba(buf, len, &im->w, &im->h);
