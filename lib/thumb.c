@@ -512,7 +512,7 @@ static bool thumb_valid(int dirfd, const char *name)
 {
     static const uint8_t iend[12] = { 0, 0, 0, 0, 'I', 'E', 'N', 'D',
                                       0xae, 0x42, 0x60, 0x82 };
-    uint8_t head[29], tail[12];
+    uint8_t head[26], tail[12];
     struct stat st;
     bool ok = false;
     int fd;
@@ -523,8 +523,8 @@ static bool thumb_valid(int dirfd, const char *name)
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 8 + 25 + 12 + 12 &&
         pread_full(fd, head, sizeof(head), 0) &&
         pread_full(fd, tail, sizeof(tail), st.st_size - 12))
-        ok = memcmp(head, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\x01\0\0\0\x01\0\x08\x06",
-                    29) == 0 &&
+        ok = memcmp(head, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"
+                          "\0\0\x01\0\0\0\x01\0\x08\x06", 26) == 0 &&
              memcmp(tail, iend, sizeof(iend)) == 0;
     close(fd);
     return ok;
@@ -679,6 +679,7 @@ uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s)
         close(fd);
         return 0;
     }
+    rewinddir(dir);   /* the offset is shared with dirfd's other dups */
     while ((de = readdir(dir)) != NULL) {
         struct stat st;
         if (strncmp(de->d_name, MI_THUMB_TEMP_PREFIX,
@@ -863,6 +864,7 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
             close(fd);
         return MI_EIO;
     }
+    rewinddir(dir);
     /* The <hash>.png files, sorted: merged with the catalog's hashes. */
     while ((de = readdir(dir)) != NULL) {
         uint8_t h[MI_HASH_SIZE];

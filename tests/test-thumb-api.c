@@ -1,0 +1,371 @@
+/*
+ * test-thumb-api.c - thumbnails through the public API: made by scans,
+ * reused, regenerated when deleted, removed with their content, failed
+ * ones not retried, unsupported types and videos recorded, mi_thumb_get,
+ * MI_INDEX_NO_THUMBNAILS, temp-file cleanup, and a catalog from before
+ * thumbnails (schema version 1).
+ */
+#include <mediaindex.h>
+
+#include "api-helpers.h"
+#include "fixtures.h"
+#include "mi-test.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static mi_status scan(mi_index *idx, mi_scan_stats *st)
+{
+    mi_status s;
+
+    *st = (mi_scan_stats)MI_SCAN_STATS_INIT;
+    s = mi_scan(idx, NULL, st);
+    if (s != MI_OK)
+        printf("# scan: %s: %s\n", mi_strerror(s), mi_index_errmsg(idx));
+    return s;
+}
+
+static char *thumb_path(const char *dir, const char *rel)
+{
+    uint8_t h[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1], rel2[128];
+
+    ta_hash_of(h, dir, rel);
+    mi_hash_to_hex(hex, h);
+    snprintf(rel2, sizeof(rel2), ".thumbnails/%s.png", hex);
+    return fx_path(dir, rel2);
+}
+
+static bool exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static const char *entry_thumb(mi_index *idx, const char *dir, const char *rel,
+                               char *buf, size_t len)
+{
+    uint8_t h[MI_HASH_SIZE];
+    mi_entry *e = NULL;
+    const char *t;
+
+    ta_hash_of(h, dir, rel);
+    if (mi_lookup(&e, idx, h) != MI_OK)
+        return "(not found)";
+    t = mi_entry_thumbnail(e);
+    snprintf(buf, len, "%s", t ? t : "(null)");
+    mi_entry_free(e);
+    return buf;
+}
+
+static void write_tree(const char *dir)
+{
+    static const uint8_t heic[] = { 0, 0, 0, 24, 'f', 't', 'y', 'p', 'h', 'e',
+                                    'i', 'c', 0, 0, 0, 0, 'm', 'i', 'f', '1',
+                                    'h', 'e', 'i', 'c' };
+    static const uint8_t mp4[] = { 0, 0, 0, 24, 'f', 't', 'y', 'p', 'i', 's',
+                                   'o', 'm', 0, 0, 0, 0, 'i', 's', 'o', 'm',
+                                   'm', 'p', '4', '1' };
+    char *p;
+
+    p = fx_path(dir, "a.jpg");
+    CHECK_OK(fx_write_jpeg(p, 640, 480, 1, NULL));
+    free(p);
+    p = fx_path(dir, "b.png");
+    CHECK_OK(fx_write_png(p, 300, 200, 2));
+    free(p);
+    p = fx_path(dir, "c.heic");
+    CHECK_OK(fx_write_file(p, heic, sizeof(heic)));
+    free(p);
+    p = fx_path(dir, "d.mp4");
+    CHECK_OK(fx_write_file(p, mp4, sizeof(mp4)));
+    free(p);
+    p = fx_path(dir, "e.jpg");
+    CHECK_OK(fx_write_file(p, "\xff\xd8\xff\xe0 not really a JPEG", 25));
+    free(p);
+}
+
+static void test_scan_lifecycle(void)
+{
+    char *dir = fx_tempdir(), *ta, *tb, *p, buf[128], out[128];
+    mi_scan_stats st;
+    mi_index *idx;
+    uint8_t h[MI_HASH_SIZE];
+
+    write_tree(dir);
+    idx = ta_open(dir, 2);
+    if (!idx)
+        return;
+    ta = thumb_path(dir, "a.jpg");
+    tb = thumb_path(dir, "b.png");
+
+    /* Made in the scan. */
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.added, 5);
+    CHECK_EQ_INT(st.thumbs_made, 2);
+    CHECK_EQ_INT(st.thumbs_unsupported, 2);
+    CHECK_EQ_INT(st.thumbs_failed, 1);
+    CHECK(exists(ta) && exists(tb));
+    CHECK_EQ_STR(entry_thumb(idx, dir, "a.jpg", buf, sizeof(buf)),
+                 strstr(ta, ".thumbnails/"));
+    CHECK_EQ_STR(entry_thumb(idx, dir, "c.heic", buf, sizeof(buf)), "(null)");
+    CHECK_EQ_STR(entry_thumb(idx, dir, "d.mp4", buf, sizeof(buf)), "(null)");
+    CHECK_EQ_STR(entry_thumb(idx, dir, "e.jpg", buf, sizeof(buf)), "(null)");
+
+    /* Nothing to do the second time; failed ones are not retried. */
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.unchanged, 5);
+    CHECK_EQ_INT(st.thumbs_made + st.thumbs_failed + st.thumbs_unsupported, 0);
+
+    /* A deleted thumbnail comes back with the next scan. */
+    CHECK_OK(unlink(ta));
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.thumbs_made, 1);
+    CHECK_EQ_INT(st.files_hashed, 0);
+    CHECK(exists(ta));
+
+    /* ... and on demand. */
+    CHECK_OK(unlink(tb));
+    ta_hash_of(h, dir, "b.png");
+    CHECK_OK(mi_thumb_get(out, sizeof(out), idx, h));
+    CHECK_EQ_STR(out, strstr(tb, ".thumbnails/"));
+    CHECK(exists(tb));
+    CHECK_OK(mi_thumb_get(out, sizeof(out), idx, h));
+    ta_hash_of(h, dir, "d.mp4");
+    CHECK_EQ_INT(mi_thumb_get(out, sizeof(out), idx, h), MI_EUNSUPPORTED);
+    ta_hash_of(h, dir, "c.heic");
+    CHECK_EQ_INT(mi_thumb_get(out, sizeof(out), idx, h), MI_EUNSUPPORTED);
+    ta_hash_of(h, dir, "e.jpg");
+    CHECK_EQ_INT(mi_thumb_get(out, sizeof(out), idx, h), MI_EFORMAT);
+    memset(h, 0x42, sizeof(h));
+    CHECK_EQ_INT(mi_thumb_get(out, sizeof(out), idx, h), MI_ENOTFOUND);
+    CHECK_EQ_INT(mi_thumb_get(out, 10, idx, h), MI_EINVAL);
+
+    /* The broken file changes: tried again (still broken). */
+    p = fx_path(dir, "e.jpg");
+    CHECK_OK(fx_write_file(p, "\xff\xd8\xff\xe0 still not a JPEG!!", 26));
+    free(p);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.changed, 1);
+    CHECK_EQ_INT(st.thumbs_failed, 1);
+
+    /* A second path of the same bytes shares the thumbnail; removing one
+     * keeps it, removing both removes it. */
+    p = fx_path(dir, "a2.jpg");
+    CHECK_OK(fx_write_jpeg(p, 640, 480, 1, NULL));
+    free(p);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.added, 1);
+    CHECK_EQ_INT(st.thumbs_made, 0);      /* reused */
+    p = fx_path(dir, "a.jpg");
+    CHECK_OK(unlink(p));
+    free(p);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.removed, 1);
+    CHECK_EQ_INT(st.thumbs_removed, 0);
+    CHECK(exists(ta));
+    p = fx_path(dir, "a2.jpg");
+    CHECK_OK(unlink(p));
+    free(p);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.removed, 1);
+    CHECK_EQ_INT(st.thumbs_removed, 1);
+    CHECK(!exists(ta));
+    CHECK(exists(tb));
+
+    mi_index_close(idx);
+    free(ta);
+    free(tb);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* Off, then on: the unchanged files get theirs without being re-hashed. */
+static void test_no_thumbnails_then_on(void)
+{
+    mi_index_options opts = MI_INDEX_OPTIONS_INIT;
+    char *dir = fx_tempdir(), *ta, err[256], buf[128];
+    mi_scan_stats st;
+    mi_index *idx = NULL;
+
+    write_tree(dir);
+    ta = thumb_path(dir, "a.jpg");
+    opts.flags = MI_INDEX_NO_THUMBNAILS;
+    CHECK_OK(mi_index_open(&idx, dir, &opts, err, sizeof(err)));
+    if (!idx)
+        return;
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.thumbs_made + st.thumbs_failed + st.thumbs_unsupported, 0);
+    CHECK(!exists(ta));
+    CHECK_EQ_STR(entry_thumb(idx, dir, "a.jpg", buf, sizeof(buf)), "(null)");
+    mi_index_close(idx);
+
+    idx = ta_open(dir, 0);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.files_hashed, 0);
+    CHECK_EQ_INT(st.thumbs_made, 2);
+    CHECK_EQ_INT(st.thumbs_unsupported, 2);
+    CHECK_EQ_INT(st.thumbs_failed, 1);
+    CHECK(exists(ta));
+    CHECK_EQ_STR(entry_thumb(idx, dir, "a.jpg", buf, sizeof(buf)),
+                 strstr(ta, ".thumbnails/"));
+    mi_index_close(idx);
+    free(ta);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* Temp files of a writer that died go; fresh ones (a writer at work) and
+ * foreign files stay; stray thumbnails go with the first scan. */
+static void test_temp_and_strays(void)
+{
+    char *dir = fx_tempdir(), *tdir = fx_path(dir, ".thumbnails"), *old, *young,
+         *stray, *foreign;
+    struct timespec times[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    mi_scan_stats st;
+    mi_index *idx;
+
+    CHECK_OK(fx_mkdirs(tdir));
+    old = fx_path(tdir, ".tmp-0123456789abcdef-1-2-0");
+    young = fx_path(tdir, ".tmp-0123456789abcdef-1-3-0");
+    stray = fx_path(tdir, "00000000000000000000000000000000"
+                          "00000000000000000000000000000000.png");
+    foreign = fx_path(tdir, "README");
+    CHECK_OK(fx_write_file(old, "\x89PN", 3));
+    CHECK_OK(utimensat(AT_FDCWD, old, times, 0));
+    CHECK_OK(fx_write_file(young, "\x89PN", 3));
+    CHECK_OK(fx_write_file(stray, "\x89PNG", 4));
+    CHECK_OK(fx_write_file(foreign, "hi", 2));
+    idx = ta_open(dir, 0);
+    CHECK(!exists(old));
+    CHECK(exists(young));
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.thumbs_removed, 1);
+    CHECK(!exists(stray));
+    CHECK(exists(foreign));
+    mi_index_close(idx);
+    free(old);
+    free(young);
+    free(stray);
+    free(foreign);
+    free(tdir);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* A catalog written by a library from before thumbnails. */
+static void test_catalog_v1(void)
+{
+    static const char v1[] =
+        "CREATE TABLE files (hash BLOB NOT NULL, path BLOB NOT NULL,"
+        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+        " ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,"
+        " mime TEXT NOT NULL, kind INTEGER NOT NULL, date INTEGER,"
+        " date_source INTEGER NOT NULL DEFAULT 0,"
+        " width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT NULL DEFAULT 0,"
+        " orientation INTEGER NOT NULL DEFAULT 0, lat REAL, lon REAL,"
+        " make TEXT, model TEXT, PRIMARY KEY (hash, path)) WITHOUT ROWID;"
+        "CREATE INDEX files_by_path ON files (path, size, mtime_ns, inode);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "INSERT INTO meta VALUES ('generation', 7);"
+        "PRAGMA user_version = 1;";
+    char *dir = fx_tempdir(), *state = fx_path(dir, ".mediaindex"),
+         *db = fx_path(dir, ".mediaindex/index.sqlite3"), *ta, buf[128];
+    sqlite3 *s = NULL;
+    mi_scan_stats st;
+    mi_index *idx;
+    uint64_t media = 0;
+
+    write_tree(dir);
+    ta = thumb_path(dir, "a.jpg");
+    CHECK_OK(fx_mkdirs(state));
+    CHECK_OK(sqlite3_open(db, &s));
+    CHECK_OK(sqlite3_exec(s, v1, NULL, NULL, NULL));
+    {
+        /* A row for a.jpg as version 1 wrote it. */
+        uint8_t h[MI_HASH_SIZE];
+        struct stat sb;
+        sqlite3_stmt *ins = NULL;
+        char *p = fx_path(dir, "a.jpg");
+        ta_hash_of(h, dir, "a.jpg");
+        CHECK_OK(stat(p, &sb));
+        free(p);
+        CHECK_OK(sqlite3_prepare_v2(s,
+            "INSERT INTO files (hash, path, size, mtime_ns, ctime_ns, inode,"
+            " mime, kind) VALUES (?1, CAST('a.jpg' AS BLOB), ?2, ?3, ?4, ?5,"
+            " 'image/jpeg', 1)",
+            -1, &ins, NULL));
+        sqlite3_bind_blob(ins, 1, h, MI_HASH_SIZE, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, sb.st_size);
+        sqlite3_bind_int64(ins, 3, (sqlite3_int64)sb.st_mtim.tv_sec * 1000000000LL +
+                                       sb.st_mtim.tv_nsec);
+        sqlite3_bind_int64(ins, 4, 0);
+        sqlite3_bind_int64(ins, 5, (sqlite3_int64)sb.st_ino);
+        CHECK_EQ_INT(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_finalize(ins);
+    }
+    sqlite3_close(s);
+
+    idx = ta_open(dir, 0);
+    if (!idx)
+        return;
+    CHECK(strstr(mi_index_errmsg(idx), "broken") == NULL);
+    CHECK_OK(mi_index_count(idx, &media, NULL));
+    CHECK_EQ_INT(media, 1);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.unchanged, 1);   /* the v1 row was kept ... */
+    CHECK_EQ_INT(st.added, 4);
+    CHECK_EQ_INT(st.thumbs_made, 2); /* ... and got its thumbnail */
+    CHECK(exists(ta));
+    CHECK_EQ_STR(entry_thumb(idx, dir, "a.jpg", buf, sizeof(buf)),
+                 strstr(ta, ".thumbnails/"));
+    mi_index_close(idx);
+    free(ta);
+    free(db);
+    free(state);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* The scan's thumbnails are the bytes mi_thumb_make_file makes. */
+static void test_same_as_make_file(void)
+{
+    char *dir = fx_tempdir(), *ta, *pa;
+    uint8_t *png = NULL, *disk = NULL;
+    size_t len = 0, dlen = 0;
+    mi_scan_stats st;
+    mi_index *idx;
+    fx_exif x = { 0 };
+
+    x.orientation = 8;
+    pa = fx_path(dir, "a.jpg");
+    CHECK_OK(fx_write_jpeg(pa, 900, 300, 4, &x));
+    idx = ta_open(dir, 0);
+    CHECK_OK(scan(idx, &st));
+    ta = thumb_path(dir, "a.jpg");
+    CHECK_OK(mi_thumb_make_file(&png, &len, pa, NULL));
+    CHECK_OK(fx_read_file(ta, &disk, &dlen));
+    CHECK(png && disk && len == dlen && memcmp(png, disk, len) == 0);
+    mi_free(png);
+    free(disk);
+    mi_index_close(idx);
+    free(ta);
+    free(pa);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    RUN(test_scan_lifecycle);
+    RUN(test_no_thumbnails_then_on);
+    RUN(test_temp_and_strays);
+    RUN(test_catalog_v1);
+    RUN(test_same_as_make_file);
+    return mi_test_done();
+}
