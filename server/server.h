@@ -70,6 +70,9 @@ void access_log(const struct req *r, double started);
 int handle_request(struct mg_connection *conn, void *cbdata);
 int handle_http_error(struct mg_connection *conn, int status, const char *msg);
 
+/* list.c */
+void route_list(struct req *r);
+
 /* upload.c */
 void handle_put(struct req *r, const char *name);
 

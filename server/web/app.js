@@ -161,7 +161,7 @@
   let cellX = new Float32Array(0), cellW = new Float32Array(0), cellRow = new Int32Array(0);
 
   function targetHeight(width) {
-    return width < 520 ? 108 : width < 900 ? 150 : 200;
+    return width < 520 ? 108 : width < 900 ? 150 : 180;
   }
 
   function aspectOf(it) {
@@ -511,10 +511,14 @@
     activeMonth = -1;
   }
 
+  // After a jump the month jumped to stays marked, even when it is too
+  // near the end of the library to reach the top of the window.
+  let pinned = null;
   function jumpToMonth(idx) {
     const m = months[idx];
     if (!m) return;
     window.scrollTo(0, timelineTop + m.top - headerH);
+    pinned = { m: idx, y: window.scrollY };
     render();
   }
 
@@ -529,7 +533,8 @@
 
   function updateActiveMonth(top) {
     if (!months.length) return;
-    const m = monthAt(Math.max(0, top + 1));
+    if (pinned && Math.abs(window.scrollY - pinned.y) > 1) pinned = null;
+    const m = pinned ? pinned.m : monthAt(Math.max(0, top + 1));
     if (m === activeMonth) return;
     const old = el.months.querySelector('[aria-current]');
     if (old) old.removeAttribute('aria-current');
@@ -572,11 +577,11 @@
   }
   function trackRect() { return el.scrubber.getBoundingClientRect(); }
 
-  // Timeline y <-> fraction of the scrubber track, through the scroll
-  // position, so the thumb and the years agree with the page.
+  // A point f (0..1) of the track stands for the timeline at f * total,
+  // and for the scroll position f * scrollMax: the point moves from the
+  // top of the window at f = 0 to its bottom at f = 1, like a scrollbar.
   function fracOfY(y) {
-    const max = scrollMax();
-    return max ? Math.min(1, Math.max(0, (timelineTop + y - headerH) / max)) : 0;
+    return total ? Math.min(1, Math.max(0, y / total)) : 0;
   }
 
   function buildScrubber() {
@@ -623,8 +628,7 @@
 
   function bubbleAt(y, f) {
     if (!months.length) return;
-    const ty = f * scrollMax() + headerH - timelineTop;
-    el.bubble.textContent = months[monthAt(Math.max(0, ty + 1))].label;
+    el.bubble.textContent = months[monthAt(Math.max(0, f * total))].label;
     el.bubble.style.top = y + 'px';
     el.bubble.hidden = false;
   }
@@ -660,10 +664,12 @@
     let target = -1;
     if (e.key === 'ArrowDown') target = Math.min(months.length - 1, m + 1);
     else if (e.key === 'ArrowUp') target = Math.max(0, months[m].top < top - 1 ? m : m - 1);
-    else if (e.key === 'PageDown' || e.key === 'PageUp') {
-      const y = months[m].year + (e.key === 'PageDown' ? -1 : 1);
-      target = e.key === 'PageDown' ? months.findIndex((x) => x.year <= y) : months.findIndex((x) => x.year <= y + 0 && x.year >= y);
-      if (target < 0) target = e.key === 'PageDown' ? months.length - 1 : 0;
+    else if (e.key === 'PageDown') {           // the previous (older) year
+      target = months.findIndex((x) => x.year < months[m].year);
+      if (target < 0) target = months.length - 1;
+    } else if (e.key === 'PageUp') {           // the next (newer) year
+      const firstOfYear = months.findIndex((x) => x.year === months[m].year);
+      target = firstOfYear > 0 ? months.findIndex((x) => x.year === months[firstOfYear - 1].year) : 0;
     } else if (e.key === 'Home') target = 0;
     else if (e.key === 'End') target = months.length - 1;
     else return;
@@ -1026,10 +1032,6 @@
 
   function addFiles(files) {
     if (!files.length) return;
-    if (upStats.total && !active && !queue.length) {
-      upStats = { total: 0, created: 0, existed: 0, failed: 0 };
-      el.upList.textContent = '';
-    }
     el.uploads.hidden = false;
     for (const f of files) {
       const li = document.createElement('li');
@@ -1246,6 +1248,6 @@
   /* ---------------------------------------------------------------- boot */
 
   readFilterFromURL();
-  if (document.visibilityState !== 'hidden' || true) load();
+  load();
   pollStatus();
 })();

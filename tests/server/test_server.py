@@ -211,6 +211,12 @@ class Server:
         return rc
 
 
+def sanitizer_reports(server):
+    """UBSan does not change the exit status: look for its reports."""
+    return [l for l in server.log
+            if "runtime error:" in l or "Sanitizer" in l][:10]
+
+
 def tree(root):
     """Every file under root, relative, except the index's own folder."""
     out = set()
@@ -780,6 +786,7 @@ def _():
     rc = srv.stop()
     check(rc == 0, f"rc {rc}\n" + "\n".join(srv.log[-30:]))
     check(any("shutting down" in l for l in srv.log))
+    check(not sanitizer_reports(srv), sanitizer_reports(srv))
 
 
 # ---- the cap on uploads -----------------------------------------------------
@@ -834,6 +841,7 @@ def _():
 def _():
     srv2.proc.send_signal(signal.SIGINT)
     check(srv2.stop() == 0, "\n".join(srv2.log[-20:]))
+    check(not sanitizer_reports(srv2), sanitizer_reports(srv2))
 
 
 # ---- rescans ------------------------------------------------------------------
@@ -889,6 +897,7 @@ def _():
 @test("rescan server: clean exit")
 def _():
     check(srv3.stop() == 0, "\n".join(srv3.log[-20:]))
+    check(not sanitizer_reports(srv3), sanitizer_reports(srv3))
 
 
 print(f"1..{_n}", flush=True)

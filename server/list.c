@@ -1,0 +1,318 @@
+/*
+ * list.c - GET /list: every indexed image and video as one JSON object
+ * keyed by SHA-256, streamed entry by entry in HTTP chunks of about
+ * 64 KiB, never the whole index in memory.
+ *
+ * Each entry is printed by cJSON, from one object built per request and
+ * re-pointed at each entry's values: the strings are references (no copy)
+ * and the numbers raw text we format ourselves.  cJSON's own number
+ * printer (sprintf, then sscanf to check the round trip) and the dozens of
+ * allocations a fresh tree costs per entry were three quarters of the time
+ * of a 100,000-entry list.
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_CHUNK (64u << 10)
+
+/* Decimal digits of v into buf; returns the end.  */
+static char *put_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *buf++ = tmp[--n];
+    *buf = '\0';
+    return buf;
+}
+
+static void put_i64(char *buf, int64_t v)
+{
+    if (v < 0) {
+        *buf++ = '-';
+        put_u64(buf, (uint64_t)0 - (uint64_t)v);
+    } else {
+        put_u64(buf, (uint64_t)v);
+    }
+}
+
+/* Nanoseconds as exact decimal seconds: 1700000000.5, 1700000000. */
+static void put_seconds(char *buf, int64_t ns)
+{
+    uint64_t a = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    uint64_t frac = a % 1000000000u;
+    char *p = buf;
+    int i;
+
+    if (ns < 0)
+        *p++ = '-';
+    p = put_u64(p, a / 1000000000u);
+    if (frac) {
+        *p++ = '.';
+        for (i = 8; i >= 0; i--) {
+            p[i] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        p += 9;
+        while (p[-1] == '0')
+            p--;
+        *p = '\0';
+    }
+}
+
+/* One reusable object: the value of each member points into this struct
+ * or into the current entry. */
+struct tpl {
+    cJSON *o;
+    cJSON *filename, *last_modified, *file_path, *creation, *thumb, *size,
+          *mime, *kind, *width, *height, *lat, *lon;
+    bool has_wh, has_gps;
+    char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40];
+    char *fixed[3];        /* U+FFFD-repaired copies of this entry's names */
+};
+
+static cJSON *raw_ref(char *text)
+{
+    cJSON *it = cJSON_CreateNull();
+
+    if (it) {
+        it->type = cJSON_Raw | cJSON_IsReference;
+        it->valuestring = text;
+    }
+    return it;
+}
+
+static bool add(cJSON *o, const char *key, cJSON *it)
+{
+    return it && cJSON_AddItemToObjectCS(o, key, it);
+}
+
+static void tpl_free(struct tpl *t)
+{
+    int i;
+
+    if (!t->has_wh) {
+        cJSON_Delete(t->width);
+        cJSON_Delete(t->height);
+    }
+    if (!t->has_gps) {
+        cJSON_Delete(t->lat);
+        cJSON_Delete(t->lon);
+    }
+    cJSON_Delete(t->o);
+    for (i = 0; i < 3; i++)
+        free(t->fixed[i]);
+}
+
+static bool tpl_init(struct tpl *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->o = cJSON_CreateObject();
+    t->width = raw_ref(t->w);
+    t->height = raw_ref(t->h);
+    t->lat = raw_ref(t->la);
+    t->lon = raw_ref(t->lo);
+    return t->o && t->width && t->height && t->lat && t->lon &&
+           add(t->o, "filename", t->filename = cJSON_CreateStringReference("")) &&
+           add(t->o, "last_modified", t->last_modified = raw_ref(t->lm)) &&
+           add(t->o, "file_path", t->file_path = cJSON_CreateStringReference("")) &&
+           add(t->o, "original_creation_date", t->creation = raw_ref(t->cd)) &&
+           add(t->o, "thumbnail_file", t->thumb = cJSON_CreateStringReference("")) &&
+           add(t->o, "size", t->size = raw_ref(t->sz)) &&
+           add(t->o, "mime_type", t->mime = cJSON_CreateStringReference("")) &&
+           add(t->o, "kind", t->kind = cJSON_CreateStringReference(""));
+}
+
+/* A string member pointing at s, repaired when it is not UTF-8. */
+static bool set_str(struct tpl *t, cJSON *it, int slot, const char *s)
+{
+    free(t->fixed[slot]);
+    t->fixed[slot] = NULL;
+    if (!utf8_valid(s)) {
+        if (!(t->fixed[slot] = utf8_replace(s)))
+            return false;
+        s = t->fixed[slot];
+    }
+    it->valuestring = (char *)s;
+    return true;
+}
+
+static void set_optional(cJSON *o, bool *attached, bool want, cJSON *a,
+                         const char *ka, cJSON *b, const char *kb)
+{
+    if (want && !*attached) {
+        cJSON_AddItemToObjectCS(o, ka, a);
+        cJSON_AddItemToObjectCS(o, kb, b);
+    } else if (!want && *attached) {
+        cJSON_DetachItemViaPointer(o, a);
+        cJSON_DetachItemViaPointer(o, b);
+    }
+    *attached = want;
+}
+
+/* Point the template at entry e; returns an upper bound of its printed
+ * length, or 0 when out of memory. */
+static size_t tpl_set(struct tpl *t, const mi_entry *e)
+{
+    const char *thumb = mi_entry_thumbnail(e);
+    double lat, lon;
+    bool gps;
+
+    if (!set_str(t, t->filename, 0, mi_entry_filename(e)) ||
+        !set_str(t, t->file_path, 1, mi_entry_path(e)))
+        return 0;
+    if (thumb) {
+        if (!set_str(t, t->thumb, 2, thumb))
+            return 0;
+        t->thumb->type = cJSON_String | cJSON_IsReference | cJSON_StringIsConst;
+    } else {
+        t->thumb->type = cJSON_NULL | cJSON_IsReference | cJSON_StringIsConst;
+    }
+    t->mime->valuestring = (char *)(mi_entry_mime_type(e) ? mi_entry_mime_type(e)
+                                                         : "application/octet-stream");
+    t->kind->valuestring = mi_entry_kind(e) == MI_KIND_VIDEO ? "video" : "image";
+    put_seconds(t->lm, mi_entry_mtime_ns(e));
+    put_i64(t->cd, mi_entry_creation_date(e));
+    put_u64(t->sz, mi_entry_size(e));
+    set_optional(t->o, &t->has_wh, mi_entry_width(e) && mi_entry_height(e),
+                 t->width, "width", t->height, "height");
+    if (t->has_wh) {
+        put_u64(t->w, mi_entry_width(e));
+        put_u64(t->h, mi_entry_height(e));
+    }
+    gps = mi_entry_gps(e, &lat, &lon) != 0;
+    set_optional(t->o, &t->has_gps, gps, t->lat, "latitude", t->lon,
+                 "longitude");
+    if (gps) {
+        snprintf(t->la, sizeof(t->la), "%.8f", lat);
+        snprintf(t->lo, sizeof(t->lo), "%.8f", lon);
+    }
+    /* Escaping writes at most 6 bytes per input byte. */
+    return 6 * (strlen(t->filename->valuestring) +
+                strlen(t->file_path->valuestring) +
+                (thumb ? strlen(t->thumb->valuestring) : 0) +
+                strlen(t->mime->valuestring)) + 512;
+}
+
+struct outbuf {
+    struct req *r;
+    char *buf;
+    size_t cap, len;
+    bool failed;          /* the client went away */
+};
+
+static void out_flush(struct outbuf *b)
+{
+    if (b->len && !b->failed) {
+        if (mg_send_chunk(b->r->conn, b->buf, (unsigned int)b->len) <= 0)
+            b->failed = true;
+        else
+            b->r->bytes += b->len;
+    }
+    b->len = 0;
+}
+
+/* Make room for n more bytes. */
+static bool out_room(struct outbuf *b, size_t n)
+{
+    if (b->len + n > LIST_CHUNK)
+        out_flush(b);
+    if (n > b->cap) {            /* one entry larger than a chunk */
+        char *p = realloc(b->buf, n);
+        if (!p)
+            return false;
+        b->buf = p;
+        b->cap = n;
+    }
+    return true;
+}
+
+void route_list(struct req *r)
+{
+    struct server *srv = r->srv;
+    char etag[48], extra[128];
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    struct tpl t;
+    mi_cursor *cur = NULL;
+    mi_status s;
+    uint64_t n = 0;
+
+    /* The generation is read before the cursor takes its snapshot: a scan
+     * committing in between makes the tag older than the body (the client
+     * fetches again next time), never newer (a stale body kept for good). */
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "\"",
+             mi_index_generation(srv->idx));
+    snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
+             etag);
+    if (if_none_match(r, etag)) {
+        send_headers(r, 304, NULL, 0, extra);
+        return;
+    }
+    if (r->head) {
+        send_headers(r, 200, "application/json", -1, extra);
+        return;
+    }
+    if (!tpl_init(&t) || !(out.buf = malloc(LIST_CHUNK)))
+        s = MI_ENOMEM;
+    else
+        s = mi_cursor_new(&cur, srv->idx);
+    if (s == MI_OK)
+        s = mi_cursor_next(cur);
+    if (s != MI_ROW && s != MI_DONE) {
+        send_mi_error(r, s, "cannot list the index");
+        goto done;
+    }
+    send_headers(r, 200, "application/json", -1, extra);
+    out.buf[out.len++] = '{';
+    for (; s == MI_ROW && !out.failed; s = mi_cursor_next(cur)) {
+        const mi_entry *e = mi_cursor_entry(cur);
+        size_t need = tpl_set(&t, e);
+
+        if (!need || !out_room(&out, need + MI_HASH_HEX_LEN + 8)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        if (n++)
+            out.buf[out.len++] = ',';
+        out.buf[out.len++] = '"';
+        memcpy(out.buf + out.len, mi_entry_hash_hex(e), MI_HASH_HEX_LEN);
+        out.len += MI_HASH_HEX_LEN;
+        out.buf[out.len++] = '"';
+        out.buf[out.len++] = ':';
+        if (!cJSON_PrintPreallocated(t.o, out.buf + out.len,
+                                     (int)(out.cap - out.len), 0)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        out.len += strlen(out.buf + out.len);
+    }
+    if (s == MI_DONE) {
+        out_room(&out, 1);
+        out.buf[out.len++] = '}';
+        out_flush(&out);
+        if (!out.failed)
+            mg_send_chunk(r->conn, "", 0);   /* the last chunk */
+    } else {
+        /* The status line is gone: end without the last chunk, so the
+         * client sees a truncated body rather than a short list. */
+        if (!out.failed)
+            fprintf(stderr, "media-server: /list cut short: %s: %s\n",
+                    mi_strerror(s), mi_index_errmsg(srv->idx));
+        r->close = true;
+        mg_disable_connection_keep_alive(r->conn);
+    }
+done:
+    mi_cursor_free(cur);
+    free(out.buf);
+    tpl_free(&t);
+}
