@@ -3,14 +3,33 @@
 # Idempotent; prints nothing when everything is already there.
 #   scripts/install-deps.sh          build and test dependencies
 #   scripts/install-deps.sh --bench  also the benchmark tools
+#   scripts/install-deps.sh --browser  also what the browser tests need:
+#       Debian's chromium, node and npm (Debian's only if no node/npm is on
+#       PATH already), and playwright-core in tests/browser/node_modules
 set -eu
+cd "$(dirname "$0")/.."
 
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
 libturbojpeg0-dev libcivetweb-dev"
-if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs hyperfine wrk nginx-light libvips-tools time jq openssl"
-fi
+browser=
+case "${1:-}" in
+--bench) pkgs="$pkgs hyperfine wrk nginx-light libvips-tools time jq openssl" ;;
+--browser)
+    browser=1
+    pkgs="$pkgs chromium"
+    command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+    command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+    ;;
+esac
+
+# playwright-core, pinned by tests/browser/package-lock.json.
+browser_npm() {
+    [ -n "$browser" ] || return 0
+    [ -f tests/browser/node_modules/playwright-core/package.json ] && return 0
+    echo "install-deps: npm ci in tests/browser" >&2
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) >&2
+}
 
 missing=
 for p in $pkgs; do
@@ -18,7 +37,10 @@ for p in $pkgs; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    browser_npm
+    exit 0
+fi
 
 sudo=
 if [ "$(id -u)" -ne 0 ]; then
@@ -33,3 +55,4 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+browser_npm

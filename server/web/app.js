@@ -139,10 +139,11 @@
     data = null;
     setItems(list);
     loaded = true;
+    if (items.length) hideState();   // the timeline must be shown to be measured
     relayout(anchor);
     buildNav();
     updateCount();
-    if (!items.length) showEmpty(); else hideState();
+    if (!items.length) showEmpty();
     route();
   }
 
@@ -244,7 +245,7 @@
 
   const rendered = new Map(); // block index -> element
   let timelineTop = 0, headerH = 56;
-  let lastScrollY = 0, fastUntil = 0, settleTimer = 0, rafPending = false;
+  let lastScrollY = 0, fastUntil = 0, lastBigMove = -1e9, settleTimer = 0, rafPending = false;
   let firstThumb = false;
 
   function measure() {
@@ -367,9 +368,13 @@
     const now = performance.now();
     const dy = Math.abs(window.scrollY - lastScrollY);
     lastScrollY = window.scrollY;
-    // While flying through the library (scrubber, big jumps) build rows but
-    // request no thumbnails until the scroll settles.
-    if (dy > vh * 1.5) fastUntil = now + 150;
+    // While flying through the library (scrubber drags, flings: big moves
+    // frame after frame) build rows but request no thumbnails until the
+    // scroll settles.  A single jump loads at once.
+    if (dy > vh * 1.5) {
+      if (now - lastBigMove < 120) fastUntil = now + 150;
+      lastBigMove = now;
+    }
     const loadNow = now >= fastUntil;
     const lo = top - vh, hi = bottom + vh * 1.5;
     const first = blockAt(Math.max(0, lo));
@@ -576,6 +581,7 @@
     return Math.max(0, document.documentElement.scrollHeight - window.innerHeight);
   }
   function trackRect() { return el.scrubber.getBoundingClientRect(); }
+  let trackH = 0; // cached: read on every scroll frame
 
   // A point f (0..1) of the track stands for the timeline at f * total,
   // and for the scroll position f * scrollMax: the point moves from the
@@ -588,7 +594,7 @@
     el.scrubber.hidden = items.length === 0;
     el.scrubYears.textContent = '';
     if (!months.length) return;
-    const h = trackRect().height;
+    const h = trackH = trackRect().height;
     let lastPos = -1e9, year = null;
     const frag = document.createDocumentFragment();
     for (const m of months) {
@@ -614,7 +620,7 @@
   function updateScrubThumb() {
     const max = scrollMax();
     const f = max ? window.scrollY / max : 0;
-    el.scrubThumb.style.top = f * trackRect().height + 'px';
+    el.scrubThumb.style.top = f * trackH + 'px';
     el.scrubber.setAttribute('aria-valuenow', Math.round(f * 100));
   }
 
@@ -1150,10 +1156,10 @@
     if (!add.length || !loaded) return;
     const anchor = topAnchor();
     setItems(items.concat(add));
+    hideState();
     relayout(anchor);
     buildNav();
     updateCount();
-    hideState();
   }
 
   function uploadsDone() {

@@ -1,0 +1,503 @@
+#!/usr/bin/env node
+// The web gallery in a real browser, against a real media-server on a real
+// folder.  Prints TAP.  Run by `meson test --suite browser`, or by hand:
+//
+//   MI_SERVER=build/server/media-server node tests/browser/gallery.test.mjs
+//
+// Environment:
+//   MI_SERVER          media-server to start (default $MI_TEST_BUILD_DIR/server/media-server)
+//   CHROMIUM           the browser (default /usr/bin/chromium)
+//   MI_TEST_BUILD_DIR  screenshots go to $MI_TEST_BUILD_DIR/browser-screenshots/
+//   MI_TEST_CORPUS     optional folder of real photos: a few more are indexed too
+//   MI_TEST_WRAP       optional module exporting wrap(serverURL) -> {url, close}:
+//                      a front between the browser and the server (development)
+//   MI_TEST_KEEP=1     keep the temporary folders
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildGalleryCorpus, sha256 } from './corpus.mjs';
+import { makeJpeg, exifDate } from './fixtures.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const TZ = 'Europe/Berlin';      // server and browser agree on local time
+process.env.TZ = TZ;             // and so does this script (expected months)
+const buildDir = process.env.MI_TEST_BUILD_DIR || path.resolve(here, '../../build');
+const serverBin = process.env.MI_SERVER || path.join(buildDir, 'server/media-server');
+const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
+const shots = path.join(buildDir, 'browser-screenshots');
+
+/* ------------------------------------------------------------------ TAP */
+
+let count = 0, failures = 0;
+function ok(cond, name, diag) {
+  count++;
+  console.log(`${cond ? 'ok' : 'not ok'} ${count} - ${name}`);
+  if (!cond) {
+    failures++;
+    if (diag !== undefined) console.log(String(diag).split('\n').map((l) => '  # ' + l).join('\n'));
+  }
+  return cond;
+}
+function skip(name, why) { count++; console.log(`ok ${count} - ${name} # SKIP ${why}`); }
+async function step(name, fn) {
+  try { await fn(); } catch (e) { ok(false, name, e && e.stack ? e.stack : e); }
+}
+function eq(a, b, name) {
+  const sa = JSON.stringify(a), sb = JSON.stringify(b);
+  return ok(sa === sb, name, `got      ${sa}\nexpected ${sb}`);
+}
+
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  console.log('1..0 # SKIP playwright-core is not installed: run `npm ci` in tests/browser (scripts/install-deps.sh --browser does)');
+  process.exit(0);
+}
+for (const [what, p] of [['media-server', serverBin], ['chromium', chromiumBin]]) {
+  if (!fs.existsSync(p)) { console.log(`Bail out! no ${what} at ${p}`); process.exit(1); }
+}
+
+/* --------------------------------------------------------------- server */
+
+const children = [];
+function startServer(dir) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(serverBin, ['--storage_dir', dir, '--port', '0', '--listen', '127.0.0.1'],
+                       { env: { ...process.env, TZ }, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(proc);
+    let log = '';
+    const timer = setTimeout(() => reject(new Error('media-server did not start: ' + log)), 20000);
+    proc.stderr.on('data', (d) => {
+      log = (log + d).slice(-20000);
+      const m = /on http:\/\/[^/]*:(\d+)\//.exec(log);
+      if (m && timer) { clearTimeout(timer); resolve({ proc, url: `http://127.0.0.1:${m[1]}`, log: () => log }); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`media-server exited (${code}): ${log}`)); });
+  });
+}
+
+async function getJSON(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r.json();
+}
+
+async function waitIdle(url, minMedia) {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      const st = await getJSON(url + '/status');
+      if (st.state === 'idle' && st.last_scan_finished && st.media >= minMedia) return st;
+    } catch { /* not yet */ }
+    if (Date.now() - t0 > 120000) throw new Error('the scan did not finish in 120 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mi-browser-'));
+const fronts = [];
+let browser;
+async function cleanup() {
+  for (const f of fronts) try { f.close(); } catch { /* gone */ }
+  if (browser) await browser.close().catch(() => {});
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  if (!process.env.MI_TEST_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.on('SIGTERM', async () => { await cleanup(); process.exit(1); });
+
+async function front(serverURL) {
+  if (!process.env.MI_TEST_WRAP) return serverURL;
+  const mod = await import(pathToFileURL(path.resolve(process.env.MI_TEST_WRAP)).href);
+  const f = await mod.wrap(serverURL);
+  fronts.push(f);
+  return f.url;
+}
+
+/* ------------------------------------------------------------- fixtures */
+
+const lib = path.join(tmp, 'library');
+const items = buildGalleryCorpus(lib);
+const corpus = process.env.MI_TEST_CORPUS;
+let corpusCount = 0;
+if (corpus && fs.existsSync(corpus)) {
+  // A few real camera photos too (their dates and sizes are not asserted).
+  const real = fs.readdirSync(corpus).filter((f) => /^DSCN.*\.jpe?g$/i.test(f)).slice(0, 4);
+  fs.mkdirSync(path.join(lib, 'real'), { recursive: true });
+  for (const f of real) fs.copyFileSync(path.join(corpus, f), path.join(lib, 'real', f));
+  corpusCount = real.length;
+}
+// Newest first, ties by hash: the order the gallery shows.
+const order = [...items].sort((a, b) => (b.date - a.date) || (a.sha < b.sha ? -1 : 1));
+const monthLabel = (d) => new Intl.DateTimeFormat('en-US', { month: 'long', year: 'numeric' }).format(d);
+const monthKey = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
+function expectedMonths(list) {
+  const out = [];
+  for (const it of list) {
+    const k = monthKey(it.date);
+    if (!out.length || out[out.length - 1].key !== k) out.push({ key: k, label: monthLabel(it.date), n: 0 });
+    out[out.length - 1].n++;
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------- browser */
+
+const consoleErrors = [];
+function watch(page, tag) {
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${tag}: ${m.text()}`); });
+  page.on('pageerror', (e) => consoleErrors.push(`${tag}: uncaught ${e.message}`));
+}
+
+async function newPage(opts, tag, watched = true) {
+  const ctx = await browser.newContext({ locale: 'en-US', timezoneId: TZ, colorScheme: 'light', ...opts });
+  const page = await ctx.newPage();
+  if (watched) watch(page, tag);
+  return { ctx, page };
+}
+
+async function shot(page, name) {
+  fs.mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: path.join(shots, name + '.png') });
+}
+
+// Every month heading from top to bottom (the timeline is virtualised, so
+// scroll through it and collect).
+async function collectHeadings(page) {
+  return page.evaluate(async () => {
+    const seen = new Map();
+    const grab = () => {
+      for (const h of document.querySelectorAll('#timeline h2.month')) {
+        seen.set(h.id, { top: parseFloat(h.style.top), label: h.firstChild.textContent, count: h.querySelector('.month-count').textContent });
+      }
+    };
+    window.scrollTo(0, 0);
+    for (let y = 0; ; y += 400) {
+      window.scrollTo(0, y);
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      grab();
+      if (window.scrollY + innerHeight >= document.documentElement.scrollHeight - 2) break;
+    }
+    window.scrollTo(0, 0);
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    return [...seen.entries()].sort((a, b) => a[1].top - b[1].top).map(([id, v]) => ({ id, label: v.label, count: v.count }));
+  });
+}
+
+const viewerSha = (page) => page.evaluate(() => (/^#\/photo\/([0-9a-f]{64})$/.exec(location.hash) || [])[1] || null);
+async function waitViewerOn(page, sha) {
+  await page.waitForFunction((s) => location.hash === '#/photo/' + s && !document.getElementById('viewer').hidden, sha, { timeout: 5000 });
+}
+async function waitFullImage(page, sha) {
+  await page.waitForFunction((s) => {
+    const img = document.getElementById('v-full');
+    return !img.hidden && img.complete && img.naturalWidth > 0 && img.getAttribute('src') === '/image/' + s;
+  }, sha, { timeout: 5000 });
+}
+
+/* ----------------------------------------------------------------- main */
+
+let srv, base;
+try {
+  srv = await startServer(lib);
+  const st = await waitIdle(srv.url, items.length + corpusCount);
+  ok(st.media === items.length + corpusCount, `server indexed ${items.length + corpusCount} files`, JSON.stringify(st));
+  base = await front(srv.url);
+  browser = await chromium.launch({
+    executablePath: chromiumBin,
+    headless: true,
+    // A fresh profile (playwright makes a temporary --user-data-dir).
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--disable-quic'],
+  });
+} catch (e) {
+  console.log('Bail out! ' + (e && e.message ? e.message : e));
+  await cleanup();
+  process.exit(1);
+}
+
+const listed = await getJSON(srv.url + '/list');
+const visible = order.filter((it) => listed[it.sha]);
+const months = expectedMonths(order);
+
+await step('GET / serves the gallery page', async () => {
+  const r = await fetch(base + '/');
+  const body = await r.text();
+  ok(r.status === 200 && /text\/html/.test(r.headers.get('content-type') || '') && body.includes('/static/app.js'),
+     'GET / serves the gallery page', `${r.status} ${r.headers.get('content-type')}`);
+});
+
+await step('/list date filters', async () => {
+  const count = async (p) => { try { return Object.keys(await getJSON(srv.url + p)).length; } catch (e) { return e.message; } };
+  const inRange = (a, b) => items.filter((it) => it.date >= new Date(a + 'T00:00:00') &&
+                                                 it.date < new Date(new Date(b + 'T00:00:00').getTime() + 86400e3)).length;
+  eq(await count('/list?from=2021-01-01&to=2023-12-31'), inRange('2021-01-01', '2023-12-31'),
+     '/list?from=&to= keeps only that date range (inclusive, local time)');
+  eq(await count('/list?from=2023-12-31&to=2023-12-31'), 1, '/list?from=D&to=D is the whole local day D');
+  eq(await count('/list/date/2023-12-31'), 1, '/list/date/<d> alias');
+  eq(await count('/list/daterange/2023-12-01/2023-12-31'), inRange('2023-12-01', '2023-12-31'), '/list/daterange/<a>/<b> alias');
+  eq(await count('/list?from=2024-01-01'), inRange('2024-01-01', '2099-12-31'), '/list?from= alone is open-ended');
+});
+
+/* Desktop */
+const desk = await newPage({ viewport: { width: 1280, height: 800 } }, 'desktop');
+const page = desk.page;
+
+await step('timeline', async () => {
+  const t0 = Date.now();
+  await page.goto(base + '/');
+  await page.waitForSelector('#timeline a.cell img.loaded', { timeout: 10000 });
+  ok(true, `first thumbnail visible after ${Date.now() - t0} ms`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#timeline a.cell img')].slice(0, 8).every((i) => i.complete));
+  const thumbs = await page.$$eval('#timeline img.loaded', (imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
+  ok(thumbs.length > 0 && thumbs.every(([w, h]) => w === 256 && h === 256), `thumbnails are 256x256 PNGs (${thumbs.length} loaded)`);
+  const heads = await collectHeadings(page);
+  eq(heads.map((h) => h.label), months.map((m) => m.label), 'month headings, newest first');
+  eq(heads.map((h) => h.count), months.map((m) => (m.n === 1 ? '1 item' : `${m.n} items`)), 'items per month');
+  const countText = await page.textContent('#count');
+  eq(countText, `${items.length + corpusCount} items`, 'item count in the top bar');
+  const firstCells = await page.$$eval('#timeline a.cell', (as) => as.slice(0, 6).map((a) => a.getAttribute('href')));
+  eq(firstCells, order.slice(0, 6).map((it) => '#/photo/' + it.sha), 'cells in date order');
+  const video = order.find((it) => it.video);
+  const badge = await page.$$eval('#timeline a.cell.video', (as) => as.map((a) => ({ href: a.getAttribute('href'), badge: !!a.querySelector('.badge') })));
+  eq(badge, [{ href: '#/photo/' + video.sha, badge: true }], 'the video has a play badge');
+  const alts = await page.$$eval('#timeline a.cell img', (imgs) => imgs.every((i) => i.alt.length > 10));
+  ok(alts, 'every thumbnail has alt text');
+  await shot(page, 'desktop-timeline');
+});
+
+await step('sidebar jump to month', async () => {
+  const jul2015 = months.findIndex((m) => m.key === '2015-07');
+  await page.click(`#months button[data-m="${jul2015}"]`);
+  await page.waitForFunction(() => document.querySelector('#m-2015-07'), null, { timeout: 3000 });
+  const pos = await page.evaluate(() => {
+    const h = document.getElementById('m-2015-07').getBoundingClientRect();
+    return { top: h.top, header: document.querySelector('.topbar').getBoundingClientRect().bottom };
+  });
+  ok(Math.abs(pos.top - pos.header) < 60 || pos.top > pos.header, 'July 2015 heading is in view after clicking it in the sidebar', JSON.stringify(pos));
+  const current = await page.$eval('#months [aria-current]', (b) => b.getAttribute('aria-label'));
+  ok(/July 2015/.test(current), 'the sidebar marks the month jumped to', current);
+  await page.evaluate(() => window.scrollTo(0, 0));
+});
+
+await step('scrubber', async () => {
+  const box = await page.locator('#scrubber').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height - 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height + 30, { steps: 3 });
+  await page.waitForTimeout(100);
+  const bubble = await page.textContent('#scrub-bubble');
+  await page.mouse.up();
+  await page.waitForTimeout(300);
+  const atEnd = await page.evaluate(() => window.scrollY + innerHeight >= document.documentElement.scrollHeight - 4);
+  ok(atEnd && bubble === months[months.length - 1].label, 'dragging the scrubber to the bottom reaches the oldest month', `${atEnd} "${bubble}"`);
+  await page.keyboard.press('Escape');
+  await page.evaluate(() => window.scrollTo(0, 0));
+});
+
+await step('viewer', async () => {
+  await page.waitForSelector('#timeline a.cell img.loaded');
+  const k = 3;
+  await page.click(`#timeline a.cell[data-i="${k}"]`);
+  await waitViewerOn(page, order[k].sha);
+  await waitFullImage(page, order[k].sha);
+  const dims = await page.$eval('#v-full', (i) => [i.naturalWidth, i.naturalHeight]);
+  eq(dims, [order[k].w, order[k].h], 'clicking a thumbnail opens the viewer on that image (full size)');
+  const cap = await page.textContent('#cap-title');
+  eq(cap, path.basename(order[k].file), 'the caption names the file');
+  const date = await page.textContent('#cap-date');
+  ok(date.includes(String(order[k].date.getFullYear())), 'the caption has the date', date);
+  await shot(page, 'desktop-viewer');
+
+  await page.keyboard.press('ArrowRight');
+  await waitViewerOn(page, order[k + 1].sha);
+  await waitFullImage(page, order[k + 1].sha);
+  ok(true, 'ArrowRight shows the next (older) item');
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('ArrowLeft');
+  await waitViewerOn(page, order[k - 1].sha);
+  ok(true, 'ArrowLeft twice shows the previous (newer) items');
+  const preloaded = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+  ok(preloaded.includes('/image/' + order[k - 2].sha) || order[k - 2].video, 'neighbours are preloaded');
+
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.getElementById('viewer').hidden && location.hash === '');
+  ok(true, 'Escape closes the viewer and clears the URL');
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
+  eq(focused, '#/photo/' + order[k - 1].sha, 'focus returns to the last item viewed');
+
+  // Back button: open, then history.back() closes.
+  await page.click(`#timeline a.cell[data-i="${k}"]`);
+  await waitViewerOn(page, order[k].sha);
+  await page.goBack();
+  await page.waitForFunction(() => document.getElementById('viewer').hidden);
+  ok(true, 'the Back button closes the viewer');
+});
+
+await step('shared link', async () => {
+  const paris = items.find((it) => it.gps);
+  await page.goto(base + '/#/photo/' + paris.sha);
+  await waitViewerOn(page, paris.sha);
+  await waitFullImage(page, paris.sha);
+  ok(true, 'a link to #/photo/<sha> opens the viewer on reload');
+  const place = await page.textContent('#cap-place');
+  ok(/48\.8583\d*° N, 2\.2945\d*° E/.test(place), 'the caption shows the place', place);
+  const entry = listed[paris.sha] || {};
+  if ('make' in entry || 'model' in entry || 'camera' in entry) {
+    const cam = await page.textContent('#cap-camera');
+    ok(/D750/.test(cam), 'the caption shows the camera', cam);
+  } else {
+    skip('the caption shows the camera', '/list has no make/model fields yet');
+  }
+  await shot(page, 'desktop-viewer-caption');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.getElementById('viewer').hidden && location.hash === '');
+});
+
+await step('keyboard', async () => {
+  await page.goto(base + '/');
+  await page.waitForSelector('#timeline a.cell');
+  await page.keyboard.press('Tab');
+  const skipLink = await page.evaluate(() => document.activeElement.className);
+  eq(skipLink, 'skip', 'the first Tab reaches the "Skip to photos" link');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement.getAttribute('href'));
+  eq(first, '#/photo/' + order[0].sha, 'then Tab reaches the newest item');
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('Enter');
+  await waitViewerOn(page, order[1].sha);
+  ok(true, 'ArrowRight moves between thumbnails and Enter opens one');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.getElementById('viewer').hidden);
+});
+
+await step('upload', async () => {
+  await page.evaluate(() => { window.__noReload = true; });
+  const date = new Date(2019, 4, 5, 10, 0, 0);
+  const buf = makeJpeg(640, 480, 4242, { date: exifDate(date) });
+  const sha = sha256(buf);
+  await page.setInputFiles('#file-input', { name: 'new-upload.jpg', mimeType: 'image/jpeg', buffer: buf });
+  await page.waitForSelector('#up-list li.created', { timeout: 15000 });
+  eq(await page.textContent('#up-list li.created .up-state'), 'Backed up', 'an upload through the file input is reported as backed up');
+  await page.waitForSelector(`#timeline a.cell[href="#/photo/${sha}"], #months button[aria-label^="May 2019"]`, { timeout: 10000 });
+  const labels = await page.$$eval('#months button', (bs) => bs.map((b) => b.getAttribute('aria-label')));
+  ok(labels.includes('May 2019, 1 items') || labels.includes('May 2019, 1 item') || labels.some((l) => l.startsWith('May 2019')),
+     'the uploaded photo appears in the timeline under May 2019', labels.join('; '));
+  const idx = labels.findIndex((l) => l.startsWith('May 2019'));
+  ok(idx > 0 && labels[idx - 1].startsWith('September 2019') && labels[idx + 1].startsWith('May 2017'),
+     'in the right place (between September 2019 and May 2017)', labels.join('; '));
+  ok(await page.evaluate(() => window.__noReload === true), 'without reloading the page');
+  await page.evaluate(() => { const m = [...document.querySelectorAll('#months button')].find((b) => b.getAttribute('aria-label').startsWith('May 2019')); m.click(); });
+  await page.waitForSelector(`#timeline a.cell[href="#/photo/${sha}"] img.loaded`, { timeout: 5000 });
+  ok(true, 'its thumbnail loads');
+  await shot(page, 'desktop-upload');
+
+  await page.setInputFiles('#file-input', { name: 'new-upload-again.jpg', mimeType: 'image/jpeg', buffer: buf });
+  await page.waitForSelector('#up-list li.existed', { timeout: 15000 });
+  const st = await page.textContent('#up-list li.existed .up-state');
+  ok(st.startsWith('Already backed up'), 'the same file again is "already backed up", not an error', st);
+  ok((await page.$$('#up-list li.failed')).length === 0, 'no upload failed');
+  const title = await page.textContent('#up-title');
+  ok(/1 backed up · 1 already backed up/.test(title), 'the uploads panel sums up', title);
+  await shot(page, 'desktop-upload-again');
+  await page.click('#up-close');
+});
+
+await step('date filter', async () => {
+  await page.goto(base + '/');
+  await page.waitForSelector('#timeline a.cell');
+  await page.click('#filter-btn');
+  await page.fill('#from', '2021-01-01');
+  await page.fill('#to', '2023-12-31');
+  const resp = page.waitForResponse((r) => r.url().includes('/list?from=2021-01-01&to=2023-12-31'));
+  await page.click('#filter-panel button[type=submit]');
+  ok((await resp).status() === 200, 'the filter asks the server: /list?from=2021-01-01&to=2023-12-31');
+  await page.waitForFunction(() => !document.querySelector('#m-2024-11'));
+  const heads = await collectHeadings(page);
+  const want = months.filter((m) => m.key >= '2021-01' && m.key <= '2023-12');
+  eq(heads.map((h) => h.label), want.map((m) => m.label), 'the date filter narrows the grid');
+  ok(new URL(page.url()).search === '?from=2021-01-01&to=2023-12-31', 'the URL keeps the filter', page.url());
+  await shot(page, 'desktop-filter');
+  await page.reload();
+  await page.waitForSelector('#timeline a.cell');
+  eq((await collectHeadings(page)).map((h) => h.label), want.map((m) => m.label), 'a reload keeps the filter');
+  await page.click('#chip-x');
+  await page.waitForSelector('#m-2024-11');
+  ok(true, 'clearing the filter shows everything again');
+});
+await desk.ctx.close();
+
+/* Phone */
+await step('phone', async () => {
+  const { ctx, page: ph } = await newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }, 'phone');
+  await ph.goto(base + '/');
+  await ph.waitForSelector('#timeline a.cell img.loaded');
+  const width = await ph.evaluate(() => document.documentElement.scrollWidth);
+  ok(width <= 390, 'no horizontal scrolling at 390 px', width);
+  const perRow = await ph.$$eval('#timeline .row', (rows) => rows.slice(1, 4).map((r) => r.children.length));
+  ok(perRow.every((n) => n >= 2 && n <= 5), 'two to five thumbnails per row on a phone', perRow.join(','));
+  await shot(ph, 'phone-timeline');
+  await ph.tap('#menu-btn');
+  await ph.waitForSelector('#sidebar.open');
+  await ph.waitForTimeout(300);
+  await shot(ph, 'phone-drawer');
+  const jul2015 = months.findIndex((m) => m.key === '2015-07');
+  await ph.tap(`#months button[data-m="${jul2015}"]`);
+  await ph.waitForSelector('#m-2015-07');
+  ok(!(await ph.$('#sidebar.open')), 'the month drawer jumps and closes');
+  await ph.evaluate(() => window.scrollTo(0, 0));
+  await ph.waitForSelector('#timeline a.cell[data-i="2"] img.loaded');
+  await ph.tap('#timeline a.cell[data-i="2"]');
+  await waitViewerOn(ph, order[2].sha);
+  await waitFullImage(ph, order[2].sha);
+  await shot(ph, 'phone-viewer');
+  // Swipe left: the next item.
+  const cdp = await ctx.newCDPSession(ph);
+  const touch = async (type, x, y) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: type === 'touchEnd' ? [] : [{ x, y }] });
+  await touch('touchStart', 300, 420);
+  for (let x = 280; x >= 80; x -= 40) await touch('touchMove', x, 425);
+  await touch('touchEnd');
+  await waitViewerOn(ph, order[3].sha);
+  ok(true, 'a swipe to the left shows the next item');
+  await ctx.close();
+});
+
+/* Empty library and unreachable server */
+await step('empty and error states', async () => {
+  const emptyDir = path.join(tmp, 'empty');
+  fs.mkdirSync(emptyDir);
+  const s2 = await startServer(emptyDir);
+  await waitIdle(s2.url, 0);
+  const b2 = await front(s2.url);
+  const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'empty');
+  await p.goto(b2 + '/');
+  await p.waitForSelector('#state:not([hidden])');
+  eq(await p.textContent('#state-title'), 'No photos yet', 'an empty library shows a friendly empty state');
+  await shot(p, 'desktop-empty');
+  await ctx.close();
+  s2.proc.kill('SIGTERM');
+
+  // The server goes away: /list fails.  (Console errors expected here.)
+  const { ctx: c3, page: p3 } = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }, 'error', false);
+  await p3.route('**/list*', (r) => r.abort('connectionrefused'));
+  await p3.goto(base + '/');
+  await p3.waitForSelector('#state:not([hidden])');
+  eq(await p3.textContent('#state-title'), 'Cannot reach the server', 'an unreachable server shows an error state');
+  await shot(p3, 'phone-error');
+  await p3.unroute('**/list*');
+  await p3.click('#state-action');
+  await p3.waitForSelector('#timeline a.cell');
+  ok(true, '"Try again" recovers when the server is back');
+  await c3.close();
+});
+
+eq(consoleErrors, [], 'no console errors');
+
+console.log(`1..${count}`);
+console.log(`# screenshots in ${shots}`);
+await cleanup();
+process.exit(failures ? 1 : 0);

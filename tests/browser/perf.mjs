@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// By hand, not in CI: the gallery with a large library, measured in the
+// browser with the Performance API.
+//
+//   node tests/browser/perf.mjs [--dir /tmp/mi-perf-50k] [--n 50000]
+//        [--server build/server/media-server] [--wrap front.mjs]
+//
+// Makes --n tiny unique JPEGs with EXIF dates over ten years in --dir (once;
+// the server's index in DIR/.mediaindex is reused by later runs), starts
+// media-server on it, waits for the scan, then in headless Chromium at
+// 1280x800 reports: /list fetch and parse, time to the first thumbnail
+// drawn, the most <img> elements ever in the page while scrolling by wheel,
+// dragging the scrubber through the library and jumping to 2015, and frame
+// intervals and long tasks during all that.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildBigCorpus } from './corpus.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { values: opt } = parseArgs({ options: {
+  dir: { type: 'string', default: '/tmp/mi-perf-50k' },
+  n: { type: 'string', default: '50000' },
+  server: { type: 'string', default: path.resolve(here, '../../build/server/media-server') },
+  chromium: { type: 'string', default: '/usr/bin/chromium' },
+  wrap: { type: 'string' },
+} });
+process.env.TZ = process.env.TZ || 'Europe/Berlin';
+const n = Number(opt.n);
+const { chromium } = await import('playwright-core');
+
+if (!fs.existsSync(path.join(opt.dir, 'batch000'))) {
+  const t0 = Date.now();
+  buildBigCorpus(opt.dir, n);
+  console.log(`corpus: ${n} photos in ${opt.dir} in ${Date.now() - t0} ms`);
+}
+
+const proc = spawn(opt.server, ['--storage_dir', opt.dir, '--port', '0', '--listen', '127.0.0.1'],
+                   { stdio: ['ignore', 'ignore', 'pipe'] });
+const url = await new Promise((resolve, reject) => {
+  let log = '';
+  proc.stderr.on('data', (d) => {
+    log = (log + d).slice(-10000);
+    const m = /on http:\/\/[^/]*:(\d+)\//.exec(log);
+    if (m) resolve(`http://127.0.0.1:${m[1]}`);
+  });
+  proc.on('exit', (c) => reject(new Error(`media-server exited ${c}: ${log}`)));
+});
+const t0 = Date.now();
+for (;;) {
+  const st = await fetch(url + '/status').then((r) => r.json()).catch(() => ({}));
+  if (st.state === 'idle' && st.last_scan_finished && st.media >= n) {
+    console.log(`server: ${st.media} media indexed, scan done ${((Date.now() - t0) / 1000).toFixed(1)} s after start`);
+    break;
+  }
+  await new Promise((r) => setTimeout(r, 500));
+}
+let base = url, front = null;
+if (opt.wrap) { front = await (await import(pathToFileURL(path.resolve(opt.wrap)).href)).wrap(url); base = front.url; }
+
+const browser = await chromium.launch({
+  executablePath: opt.chromium, headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync', '--disable-quic'],
+});
+const results = [];
+for (let run = 0; run < 3; run++) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', timezoneId: process.env.TZ });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  // Sample from the first frame: <img> count, frame intervals, long tasks.
+  await page.addInitScript(() => {
+    const s = window.__perf = { maxImgs: 0, frames: [], longTasks: [] };
+    let last = 0;
+    const tick = (t) => {
+      if (last) s.frames.push(t - last);
+      last = t;
+      const k = document.getElementsByTagName('img').length;
+      if (k > s.maxImgs) s.maxImgs = k;
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    try {
+      new PerformanceObserver((l) => { for (const e of l.getEntries()) s.longTasks.push(e.duration); })
+        .observe({ type: 'longtask', buffered: true });
+    } catch { /* no longtask support */ }
+  });
+  await page.goto(base + '/');
+  await page.waitForFunction(() => performance.getEntriesByName('mi:first-thumb').length > 0, null, { timeout: 30000 });
+  const load = await page.evaluate(() => {
+    const list = performance.getEntriesByType('resource').find((e) => new URL(e.name).pathname === '/list');
+    const mark = (name) => performance.getEntriesByName(name)[0].startTime;
+    return {
+      listResponseEnd: list.responseEnd, listBytes: list.transferSize || list.encodedBodySize,
+      listParsed: mark('mi:list'), firstThumb: mark('mi:first-thumb'),
+      domNodes: document.getElementsByTagName('*').length,
+      heapMB: performance.memory ? performance.memory.usedJSHeapSize / 1048576 : null,
+    };
+  });
+  await page.evaluate(() => { window.__perf.frames.length = 0; window.__perf.longTasks.length = 0; });
+
+  // 1. Wheel scrolling, ~10 s.
+  await page.mouse.move(600, 400);
+  const w0 = Date.now();
+  for (let i = 0; i < 150; i++) { await page.mouse.wheel(0, 450); await page.waitForTimeout(50); }
+  const wheelMs = Date.now() - w0;
+  const wheel = await page.evaluate(() => {
+    const f = [...window.__perf.frames].sort((a, b) => a - b);
+    const q = (p) => f[Math.min(f.length - 1, Math.floor(p * f.length))];
+    const r = { frames: f.length, p50: q(0.5), p95: q(0.95), max: f[f.length - 1], over50: f.filter((x) => x > 50).length,
+                longTasks: window.__perf.longTasks.length, scrolledPx: window.scrollY };
+    window.__perf.frames.length = 0; window.__perf.longTasks.length = 0;
+    return r;
+  });
+
+  // 2. Drag the scrubber from top to bottom in 2 s, then back up.
+  const box = await page.locator('#scrubber').boundingBox();
+  const x = box.x + box.width / 2;
+  await page.mouse.move(x, box.y + 1);
+  await page.mouse.down();
+  for (let i = 1; i <= 60; i++) { await page.mouse.move(x, box.y + (box.height * i) / 60); await page.waitForTimeout(33); }
+  for (let i = 60; i >= 30; i--) { await page.mouse.move(x, box.y + (box.height * i) / 60); await page.waitForTimeout(33); }
+  await page.mouse.up();
+  const settle0 = Date.now();
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll('#timeline img')].filter((i) => {
+      const r = i.parentNode.getBoundingClientRect();
+      return r.bottom > 56 && r.top < innerHeight;
+    });
+    return imgs.length > 0 && imgs.every((i) => i.complete && i.src);
+  }, null, { timeout: 20000 });
+  const scrubSettleMs = Date.now() - settle0;
+  const scrub = await page.evaluate(() => {
+    const f = [...window.__perf.frames].sort((a, b) => a - b);
+    const q = (p) => f[Math.min(f.length - 1, Math.floor(p * f.length))];
+    const r = { frames: f.length, p50: q(0.5), p95: q(0.95), max: f[f.length - 1], over50: f.filter((x) => x > 50).length,
+                longTasks: window.__perf.longTasks.length };
+    window.__perf.frames.length = 0;
+    return r;
+  });
+
+  // 3. Jump to the oldest July in the sidebar (2015) and wait for its thumbnails.
+  const j0 = Date.now();
+  const jumped = await page.evaluate(() => {
+    const b = [...document.querySelectorAll('#months button')].filter((x) => /^July 2015/.test(x.getAttribute('aria-label')))[0];
+    if (!b) return false;
+    b.click();
+    return true;
+  });
+  if (jumped) {
+    await page.waitForFunction(() => {
+      const h = document.getElementById('m-2015-07');
+      return h && document.querySelector('#timeline img.loaded') &&
+        [...document.querySelectorAll('#timeline img')].some((i) => i.classList.contains('loaded') && i.getBoundingClientRect().top > 56);
+    }, null, { timeout: 20000 });
+  }
+  const jumpMs = Date.now() - j0;
+  const maxImgs = await page.evaluate(() => window.__perf.maxImgs);
+  const imgsNow = await page.evaluate(() => document.getElementsByTagName('img').length);
+  results.push({ run, load, wheel, wheelMs, scrub, scrubSettleMs, jumpMs: jumped ? jumpMs : null, maxImgs, imgsNow, errors });
+  await ctx.close();
+}
+await browser.close();
+if (front) front.close();
+proc.kill('SIGTERM');
+
+const f1 = (v) => (v == null ? '-' : v.toFixed(0));
+for (const r of results) {
+  console.log(`run ${r.run}: /list ${(r.load.listBytes / 1048576).toFixed(1)} MB received at ${f1(r.load.listResponseEnd)} ms, parsed+sorted at ${f1(r.load.listParsed)} ms, ` +
+              `first thumbnail drawn at ${f1(r.load.firstThumb)} ms (from navigation start); ${r.load.domNodes} DOM elements, JS heap ${r.load.heapMB ? r.load.heapMB.toFixed(0) + ' MB' : '-'}`);
+  console.log(`  wheel ${r.wheelMs} ms, ${r.wheel.scrolledPx} px: ${r.wheel.frames} frames, interval p50 ${r.wheel.p50.toFixed(1)} / p95 ${r.wheel.p95.toFixed(1)} / max ${r.wheel.max.toFixed(1)} ms, ${r.wheel.over50} over 50 ms, ${r.wheel.longTasks} long tasks`);
+  console.log(`  scrubber drag: ${r.scrub.frames} frames, p50 ${r.scrub.p50.toFixed(1)} / p95 ${r.scrub.p95.toFixed(1)} / max ${r.scrub.max.toFixed(1)} ms, ${r.scrub.over50} over 50 ms; thumbnails in view loaded ${r.scrubSettleMs} ms after release`);
+  console.log(`  jump to July 2015: thumbnails in ${r.jumpMs} ms; <img> max ${r.maxImgs}, at the end ${r.imgsNow}; console errors ${r.errors.length}`);
+}
+const worstImgs = Math.max(...results.map((r) => r.maxImgs));
+const firstThumbs = results.map((r) => r.load.firstThumb).sort((a, b) => a - b);
+console.log(`summary: first thumbnail median ${f1(firstThumbs[1])} ms (runs: ${firstThumbs.map(f1).join(', ')}), max <img> ${worstImgs} (< 2000: ${worstImgs < 2000 ? 'yes' : 'NO'})`);
+process.exit(worstImgs < 2000 && firstThumbs[1] < 1000 ? 0 : 1);
