@@ -217,68 +217,70 @@ static const uint8_t len_extra[29] = {
 static const uint8_t cl_order[19] = {
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
 
-/* Tokens: a literal byte (< 256), or 256 + (length - 3) of a run at
- * distance 1. */
-static size_t tokenize(const uint8_t *d, size_t n, uint16_t *tok)
+/* The next token at d[i]: a literal (returns 1, *len = 0) or a run of
+ * *len >= 3 copies of d[i - 1] (a match at distance 1). */
+static inline size_t next_token(const uint8_t *d, size_t n, size_t i,
+                                unsigned *len)
 {
-    size_t i = 0, nt = 0;
-
-    while (i < n) {
-        if (i > 0 && i + 2 < n && d[i] == d[i - 1] && d[i + 1] == d[i - 1] &&
-            d[i + 2] == d[i - 1]) {
-            size_t r = 3, max = n - i < 258 ? n - i : 258;
-            while (r < max && d[i + r] == d[i - 1])
-                r++;
-            tok[nt++] = (uint16_t)(256 + r - 3);
-            i += r;
-        } else {
-            tok[nt++] = d[i++];
-        }
+    if (i > 0 && i + 2 < n && d[i] == d[i - 1] && d[i + 1] == d[i - 1] &&
+        d[i + 2] == d[i - 1]) {
+        size_t r = 3, max = n - i < 258 ? n - i : 258;
+        while (r < max && d[i + r] == d[i - 1])
+            r++;
+        *len = (unsigned)r;
+        return r;
     }
-    return nt;
+    *len = 0;
+    return 1;
 }
 
-/* Write a zlib stream of `raw` into out (capacity checked by the caller:
- * 2 * n + 1024 bytes); returns its length. */
-static size_t zlib_rle(uint8_t *out, const uint8_t *raw, size_t n,
-                       uint16_t *tok)
-{
+/* A planned deflate stream: codes built from a first pass over the data,
+ * and the exact size, so the output is allocated once, to the byte. */
+typedef struct zplan {
     uint8_t lencode[256];
-    uint32_t lfreq[286] = { 0 }, cfreq[19] = { 0 };
-    uint8_t llen[286], dlen[2] = { 1, 1 }, clen[19], seq[288 + 2];
+    uint8_t llen[286], dlen[2], clen[19];
     uint16_t lcode[286], dcode[2], ccode[19];
     uint8_t rle[320], rle_extra[320];
-    size_t nt, i, nrle = 0;
-    int hlit, hclen, nseq;
-    uint32_t adler = adler32(raw, n);
-    bitw b = { out, 0, 0, 0 };
+    size_t nrle;
+    int hlit, hclen;
+    bool stored;
+    size_t bytes;     /* of the zlib stream */
+} zplan;
 
+static void zlib_plan(zplan *z, const uint8_t *raw, size_t n)
+{
+    uint32_t lfreq[286] = { 0 }, cfreq[19] = { 0 };
+    uint8_t seq[288 + 2];
+    uint64_t bits;
+    size_t i;
+    int nseq;
+
+    z->dlen[0] = z->dlen[1] = 1;
+    z->nrle = 0;
     for (int c = 0; c < 29; c++) {
         int hi = c < 28 ? len_base[c + 1] - 1 : 258;
         if (c == 27)
             hi = 257;
         for (int l = len_base[c]; l <= hi; l++)
-            lencode[l - 3] = (uint8_t)c;
+            z->lencode[l - 3] = (uint8_t)c;
     }
-
-    out[b.n++] = 0x78;   /* deflate, 32 KiB window */
-    out[b.n++] = 0x01;   /* fastest; (0x7801 % 31) == 0 */
-
-    nt = tokenize(raw, n, tok);
-    for (i = 0; i < nt; i++)
-        lfreq[tok[i] < 256 ? tok[i] : 257 + lencode[tok[i] - 256]]++;
+    for (i = 0; i < n;) {
+        unsigned len;
+        i += next_token(raw, n, i, &len);
+        lfreq[len ? 257 + z->lencode[len - 3] : raw[i - 1]]++;
+    }
     lfreq[256] = 1;
-    huff_lengths(lfreq, 286, 15, llen);
-    huff_codes(llen, 286, lcode);
-    huff_codes(dlen, 2, dcode);
+    huff_lengths(lfreq, 286, 15, z->llen);
+    huff_codes(z->llen, 286, z->lcode);
+    huff_codes(z->dlen, 2, z->dcode);
 
     /* The code lengths, run-length coded with symbols 16, 17, 18. */
-    for (hlit = 286; hlit > 257 && !llen[hlit - 1]; hlit--)
+    for (z->hlit = 286; z->hlit > 257 && !z->llen[z->hlit - 1]; z->hlit--)
         ;
-    memcpy(seq, llen, (size_t)hlit);
-    seq[hlit] = dlen[0];
-    seq[hlit + 1] = dlen[1];
-    nseq = hlit + 2;
+    memcpy(seq, z->llen, (size_t)z->hlit);
+    seq[z->hlit] = z->dlen[0];
+    seq[z->hlit + 1] = z->dlen[1];
+    nseq = z->hlit + 2;
     for (int k = 0; k < nseq;) {
         int l = seq[k], run = 1, r;
         while (k + run < nseq && seq[k + run] == l)
@@ -287,73 +289,70 @@ static size_t zlib_rle(uint8_t *out, const uint8_t *raw, size_t n,
         if (l == 0) {
             while (run >= 11) {
                 r = run < 138 ? run : 138;
-                rle[nrle] = 18;
-                rle_extra[nrle++] = (uint8_t)(r - 11);
+                z->rle[z->nrle] = 18;
+                z->rle_extra[z->nrle++] = (uint8_t)(r - 11);
                 run -= r;
             }
             if (run >= 3) {
-                rle[nrle] = 17;
-                rle_extra[nrle++] = (uint8_t)(run - 3);
+                z->rle[z->nrle] = 17;
+                z->rle_extra[z->nrle++] = (uint8_t)(run - 3);
                 run = 0;
             }
         } else {
-            rle[nrle] = (uint8_t)l;
-            rle_extra[nrle++] = 0;
+            z->rle[z->nrle] = (uint8_t)l;
+            z->rle_extra[z->nrle++] = 0;
             run--;
             while (run >= 3) {
                 r = run < 6 ? run : 6;
-                rle[nrle] = 16;
-                rle_extra[nrle++] = (uint8_t)(r - 3);
+                z->rle[z->nrle] = 16;
+                z->rle_extra[z->nrle++] = (uint8_t)(r - 3);
                 run -= r;
             }
         }
         while (run-- > 0) {
-            rle[nrle] = (uint8_t)l;
-            rle_extra[nrle++] = 0;
+            z->rle[z->nrle] = (uint8_t)l;
+            z->rle_extra[z->nrle++] = 0;
         }
     }
-    for (i = 0; i < nrle; i++)
-        cfreq[rle[i]]++;
-    huff_lengths(cfreq, 19, 7, clen);
-    huff_codes(clen, 19, ccode);
-    for (hclen = 19; hclen > 4 && !clen[cl_order[hclen - 1]]; hclen--)
+    for (i = 0; i < z->nrle; i++)
+        cfreq[z->rle[i]]++;
+    huff_lengths(cfreq, 19, 7, z->clen);
+    huff_codes(z->clen, 19, z->ccode);
+    for (z->hclen = 19; z->hclen > 4 && !z->clen[cl_order[z->hclen - 1]]; z->hclen--)
         ;
 
-    put_bits(&b, 1, 1);                      /* final block */
-    put_bits(&b, 2, 2);                      /* dynamic Huffman */
-    put_bits(&b, (uint32_t)(hlit - 257), 5);
-    put_bits(&b, 1, 5);                      /* two distance codes */
-    put_bits(&b, (uint32_t)(hclen - 4), 4);
-    for (int k = 0; k < hclen; k++)
-        put_bits(&b, clen[cl_order[k]], 3);
-    for (i = 0; i < nrle; i++) {
-        put_bits(&b, ccode[rle[i]], clen[rle[i]]);
-        if (rle[i] == 16)
-            put_bits(&b, rle_extra[i], 2);
-        else if (rle[i] == 17)
-            put_bits(&b, rle_extra[i], 3);
-        else if (rle[i] == 18)
-            put_bits(&b, rle_extra[i], 7);
+    /* The size: header, code lengths, data, end of block. */
+    bits = 3 + 5 + 5 + 4 + 3u * (unsigned)z->hclen;
+    for (i = 0; i < z->nrle; i++)
+        bits += z->clen[z->rle[i]] + (z->rle[i] == 16 ? 2 : z->rle[i] == 17 ? 3
+                                      : z->rle[i] == 18 ? 7 : 0);
+    for (i = 0; i < 286; i++) {
+        uint64_t per = z->llen[i];
+        if (i >= 257)
+            per += len_extra[i - 257] + z->dlen[0];
+        bits += (uint64_t)lfreq[i] * per;
     }
-    for (i = 0; i < nt; i++) {
-        unsigned t = tok[i];
-        if (t < 256) {
-            put_bits(&b, lcode[t], llen[t]);
-        } else {
-            unsigned l = t - 256, c = lencode[l];
-            put_bits(&b, lcode[257 + c], llen[257 + c]);
-            if (len_extra[c])
-                put_bits(&b, l + 3 - len_base[c], len_extra[c]);
-            put_bits(&b, dcode[0], dlen[0]);
-        }
-    }
-    put_bits(&b, lcode[256], llen[256]);
-    flush_bits(&b);
+    z->bytes = (size_t)((bits + 7) / 8);
+    /* Not smaller than stored blocks (noise): store. */
+    z->stored = z->bytes >= n + 5 * (n / 65535 + 1);
+    if (z->stored)
+        z->bytes = n + 5 * (n / 65535 + 1);
+    z->bytes += 2 + 4;  /* zlib header, Adler-32 */
+}
 
-    /* Not smaller than the pixels (noise): stored blocks instead. */
-    if (b.n > n + 5 * (n / 65535 + 1)) {
-        b.n = 2;
-        for (i = 0; i < n || i == 0;) {
+/* Write the planned zlib stream of raw into out (z->bytes + 8 bytes of
+ * room); returns its length. */
+static size_t zlib_write(const zplan *z, uint8_t *out, const uint8_t *raw,
+                         size_t n)
+{
+    uint32_t adler = adler32(raw, n);
+    bitw b = { out, 0, 0, 0 };
+    size_t i;
+
+    out[b.n++] = 0x78;   /* deflate, 32 KiB window */
+    out[b.n++] = 0x01;   /* fastest; (0x7801 % 31) == 0 */
+    if (z->stored) {
+        for (i = 0; i < n;) {
             size_t k = n - i < 65535 ? n - i : 65535;
             out[b.n++] = i + k >= n;   /* BFINAL, BTYPE 00 */
             out[b.n++] = (uint8_t)k;
@@ -363,9 +362,41 @@ static size_t zlib_rle(uint8_t *out, const uint8_t *raw, size_t n,
             memcpy(out + b.n, raw + i, k);
             b.n += k;
             i += k;
-            if (k == 0)
-                break;
         }
+    } else {
+        put_bits(&b, 1, 1);                      /* final block */
+        put_bits(&b, 2, 2);                      /* dynamic Huffman */
+        put_bits(&b, (uint32_t)(z->hlit - 257), 5);
+        put_bits(&b, 1, 5);                      /* two distance codes */
+        put_bits(&b, (uint32_t)(z->hclen - 4), 4);
+        for (int k = 0; k < z->hclen; k++)
+            put_bits(&b, z->clen[cl_order[k]], 3);
+        for (i = 0; i < z->nrle; i++) {
+            uint8_t r = z->rle[i];
+            put_bits(&b, z->ccode[r], z->clen[r]);
+            if (r == 16)
+                put_bits(&b, z->rle_extra[i], 2);
+            else if (r == 17)
+                put_bits(&b, z->rle_extra[i], 3);
+            else if (r == 18)
+                put_bits(&b, z->rle_extra[i], 7);
+        }
+        for (i = 0; i < n;) {
+            unsigned len;
+            i += next_token(raw, n, i, &len);
+            if (!len) {
+                uint8_t t = raw[i - 1];
+                put_bits(&b, z->lcode[t], z->llen[t]);
+            } else {
+                unsigned c = z->lencode[len - 3];
+                put_bits(&b, z->lcode[257 + c], z->llen[257 + c]);
+                if (len_extra[c])
+                    put_bits(&b, len - len_base[c], len_extra[c]);
+                put_bits(&b, z->dcode[0], z->dlen[0]);
+            }
+        }
+        put_bits(&b, z->lcode[256], z->llen[256]);
+        flush_bits(&b);
     }
     out[b.n++] = (uint8_t)(adler >> 24);
     out[b.n++] = (uint8_t)(adler >> 16);
@@ -442,27 +473,30 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
                              const uint8_t *px, int w, int h, size_t stride)
 {
     uint32_t table[256];
-    size_t row = (size_t)w * 4, raw_len, cap, zlen, pos;
+    size_t row = (size_t)w * 4, raw_len, zlen, pos;
     uint8_t *raw = NULL, *tmp = NULL, *png = NULL;
-    uint16_t *tok = NULL;
     mi_status s = MI_ENOMEM;
+    zplan *z = NULL;
 
     *out = NULL;
     *out_len = 0;
-    if (w <= 0 || h <= 0 || w > 16384 || h > 16384)
+    if (!px || w <= 0 || h <= 0 || w > 16384 || h > 16384)
         return MI_EINVAL;
     raw_len = (row + 1) * (size_t)h;
-    cap = 8 + 25 + 12 + 12 + 2 * raw_len + 1024;
     raw = malloc(raw_len);
     tmp = malloc(4 * row);
-    tok = malloc(raw_len * sizeof(*tok));
-    png = malloc(cap);
-    if (!raw || !tmp || !tok || !png)
+    z = malloc(sizeof(*z));
+    if (!raw || !tmp || !z)
         goto out;
 
     for (int y = 0; y < h; y++)
         filter_row(raw + (size_t)y * (row + 1), px + (size_t)y * stride,
                    y ? px + (size_t)(y - 1) * stride : NULL, row, tmp);
+    zlib_plan(z, raw, raw_len);
+    /* + 8: put_bits stores 4 bytes at a time. */
+    png = malloc(8 + 25 + 12 + z->bytes + 12 + 8);
+    if (!png)
+        goto out;
 
     crc32_table(table);
     memcpy(png, "\x89PNG\r\n\x1a\n", 8);
@@ -477,7 +511,11 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
     png[28] = 0;    /* not interlaced */
     put32(png + 29, crc32_update(table, 0, png + 12, 17));
     pos = 33;
-    zlen = zlib_rle(png + pos + 8, raw, raw_len, tok);
+    zlen = zlib_write(z, png + pos + 8, raw, raw_len);
+    if (zlen != z->bytes) {     /* the plan and the stream disagree: a bug */
+        s = MI_ERROR;
+        goto out;
+    }
     put32(png + pos, (uint32_t)zlen);
     memcpy(png + pos + 4, "IDAT", 4);
     put32(png + pos + 8 + zlen, crc32_update(table, 0, png + pos + 4, zlen + 4));
@@ -494,7 +532,7 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
 out:
     free(raw);
     free(tmp);
-    free(tok);
+    free(z);
     free(png);
     return s;
 }
