@@ -692,6 +692,64 @@ def _():
     check(tree(root) == before)
 
 
+@test("PUT: preamble, quoted boundary, other fields, Expect: 100-continue")
+def _():
+    data = jpeg_bytes(450)
+    body, _ = multipart([("note", None, b"hello"), ("file", "p.jpg", data),
+                         ("file", "second.jpg", jpeg_bytes(451))],
+                        boundary="qq b")
+    body = b"preamble text\r\n" + body
+    st, _, j = srv.json("PUT", "/image/pre.jpg", body,
+                        {"Content-Type": 'multipart/form-data; boundary="qq b"'})
+    check(st == 201 and j["sha256"] == sha(data), (st, j))
+    data = jpeg_bytes(452)
+    body, ctype = multipart([("file", "e.jpg", data)])
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall((f"PUT /image/expect.jpg HTTP/1.1\r\nHost: x\r\n"
+               f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+               f"Expect: 100-continue\r\n\r\n").encode())
+    interim = s.recv(4096)
+    check(interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim)
+    s.sendall(body)
+    resp = b""
+    while b"}" not in resp:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    s.close()
+    check(resp.startswith(b"HTTP/1.1 201"), resp[:100])
+
+
+@test("PUT: 300 mutated multipart bodies: never 5xx, never slow")
+def _():
+    rnd = random.Random(7)
+    good, ctype = multipart([("x", None, b"1"), ("file", "f.jpg",
+                                                  b"\xff\xd8\xff" + b"z" * 300)])
+    seen = set()
+    for i in range(300):
+        b = bytearray(good)
+        for _ in range(rnd.randrange(1, 4)):
+            op = rnd.randrange(4)
+            at = rnd.randrange(len(b))
+            if op == 0:
+                del b[at:at + rnd.randrange(1, 40)]
+            elif op == 1:
+                b[at:at] = rnd.choice([b"\r\n", b"--", b"\0", b'"', b";",
+                                       ctype.split("=")[1].encode()])
+            elif op == 2:
+                b[at] = rnd.randrange(256)
+            else:
+                b = b[:at]
+        t0 = time.time()
+        st, _, data = srv.request("PUT", "/image/mut%d.jpg" % i, bytes(b),
+                                  {"Content-Type": ctype})
+        check(st < 500 and time.time() - t0 < 2, f"{i}: {st}")
+        seen.add(st)
+    check(srv.request("GET", "/status")[0] == 200)
+    check(tmp_files(root) == [])
+
+
 @test("PUT cut off mid-body: 4xx JSON, nothing left behind")
 def _():
     before = tree(root)
