@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install what is missing, build, and index a folder (default ~/Pictures),
-# printing one JSON line per photo or video.
+# Install what is missing, build, and serve a folder (default ~/Pictures)
+# over HTTP with media-server on port 8000 (PORT=... to change it).
 #   scripts/run.sh [DIR]
 set -eu
 cd "$(dirname "$0")/.."
@@ -9,4 +9,4 @@ scripts/install-deps.sh
 ninja -C build-release >/dev/null
 dir=${1:-${MEDIA_DIR:-$HOME/Pictures}}
 mkdir -p "$dir"
-exec build-release/examples/mi-scan "$dir"
+exec build-release/server/media-server --storage_dir "$dir" --port "${PORT:-8000}"
