@@ -85,7 +85,10 @@ static void write_tree(const char *dir)
     CHECK_OK(fx_write_file(p, mp4, sizeof(mp4)));
     free(p);
     p = fx_path(dir, "e.jpg");
-    CHECK_OK(fx_write_file(p, "\xff\xd8\xff\xe0 not really a JPEG", 25));
+    {
+        static const char bad[] = "\xff\xd8\xff\xe0 not really a JPEG";
+        CHECK_OK(fx_write_file(p, bad, sizeof(bad) - 1));
+    }
     free(p);
 }
 
@@ -147,7 +150,10 @@ static void test_scan_lifecycle(void)
 
     /* The broken file changes: tried again (still broken). */
     p = fx_path(dir, "e.jpg");
-    CHECK_OK(fx_write_file(p, "\xff\xd8\xff\xe0 still not a JPEG!!", 26));
+    {
+        static const char bad2[] = "\xff\xd8\xff\xe0 still not a JPEG, longer";
+        CHECK_OK(fx_write_file(p, bad2, sizeof(bad2) - 1));
+    }
     free(p);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.changed, 1);
