@@ -91,17 +91,18 @@
     items = list;
     bySha = new Map();
     months = [];
-    let cur = null;
+    let cur = null, lo = Infinity; // the current month is [lo, hi) in seconds
     for (let i = 0; i < list.length; i++) {
+      const t = list[i].t;
       bySha.set(list[i].sha, i);
-      const d = new Date(list[i].t * 1000);
-      const key = d.getFullYear() * 12 + d.getMonth();
-      if (!cur || cur.key !== key) {
-        if (cur) cur.end = i;
-        cur = { key, year: d.getFullYear(), month: d.getMonth(), label: monthFmt.format(d),
-                short: shortMonthFmt.format(d), start: i, end: list.length, top: 0 };
-        months.push(cur);
-      }
+      if (t >= lo) continue;          // same month as the previous item
+      const d = new Date(t * 1000);   // local time: one Date per month, not per item
+      const y = d.getFullYear(), m = d.getMonth();
+      lo = new Date(y, m, 1).getTime() / 1000;
+      if (cur) cur.end = i;
+      cur = { key: y * 12 + m, year: y, month: m, label: monthFmt.format(d),
+              short: shortMonthFmt.format(d), start: i, end: list.length, top: 0 };
+      months.push(cur);
     }
   }
 
@@ -120,7 +121,7 @@
     if (!opts.quiet) el.count.textContent = 'Loading…';
     let data;
     try {
-      const r = await fetch(listURL(), { cache: 'no-store', headers: { Accept: 'application/json' } });
+      const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/json' } });
       if (!r.ok) throw new Error('HTTP ' + r.status);
       data = await r.json();
     } catch (err) {
@@ -130,7 +131,7 @@
       return;
     }
     if (seq !== loadSeq) return;
-    performance.mark('mi:list');
+    performance.mark('mi:list-parsed');
     const list = [];
     for (const sha in data) {
       const e = data[sha];
@@ -144,6 +145,7 @@
     buildNav();
     updateCount();
     if (!items.length) showEmpty();
+    performance.mark('mi:list');
     route();
   }
 
