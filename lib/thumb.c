@@ -294,6 +294,66 @@ static mi_status decode_any(image *im, const uint8_t *buf, size_t len,
 }
 
 /* ---------------------------------------------------------------------- */
+/* Shrinking                                                               */
+
+/*
+ * Average fx x fy blocks (alpha-weighted colour when the image may be
+ * transparent): the integer pre-shrink before the filtered resize, so that
+ * the resize never works at a ratio over 4.  stb_image_resize's filter setup
+ * grows with in x out pixels at extreme ratios: a 65535 x 1 GIF (35 bytes)
+ * took over 2 s in it (found by fuzz/fuzz-thumb).
+ */
+static mi_status box_shrink(image *im, int fx, int fy)
+{
+    int ow = im->w / fx, oh = im->h / fy;
+    uint8_t *out = malloc((size_t)ow * (size_t)oh * 4);
+    uint64_t *acc;
+
+    acc = calloc((size_t)ow, 4 * sizeof(*acc));
+    if (!out || !acc) {
+        free(out);
+        free(acc);
+        return MI_ENOMEM;
+    }
+    for (int oy = 0; oy < oh; oy++) {
+        uint8_t *d = out + (size_t)oy * (size_t)ow * 4;
+        uint64_t n = (uint64_t)fx * (uint64_t)fy;
+        memset(acc, 0, (size_t)ow * 4 * sizeof(*acc));
+        for (int y = oy * fy; y < (oy + 1) * fy; y++) {
+            const uint8_t *r = im->px + (size_t)y * (size_t)im->w * 4;
+            for (int ox = 0; ox < ow; ox++) {
+                uint64_t *a = acc + (size_t)ox * 4;
+                const uint8_t *p = r + (size_t)ox * (size_t)fx * 4;
+                for (int x = 0; x < fx; x++, p += 4) {
+                    a[0] += (uint64_t)p[0] * p[3];
+                    a[1] += (uint64_t)p[1] * p[3];
+                    a[2] += (uint64_t)p[2] * p[3];
+                    a[3] += p[3];
+                }
+            }
+        }
+        for (int ox = 0; ox < ow; ox++) {
+            const uint64_t *a = acc + (size_t)ox * 4;
+            uint8_t *q = d + (size_t)ox * 4;
+            if (a[3]) {
+                q[0] = (uint8_t)((a[0] + a[3] / 2) / a[3]);
+                q[1] = (uint8_t)((a[1] + a[3] / 2) / a[3]);
+                q[2] = (uint8_t)((a[2] + a[3] / 2) / a[3]);
+            } else {
+                q[0] = q[1] = q[2] = 0;
+            }
+            q[3] = (uint8_t)((a[3] + n / 2) / n);
+        }
+    }
+    free(acc);
+    image_free(im);
+    im->px = out;
+    im->w = ow;
+    im->h = oh;
+    return MI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Orientation                                                             */
 
 /* Copy the sw x sh image `src` into `dst` (rows `dstride` bytes apart),
@@ -357,6 +417,14 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const uint8_t *buf,
         return s;
 
     target(im.full_w, im.full_h, orientation, &rw, &rh);
+    if (im.w / rw >= 4 || im.h / rh >= 4) {
+        /* Down to between 2x and 4x the target, then filter. */
+        int fx = im.w / rw / 2 > 1 ? im.w / rw / 2 : 1;
+        int fy = im.h / rh / 2 > 1 ? im.h / rh / 2 : 1;
+        s = box_shrink(&im, fx, fy);
+        if (s != MI_OK)
+            goto out;
+    }
     src = im.px;
     if (im.w != rw || im.h != rh) {
         small = malloc((size_t)rw * (size_t)rh * 4);

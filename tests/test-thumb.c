@@ -682,6 +682,17 @@ static void test_bombs(void)
     bomb("JPEG 65500x65500", b, len, MI_ETOOBIG);
     b = gif_bomb(&len);
     bomb("GIF 65535x65535", b, len, MI_ETOOBIG);
+    {
+        /* Found by fuzz/fuzz-thumb: a 65525 x 1 GIF spent seconds in
+         * stb_image_resize's filter setup (extreme ratio). */
+        static const uint8_t g[] = {
+            'G', 'I', 'F', '8', '9', 'a', 0xf5, 0xff, 1, 0, 0x80, 0, 0,
+            0, 0xa3, 0xeb, 0, 0x5a, 0xa5, 0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0,
+            2, 2, 0x64, 1, 0, 0x3b };
+        b = malloc(sizeof(g));
+        memcpy(b, g, sizeof(g));
+        bomb("GIF 65525x1", b, sizeof(g), MI_OK);
+    }
     b = scans_bomb(&len, 600);
     bomb("progressive JPEG, 600 scans", b, len, MI_EFORMAT);
     /* ... and the same with few scans is a (grey) image. */
