@@ -22,6 +22,11 @@ rm -rf "$work/tiny/.mediaindex" "$work/tiny/.thumbnails"
 
 start_server "$work/tiny"
 wait_idle
+echo "RSS after the first scan: $(rss_kib "$SERVER_PID") KiB (peak $(hwm_kib "$SERVER_PID") KiB)"
+# Measure a server started on the built index, as after any restart.
+stop_server
+start_server "$work/tiny"
+wait_idle
 url="http://127.0.0.1:$PORT/list"
 entries=$(curl -s "$url" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 bytes=$(curl -s "$url" | wc -c)

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,10 @@ static void run_scan(struct server *srv)
     srv->last_status = s;
     srv->have_last = true;
     pthread_mutex_unlock(&srv->lock);
+    /* A scan's decoders and workers leave tens of MiB free in malloc's
+     * arenas (81 MiB RSS after thumbnailing 100,000 images, 13 MiB after
+     * a restart): hand them back to the system. */
+    malloc_trim(0);
 
     if (s == MI_OK)
         fprintf(stderr,
