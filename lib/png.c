@@ -458,6 +458,20 @@ static void filter_row(uint8_t *dst, const uint8_t *row, const uint8_t *prev,
     memcpy(dst + 1, cand[best], n);
 }
 
+static bool zero_row(const uint8_t *p, size_t n)
+{
+    uint64_t acc = 0, v;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, p + i, 8);
+        acc |= v;
+    }
+    for (; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The file                                                                */
 
@@ -489,9 +503,17 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
     if (!raw || !tmp || !z)
         goto out;
 
-    for (int y = 0; y < h; y++)
-        filter_row(raw + (size_t)y * (row + 1), px + (size_t)y * stride,
-                   y ? px + (size_t)(y - 1) * stride : NULL, row, tmp);
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = px + (size_t)y * stride;
+        uint8_t *d = raw + (size_t)y * (row + 1);
+        if (zero_row(r, row) && (y == 0 || zero_row(r - stride, row))) {
+            /* The transparent margins of a thumbnail: filter None (what
+             * any filter would give), without trying them. */
+            memset(d, 0, row + 1);
+            continue;
+        }
+        filter_row(d, r, y ? r - stride : NULL, row, tmp);
+    }
     zlib_plan(z, raw, raw_len);
     /* + 8: put_bits stores 4 bytes at a time. */
     png = malloc(8 + 25 + 12 + z->bytes + 12 + 8);
