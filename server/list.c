@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LIST_CHUNK (64u << 10)
 
@@ -75,10 +76,10 @@ static void put_seconds(char *buf, int64_t ns)
 struct tpl {
     cJSON *o;
     cJSON *filename, *last_modified, *file_path, *creation, *thumb, *size,
-          *mime, *kind, *width, *height, *lat, *lon;
-    bool has_wh, has_gps;
+          *mime, *kind, *width, *height, *lat, *lon, *make, *model;
+    bool has_wh, has_gps, has_make, has_model;
     char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40];
-    char *fixed[3];        /* U+FFFD-repaired copies of this entry's names */
+    char *fixed[5];        /* U+FFFD-repaired copies of this entry's strings */
 };
 
 static cJSON *raw_ref(char *text)
@@ -109,8 +110,12 @@ static void tpl_free(struct tpl *t)
         cJSON_Delete(t->lat);
         cJSON_Delete(t->lon);
     }
+    if (!t->has_make)
+        cJSON_Delete(t->make);
+    if (!t->has_model)
+        cJSON_Delete(t->model);
     cJSON_Delete(t->o);
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 5; i++)
         free(t->fixed[i]);
 }
 
@@ -122,7 +127,10 @@ static bool tpl_init(struct tpl *t)
     t->height = raw_ref(t->h);
     t->lat = raw_ref(t->la);
     t->lon = raw_ref(t->lo);
-    return t->o && t->width && t->height && t->lat && t->lon &&
+    t->make = cJSON_CreateStringReference("");
+    t->model = cJSON_CreateStringReference("");
+    return t->o && t->width && t->height && t->lat && t->lon && t->make &&
+           t->model &&
            add(t->o, "filename", t->filename = cJSON_CreateStringReference("")) &&
            add(t->o, "last_modified", t->last_modified = raw_ref(t->lm)) &&
            add(t->o, "file_path", t->file_path = cJSON_CreateStringReference("")) &&
@@ -147,17 +155,32 @@ static bool set_str(struct tpl *t, cJSON *it, int slot, const char *s)
     return true;
 }
 
+/* Attach or detach an optional member, keeping the item either way. */
+static void attach(cJSON *o, bool *attached, bool want, cJSON *it,
+                   const char *key)
+{
+    if (want && !*attached)
+        cJSON_AddItemToObjectCS(o, key, it);
+    else if (!want && *attached)
+        cJSON_DetachItemViaPointer(o, it);
+    *attached = want;
+}
+
 static void set_optional(cJSON *o, bool *attached, bool want, cJSON *a,
                          const char *ka, cJSON *b, const char *kb)
 {
-    if (want && !*attached) {
-        cJSON_AddItemToObjectCS(o, ka, a);
-        cJSON_AddItemToObjectCS(o, kb, b);
-    } else if (!want && *attached) {
-        cJSON_DetachItemViaPointer(o, a);
-        cJSON_DetachItemViaPointer(o, b);
-    }
-    *attached = want;
+    bool second = *attached;
+
+    attach(o, attached, want, a, ka);
+    attach(o, &second, want, b, kb);
+}
+
+/* An optional string member: present when s is. */
+static bool set_optional_str(struct tpl *t, bool *attached, cJSON *it,
+                             int slot, const char *key, const char *s)
+{
+    attach(t->o, attached, s != NULL, it, key);
+    return !s || set_str(t, it, slot, s);
 }
 
 /* Point the template at entry e; returns an upper bound of its printed
@@ -197,11 +220,17 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
         snprintf(t->la, sizeof(t->la), "%.8f", lat);
         snprintf(t->lo, sizeof(t->lo), "%.8f", lon);
     }
+    if (!set_optional_str(t, &t->has_make, t->make, 3, "make", mi_entry_make(e)) ||
+        !set_optional_str(t, &t->has_model, t->model, 4, "model",
+                          mi_entry_model(e)))
+        return 0;
     /* Escaping writes at most 6 bytes per input byte. */
     return 6 * (strlen(t->filename->valuestring) +
                 strlen(t->file_path->valuestring) +
                 (thumb ? strlen(t->thumb->valuestring) : 0) +
-                strlen(t->mime->valuestring)) + 512;
+                strlen(t->mime->valuestring) +
+                (t->has_make ? strlen(t->make->valuestring) : 0) +
+                (t->has_model ? strlen(t->model->valuestring) : 0)) + 512;
 }
 
 struct outbuf {
@@ -237,10 +266,42 @@ static bool out_room(struct outbuf *b, size_t n)
     return true;
 }
 
-void route_list(struct req *r)
+/* Local midnight starting the day "YYYY-MM-DD" plus `days`; false when
+ * the text is not such a date. */
+static bool local_midnight(const char *text, int days, int64_t *out)
+{
+    struct tm tm;
+    int y, m, d, n = 0;
+
+    if (sscanf(text, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 ||
+        n != 10 || text[n] || m < 1 || m > 12 || d < 1 || d > 31 ||
+        y < 1000)
+        return false;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = m - 1;
+    tm.tm_mday = d + days;
+    tm.tm_isdst = -1;
+    *out = (int64_t)mktime(&tm);
+    return true;
+}
+
+char *list_entry_json(const mi_entry *e)
+{
+    struct tpl t;
+    char *text = NULL;
+
+    if (tpl_init(&t) && tpl_set(&t, e))
+        text = cJSON_PrintUnformatted(t.o);
+    tpl_free(&t);
+    return text;
+}
+
+void route_list(struct req *r, const char *from, const char *to)
 {
     struct server *srv = r->srv;
-    char etag[48], extra[128];
+    char etag[128], extra[192];
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
     struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
     struct tpl t;
     mi_cursor *cur = NULL;
@@ -250,8 +311,14 @@ void route_list(struct req *r)
     /* The generation is read before the cursor takes its snapshot: a scan
      * committing in between makes the tag older than the body (the client
      * fetches again next time), never newer (a stale body kept for good). */
-    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "\"",
-             mi_index_generation(srv->idx));
+    if ((*from && !local_midnight(from, 0, &lo)) ||
+        (*to && !local_midnight(to, 1, &hi))) {
+        send_error(r, 400, NULL, "malformed date: expected YYYY-MM-DD");
+        return;
+    }
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s\"",
+             mi_index_generation(srv->idx), *from ? "-f" : "", from,
+             *to ? "-t" : "", to);
     snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
              etag);
     if (if_none_match(r, etag)) {
@@ -276,7 +343,12 @@ void route_list(struct req *r)
     out.buf[out.len++] = '{';
     for (; s == MI_ROW && !out.failed; s = mi_cursor_next(cur)) {
         const mi_entry *e = mi_cursor_entry(cur);
-        size_t need = tpl_set(&t, e);
+        int64_t created = mi_entry_creation_date(e);
+        size_t need;
+
+        if (created < lo || created >= hi)
+            continue;
+        need = tpl_set(&t, e);
 
         if (!need || !out_room(&out, need + MI_HASH_HEX_LEN + 8)) {
             s = MI_ENOMEM;

@@ -10,6 +10,7 @@
  *   PUT      /image/<filename>       upload (upload.c)
  */
 #include "server.h"
+#include "web-assets.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -305,15 +306,81 @@ static void route_image(struct req *r, const struct path *p, int i)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The web gallery                                                         */
+
+/* The page loads nothing from elsewhere and runs no inline code. */
+#define GALLERY_HEADERS                                                      \
+    "Cache-Control: no-cache\r\n"                                           \
+    "X-Content-Type-Options: nosniff\r\n"                                   \
+    "Referrer-Policy: no-referrer\r\n"                                      \
+    "Content-Security-Policy: default-src 'self'; img-src 'self' data: "     \
+    "blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "  \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; "              \
+    "frame-ancestors 'none'; form-action 'self'\r\n"
+
+static void route_asset(struct req *r, const struct mi_web_asset *a)
+{
+    char extra[1024];
+
+    snprintf(extra, sizeof(extra), "ETag: %s\r\n" GALLERY_HEADERS, a->etag);
+    if (if_none_match(r, a->etag)) {
+        send_headers(r, 304, NULL, 0, extra);
+        return;
+    }
+    send_headers(r, 200, a->mime, (int64_t)a->len, extra);
+    send_body(r, a->data, a->len);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Dispatch                                                                */
+
+/* Read a query parameter into buf ("" when absent).  A value that is too
+ * long or holds a NUL byte comes out as "?", which no parser accepts. */
+static void query_var(const struct req *r, const char *name, char *buf,
+                      size_t len)
+{
+    const char *q = r->ri->query_string;
+    int n = q ? mg_get_var(q, strlen(q), name, buf, len) : -1;
+
+    if (n == -1)
+        buf[0] = '\0';
+    else if (n < 0 || strlen(buf) != (size_t)n)
+        snprintf(buf, len, "?");
+}
+
+/* GET /list, /list?from=D&to=D, /list/date/D, /list/daterange/A/B. */
+static void route_list_filtered(struct req *r, const struct path *p)
+{
+    char from[32] = "", to[32] = "";
+
+    if (p->n == 1) {
+        query_var(r, "from", from, sizeof(from));
+        query_var(r, "to", to, sizeof(to));
+    } else if (p->n == 3 && is(p, 1, "date")) {
+        snprintf(from, sizeof(from), "%s", p->seg[2]);
+        snprintf(to, sizeof(to), "%s", p->seg[2]);
+    } else {
+        snprintf(from, sizeof(from), "%s", p->seg[2]);
+        snprintf(to, sizeof(to), "%s", p->seg[3]);
+    }
+    route_list(r, from, to);
+}
 
 static void route(struct req *r, const struct path *p)
 {
     const char *m = r->ri->request_method;
+    const struct mi_web_asset *asset = mi_web_asset_find(r->ri->local_uri);
 
-    if (p->n == 1 && is(p, 0, "list")) {
+    if (asset) {
         if (get_or_head(r))
-            route_list(r);
+            route_asset(r, asset);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (is(p, 0, "list") &&
+               (p->n == 1 || (p->n == 3 && is(p, 1, "date")) ||
+                (p->n == 4 && is(p, 1, "daterange")))) {
+        if (get_or_head(r))
+            route_list_filtered(r, p);
         else
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 1 && is(p, 0, "status")) {

@@ -71,7 +71,11 @@ int handle_request(struct mg_connection *conn, void *cbdata);
 int handle_http_error(struct mg_connection *conn, int status, const char *msg);
 
 /* list.c */
-void route_list(struct req *r);
+/* GET /list, keeping entries created from the local day `from` to the
+ * local day `to`, both included ("" = open end; YYYY-MM-DD). */
+void route_list(struct req *r, const char *from, const char *to);
+/* One entry as its /list JSON object (malloc'd text), or NULL. */
+char *list_entry_json(const mi_entry *e);
 
 /* upload.c */
 void handle_put(struct req *r, const char *name);

@@ -104,16 +104,39 @@ static int part_data(void *ud, const char *data, size_t len)
     return 0;
 }
 
+/*
+ * 201 {message, sha256, filename, file_path, thumbnail_file, ...} or
+ * 200 {message, sha256, filename, file_path, ...}: the contract's fields,
+ * plus the entry's /list fields so a client (the gallery) can show the new
+ * item without fetching the whole list again.
+ */
 static void reply_stored(struct req *r, mi_store *st)
 {
     bool created = mi_store_created(st) != 0;
     const char *hex = mi_store_hash_hex(st);
     uint8_t hash[MI_HASH_SIZE];
     mi_entry *e = NULL;
-    cJSON *o = cJSON_CreateObject();
-    char *text = NULL;
+    cJSON *o = NULL;
+    char *text = NULL, *entry = NULL;
     bool ok;
 
+    if (mi_hash_from_hex(hash, hex) == MI_OK &&
+        mi_lookup(&e, r->srv->idx, hash) == MI_OK)
+        entry = list_entry_json(e);
+    mi_entry_free(e);
+    o = entry ? cJSON_Parse(entry) : cJSON_CreateObject();
+    free(entry);
+
+    /* The stored name and path are the upload's (the entry's primary path
+     * may be another copy); only a new file names its thumbnail. */
+    if (o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "filename");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "file_path");
+        if (!created)
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "thumbnail_file");
+        else if (!cJSON_GetObjectItemCaseSensitive(o, "thumbnail_file"))
+            cJSON_AddNullToObject(o, "thumbnail_file");
+    }
     ok = o &&
          cJSON_AddStringToObject(o, "message",
                                  created ? "Image uploaded successfully."
@@ -121,15 +144,6 @@ static void reply_stored(struct req *r, mi_store *st)
          cJSON_AddStringToObject(o, "sha256", hex) &&
          json_add_string(o, "filename", mi_store_filename(st)) &&
          json_add_string(o, "file_path", mi_store_path(st));
-    if (ok && created) {
-        const char *thumb = NULL;
-        if (mi_hash_from_hex(hash, hex) == MI_OK &&
-            mi_lookup(&e, r->srv->idx, hash) == MI_OK)
-            thumb = mi_entry_thumbnail(e);
-        ok = thumb ? json_add_string(o, "thumbnail_file", thumb)
-                   : cJSON_AddNullToObject(o, "thumbnail_file") != NULL;
-        mi_entry_free(e);
-    }
     if (ok)
         text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -2,7 +2,10 @@
  * fixture-tool - write the test fixtures' JPEG and PNG files, for the
  * Python server tests (which have no image encoder of their own).
  *
- *   fixture-tool jpeg|png PATH WIDTH HEIGHT SEED
+ *   fixture-tool jpeg|png PATH WIDTH HEIGHT SEED [DATETIME [MAKE MODEL]]
+ *
+ * DATETIME ("YYYY:MM:DD HH:MM:SS") becomes the JPEG's EXIF
+ * DateTimeOriginal; MAKE and MODEL its camera.
  */
 #include "../fixtures.h"
 
@@ -15,15 +18,25 @@ int main(int argc, char **argv)
     int w, h, rc;
     unsigned seed;
 
-    if (argc != 6) {
-        fprintf(stderr, "usage: fixture-tool jpeg|png PATH W H SEED\n");
+    fx_exif ex;
+
+    if (argc != 6 && argc != 7 && argc != 9) {
+        fprintf(stderr,
+                "usage: fixture-tool jpeg|png PATH W H SEED [DATE [MAKE MODEL]]\n");
         return 2;
+    }
+    memset(&ex, 0, sizeof(ex));
+    if (argc >= 7)
+        ex.datetime_original = argv[6];
+    if (argc == 9) {
+        ex.make = argv[7];
+        ex.model = argv[8];
     }
     w = atoi(argv[3]);
     h = atoi(argv[4]);
     seed = (unsigned)strtoul(argv[5], NULL, 10);
     if (strcmp(argv[1], "jpeg") == 0)
-        rc = fx_write_jpeg(argv[2], w, h, seed, NULL);
+        rc = fx_write_jpeg(argv[2], w, h, seed, argc >= 7 ? &ex : NULL);
     else if (strcmp(argv[1], "png") == 0)
         rc = fx_write_png(argv[2], w, h, seed);
     else

@@ -90,12 +90,13 @@ def png_bytes(w=8, h=8, seed=0):
             chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-def jpeg_bytes(seed=0, w=64, h=48):
-    """A real baseline JPEG from the C fixtures, or JPEG magic + noise."""
+def jpeg_bytes(seed=0, w=64, h=48, exif=()):
+    """A real baseline JPEG from the C fixtures, or JPEG magic + noise.
+    exif: () or (DateTimeOriginal,) or (DateTimeOriginal, make, model)."""
     if FIXTURE_TOOL:
         with tempfile.NamedTemporaryFile(suffix=".jpg") as f:
             r = subprocess.run([FIXTURE_TOOL, "jpeg", f.name, str(w), str(h),
-                                str(seed)])
+                                str(seed), *exif])
             if r.returncode == 0:
                 return open(f.name, "rb").read()
     rnd = random.Random(seed)
@@ -485,7 +486,7 @@ def _():
 
 @test("unknown routes 404, wrong methods 405 with Allow, all JSON")
 def _():
-    for path in ("/", "/lists", "/list/", "/image", "/thumbnail",
+    for path in ("/lists", "/list/", "/image", "/thumbnail",
                  "/thumbnail/a/b", "/image/a/b/c", "/static/x"):
         st, h, j = srv.json("GET", path)
         check(st == 404 and "error" in j, f"{path}: {st}")
@@ -958,8 +959,114 @@ def _():
     check(not sanitizer_reports(srv3), sanitizer_reports(srv3))
 
 
+# ---------------------------------------------------------------------------
+# The gallery's needs: the page itself, date filters, camera fields.
+
+root4 = new_root("dated")
+dated = {
+    "2015.jpg": jpeg_bytes(41, exif=("2015:07:04 12:00:00", "Canon",
+                                     "Canon EOS 40D")),
+    "late2019.jpg": jpeg_bytes(42, exif=("2019:12:31 23:30:00",)),
+    "early2020.jpg": jpeg_bytes(43, exif=("2020:01:01 00:30:00",)),
+}
+for rel, data in dated.items():
+    with open(os.path.join(root4, rel), "wb") as f:
+        f.write(data)
+srv4 = Server(root4)
+
+
+def names(listing):
+    return sorted(e["filename"] for e in listing.values())
+
+
+@test("GET /: the gallery page, its assets, CSP, ETag")
+def _():
+    st, h, body = srv4.request("GET", "/")
+    check(st == 200 and h["content-type"].startswith("text/html"), (st, h))
+    check(b"<html" in body.lower() and b"/static/app.js" in body)
+    csp = h.get("content-security-policy", "")
+    check("default-src 'self'" in csp and "script-src 'self'" in csp, csp)
+    check(h.get("x-content-type-options") == "nosniff")
+    st, h2, _ = srv4.request("GET", "/", headers={"If-None-Match": h["etag"]})
+    check(st == 304, st)
+    for asset, ctype in (("/static/app.js", "javascript"),
+                         ("/static/style.css", "text/css")):
+        st, h, body = srv4.request("GET", asset)
+        check(st == 200 and ctype in h["content-type"] and body, (asset, st, h))
+    st, h, body = srv4.request("HEAD", "/static/app.js")
+    check(st == 200 and body == b"")
+    st, _, j = srv4.json("GET", "/static/nothing.js")
+    check(st == 404 and "error" in j)
+    st, h, j = srv4.json("POST", "/", b"")
+    check(st == 405 and h.get("allow") == "GET, HEAD", (st, h))
+
+
+@test("GET /list?from=&to=, /list/date, /list/daterange: local days")
+def _():
+    srv4.wait_idle()
+    if not FIXTURE_TOOL:
+        raise Skip("no fixture tool to write EXIF dates")
+    all3 = names(srv4.listing())
+    check(all3 == ["2015.jpg", "early2020.jpg", "late2019.jpg"], all3)
+    cases = {
+        "/list?from=2019-12-31&to=2019-12-31": ["late2019.jpg"],
+        "/list?from=2020-01-01": ["early2020.jpg"],
+        "/list?to=2019-12-31": ["2015.jpg", "late2019.jpg"],
+        "/list?from=2016-01-01&to=2019-12-30": [],
+        "/list?from=&to=": all3,
+        "/list/date/2015-07-04": ["2015.jpg"],
+        "/list/daterange/2015-01-01/2019-12-31": ["2015.jpg", "late2019.jpg"],
+    }
+    for path, want in cases.items():
+        st, h, data = srv4.request("GET", path)
+        check(st == 200, (path, st))
+        got = names(json.loads(data)) if st == 200 else None
+        check(got == want, f"{path}: {got} != {want}")
+    st, h1, _ = srv4.request("GET", "/list?from=2020-01-01")
+    st, h2, _ = srv4.request("GET", "/list")
+    check(h1["etag"] != h2["etag"], "a filtered list has its own ETag")
+    for bad in ("/list?from=2020-13-01", "/list?to=yesterday",
+                "/list/date/2020-1-1", "/list/daterange/2020-01-01/x",
+                "/list?from=2020-01-01%00"):
+        st, _, j = srv4.json("GET", bad)
+        check(st == 400 and "error" in j, (bad, st, j))
+
+
+@test("GET /list: camera make and model when known")
+def _():
+    if not FIXTURE_TOOL:
+        raise Skip("no fixture tool to write EXIF")
+    e = srv4.listing()[sha(dated["2015.jpg"])]
+    check(e.get("make") == "Canon" and e.get("model") == "Canon EOS 40D", e)
+    e = srv4.listing()[sha(dated["late2019.jpg"])]
+    check("make" not in e and "model" not in e, e)
+
+
+@test("PUT answers carry the entry's /list fields")
+def _():
+    data = jpeg_bytes(44, exif=("2018:05:06 07:08:09",)) if FIXTURE_TOOL \
+        else jpeg_bytes(44)
+    st, _, j = srv4.upload("new.jpg", data)
+    check(st == 201, (st, j))
+    e = srv4.listing()[sha(data)]
+    for k in ("original_creation_date", "last_modified", "size", "mime_type",
+              "kind"):
+        check(j.get(k) == e.get(k), f"{k}: {j.get(k)} != {e.get(k)}")
+    check(j["file_path"] == e["file_path"] and j["filename"] == "new.jpg", j)
+    st, _, j2 = srv4.upload("again.jpg", data)
+    check(st == 200 and j2["file_path"] == j["file_path"], j2)
+    check(j2["original_creation_date"] == e["original_creation_date"], j2)
+    check("thumbnail_file" not in j2, j2)
+
+
+@test("gallery server: clean exit")
+def _():
+    check(srv4.stop() == 0, "\n".join(srv4.log[-20:]))
+    check(not sanitizer_reports(srv4), sanitizer_reports(srv4))
+
+
 print(f"1..{_n}", flush=True)
-for s in (srv, srv2, srv3):
+for s in (srv, srv2, srv3, srv4):
     if s.proc.poll() is None:
         s.proc.kill()
 shutil.rmtree(work, ignore_errors=True)
