@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install what is missing, build warning-free, and run every test suite:
-# once in a normal build, once under AddressSanitizer + UndefinedBehavior-
+# once in a normal build (with the gallery's browser tests in Chromium), once under AddressSanitizer + UndefinedBehavior-
 # Sanitizer, the hashing tests once more with the libsodium engine, and the
 # API and pkg-config tests against a static library.
 # Ends with "N passed, M failed" and exits non-zero on any failure.
@@ -8,7 +8,7 @@
 # MI_TEST_CORPUS=DIR runs the corpus tier too (real photos; .ci/run sets it).
 set -u
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh || exit 1
+scripts/install-deps.sh --browser || exit 1
 
 status=0
 logs=
@@ -30,9 +30,9 @@ run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...
 }
 
 run plain --buildtype=debugoptimized --
-run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false --
-run sodium --buildtype=debugoptimized -Dopenssl=disabled -- hash api
-run static --buildtype=debugoptimized -Ddefault_library=static -- api pkgconfig
+run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite browser
+run sodium --buildtype=debugoptimized -Dopenssl=disabled -Dserver=false -- hash api
+run static --buildtype=debugoptimized -Ddefault_library=static -Dserver=false -- api pkgconfig
 
 # One line per test program in meson's JSON log.
 python3 - $logs <<'PY'
