@@ -608,26 +608,35 @@ static uint8_t *scans_bomb(size_t *len, int scans)
     return b;
 }
 
-static long hwm_kb(void)
+/* A field of /proc/self/status in KiB: "VmHWM" (peak RSS) or "VmPeak"
+ * (peak address space: catches a huge malloc never touched). */
+static long status_kb(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
+    size_t n = strlen(field);
     long kb = -1;
 
     if (!f)
         return -1;
     while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+        if (strncmp(line, field, n) == 0 && line[n] == ':' &&
+            sscanf(line + n + 1, "%ld", &kb) == 1)
             break;
     fclose(f);
     return kb;
+}
+
+static long hwm_kb(void)
+{
+    return status_kb("VmHWM");
 }
 
 /* Run one bomb in a child: the status, the growth of its peak RSS and
  * its time, sent back through a pipe. */
 static void bomb(const char *what, uint8_t *buf, size_t len, mi_status want)
 {
-    struct { int status; long rss_kb, hwm_kb; double secs; } r = { 0, 0, 0, 0 };
+    struct { int status; long rss_kb, hwm_kb, vm_kb; double secs; } r = { 0, 0, 0, 0, 0 };
     int fds[2], wst = 0;
     pid_t pid;
 
@@ -641,13 +650,14 @@ static void bomb(const char *what, uint8_t *buf, size_t len, mi_status want)
         struct timespec a, b;
         uint8_t *png = NULL;
         size_t plen = 0;
-        long before = hwm_kb();
+        long before = hwm_kb(), vm_before = status_kb("VmPeak");
         alarm(10);
         clock_gettime(CLOCK_MONOTONIC, &a);
         r.status = mi_thumb_make_buffer(&png, &plen, buf, len, NULL);
         clock_gettime(CLOCK_MONOTONIC, &b);
         r.hwm_kb = hwm_kb();
         r.rss_kb = r.hwm_kb - before;
+        r.vm_kb = status_kb("VmPeak") - vm_before;
         r.secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
         mi_free(png);
         if (write(fds[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
@@ -659,10 +669,12 @@ static void bomb(const char *what, uint8_t *buf, size_t len, mi_status want)
         printf("# %s: the child died\n", what);
         mi_test_failed_now = 1;
     } else {
-        printf("# %s: %s, peak RSS +%ld KiB (VmHWM %ld KiB), %.3f s\n", what,
-               mi_strerror(r.status), r.rss_kb, r.hwm_kb, r.secs);
+        printf("# %s: %s, peak RSS +%ld KiB (VmHWM %ld KiB), address space "
+               "+%ld KiB, %.3f s\n", what, mi_strerror(r.status), r.rss_kb,
+               r.hwm_kb, r.vm_kb, r.secs);
         CHECK_EQ_INT(r.status, want);
         CHECK(r.rss_kb < 32 * 1024);
+        CHECK(r.vm_kb < 256 * 1024);
         CHECK(r.secs < 1.0);
     }
     close(fds[0]);
