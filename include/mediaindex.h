@@ -453,6 +453,30 @@ typedef struct mi_cursor mi_cursor;
 
 MI_EXTERN mi_status mi_cursor_new(mi_cursor **out, mi_index *idx);
 
+/** Options for mi_cursor_new_with(); start from MI_CURSOR_OPTIONS_INIT. */
+typedef struct mi_cursor_options {
+    unsigned int version;   /* MI_CURSOR_OPTIONS_VERSION */
+    unsigned int flags;     /* MI_CURSOR_* */
+    int64_t date_from;      /* with MI_CURSOR_DATE_RANGE: entries whose */
+    int64_t date_to;        /* creation date d has from <= d < to */
+} mi_cursor_options;
+
+#define MI_CURSOR_NEWEST_FIRST 0x1u  /* by creation date, newest first
+                                        (then by hash); else by hash */
+#define MI_CURSOR_DATE_RANGE 0x2u    /* only dates in [date_from, date_to) */
+
+#define MI_CURSOR_OPTIONS_VERSION 1
+#define MI_CURSOR_OPTIONS_INIT { MI_CURSOR_OPTIONS_VERSION, 0, 0, 0 }
+
+/**
+ * A cursor with a chosen order and date range (see mi_cursor_options);
+ * `opts` NULL is mi_cursor_new().  An entry's date is that of its primary
+ * path (mi_entry_creation_date).  A sorted or filtered cursor first sorts
+ * in the catalog, so its first mi_cursor_next() costs about 2 us per entry.
+ */
+MI_EXTERN mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
+                                       const mi_cursor_options *opts);
+
 /** Advance: MI_ROW when an entry is available, MI_DONE at the end, or a
  *  negative failure. */
 MI_EXTERN mi_status mi_cursor_next(mi_cursor *c);

@@ -397,6 +397,41 @@ mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
     return MI_OK;
 }
 
+mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
+                           const mi_cursor_options *opts)
+{
+    /* Each content's date is its primary (smallest) path's: the EXIF date,
+     * else the ctime in seconds, as mi_entry_creation_date() gives it.  The
+     * join keeps every path of a content together, primary first, so the
+     * cursor groups duplicates the same way whatever the order. */
+    static const char by_hash[] =
+        "SELECT " ROW_COLUMNS " FROM files JOIN ("
+        "  SELECT hash AS h, coalesce(date, ctime_ns / 1000000000) AS eff"
+        "  FROM (SELECT hash, date, ctime_ns, row_number() OVER"
+        "        (PARTITION BY hash ORDER BY path) AS rn FROM files)"
+        "  WHERE rn = 1 AND eff >= ?1 AND eff < ?2"
+        ") ON hash = h ORDER BY hash, path";
+    static const char by_date[] =
+        "SELECT " ROW_COLUMNS " FROM files JOIN ("
+        "  SELECT hash AS h, coalesce(date, ctime_ns / 1000000000) AS eff"
+        "  FROM (SELECT hash, date, ctime_ns, row_number() OVER"
+        "        (PARTITION BY hash ORDER BY path) AS rn FROM files)"
+        "  WHERE rn = 1 AND eff >= ?1 AND eff < ?2"
+        ") ON hash = h ORDER BY eff DESC, hash, path";
+    bool range = opts->flags & MI_CURSOR_DATE_RANGE;
+    int rc;
+
+    rc = sqlite3_prepare_v2(c->db,
+                            opts->flags & MI_CURSOR_NEWEST_FIRST ? by_date
+                                                                 : by_hash,
+                            -1, out, NULL);
+    if (rc != SQLITE_OK)
+        return MI_EDB;
+    sqlite3_bind_int64(*out, 1, range ? opts->date_from : INT64_MIN);
+    sqlite3_bind_int64(*out, 2, range ? opts->date_to : INT64_MAX);
+    return MI_OK;
+}
+
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files)
 {
     int rc = sqlite3_step(c->count);

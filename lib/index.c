@@ -695,11 +695,19 @@ out:
 struct mi_cursor {
     mi_index *idx;
     mi_conn *conn;
+    sqlite3_stmt *st;       /* conn->all, or a statement of its own */
+    bool own_st;
     mi_entry entry;
     bool started, has_row, pending, done;
 };
 
 mi_status mi_cursor_new(mi_cursor **out, mi_index *idx)
+{
+    return mi_cursor_new_with(out, idx, NULL);
+}
+
+mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
+                             const mi_cursor_options *opts)
 {
     mi_cursor *c;
     mi_status s;
@@ -709,6 +717,9 @@ mi_status mi_cursor_new(mi_cursor **out, mi_index *idx)
     *out = NULL;
     if (!idx)
         return MI_EINVAL;
+    if (opts && (opts->version < 1 || opts->version > MI_CURSOR_OPTIONS_VERSION ||
+                 (opts->flags & ~(MI_CURSOR_NEWEST_FIRST | MI_CURSOR_DATE_RANGE))))
+        return mi_index_fail(idx, MI_EINVAL, "invalid cursor options");
     c = calloc(1, sizeof(*c));
     if (!c)
         return MI_ENOMEM;
@@ -718,15 +729,26 @@ mi_status mi_cursor_new(mi_cursor **out, mi_index *idx)
         free(c);
         return s;
     }
+    c->st = c->conn->all;
+    if (opts && opts->flags) {
+        s = mi_catalog_query(c->conn, &c->st, opts);
+        if (s != MI_OK) {
+            mi_index_fail(idx, s, "cursor: %s", sqlite3_errmsg(c->conn->db));
+            mi_index_release(idx, c->conn);
+            free(c);
+            return s;
+        }
+        c->own_st = true;
+    }
     *out = c;
     return MI_OK;
 }
 
 /*
- * The statement walks rows in (hash, path) order; an entry is the first row
- * of a hash plus the paths of the following rows with the same hash.  So the
- * cursor reads one row ahead: `pending` means the statement stands on the
- * first row of the next entry.
+ * The statement walks rows grouped by hash, primary path first; an entry is
+ * the first row of a hash plus the paths of the following rows with the
+ * same hash.  So the cursor reads one row ahead: `pending` means the
+ * statement stands on the first row of the next entry.
  */
 mi_status mi_cursor_next(mi_cursor *c)
 {
@@ -739,7 +761,7 @@ mi_status mi_cursor_next(mi_cursor *c)
     c->has_row = false;
     if (c->done)
         return MI_DONE;
-    st = c->conn->all;
+    st = c->st;
     if (!c->pending) {
         rc = sqlite3_step(st);
         c->started = true;
@@ -789,7 +811,10 @@ void mi_cursor_free(mi_cursor *c)
 {
     if (!c)
         return;
-    sqlite3_reset(c->conn->all);
+    if (c->own_st)
+        sqlite3_finalize(c->st);
+    else
+        sqlite3_reset(c->st);
     mi_index_release(c->idx, c->conn);
     free(c->entry.buf);
     free(c->entry.dup_off);

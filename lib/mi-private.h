@@ -229,6 +229,10 @@ mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen);
 mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
                                     char *errbuf, size_t errlen);
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
+/* A statement over entry rows grouped by hash (primary path first), in
+ * the order and date range of `opts`; the caller finalizes it. */
+mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
+                           const mi_cursor_options *opts);
 /* Set the thumbnail state of the rows of `hash` (all of them, or only the
  * one of `path` when path is not NULL). */
 mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],

@@ -277,6 +277,94 @@ static void test_cursor_snapshot(void)
     free(dir);
 }
 
+/* Cursors by date, newest first, and over a date range. */
+static void test_cursor_order_and_range(void)
+{
+    static const char *const dates[] = {
+        "2015:07:04 12:00:00", "2019:12:31 23:30:00", "2020:01:01 00:30:00",
+        "2012:02:29 08:00:00", "2024:11:25 18:00:00",
+    };
+    char *dir = fx_tempdir(), *p, name[64];
+    mi_cursor_options co = MI_CURSOR_OPTIONS_INIT;
+    mi_cursor *c = NULL;
+    mi_index *idx;
+    int64_t prev = INT64_MAX;
+    int i, n = 0, dups = 0;
+
+    for (i = 0; i < 5; i++) {
+        fx_exif ex = { 0 };
+        ex.datetime_original = dates[i];
+        snprintf(name, sizeof(name), "p%d.jpg", i);
+        p = fx_path(dir, name);
+        CHECK(fx_write_jpeg(p, 8, 8, 2000 + (unsigned)i, &ex) == 0);
+        free(p);
+    }
+    /* A second path of the 2015 photo, under a later name. */
+    {
+        fx_exif ex = { 0 };
+        ex.datetime_original = dates[0];
+        p = fx_path(dir, "zz-copy.jpg");
+        CHECK(fx_write_jpeg(p, 8, 8, 2000, &ex) == 0);
+        free(p);
+    }
+    idx = ta_open(dir, 0);
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+
+    co.flags = MI_CURSOR_NEWEST_FIRST;
+    CHECK_OK(mi_cursor_new_with(&c, idx, &co));
+    while (mi_cursor_next(c) == MI_ROW) {
+        const mi_entry *e = mi_cursor_entry(c);
+        CHECK(mi_entry_creation_date(e) <= prev);
+        prev = mi_entry_creation_date(e);
+        dups += (int)mi_entry_dup_count(e);
+        if (mi_entry_dup_count(e))
+            CHECK_EQ_STR(mi_entry_dup_path(e, 0), "zz-copy.jpg");
+        n++;
+    }
+    mi_cursor_free(c);
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(dups, 1);
+    CHECK_EQ_INT(prev, local_time(2012, 2, 29, 8, 0, 0));
+
+    /* 2019-12-31 00:00 to 2020-01-01 00:00 local: one photo. */
+    co.flags = MI_CURSOR_DATE_RANGE;
+    co.date_from = local_time(2019, 12, 31, 0, 0, 0);
+    co.date_to = local_time(2020, 1, 1, 0, 0, 0);
+    CHECK_OK(mi_cursor_new_with(&c, idx, &co));
+    n = 0;
+    while (mi_cursor_next(c) == MI_ROW) {
+        CHECK_EQ_STR(mi_entry_filename(mi_cursor_entry(c)), "p1.jpg");
+        n++;
+    }
+    mi_cursor_free(c);
+    CHECK_EQ_INT(n, 1);
+
+    /* Newest first within a range, bounds included/excluded exactly. */
+    co.flags = MI_CURSOR_DATE_RANGE | MI_CURSOR_NEWEST_FIRST;
+    co.date_from = local_time(2015, 7, 4, 12, 0, 0);   /* included */
+    co.date_to = local_time(2024, 11, 25, 18, 0, 0);   /* excluded */
+    CHECK_OK(mi_cursor_new_with(&c, idx, &co));
+    n = 0;
+    while (mi_cursor_next(c) == MI_ROW) {
+        static const char *const want[] = { "p2.jpg", "p1.jpg", "p0.jpg" };
+        if (n < 3)
+            CHECK_EQ_STR(mi_entry_filename(mi_cursor_entry(c)), want[n]);
+        n++;
+    }
+    mi_cursor_free(c);
+    CHECK_EQ_INT(n, 3);
+
+    co.version = 7;
+    CHECK(mi_cursor_new_with(&c, idx, &co) == MI_EINVAL);
+    co.version = MI_CURSOR_OPTIONS_VERSION;
+    co.flags = 0x80;
+    CHECK(mi_cursor_new_with(&c, idx, &co) == MI_EINVAL);
+    CHECK(c == NULL);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 static int file_exists_with_prefix(const char *dir, const char *prefix)
 {
     char cmd[4096];
@@ -381,6 +469,7 @@ int main(void)
     RUN(test_hash_api);
     RUN(test_metadata);
     RUN(test_cursor_snapshot);
+    RUN(test_cursor_order_and_range);
     RUN(test_corrupt_catalog);
     RUN(test_newer_schema);
     return mi_test_done();
