@@ -75,7 +75,7 @@ static void put_seconds(char *buf, int64_t ns)
  * or into the current entry. */
 struct tpl {
     cJSON *o;
-    cJSON *filename, *last_modified, *file_path, *creation, *thumb, *size,
+    cJSON *sha, *filename, *last_modified, *file_path, *creation, *thumb, *size,
           *mime, *kind, *width, *height, *lat, *lon, *make, *model;
     bool has_wh, has_gps, has_make, has_model;
     char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40];
@@ -119,10 +119,13 @@ static void tpl_free(struct tpl *t)
         free(t->fixed[i]);
 }
 
-static bool tpl_init(struct tpl *t)
+static bool tpl_init(struct tpl *t, bool with_sha)
 {
     memset(t, 0, sizeof(*t));
     t->o = cJSON_CreateObject();
+    if (t->o && with_sha &&
+        !add(t->o, "sha256", t->sha = cJSON_CreateStringReference("")))
+        return false;
     t->width = raw_ref(t->w);
     t->height = raw_ref(t->h);
     t->lat = raw_ref(t->la);
@@ -291,17 +294,19 @@ char *list_entry_json(const mi_entry *e)
     struct tpl t;
     char *text = NULL;
 
-    if (tpl_init(&t) && tpl_set(&t, e))
+    if (tpl_init(&t, false) && tpl_set(&t, e))
         text = cJSON_PrintUnformatted(t.o);
     tpl_free(&t);
     return text;
 }
 
-void route_list(struct req *r, const char *from, const char *to)
+void route_list(struct req *r, const char *from, const char *to, bool ndjson)
 {
     struct server *srv = r->srv;
     char etag[128], extra[192];
+    mi_cursor_options co = MI_CURSOR_OPTIONS_INIT;
     int64_t lo = INT64_MIN, hi = INT64_MAX;
+    const char *ctype;
     struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
     struct tpl t;
     mi_cursor *cur = NULL;
@@ -316,61 +321,79 @@ void route_list(struct req *r, const char *from, const char *to)
         send_error(r, 400, NULL, "malformed date: expected YYYY-MM-DD");
         return;
     }
-    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s\"",
+    if (*from || *to) {
+        co.flags |= MI_CURSOR_DATE_RANGE;
+        co.date_from = lo;
+        co.date_to = hi;
+    }
+    if (ndjson)
+        co.flags |= MI_CURSOR_NEWEST_FIRST;
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s%s\"",
              mi_index_generation(srv->idx), *from ? "-f" : "", from,
-             *to ? "-t" : "", to);
+             *to ? "-t" : "", to, ndjson ? "-n" : "");
     snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
              etag);
     if (if_none_match(r, etag)) {
         send_headers(r, 304, NULL, 0, extra);
         return;
     }
+    ctype = ndjson ? "application/x-ndjson" : "application/json";
     if (r->head) {
-        send_headers(r, 200, "application/json", -1, extra);
+        send_headers(r, 200, ctype, -1, extra);
         return;
     }
-    if (!tpl_init(&t) || !(out.buf = malloc(LIST_CHUNK)))
+    if (!tpl_init(&t, ndjson) || !(out.buf = malloc(LIST_CHUNK)))
         s = MI_ENOMEM;
     else
-        s = mi_cursor_new(&cur, srv->idx);
+        s = mi_cursor_new_with(&cur, srv->idx, &co);
     if (s == MI_OK)
         s = mi_cursor_next(cur);
     if (s != MI_ROW && s != MI_DONE) {
         send_mi_error(r, s, "cannot list the index");
         goto done;
     }
-    send_headers(r, 200, "application/json", -1, extra);
-    out.buf[out.len++] = '{';
+    send_headers(r, 200, ctype, -1, extra);
+    if (!ndjson)
+        out.buf[out.len++] = '{';
     for (; s == MI_ROW && !out.failed; s = mi_cursor_next(cur)) {
         const mi_entry *e = mi_cursor_entry(cur);
-        int64_t created = mi_entry_creation_date(e);
-        size_t need;
-
-        if (created < lo || created >= hi)
-            continue;
-        need = tpl_set(&t, e);
+        size_t need = tpl_set(&t, e);
 
         if (!need || !out_room(&out, need + MI_HASH_HEX_LEN + 8)) {
             s = MI_ENOMEM;
             break;
         }
-        if (n++)
-            out.buf[out.len++] = ',';
-        out.buf[out.len++] = '"';
-        memcpy(out.buf + out.len, mi_entry_hash_hex(e), MI_HASH_HEX_LEN);
-        out.len += MI_HASH_HEX_LEN;
-        out.buf[out.len++] = '"';
-        out.buf[out.len++] = ':';
+        if (ndjson) {
+            /* One object per line, its hash inside: {"sha256":"...",...}.
+             * The first lines can be shown before the rest arrive. */
+            t.sha->valuestring = (char *)mi_entry_hash_hex(e);
+        } else {
+            if (n)
+                out.buf[out.len++] = ',';
+            out.buf[out.len++] = '"';
+            memcpy(out.buf + out.len, mi_entry_hash_hex(e), MI_HASH_HEX_LEN);
+            out.len += MI_HASH_HEX_LEN;
+            out.buf[out.len++] = '"';
+            out.buf[out.len++] = ':';
+        }
+        n++;
         if (!cJSON_PrintPreallocated(t.o, out.buf + out.len,
                                      (int)(out.cap - out.len), 0)) {
             s = MI_ENOMEM;
             break;
         }
         out.len += strlen(out.buf + out.len);
+        if (ndjson) {
+            out.buf[out.len++] = '\n';
+            /* Send the newest entries at once: the first screenful. */
+            if (n == 64)
+                out_flush(&out);
+        }
     }
     if (s == MI_DONE) {
         out_room(&out, 1);
-        out.buf[out.len++] = '}';
+        if (!ndjson)
+            out.buf[out.len++] = '}';
         out_flush(&out);
         if (!out.failed)
             mg_send_chunk(r->conn, "", 0);   /* the last chunk */

@@ -351,8 +351,13 @@ static void query_var(const struct req *r, const char *name, char *buf,
 /* GET /list, /list?from=D&to=D, /list/date/D, /list/daterange/A/B. */
 static void route_list_filtered(struct req *r, const struct path *p)
 {
-    char from[32] = "", to[32] = "";
+    char from[32] = "", to[32] = "", format[16] = "";
 
+    query_var(r, "format", format, sizeof(format));
+    if (*format && strcmp(format, "json") != 0 && strcmp(format, "ndjson") != 0) {
+        send_error(r, 400, NULL, "format must be json or ndjson");
+        return;
+    }
     if (p->n == 1) {
         query_var(r, "from", from, sizeof(from));
         query_var(r, "to", to, sizeof(to));
@@ -363,7 +368,7 @@ static void route_list_filtered(struct req *r, const struct path *p)
         snprintf(from, sizeof(from), "%s", p->seg[2]);
         snprintf(to, sizeof(to), "%s", p->seg[3]);
     }
-    route_list(r, from, to);
+    route_list(r, from, to, strcmp(format, "ndjson") == 0);
 }
 
 static void route(struct req *r, const struct path *p)

@@ -72,8 +72,9 @@ int handle_http_error(struct mg_connection *conn, int status, const char *msg);
 
 /* list.c */
 /* GET /list, keeping entries created from the local day `from` to the
- * local day `to`, both included ("" = open end; YYYY-MM-DD). */
-void route_list(struct req *r, const char *from, const char *to);
+ * local day `to`, both included ("" = open end; YYYY-MM-DD).  With
+ * `ndjson`, newest first, one {"sha256":...,...} object per line. */
+void route_list(struct req *r, const char *from, const char *to, bool ndjson);
 /* One entry as its /list JSON object (malloc'd text), or NULL. */
 char *list_entry_json(const mi_entry *e);
 

@@ -1032,6 +1032,29 @@ def _():
         check(st == 400 and "error" in j, (bad, st, j))
 
 
+@test("GET /list?format=ndjson: newest first, one object per line")
+def _():
+    if not FIXTURE_TOOL:
+        raise Skip("no fixture tool to write EXIF dates")
+    st, h, data = srv4.request("GET", "/list?format=ndjson")
+    check(st == 200 and h["content-type"] == "application/x-ndjson", (st, h))
+    lines = data.decode("utf-8").splitlines()
+    objs = [json.loads(l) for l in lines]
+    full = srv4.listing()
+    check(len(objs) == len(full), (len(objs), len(full)))
+    for o in objs:
+        e = dict(full[o["sha256"]])
+        e["sha256"] = o["sha256"]
+        check(o == e, (o, e))
+    dates = [o["original_creation_date"] for o in objs]
+    check(dates == sorted(dates, reverse=True), dates)
+    st, _, data = srv4.request("GET", "/list?format=ndjson&to=2019-12-31")
+    got = [json.loads(l)["filename"] for l in data.decode().splitlines()]
+    check(got == ["late2019.jpg", "2015.jpg"], got)
+    st, _, j = srv4.json("GET", "/list?format=xml")
+    check(st == 400 and "error" in j, (st, j))
+
+
 @test("GET /list: camera make and model when known")
 def _():
     if not FIXTURE_TOOL:
