@@ -1,7 +1,7 @@
 /* mediaindex web gallery: plain JavaScript, no framework, no build step.
  *
- * One GET /list, kept as a compact array sorted newest first and grouped by
- * month.  The timeline is virtualised by row: a justified layout is computed
+ * One GET /list?format=ndjson (newest first, drawn as it arrives), kept as
+ * a compact array sorted newest first and grouped by month.  The timeline is virtualised by row: a justified layout is computed
  * for every item (arithmetic only), and only the rows near the viewport exist
  * in the DOM, so a 50,000-item library holds a few hundred elements.
  */
@@ -106,38 +106,78 @@
     }
   }
 
+  // Newest first, one entry per line: the first screenful can be drawn
+  // while the rest of a large library is still arriving.
   function listURL() {
-    const q = new URLSearchParams();
+    const q = new URLSearchParams({ format: 'ndjson' });
     if (filter.from) q.set('from', filter.from);
     if (filter.to) q.set('to', filter.to);
-    const s = q.toString();
-    return '/list' + (s ? '?' + s : '');
+    return '/list?' + q.toString();
+  }
+
+  // Read the NDJSON body; call early(list) once, as soon as the first
+  // screenful of items has arrived (and not on a quiet refresh).
+  async function readList(r, seq, early) {
+    const list = [];
+    const ctype = r.headers.get('Content-Type') || '';
+    if (!ctype.includes('ndjson')) {          // an older server: one object
+      const data = await r.json();
+      for (const sha in data) {
+        const e = data[sha];
+        if (e && typeof e === 'object') list.push(toItem(sha, e));
+      }
+      return list;
+    }
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let rest = '', earlyDone = !early;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (seq !== loadSeq) { reader.cancel(); return null; }
+      const text = rest + (done ? dec.decode() : dec.decode(value, { stream: true }));
+      const lines = text.split('\n');
+      rest = done ? '' : lines.pop();
+      for (const line of lines) {
+        if (!line) continue;
+        const e = JSON.parse(line);
+        if (e && typeof e === 'object' && typeof e.sha256 === 'string') list.push(toItem(e.sha256, e));
+      }
+      if (!earlyDone && (list.length >= 200 || done)) {
+        earlyDone = true;
+        early(list.slice());
+        if (!done) await firstPaint(600);
+      }
+      if (done) return list;
+    }
   }
 
   let loadSeq = 0;
   async function load(opts = {}) {
     const seq = ++loadSeq;
-    const anchor = opts.keepScroll ? topAnchor() : null;
+    let anchor = opts.keepScroll ? topAnchor() : null;
     if (!opts.quiet) el.count.textContent = 'Loading…';
-    let data;
+    let list;
+    let drewEarly = false;
     try {
-      const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/json' } });
+      const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/x-ndjson, application/json' } });
       if (!r.ok) throw new Error('HTTP ' + r.status);
-      data = await r.json();
+      list = await readList(r, seq, opts.keepScroll || opts.quiet ? null : (first) => {
+        // The first screenful: lay it out and draw it now.
+        setItems(first);
+        if (items.length) hideState();
+        relayout(null);
+        drewEarly = true;
+        performance.mark('mi:early');
+      });
     } catch (err) {
       if (seq !== loadSeq) return;
       if (opts.quiet && loaded) { toast('Could not refresh the library: the server did not answer.'); return; }
       showError(err);
       return;
     }
-    if (seq !== loadSeq) return;
+    if (seq !== loadSeq || !list) return;
     performance.mark('mi:list-parsed');
-    const list = [];
-    for (const sha in data) {
-      const e = data[sha];
-      if (e && typeof e === 'object') list.push(toItem(sha, e));
-    }
-    data = null;
+    if (drewEarly && !anchor) anchor = topAnchor();
     setItems(list);
     loaded = true;
     if (items.length) hideState();   // the timeline must be shown to be measured
@@ -248,7 +288,18 @@
   const rendered = new Map(); // block index -> element
   let timelineTop = 0, headerH = 56;
   let lastScrollY = 0, fastUntil = 0, lastBigMove = -1e9, settleTimer = 0, rafPending = false;
-  let firstThumb = false;
+  let firstThumb = false, firstThumbWaiter = null;
+
+  // Until the first thumbnails are on screen, reading the rest of a large
+  // list would keep the main thread (and the server) busy: wait for them,
+  // at most a moment.
+  function firstPaint(ms) {
+    if (firstThumb) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { firstThumbWaiter = null; resolve(); }, ms);
+      firstThumbWaiter = () => { clearTimeout(t); firstThumbWaiter = null; resolve(); };
+    });
+  }
 
   function measure() {
     headerH = document.querySelector('.topbar').getBoundingClientRect().height;
@@ -417,7 +468,11 @@
   el.timeline.addEventListener('load', (e) => {
     if (e.target.tagName !== 'IMG') return;
     e.target.classList.add('loaded');
-    if (!firstThumb) { firstThumb = true; performance.mark('mi:first-thumb'); }
+    if (!firstThumb) {
+      firstThumb = true;
+      performance.mark('mi:first-thumb');
+      if (firstThumbWaiter) firstThumbWaiter();
+    }
   }, true);
   el.timeline.addEventListener('error', (e) => {
     if (e.target.tagName === 'IMG') e.target.parentNode.classList.add('broken');

@@ -94,7 +94,10 @@ for (let run = 0; run < runs; run++) {
     } catch { /* no longtask support */ }
   });
   await page.goto(base + '/');
-  await page.waitForFunction(() => performance.getEntriesByName('mi:first-thumb').length > 0, null, { timeout: 30000 });
+  // The first thumbnail may come before /list has finished (it streams):
+  // wait for both.
+  await page.waitForFunction(() => performance.getEntriesByName('mi:first-thumb').length > 0 &&
+    performance.getEntriesByName('mi:list').length > 0, null, { timeout: 30000 });
   const load = await page.evaluate(() => {
     const list = performance.getEntriesByType('resource').find((e) => new URL(e.name).pathname === '/list');
     const mark = (name) => performance.getEntriesByName(name)[0].startTime;
