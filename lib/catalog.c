@@ -58,6 +58,12 @@ static const char schema_v2[] =
     "CREATE INDEX files_by_path"
     "  ON files (path, size, mtime_ns, inode, thumb);";
 
+/* An index in the order of the gallery's timeline: each row's date as
+ * mi_entry_creation_date() gives it (EXIF, else ctime in seconds). */
+static const char schema_v3[] =
+    "CREATE INDEX IF NOT EXISTS files_by_date"
+    "  ON files (coalesce(date, ctime_ns / 1000000000) DESC, hash, path);";
+
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
@@ -123,8 +129,10 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 2)
         rc = sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 3)
+        rc = sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -400,24 +408,23 @@ mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
 mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
                            const mi_cursor_options *opts)
 {
-    /* Each content's date is its primary (smallest) path's: the EXIF date,
-     * else the ctime in seconds, as mi_entry_creation_date() gives it.  The
-     * join keeps every path of a content together, primary first, so the
-     * cursor groups duplicates the same way whatever the order. */
-    static const char by_hash[] =
-        "SELECT " ROW_COLUMNS " FROM files JOIN ("
-        "  SELECT hash AS h, coalesce(date, ctime_ns / 1000000000) AS eff"
-        "  FROM (SELECT hash, date, ctime_ns, row_number() OVER"
-        "        (PARTITION BY hash ORDER BY path) AS rn FROM files)"
-        "  WHERE rn = 1 AND eff >= ?1 AND eff < ?2"
-        ") ON hash = h ORDER BY hash, path";
-    static const char by_date[] =
-        "SELECT " ROW_COLUMNS " FROM files JOIN ("
-        "  SELECT hash AS h, coalesce(date, ctime_ns / 1000000000) AS eff"
-        "  FROM (SELECT hash, date, ctime_ns, row_number() OVER"
-        "        (PARTITION BY hash ORDER BY path) AS rn FROM files)"
-        "  WHERE rn = 1 AND eff >= ?1 AND eff < ?2"
-        ") ON hash = h ORDER BY eff DESC, hash, path";
+    /* One row per content: its primary (smallest) path, found through the
+     * (hash, path) key; column 17 says whether other paths follow (the
+     * cursor then reads them with the lookup statement).  A content's date
+     * is its primary path's.  Newest first walks files_by_date: no sort,
+     * so the first rows come at once even for a large library. */
+#define EFF "coalesce(date, ctime_ns / 1000000000)"
+#define QUERY(order)                                                       \
+    "SELECT " ROW_COLUMNS ", EXISTS (SELECT 1 FROM files AS o"                \
+    "  WHERE o.hash = files.hash AND o.path > files.path)"                 \
+    " FROM files WHERE " EFF " >= ?1 AND " EFF " < ?2"                      \
+    " AND NOT EXISTS (SELECT 1 FROM files AS o"                            \
+    "  WHERE o.hash = files.hash AND o.path < files.path)"                 \
+    " ORDER BY " order
+    static const char by_hash[] = QUERY("hash");
+    static const char by_date[] = QUERY(EFF " DESC, hash");
+#undef QUERY
+#undef EFF
     bool range = opts->flags & MI_CURSOR_DATE_RANGE;
     int rc;
 

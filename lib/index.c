@@ -744,6 +744,46 @@ mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
     return MI_OK;
 }
 
+/* A sorted or filtered cursor's statement gives one primary row per
+ * content; the other paths, when there are any, come from the lookup
+ * statement, in the same read transaction. */
+static mi_status cursor_next_primary(mi_cursor *c)
+{
+    sqlite3_stmt *look = c->conn->lookup;
+    mi_status s;
+    int rc = sqlite3_step(c->st);
+
+    if (rc == SQLITE_DONE) {
+        c->done = true;
+        return MI_DONE;
+    }
+    if (rc != SQLITE_ROW)
+        goto db_fail;
+    s = entry_from_row(&c->entry, c->st);
+    if (s == MI_OK && sqlite3_column_int(c->st, 17)) {
+        sqlite3_bind_blob(look, 1, c->entry.hash, MI_HASH_SIZE, SQLITE_STATIC);
+        rc = sqlite3_step(look);              /* the primary row itself */
+        while (s == MI_OK && rc == SQLITE_ROW &&
+               (rc = sqlite3_step(look)) == SQLITE_ROW)
+            s = entry_add_dup(&c->entry, look);
+        sqlite3_reset(look);
+        sqlite3_clear_bindings(look);
+        if (s == MI_OK && rc != SQLITE_DONE)
+            goto db_fail;
+    }
+    if (s == MI_OK)
+        s = entry_finish(&c->entry);
+    if (s != MI_OK)
+        return mi_index_fail(c->idx, s, "cursor: %s", mi_strerror(s));
+    c->has_row = true;
+    return MI_ROW;
+
+db_fail:
+    c->done = true;
+    return mi_index_fail(c->idx, MI_EDB, "cursor: %s",
+                         sqlite3_errmsg(c->conn->db));
+}
+
 /*
  * The statement walks rows grouped by hash, primary path first; an entry is
  * the first row of a hash plus the paths of the following rows with the
@@ -761,6 +801,8 @@ mi_status mi_cursor_next(mi_cursor *c)
     c->has_row = false;
     if (c->done)
         return MI_DONE;
+    if (c->own_st)
+        return cursor_next_primary(c);
     st = c->st;
     if (!c->pending) {
         rc = sqlite3_step(st);

@@ -205,7 +205,7 @@ typedef struct mi_conn {
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 2
+#define MI_CATALOG_SCHEMA_VERSION 3
 
 /*
  * Open the catalog file at `path` (creating it, WAL mode).  `writer` also
@@ -229,8 +229,9 @@ mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen);
 mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
                                     char *errbuf, size_t errlen);
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
-/* A statement over entry rows grouped by hash (primary path first), in
- * the order and date range of `opts`; the caller finalizes it. */
+/* A statement over the primary rows of the contents in the order and date
+ * range of `opts`, with a last column telling whether the content has
+ * more paths; the caller finalizes it. */
 mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
                            const mi_cursor_options *opts);
 /* Set the thumbnail state of the rows of `hash` (all of them, or only the

@@ -142,7 +142,7 @@
         const e = JSON.parse(line);
         if (e && typeof e === 'object' && typeof e.sha256 === 'string') list.push(toItem(e.sha256, e));
       }
-      if (!earlyDone && (list.length >= 200 || done)) {
+      if (!earlyDone && (list.length >= 60 || done)) {
         earlyDone = true;
         early(list.slice());
         if (!done) await firstPaint(600);
