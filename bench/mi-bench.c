@@ -2,7 +2,8 @@
  * mi-bench - time the library's index operations, public API only.
  *
  *   mi-bench open DIR                  open the index and count: "ready"
- *   mi-bench scan [--full] [-j N] DIR  open and scan, print the stats
+ *   mi-bench scan [--full] [--no-thumbs] [-j N] DIR
+ *                                      open and scan, print the stats
  *   mi-bench list DIR                  open and walk every entry
  *
  * Wall time goes to stderr; run it under hyperfine or /usr/bin/time -v.
@@ -36,13 +37,16 @@ int main(int argc, char **argv)
     int i;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: mi-bench open|scan|list [--full] [-j N] DIR\n");
+        fprintf(stderr, "usage: mi-bench open|scan|list [--full] [--no-thumbs] "
+                        "[-j N] DIR\n");
         return 2;
     }
     cmd = argv[1];
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--full") == 0)
             sopts.flags |= MI_SCAN_FULL;
+        else if (strcmp(argv[i], "--no-thumbs") == 0)
+            opts.flags |= MI_INDEX_NO_THUMBNAILS;
         else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc)
             opts.threads = (unsigned int)atoi(argv[++i]);
         else
@@ -59,10 +63,11 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "scan: %s, seen %" PRIu64 " added %" PRIu64 " changed %" PRIu64
                 " unchanged %" PRIu64 " removed %" PRIu64 " failed %" PRIu64
-                ", %" PRIu64 " files / %.1f MB hashed\n",
+                ", %" PRIu64 " files / %.1f MB hashed, %" PRIu64
+                " thumbnails\n",
                 mi_strerror(s), st.seen, st.added, st.changed, st.unchanged,
                 st.removed, st.failed, st.files_hashed,
-                (double)st.bytes_hashed / 1e6);
+                (double)st.bytes_hashed / 1e6, st.thumbs_made);
     } else if (strcmp(cmd, "list") == 0) {
         mi_cursor *c = NULL;
         uint64_t n = 0, bytes = 0;
