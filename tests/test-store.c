@@ -400,6 +400,58 @@ static void test_concurrent_uploads(void)
     free(dir);
 }
 
+/* A large upload (hashed on a second thread) in uneven pieces: the same
+ * hash as hashing the bytes at once, the same bytes on disk. */
+static void test_large_upload(void)
+{
+    char *dir = fx_tempdir(), *p;
+    mi_index *idx = ta_open(dir, 0);
+    size_t len = 13u * 1024 * 1024 + 12345, off, i;
+    unsigned char *data = malloc(len), *back = NULL;
+    size_t blen = 0, pieces[] = { 1, 700 * 1024, 3 << 20, 1 << 20, 65536, 17 };
+    uint8_t h[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1];
+    unsigned int seed = 9;
+    mi_store *st = NULL;
+
+    CHECK(data != NULL);
+    if (!data)
+        return;
+    for (i = 0; i < len; i++)
+        data[i] = (unsigned char)rand_r(&seed);
+    memcpy(data, "\x00\x00\x00\x18" "ftypisom\x00\x00\x02\x00isomiso2", 24);
+    CHECK_OK(mi_store_begin(&st, idx, "big.mp4", NULL, 0));
+    for (off = 0, i = 0; off < len; i++) {
+        size_t n = pieces[i % MI_ARRAY_LEN_T(pieces)];
+        if (n > len - off)
+            n = len - off;
+        CHECK_OK(mi_store_write(st, data + off, n));
+        off += n;
+    }
+    CHECK_OK(mi_store_commit(st));
+    CHECK_OK(mi_hash_buffer(h, data, len));
+    mi_hash_to_hex(hex, h);
+    CHECK_EQ_STR(mi_store_hash_hex(st), hex);
+    p = fx_path(dir, mi_store_path(st));
+    CHECK(fx_read_file(p, &back, &blen) == 0);
+    CHECK(blen == len && back && memcmp(back, data, len) == 0);
+    free(back);
+    free(p);
+    mi_store_free(st);
+
+    /* Abandoned half-way with the thread running: nothing left. */
+    st = NULL;
+    CHECK_OK(mi_store_begin(&st, idx, "half.mp4", NULL, 0));
+    CHECK_OK(mi_store_write(st, data, 9u << 20));
+    mi_store_free(st);
+    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(count_in(dir, "uploads"), 1);
+    free(data);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_sanitize);
@@ -407,5 +459,6 @@ int main(void)
     RUN(test_collisions_and_names);
     RUN(test_refused);
     RUN(test_concurrent_uploads);
+    RUN(test_large_upload);
     return mi_test_done();
 }
