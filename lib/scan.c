@@ -694,7 +694,8 @@ static void walk(scan *sc, int dirfd, size_t len, int depth)
     if (de != NULL && nkids < MI_MAX_DIR_ENTRIES)
         set_fatal(sc, MI_ENOMEM);
 
-    qsort(kids, nkids, sizeof(*kids), child_cmp);
+    if (nkids)                      /* qsort(NULL, 0, ...) is undefined */
+        qsort(kids, nkids, sizeof(*kids), child_cmp);
     for (i = 0; i < nkids && scan_going(sc); i++)
         walk_child(sc, dirfd, &kids[i], len, depth);
     for (i = 0; i < nkids; i++)

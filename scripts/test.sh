@@ -10,6 +10,11 @@ set -u
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --browser || exit 1
 
+# UndefinedBehaviorSanitizer only prints by default: make every report a
+# failure (and LeakSanitizer's too, which is on with ASan).
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+
 status=0
 logs=
 run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...

@@ -452,14 +452,52 @@ static void test_empty_and_missing(void)
     free(dir);
 }
 
-/* Unreadable files are counted as failed and the scan goes on.  Root reads
- * everything, so as root the check runs in a child that has dropped to
- * "nobody". */
+/*
+ * Run body(dir) in a child that cannot read what it is denied: root reads
+ * everything, so as root the child first gives the tree to "nobody" and
+ * drops to it.  Returns the child's exit status (0 = body returned 0).
+ */
+static int as_nobody(const char *dir, int (*body)(const char *dir))
+{
+    int status = 0;
+    pid_t pid;
+
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        if (geteuid() == 0) {
+            char cmd[PATH_MAX + 64];
+            snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 '%s'", dir);
+            if (system(cmd) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(3);
+        }
+        _exit(body(dir) ? 1 : 0);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static int scan_unreadable(const char *dir)
+{
+    mi_scan_stats st;
+    mi_index *idx = ta_open(dir, 2);
+    int bad;
+
+    if (!idx)
+        return 1;
+    bad = scan(idx, &st) != MI_OK || st.added != 2 ||
+          st.failed != 2;         /* the file and the directory */
+    if (bad)
+        printf("# added %d failed %d\n", (int)st.added, (int)st.failed);
+    mi_index_close(idx);
+    return bad;
+}
+
+/* Unreadable files are counted as failed and the scan goes on. */
 static void test_unreadable(void)
 {
     char *dir = fx_tempdir(), *p;
-    pid_t pid;
-    int status = 0;
 
     write_jpeg(dir, "ok1.jpg", 1);
     write_jpeg(dir, "secret.jpg", 2);
@@ -470,85 +508,41 @@ static void test_unreadable(void)
     free(p);
     p = fx_path(dir, "locked");
     chmod(p, 0);
-    free(p);
-
-    fflush(stdout);
-    pid = fork();
-    if (pid == 0) {
-        mi_scan_stats st;
-        mi_index *idx;
-        int bad = 0;
-
-        if (geteuid() == 0) {
-            if (chown(dir, 65534, 65534) != 0 || setgid(65534) != 0 ||
-                setuid(65534) != 0)
-                _exit(3);
-        }
-        idx = ta_open(dir, 2);
-        if (!idx)
-            _exit(4);
-        bad |= scan(idx, &st) != MI_OK;
-        bad |= st.added != 2;
-        bad |= st.failed != 2;   /* the file and the directory */
-        if (bad)
-            printf("# added %d failed %d\n", (int)st.added, (int)st.failed);
-        mi_index_close(idx);
-        _exit(bad ? 1 : 0);
-    }
-    CHECK(pid > 0);
-    if (pid > 0) {
-        waitpid(pid, &status, 0);
-        CHECK(WIFEXITED(status));
-        CHECK_EQ_INT(WEXITSTATUS(status), 0);
-    }
-    p = fx_path(dir, "locked");
+    CHECK_EQ_INT(as_nobody(dir, scan_unreadable), 0);
     chmod(p, 0755);
     free(p);
     fx_rmtree(dir);
     free(dir);
 }
 
+static int scan_locked_dir(const char *dir)
+{
+    mi_scan_stats st;
+    mi_index *idx = ta_open(dir, 2);
+    char *p = fx_path(dir, "sub");
+    int bad = !idx || scan(idx, &st) != MI_OK || st.added != 4;
+
+    chmod(p, 0);
+    bad |= scan(idx, &st) != MI_OK;
+    bad |= st.removed != 0 || st.failed != 1 || st.unchanged != 2;
+    bad |= count_files(idx) != 4;
+    chmod(p, 0755);
+    bad |= scan(idx, &st) != MI_OK || st.unchanged != 4;
+    free(p);
+    mi_index_close(idx);
+    return bad;
+}
+
 /* A directory that cannot be read keeps its catalog rows. */
 static void test_unreadable_dir_keeps_rows(void)
 {
-    char *dir = fx_tempdir(), *p;
-    pid_t pid;
-    int status = 0;
+    char *dir = fx_tempdir();
 
     write_jpeg(dir, "top.jpg", 1);
     write_jpeg(dir, "sub/a.jpg", 2);
     write_jpeg(dir, "sub/b.jpg", 3);
     write_jpeg(dir, "zz.jpg", 4);
-    fflush(stdout);
-    pid = fork();
-    if (pid == 0) {
-        mi_scan_stats st;
-        mi_index *idx;
-        int bad = 0;
-
-        if (geteuid() == 0) {
-            char cmd[PATH_MAX + 64];
-            snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 '%s'", dir);
-            if (system(cmd) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
-                _exit(3);
-        }
-        idx = ta_open(dir, 2);
-        bad |= !idx || scan(idx, &st) != MI_OK || st.added != 4;
-        p = fx_path(dir, "sub");
-        chmod(p, 0);
-        bad |= scan(idx, &st) != MI_OK;
-        bad |= st.removed != 0 || st.failed != 1 || st.unchanged != 2;
-        bad |= count_files(idx) != 4;
-        chmod(p, 0755);
-        bad |= scan(idx, &st) != MI_OK || st.unchanged != 4;
-        free(p);
-        mi_index_close(idx);
-        _exit(bad ? 1 : 0);
-    }
-    if (pid > 0) {
-        waitpid(pid, &status, 0);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
+    CHECK_EQ_INT(as_nobody(dir, scan_locked_dir), 0);
     fx_rmtree(dir);
     free(dir);
 }
