@@ -189,8 +189,9 @@ MI_EXTERN mi_status mi_index_count(mi_index *idx, uint64_t *media,
                                    uint64_t *files);
 
 /**
- * A number that changes whenever the catalog's content changes (useful as an
- * HTTP ETag).  It persists across restarts.
+ * A number that changes whenever the catalog's content changes, through
+ * this handle or any other on the same folder (useful as an HTTP ETag).
+ * It persists across restarts.
  */
 MI_EXTERN uint64_t mi_index_generation(mi_index *idx);
 

@@ -247,7 +247,8 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
                      "AND (?3 IS NULL OR path = ?3)");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->set_gen,
-                     "UPDATE meta SET value = ?1 WHERE key = 'generation'");
+                     "UPDATE meta SET value = value + 1 "
+                     "WHERE key = 'generation' RETURNING value");
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "preparing statements", errbuf, errlen);
         if (s == MI_EDB)
@@ -392,13 +393,17 @@ mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen)
     return rc == SQLITE_OK ? MI_OK : MI_EDB;
 }
 
-mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
-                                    char *errbuf, size_t errlen)
+mi_status mi_catalog_bump_generation(mi_conn *c, uint64_t *gen,
+                                     char *errbuf, size_t errlen)
 {
-    int rc;
+    /* In SQL, not from a counter in memory: another handle on the same
+     * folder may have committed since this one last looked. */
+    int rc = sqlite3_step(c->set_gen);
 
-    sqlite3_bind_int64(c->set_gen, 1, (sqlite3_int64)gen);
-    rc = sqlite3_step(c->set_gen);
+    if (rc == SQLITE_ROW) {
+        *gen = (uint64_t)sqlite3_column_int64(c->set_gen, 0);
+        rc = sqlite3_step(c->set_gen);
+    }
     sqlite3_reset(c->set_gen);
     if (rc != SQLITE_DONE)
         return db_error(c->db, rc, "generation", errbuf, errlen);

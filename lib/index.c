@@ -53,6 +53,11 @@ struct mi_index {
     pthread_key_t errkey;
 
     atomic_uint_fast64_t generation;
+    /* mi_index_count's last answer and the catalog generation it was
+     * read at (under plock): counting distinct hashes reads the whole
+     * table, and servers ask on every status request. */
+    bool count_valid;
+    uint64_t count_gen, count_media, count_files;
     atomic_bool scanning;
     char notice[ERRMSG_LEN]; /* left by open, e.g. a recovered catalog */
 };
@@ -437,22 +442,53 @@ mi_conn *mi_index_writer_lock(mi_index *idx)
     return idx->writer;
 }
 
-void mi_index_writer_unlock(mi_index *idx, bool changed)
+mi_status mi_index_writer_commit(mi_index *idx, bool changed,
+                                 char *errbuf, size_t errlen)
 {
+    uint64_t gen = 0;
+    mi_status s = MI_OK;
+
     if (changed)
-        atomic_fetch_add(&idx->generation, 1);
+        s = mi_catalog_bump_generation(idx->writer, &gen, errbuf, errlen);
+    if (s == MI_OK)
+        s = mi_catalog_commit(idx->writer, errbuf, errlen);
+    else
+        mi_catalog_rollback(idx->writer);
+    if (s == MI_OK && changed)
+        atomic_store(&idx->generation, gen);
+    pthread_mutex_unlock(&idx->wlock);
+    return s;
+}
+
+void mi_index_writer_abort(mi_index *idx)
+{
+    mi_catalog_rollback(idx->writer);
     pthread_mutex_unlock(&idx->wlock);
 }
 
 uint64_t mi_index_generation(mi_index *idx)
 {
-    return idx ? atomic_load(&idx->generation) : 0;
+    uint64_t gen;
+    mi_conn *c;
+
+    if (!idx)
+        return 0;
+    /* From the catalog, so that another handle's commits count too; the
+     * last value this handle knew if the catalog cannot be read. */
+    if (mi_index_reader(idx, &c) == MI_OK) {
+        if (mi_catalog_get_generation(c, &gen) == MI_OK)
+            atomic_store(&idx->generation, gen);
+        mi_index_release(idx, c);
+    }
+    return atomic_load(&idx->generation);
 }
 
 mi_status mi_index_count(mi_index *idx, uint64_t *media, uint64_t *files)
 {
+    uint64_t gen, m = 0, f = 0;
     mi_conn *c;
     mi_status s;
+    bool hit;
 
     if (media)
         *media = 0;
@@ -460,14 +496,38 @@ mi_status mi_index_count(mi_index *idx, uint64_t *media, uint64_t *files)
         *files = 0;
     if (!idx)
         return MI_EINVAL;
+    /* Keyed by the generation stored in the catalog (another handle's
+     * commits change it too), read before counting: a commit in between
+     * leaves an old key, so the next call counts again. */
     s = mi_index_reader(idx, &c);
     if (s != MI_OK)
         return s;
-    s = mi_catalog_count(c, media, files);
-    if (s != MI_OK)
-        mi_index_fail(idx, s, "counting: %s", sqlite3_errmsg(c->db));
+    s = mi_catalog_get_generation(c, &gen);
+    pthread_mutex_lock(&idx->plock);
+    hit = s == MI_OK && idx->count_valid && idx->count_gen == gen;
+    m = idx->count_media;
+    f = idx->count_files;
+    pthread_mutex_unlock(&idx->plock);
+    if (!hit) {
+        s = mi_catalog_count(c, &m, &f);
+        if (s != MI_OK) {
+            mi_index_fail(idx, s, "counting: %s", sqlite3_errmsg(c->db));
+            mi_index_release(idx, c);
+            return s;
+        }
+        pthread_mutex_lock(&idx->plock);
+        idx->count_valid = true;
+        idx->count_gen = gen;
+        idx->count_media = m;
+        idx->count_files = f;
+        pthread_mutex_unlock(&idx->plock);
+    }
     mi_index_release(idx, c);
-    return s;
+    if (media)
+        *media = m;
+    if (files)
+        *files = f;
+    return MI_OK;
 }
 
 /* ---------------------------------------------------------------------- */

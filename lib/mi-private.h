@@ -226,8 +226,10 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
 mi_status mi_catalog_delete(mi_conn *c, const char *path, size_t path_len,
                             bool *deleted, char *errbuf, size_t errlen);
 mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen);
-mi_status mi_catalog_set_generation(mi_conn *c, uint64_t gen,
-                                    char *errbuf, size_t errlen);
+/* Add one to the stored generation, in the open transaction; *gen gets
+ * the new value. */
+mi_status mi_catalog_bump_generation(mi_conn *c, uint64_t *gen,
+                                     char *errbuf, size_t errlen);
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
 /* A statement over the primary rows of the contents in the order and date
  * range of `opts`, with a last column telling whether the content has
@@ -258,7 +260,12 @@ void mi_index_release(mi_index *idx, mi_conn *c);
 
 /* The writer connection, under the writer lock. */
 mi_conn *mi_index_writer_lock(mi_index *idx);
-void mi_index_writer_unlock(mi_index *idx, bool changed);
+/* End the writer's transaction and give the lock back: commit (bumping
+ * the generation when `changed`), or, on any failure, roll back. */
+mi_status mi_index_writer_commit(mi_index *idx, bool changed,
+                                 char *errbuf, size_t errlen);
+/* Roll back whatever the writer holds and give the lock back. */
+void mi_index_writer_abort(mi_index *idx);
 
 /* Serialise the commits of one content (uploads of the same bytes);
  * contents with other hashes mostly take other locks. */

@@ -231,7 +231,7 @@ static bool batch_begin(scan *sc)
     sc->writer = mi_index_writer_lock(sc->idx);
     s = mi_catalog_begin(sc->writer, sc->errbuf, sizeof(sc->errbuf));
     if (s != MI_OK) {
-        mi_index_writer_unlock(sc->idx, false);
+        mi_index_writer_abort(sc->idx);
         sc->writer = NULL;
         set_fatal(sc, s);
         return false;
@@ -244,24 +244,14 @@ static bool batch_begin(scan *sc)
 
 static void batch_commit(scan *sc)
 {
-    mi_status s = MI_OK;
-    bool changed = sc->batch_changed;
+    mi_status s;
 
     if (!sc->writer)
         return;
-    if (changed)
-        s = mi_catalog_set_generation(sc->writer,
-                                      mi_index_generation(sc->idx) + 1,
-                                      sc->errbuf, sizeof(sc->errbuf));
-    if (s == MI_OK)
-        s = mi_catalog_commit(sc->writer, sc->errbuf, sizeof(sc->errbuf));
-    else
-        mi_catalog_rollback(sc->writer);
-    if (s != MI_OK) {
+    s = mi_index_writer_commit(sc->idx, sc->batch_changed, sc->errbuf,
+                               sizeof(sc->errbuf));
+    if (s != MI_OK)
         set_fatal(sc, s);
-        changed = false;
-    }
-    mi_index_writer_unlock(sc->idx, changed);
     sc->writer = NULL;
 }
 
@@ -807,8 +797,7 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     if (sc->fatal == MI_OK)
         batch_commit(sc);
     else if (sc->writer) {
-        mi_catalog_rollback(sc->writer);
-        mi_index_writer_unlock(idx, false);
+        mi_index_writer_abort(idx);
         sc->writer = NULL;
     }
     /* After a complete scan: the thumbnails of contents no longer indexed

@@ -645,13 +645,9 @@ static mi_status index_placed(mi_store *st)
     if (s == MI_OK)
         s = mi_catalog_put(w, &row, err, sizeof(err));
     if (s == MI_OK)
-        s = mi_catalog_set_generation(w, mi_index_generation(st->idx) + 1,
-                                      err, sizeof(err));
-    if (s == MI_OK)
-        s = mi_catalog_commit(w, err, sizeof(err));
+        s = mi_index_writer_commit(st->idx, true, err, sizeof(err));
     else
-        mi_catalog_rollback(w);
-    mi_index_writer_unlock(st->idx, s == MI_OK);
+        mi_index_writer_abort(st->idx);
     if (s != MI_OK)
         return store_fail(st, s, "%s", err);
     return MI_OK;

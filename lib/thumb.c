@@ -869,13 +869,9 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
         if (ws == MI_OK)
             ws = mi_catalog_set_thumb(w, hash, NULL, 0, now, err, sizeof(err));
         if (ws == MI_OK)
-            ws = mi_catalog_set_generation(w, mi_index_generation(idx) + 1,
-                                           err, sizeof(err));
-        if (ws == MI_OK)
-            ws = mi_catalog_commit(w, err, sizeof(err));
+            mi_index_writer_commit(idx, true, err, sizeof(err));
         else
-            mi_catalog_rollback(w);
-        mi_index_writer_unlock(idx, ws == MI_OK);
+            mi_index_writer_abort(idx);
     }
     if (s != MI_OK)
         goto out;

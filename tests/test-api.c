@@ -365,6 +365,38 @@ static void test_cursor_order_and_range(void)
     free(dir);
 }
 
+/* Counts follow commits, this handle's and another's. */
+static void test_counts_follow_commits(void)
+{
+    char *dir = fx_tempdir(), *p;
+    mi_index *a = ta_open(dir, 0), *b = ta_open(dir, 0);
+    uint64_t media = 9, files = 9, gen;
+
+    CHECK_OK(mi_index_count(a, &media, &files));
+    CHECK_EQ_INT(media, 0);
+    CHECK_EQ_INT(files, 0);
+    p = fx_path(dir, "one.jpg");
+    CHECK(fx_write_jpeg(p, 8, 8, 77, NULL) == 0);
+    free(p);
+    gen = mi_index_generation(a);
+    CHECK_OK(mi_scan(b, NULL, NULL));              /* the other handle */
+    CHECK(mi_index_generation(a) != gen);
+    CHECK_OK(mi_index_count(a, &media, &files));
+    CHECK_EQ_INT(media, 1);
+    CHECK_EQ_INT(files, 1);
+    p = fx_path(dir, "copy.jpg");
+    CHECK(fx_write_jpeg(p, 8, 8, 77, NULL) == 0);
+    free(p);
+    CHECK_OK(mi_scan(a, NULL, NULL));
+    CHECK_OK(mi_index_count(a, &media, &files));
+    CHECK_EQ_INT(media, 1);
+    CHECK_EQ_INT(files, 2);
+    mi_index_close(a);
+    mi_index_close(b);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 static int file_exists_with_prefix(const char *dir, const char *prefix)
 {
     char cmd[4096];
@@ -470,6 +502,7 @@ int main(void)
     RUN(test_metadata);
     RUN(test_cursor_snapshot);
     RUN(test_cursor_order_and_range);
+    RUN(test_counts_follow_commits);
     RUN(test_corrupt_catalog);
     RUN(test_newer_schema);
     return mi_test_done();
