@@ -26,6 +26,10 @@ typedef struct mi_media_type {
     const char *ext;   /* lower case, without the dot: "jpg" */
     const char *mime;  /* "image/jpeg" */
     mi_kind kind;
+    const char *upload; /* the format family an upload of this type may
+                           have ("jpeg", "isobmff": phones name HEIF files
+                           .heic and QuickTime files .mp4), NULL when
+                           uploads of it are refused */
 } mi_media_type;
 
 /*

@@ -300,35 +300,12 @@ static const char *extension(const char *name)
     return dot && dot != name ? dot : "";
 }
 
-/*
- * The family of formats an upload may claim, or NULL when the type is not
- * accepted for uploads.  A name and the magic bytes must agree on the
- * family: phones write HEIF files named .heic and QuickTime files named
- * .mp4, so the containers, not the exact brands, are compared.
- */
+/* The family of formats an upload may claim (see mi_media_type.upload),
+ * or NULL when the type is not accepted for uploads.  A name and the
+ * magic bytes must agree on the family. */
 static const char *upload_family(const mi_media_type *t)
 {
-    static const struct { const char *ext, *family; } families[] = {
-        { "jpg", "jpeg" }, { "jpeg", "jpeg" }, { "jpe", "jpeg" },
-        { "jfif", "jpeg" }, { "png", "png" }, { "gif", "gif" },
-        { "bmp", "bmp" }, { "tif", "tiff" }, { "tiff", "tiff" },
-        { "webp", "webp" }, { "heic", "heif" }, { "heif", "heif" },
-        { "avif", "heif" }, { "hif", "heif" }, { "mp4", "isobmff" },
-        { "m4v", "isobmff" }, { "mov", "isobmff" }, { "qt", "isobmff" },
-        { "3gp", "isobmff" }, { "3g2", "isobmff" }, { "avi", "avi" },
-        { "mkv", "matroska" }, { "webm", "matroska" }, { "mpg", "mpeg" },
-        { "mpeg", "mpeg" }, { "ts", "mpegts" }, { "m2ts", "mpegts" },
-        { "mts", "mpegts" }, { "wmv", "asf" }, { "asf", "asf" },
-        { "flv", "flv" },
-    };
-    size_t i;
-
-    if (!t)
-        return NULL;
-    for (i = 0; i < MI_ARRAY_LEN(families); i++)
-        if (strcmp(t->ext, families[i].ext) == 0)
-            return families[i].family;
-    return NULL;
+    return t ? t->upload : NULL;
 }
 
 /* ---------------------------------------------------------------------- */
