@@ -190,7 +190,7 @@ static bool set_optional_str(struct tpl *t, bool *attached, cJSON *it,
  * length, or 0 when out of memory. */
 static size_t tpl_set(struct tpl *t, const mi_entry *e)
 {
-    const char *thumb = mi_entry_thumbnail(e);
+    const char *thumb = mi_entry_thumbnail(e), *slash;
     double lat, lon;
     bool gps;
 
@@ -198,6 +198,11 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
         !set_str(t, t->file_path, 1, mi_entry_path(e)))
         return 0;
     if (thumb) {
+        /* The contract names the thumbnail by its bare file name,
+         * "<sha256>.png", not by its path under the storage folder. */
+        slash = strrchr(thumb, '/');
+        if (slash)
+            thumb = slash + 1;
         if (!set_str(t, t->thumb, 2, thumb))
             return 0;
         t->thumb->type = cJSON_String | cJSON_IsReference | cJSON_StringIsConst;

@@ -19,10 +19,12 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -261,6 +263,48 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/*
+ * civetweb calls this inside mg_start2, after the listening sockets are
+ * open but before any worker or the accepting thread runs: routes set here
+ * are in place before the first request is read (set after mg_start2, the
+ * first requests of a busy client were answered 404).  The context is ours;
+ * civetweb only hands it over const.
+ */
+static void register_routes(const struct mg_context *ctx)
+{
+    struct mg_context *c = (struct mg_context *)(uintptr_t)ctx;
+
+    mg_set_request_handler(c, "/", handle_request, mg_get_user_data(ctx));
+}
+
+/*
+ * civetweb's accepting thread polls its sockets in 2 s quanta and only
+ * then sees that mg_stop was called.  Once the stop flag is set, one
+ * connection to each listening socket wakes it at once; it accepts nothing
+ * more and closes them.
+ */
+static void wake_listeners(const struct mg_server_port *ports, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        struct sockaddr_in sa;
+        int fd;
+
+        if (ports[i].protocol != 1)     /* IPv4 only: civetweb has no IPv6 */
+            continue;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)ports[i].port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        (void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+    }
+}
+
 struct stopper {
     struct mg_context *ctx;
     pthread_mutex_t lock;
@@ -350,6 +394,10 @@ int main(int argc, char **argv)
         srv.progress = srv.last = zero;
     }
     pthread_mutex_init(&srv.lock, NULL);
+    pthread_mutex_init(&srv.conn_lock, NULL);
+    srv.busy = NULL;
+    srv.nbusy = srv.busy_cap = 0;
+    atomic_init(&srv.closing, false);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv.wake, &ca);
@@ -376,6 +424,7 @@ int main(int argc, char **argv)
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
     cb.http_error = handle_http_error;
+    cb.init_context = register_routes;
     memset(&init, 0, sizeof(init));
     init.callbacks = &cb;
     init.user_data = &srv;
@@ -395,7 +444,6 @@ int main(int argc, char **argv)
         mg_exit_library();
         return 1;
     }
-    mg_set_request_handler(ctx, "/", handle_request, &srv);
     nports = mg_get_server_ports(ctx, 4, ports);
     fprintf(stderr, "media-server: serving %s on http://%s:%d/ (%lu threads)\n",
             srv.root, o.listen ? o.listen : "0.0.0.0",
@@ -415,10 +463,27 @@ int main(int argc, char **argv)
 
     pthread_mutex_lock(&srv.lock);
     srv.stopping = true;             /* a running scan stops at its next step */
+    atomic_store(&srv.closing, true);
     pthread_cond_broadcast(&srv.wake);
     pthread_mutex_unlock(&srv.lock);
 
-    /* Stop accepting; in-flight requests finish, for at most STOP_GRACE_S. */
+    /* Drain first: new requests get 503, connections between requests are
+     * closed, and requests in flight run to their end, for at most
+     * STOP_GRACE_S.  Only then stop civetweb: mg_stop also cuts the body
+     * reads of requests still running. */
+    {
+        double until = now_mono() + STOP_GRACE_S;
+        struct timespec pause = { 0, 50 * 1000000L };
+
+        while (conns_close_idle(&srv, ports, nports) > 0) {
+            if (now_mono() >= until) {
+                fprintf(stderr, "media-server: requests still running after "
+                                "%ds; stopping them\n", STOP_GRACE_S);
+                break;
+            }
+            nanosleep(&pause, NULL);
+        }
+    }
     stopper.ctx = ctx;
     stopper.done = false;
     pthread_mutex_init(&stopper.lock, NULL);
@@ -432,11 +497,32 @@ int main(int argc, char **argv)
         stop_civetweb(&stopper);
     pthread_mutex_lock(&stopper.lock);
     rc = 0;
-    while (!stopper.done && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&stopper.done_cond, &stopper.lock, &deadline);
+    while (!stopper.done && rc != ETIMEDOUT) {
+        /* mg_stop sets its flag first thing: from 50 ms on, wake the
+         * listener (and end what connected meanwhile) every 50 ms until
+         * civetweb has stopped. */
+        struct timespec soon;
+        bool last;
+
+        clock_gettime(CLOCK_MONOTONIC, &soon);
+        soon.tv_nsec += 50 * 1000000L;
+        soon.tv_sec += soon.tv_nsec / 1000000000L;
+        soon.tv_nsec %= 1000000000L;
+        last = soon.tv_sec > deadline.tv_sec ||
+               (soon.tv_sec == deadline.tv_sec && soon.tv_nsec >= deadline.tv_nsec);
+        rc = pthread_cond_timedwait(&stopper.done_cond, &stopper.lock,
+                                    last ? &deadline : &soon);
+        if (rc == ETIMEDOUT && !last && !stopper.done) {
+            pthread_mutex_unlock(&stopper.lock);
+            wake_listeners(ports, nports);
+            conns_close_idle(&srv, ports, nports);
+            pthread_mutex_lock(&stopper.lock);
+            rc = 0;
+        }
+    }
     pthread_mutex_unlock(&stopper.lock);
     if (!stopper.done) {
-        fprintf(stderr, "media-server: requests still running after %ds; "
+        fprintf(stderr, "media-server: civetweb did not stop in %ds; "
                         "exiting without waiting\n", STOP_GRACE_S);
         _exit(1);
     }
@@ -456,6 +542,8 @@ int main(int argc, char **argv)
     pthread_mutex_destroy(&stopper.lock);
     pthread_cond_destroy(&stopper.done_cond);
     pthread_mutex_destroy(&srv.lock);
+    pthread_mutex_destroy(&srv.conn_lock);
+    free(srv.busy);
     pthread_cond_destroy(&srv.wake);
     fprintf(stderr, "media-server: stopped\n");
     return 0;

@@ -70,7 +70,7 @@ static void respond(struct req *r, int status, const char *content_type,
     size_t cap = sizeof(small), n;
     int w;
 
-    if (!r->close && !client_keeps_alive(r))
+    if (!r->close && (!client_keeps_alive(r) || atomic_load(&r->srv->closing)))
         r->close = true;
     if (r->close)
         mg_disable_connection_keep_alive(r->conn);

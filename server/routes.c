@@ -431,12 +431,17 @@ int handle_request(struct mg_connection *conn, void *cbdata)
     r.conn = conn;
     r.ri = mg_get_request_info(conn);
     r.head = strcmp(r.ri->request_method, "HEAD") == 0;
+    conns_enter(r.srv, r.ri);
     /* A body nobody reads is not worth draining: close after replying.
      * The upload route reads its body and decides for itself. */
     if (r.ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding"))
         r.close = true;
 
-    if (!path_split(&p, r.ri->local_uri))
+    if (atomic_load(&r.srv->closing)) {
+        r.close = true;
+        memset(&p, 0, sizeof(p));
+        send_error(&r, 503, "Retry-After: 5\r\n", "the server is stopping");
+    } else if (!path_split(&p, r.ri->local_uri))
         send_error(&r, 500, NULL, "out of memory");
     else if (p.n < 0)
         send_error(&r, 404, NULL, "no such route");
@@ -446,6 +451,7 @@ int handle_request(struct mg_connection *conn, void *cbdata)
     if (!r.status)
         send_error(&r, 500, NULL, "no reply");
     access_log(&r, t0);
+    conns_leave(r.srv, r.ri);
     return r.status;
 }
 

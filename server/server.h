@@ -12,6 +12,7 @@
 #include <civetweb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +34,18 @@ struct server {
     mi_scan_stats last;        /* the last finished scan's counts */
     int last_status;           /* its mi_status */
     bool have_last;
+
+    /* Connections in a request (conns.c), guarded by conn_lock. */
+    pthread_mutex_t conn_lock;
+    struct conn_peer *busy;
+    size_t nbusy, busy_cap;
+    atomic_bool closing;       /* stopping: every reply closes its connection */
+};
+
+/* An IPv4 peer: address (network order) and port. */
+struct conn_peer {
+    uint32_t addr;
+    uint16_t port;
 };
 
 /* One request in flight: what the access log line needs. */
@@ -77,6 +90,14 @@ int handle_http_error(struct mg_connection *conn, int status, const char *msg);
 void route_list(struct req *r, const char *from, const char *to, bool ndjson);
 /* One entry as its /list JSON object (malloc'd text), or NULL. */
 char *list_entry_json(const mi_entry *e);
+
+/* conns.c */
+void conns_enter(struct server *srv, const struct mg_request_info *ri);
+void conns_leave(struct server *srv, const struct mg_request_info *ri);
+/* Stopping: end every connection on these ports that is between requests;
+ * returns how many are in one. */
+size_t conns_close_idle(struct server *srv, const struct mg_server_port *ports,
+                      int nports);
 
 /* upload.c */
 void handle_put(struct req *r, const char *name);

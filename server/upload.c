@@ -77,6 +77,14 @@ static int part_begin(void *ud, const char *name, const char *filename)
     if (strcmp(name, "file") != 0 || u->seen_file)
         return 0;           /* read and counted, not kept */
     u->seen_file = true;
+    if (!*filename) {
+        /* A form submitted with no file chosen: the origin's "no selected
+         * file", and nothing is stored. */
+        u->failed = MI_EINVAL;
+        snprintf(u->msg, sizeof(u->msg), "no selected file: the \"file\" "
+                 "part has an empty filename");
+        return 1;
+    }
     s = mi_store_begin(&u->st, u->srv->idx, u->name, filename,
                        u->srv->max_upload);
     if (s != MI_OK) {

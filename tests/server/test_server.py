@@ -547,7 +547,12 @@ def _():
     check(j["sha256"] == sha(new_jpeg))
     check(j["filename"] == "holiday.jpg", j)
     check(j["file_path"] == f"uploads/{today}/holiday.jpg", j)
-    check("thumbnail_file" in j)
+    # The origin's README: the bare file name, not a path.
+    check(j.get("thumbnail_file") in (sha(new_jpeg) + ".png", None), j)
+    if thumbs_work:
+        check(j["thumbnail_file"] == sha(new_jpeg) + ".png", j)
+        check(srv.listing()[sha(new_jpeg)]["thumbnail_file"] ==
+              sha(new_jpeg) + ".png")
     with open(os.path.join(root, j["file_path"]), "rb") as f:
         check(f.read() == new_jpeg)
     st, _, body = srv.request("GET", "/image/" + sha(new_jpeg))
@@ -656,6 +661,18 @@ def _():
     body, ctype = multipart([])
     st, _, j = srv.json("PUT", "/image/x.jpg", body, {"Content-Type": ctype})
     check(st == 400 and "error" in j, (st, j))
+    # A form sent with no file chosen: the part is there, its filename is
+    # empty (browsers send filename=""), or it has none at all.
+    before = uploads(root)
+    for fname in ("", None):
+        body, ctype = multipart([("file", fname, jpeg_bytes(403))])
+        st, _, j = srv.json("PUT", "/image/x.jpg", body,
+                            {"Content-Type": ctype})
+        check(st == 400 and "no selected file" in j.get("error", ""),
+              (fname, st, j))
+    check(uploads(root) == before, uploads(root) - before)
+    check(sha(jpeg_bytes(403)) not in srv.listing())
+    check(tmp_files(root) == [], tmp_files(root))
     st, _, j = srv.json("PUT", "/image/x.jpg", b"",
                         {"Content-Type": "multipart/form-data; boundary=x"})
     check(st == 400 and "error" in j, (st, j))
@@ -1086,6 +1103,112 @@ def _():
 def _():
     check(srv4.stop() == 0, "\n".join(srv4.log[-20:]))
     check(not sanitizer_reports(srv4), sanitizer_reports(srv4))
+
+
+# ---- start and stop ---------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@test("start: no request is answered 404 while the server starts")
+def _():
+    root5 = new_root("start")
+    with open(os.path.join(root5, "a.jpg"), "wb") as f:
+        f.write(jpeg_bytes(500))
+    statuses = {}
+    for _round in range(8):
+        port = free_port()
+        proc = subprocess.Popen(
+            [SERVER, "--storage_dir", root5, "--listen", "127.0.0.1",
+             "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stop = time.time() + 10
+        answered = 0
+
+        def hammer():
+            nonlocal answered
+            while time.time() < stop and answered < 300:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port,
+                                                   timeout=5)
+                    c.request("GET", "/status")
+                    st = c.getresponse().status
+                    c.close()
+                except OSError:
+                    continue            # not listening yet
+                statuses[st] = statuses.get(st, 0) + 1
+                answered += 1
+        ts = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        proc.send_signal(signal.SIGTERM)
+        check(proc.wait(20) == 0)
+    check(set(statuses) == {200}, statuses)
+
+
+def held_server(name):
+    root6 = new_root(name)
+    with open(os.path.join(root6, "a.jpg"), "wb") as f:
+        f.write(jpeg_bytes(600))
+    s = Server(root6)
+    s.wait_idle()
+    return s
+
+
+@test("SIGTERM with idle keep-alive connections: stopped within 1 s")
+def _():
+    s = held_server("stop-idle")
+    held = []
+    for _ in range(3):
+        c = s.conn()
+        st, _, _ = s.request("GET", "/status", conn=c)
+        check(st == 200)
+        held.append(c)
+    idle = socket.create_connection(("127.0.0.1", s.port))  # says nothing
+    time.sleep(0.2)
+    t0 = time.time()
+    rc = s.stop()
+    took = time.time() - t0
+    check(rc == 0, "\n".join(s.log[-10:]))
+    check(took < 1.0, f"stopping took {took:.2f} s")
+    check(not sanitizer_reports(s), sanitizer_reports(s))
+    for c in held:
+        c.close()
+    idle.close()
+
+
+@test("SIGTERM during an upload: it completes (201, Connection: close), then exit")
+def _():
+    s = held_server("stop-busy")
+    data = jpeg_bytes(601)
+    body, ctype = multipart([("file", "late.jpg", data)])
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    c.sendall((f"PUT /image/late.jpg HTTP/1.1\r\nHost: x\r\n"
+               f"Content-Type: {ctype}\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode()
+              + body[:len(body) // 2])
+    time.sleep(0.3)                      # the request is in its handler
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    check(s.proc.poll() is None, "exited with a request in flight")
+    c.sendall(body[len(body) // 2:])
+    reply = b""
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    c.close()
+    check(reply.startswith(b"HTTP/1.1 201"), reply[:200])
+    check(b"Connection: close" in reply, reply[:400])
+    check(s.stop() == 0, "\n".join(s.log[-10:]))
+    check(os.path.exists(os.path.join(s.root, "uploads", today, "late.jpg")))
+    check(not sanitizer_reports(s), sanitizer_reports(s))
 
 
 print(f"1..{_n}", flush=True)
