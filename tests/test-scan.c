@@ -9,6 +9,7 @@
 #include "mi-test.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -465,13 +466,21 @@ static int as_nobody(const char *dir, int (*body)(const char *dir))
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
+        int rc;
+
         if (geteuid() == 0) {
             char cmd[PATH_MAX + 64];
             snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 '%s'", dir);
-            if (system(cmd) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            if (system(cmd) != 0 || setgroups(0, NULL) != 0 ||
+                setgid(65534) != 0 || setuid(65534) != 0) {
+                printf("# cannot become nobody: %s\n", strerror(errno));
+                fflush(stdout);
                 _exit(3);
+            }
         }
-        _exit(body(dir) ? 1 : 0);
+        rc = body(dir) ? 1 : 0;
+        fflush(stdout);     /* _exit does not flush the body's diagnostics */
+        _exit(rc);
     }
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
         return -1;
