@@ -1,19 +1,23 @@
 #!/bin/sh
-# Install the Debian packages mediaindex needs to build and test.
-# Idempotent; prints nothing when everything is already there.
-#   scripts/install-deps.sh          build and test dependencies
-#   scripts/install-deps.sh --bench  also the benchmark tools
+# Install the Debian packages mediaindex needs to build and test, saying
+# what it installs and how big that is (nothing at all when everything is
+# already there).  Exits non-zero, with the reason, when it cannot.
+#   scripts/install-deps.sh            what the build and the tests need
+#   scripts/install-deps.sh --bench    also the benchmark tools
 #   scripts/install-deps.sh --browser  also what the browser tests need:
 #       Debian's chromium, node and npm (Debian's only if no node/npm is on
 #       PATH already), and playwright-core in tests/browser/node_modules
+#       (pinned by tests/browser/package-lock.json)
 set -eu
 cd "$(dirname "$0")/.."
 
+# Why each is here: README.md, "Dependencies".
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
-libturbojpeg0-dev libcivetweb-dev"
+libturbojpeg0-dev libcivetweb-dev zlib1g-dev"
 browser=
 case "${1:-}" in
+"") ;;
 --bench) pkgs="$pkgs hyperfine wrk nginx-light libvips-tools time jq openssl" ;;
 --browser)
     browser=1
@@ -21,14 +25,23 @@ case "${1:-}" in
     command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
     ;;
+*) echo "usage: scripts/install-deps.sh [--bench | --browser]" >&2; exit 2 ;;
 esac
 
-# playwright-core, pinned by tests/browser/package-lock.json.
+say() { echo "install-deps: $*" >&2; }
+
+# playwright-core at the version the lock file pins (a stale copy of
+# another version is replaced).
 browser_npm() {
     [ -n "$browser" ] || return 0
-    [ -f tests/browser/node_modules/playwright-core/package.json ] && return 0
-    echo "install-deps: npm ci in tests/browser" >&2
-    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) >&2
+    want=$(sed -n 's/.*"playwright-core": *"\([0-9.]*\)".*/\1/p' tests/browser/package.json)
+    have=$(sed -n 's/^ *"version": *"\([0-9.]*\)".*/\1/p' \
+        tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -n 1)
+    [ -n "$want" ] && [ "$have" = "$want" ] && return 0
+    say "npm ci in tests/browser: playwright-core $want (about 10 MB, from the npm registry)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error \
+        --fetch-retries=1 --fetch-timeout=60000) >&2 ||
+        { say "npm ci failed: is the npm registry reachable?"; return 1; }
 }
 
 missing=
@@ -45,14 +58,25 @@ fi
 sudo=
 if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 || {
-        echo "install-deps: need root (or sudo) to install:$missing" >&2
+        say "need root (or sudo) to install:$missing"
         exit 1
     }
     sudo=sudo
 fi
-echo "install-deps: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
+say "updating apt's package lists"
+$sudo apt-get update -qq >/dev/null || { say "apt-get update failed"; exit 1; }
+# What apt would fetch and unpack, from its own dry run ("Need to get ...",
+# "After this operation, ..."), so a user knows what is coming.
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+plan=$(LC_ALL=C $sudo apt-get install --no-install-recommends --assume-no $missing 2>/dev/null || true)
+count=$(printf '%s\n' "$plan" | sed -n 's/^\([0-9]*\) upgraded, \([0-9]*\) newly installed.*/\2/p')
+get=$(printf '%s\n' "$plan" | sed -n 's/^Need to get \([0-9.,]* [kMG]*B\).*/\1/p' | tail -n 1)
+disk=$(printf '%s\n' "$plan" | sed -n 's/^After this operation, \([0-9.,]* [kMG]*B\).*/\1/p')
+say "installing:$missing"
+say "  ${count:-some} packages with what they need: ${get:-?} to download, ${disk:-?} on disk"
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+    { say "apt-get install failed for:$missing"; exit 1; }
+say "installed"
 browser_npm

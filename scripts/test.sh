@@ -8,7 +8,24 @@
 # MI_TEST_CORPUS=DIR runs the corpus tier too (real photos; .ci/run sets it).
 set -u
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --browser || exit 1
+
+# What could not be installed is counted as failed, and the closing line is
+# printed all the same: without the build's packages nothing runs; without
+# the browser's (chromium, Node.js, playwright-core from npm) every other
+# suite still does.
+failed_setup=0
+if ! scripts/install-deps.sh; then
+    echo "test.sh: the build's dependencies could not be installed (above): nothing was built" >&2
+    echo "0 passed, 1 failed, 0 skipped"
+    exit 1
+fi
+if ! scripts/install-deps.sh --browser; then
+    echo "test.sh: the browser tests' dependencies could not be installed (above): that suite counts as failed" >&2
+    failed_setup=1
+    browser_skip="--no-suite browser"
+else
+    browser_skip=
+fi
 
 # UndefinedBehaviorSanitizer only prints by default: make every report a
 # failure (and LeakSanitizer's too, which is on with ASan).
@@ -34,16 +51,18 @@ run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...
     logs="$logs $dir/meson-logs/testlog.json"
 }
 
-run plain --buildtype=debugoptimized --
+# shellcheck disable=SC2086
+run plain --buildtype=debugoptimized -- $browser_skip
 run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite browser
 run sodium --buildtype=debugoptimized -Dopenssl=disabled -Dserver=false -- hash api
 run static --buildtype=debugoptimized -Ddefault_library=static -Dserver=false -- api pkgconfig
 
 # One line per test program in meson's JSON log.
-python3 - $logs <<'PY'
+python3 - "$failed_setup" $logs <<'PY'
 import json, sys
-passed = failed = skipped = 0
-for path in sys.argv[1:]:
+passed = skipped = 0
+failed = int(sys.argv[1])
+for path in sys.argv[2:]:
     try:
         lines = open(path).read().splitlines()
     except OSError:

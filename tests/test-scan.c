@@ -455,8 +455,8 @@ static void test_empty_and_missing(void)
 
 /*
  * Run body(dir) in a child that cannot read what it is denied: root reads
- * everything, so as root the child first gives the tree to "nobody" and
- * drops to it.  Returns the child's exit status (0 = body returned 0).
+ * everything, so as root the child first gives the tree to "nobody", makes
+ * it its root directory and drops to nobody (body then gets "/").  Returns the child's exit status (0 = body returned 0).
  */
 static int as_nobody(const char *dir, int (*body)(const char *dir))
 {
@@ -471,12 +471,17 @@ static int as_nobody(const char *dir, int (*body)(const char *dir))
         if (geteuid() == 0) {
             char cmd[PATH_MAX + 64];
             snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 '%s'", dir);
-            if (system(cmd) != 0 || setgroups(0, NULL) != 0 ||
-                setgid(65534) != 0 || setuid(65534) != 0) {
+            /* Inside its own root: nobody may not be able to pass through
+             * the folders above the fixtures (a chroot whose "/" is 0700,
+             * a checkout under /root). */
+            if (system(cmd) != 0 || chroot(dir) != 0 || chdir("/") != 0 ||
+                setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+                setuid(65534) != 0) {
                 printf("# cannot become nobody: %s\n", strerror(errno));
                 fflush(stdout);
                 _exit(3);
             }
+            dir = "/";
         }
         rc = body(dir) ? 1 : 0;
         fflush(stdout);     /* _exit does not flush the body's diagnostics */
