@@ -489,6 +489,55 @@ MI_EXTERN const mi_entry *mi_cursor_entry(const mi_cursor *c);
 /** Free a cursor; NULL is a no-op. */
 MI_EXTERN void mi_cursor_free(mi_cursor *c);
 
+/* ---------------------------------------------------------------------- */
+/* Problems: what could not be indexed, and why                            */
+
+/**
+ * A scan records each file it could not read, each folder it could not
+ * list and each image it indexed but could not make a thumbnail of (an
+ * upload records its thumbnail too), so that a user can learn why a photo
+ * is missing or grey.  A record goes when the file is read (or
+ * thumbnailed), or when a complete scan no longer meets the problem (the
+ * file is gone, the folder readable again).
+ */
+typedef enum mi_problem_stage {
+    MI_PROBLEM_READ = 1,       /* the file could not be read: not indexed */
+    MI_PROBLEM_FOLDER = 2,     /* a folder could not be listed: the files
+                                  under it keep what the catalog knew */
+    MI_PROBLEM_THUMBNAIL = 3   /* indexed, but no thumbnail could be made */
+} mi_problem_stage;
+
+/** A cursor over the recorded problems, most recently seen first (then by
+ *  path).  Like mi_cursor, it reads one snapshot and belongs to one
+ *  thread. */
+typedef struct mi_problems mi_problems;
+
+MI_EXTERN mi_status mi_problems_new(mi_problems **out, mi_index *idx);
+
+/** Advance: MI_ROW, MI_DONE at the end, or a negative failure. */
+MI_EXTERN mi_status mi_problems_next(mi_problems *p);
+
+/** The current problem's path relative to the storage folder (a folder's
+ *  ends in "/"), and its length in bytes when `len` is not NULL; borrowed
+ *  until the next mi_problems_next/mi_problems_free.  NULL without a
+ *  current row. */
+MI_EXTERN const char *mi_problems_path(const mi_problems *p, size_t *len);
+MI_EXTERN mi_problem_stage mi_problems_stage(const mi_problems *p);
+/** The failure, e.g. MI_EACCES, MI_EFORMAT. */
+MI_EXTERN mi_status mi_problems_status(const mi_problems *p);
+/** The reason in words ("Permission denied", "the image could not be
+ *  decoded"); borrowed like the path. */
+MI_EXTERN const char *mi_problems_reason(const mi_problems *p);
+/** When the problem was first and last met, seconds since the epoch. */
+MI_EXTERN int64_t mi_problems_first_seen(const mi_problems *p);
+MI_EXTERN int64_t mi_problems_last_seen(const mi_problems *p);
+
+/** Free a problems cursor; NULL is a no-op. */
+MI_EXTERN void mi_problems_free(mi_problems *p);
+
+/** How many problems are recorded. */
+MI_EXTERN mi_status mi_problems_count(uint64_t *out, mi_index *idx);
+
 #ifdef __cplusplus
 }
 #endif

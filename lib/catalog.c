@@ -64,6 +64,19 @@ static const char schema_v3[] =
     "CREATE INDEX IF NOT EXISTS files_by_date"
     "  ON files (coalesce(date, ctime_ns / 1000000000) DESC, hash, path);";
 
+/* Version 4: what could not be read, listed or thumbnailed, by path (a
+ * folder's path ends in "/"), for the user to see (mi_problems_*).  Times
+ * in nanoseconds since the epoch. */
+static const char schema_v4[] =
+    "CREATE TABLE IF NOT EXISTS problems ("
+    "  path BLOB PRIMARY KEY,"
+    "  stage INTEGER NOT NULL,"      /* mi_problem_stage */
+    "  status INTEGER NOT NULL,"     /* mi_status */
+    "  reason TEXT NOT NULL,"
+    "  first_seen INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL"
+    ") WITHOUT ROWID;";
+
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
@@ -131,8 +144,10 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 3)
         rc = sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 4)
+        rc = sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -155,6 +170,7 @@ static mi_status probe(mi_conn *c, char *errbuf, size_t errlen)
     int rc = sqlite3_exec(c->db,
                           "SELECT count(*) FROM sqlite_schema;"
                           "SELECT hash FROM files LIMIT 1;"
+                          "SELECT path FROM problems LIMIT 1;"
                           "SELECT value FROM meta WHERE key='generation'",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -249,6 +265,18 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
         rc = prepare(c->db, &c->set_gen,
                      "UPDATE meta SET value = value + 1 "
                      "WHERE key = 'generation' RETURNING value");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->set_problem,
+                     "INSERT INTO problems (path, stage, status, reason, "
+                     "first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+                     "ON CONFLICT (path) DO UPDATE SET "
+                     "first_seen = CASE WHEN stage = excluded.stage "
+                     "THEN first_seen ELSE excluded.first_seen END, "
+                     "stage = excluded.stage, status = excluded.status, "
+                     "reason = excluded.reason, last_seen = excluded.last_seen");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->del_problem,
+                     "DELETE FROM problems WHERE path = ?1");
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "preparing statements", errbuf, errlen);
         if (s == MI_EDB)
@@ -276,6 +304,8 @@ void mi_catalog_close(mi_conn *c)
     sqlite3_finalize(c->set_gen);
     sqlite3_finalize(c->set_thumb);
     sqlite3_finalize(c->hashes);
+    sqlite3_finalize(c->set_problem);
+    sqlite3_finalize(c->del_problem);
     sqlite3_close_v2(c->db);
     free(c);
 }
@@ -480,4 +510,88 @@ mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
     if (rc != SQLITE_DONE)
         return db_error(c->db, rc, "thumbnail state", errbuf, errlen);
     return MI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Problems                                                                */
+
+mi_status mi_catalog_set_problem(mi_conn *c, const char *path, size_t path_len,
+                                 int stage, mi_status status,
+                                 const char *reason, int64_t now_ns,
+                                 char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = c->set_problem;
+    int rc;
+
+    sqlite3_bind_blob(st, 1, path, (int)path_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, stage);
+    sqlite3_bind_int(st, 3, (int)status);
+    sqlite3_bind_text(st, 4, reason && *reason ? reason : mi_strerror(status),
+                      -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ns);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "recording a problem", errbuf, errlen);
+    return MI_OK;
+}
+
+mi_status mi_catalog_clear_problem(mi_conn *c, const char *path,
+                                   size_t path_len, char *errbuf,
+                                   size_t errlen)
+{
+    sqlite3_stmt *st = c->del_problem;
+    int rc;
+
+    sqlite3_bind_blob(st, 1, path, (int)path_len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "clearing a problem", errbuf, errlen);
+    return MI_OK;
+}
+
+mi_status mi_catalog_sweep_problems(mi_conn *c, int64_t scan_start_ns,
+                                    char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    /* Files and folders the complete scan did not fail on again are fine
+     * now (or gone); a thumbnail's problem lasts as long as its row. */
+    rc = sqlite3_prepare_v2(c->db,
+                            "DELETE FROM problems WHERE (stage <> ?2 AND "
+                            "last_seen < ?1) OR (stage = ?2 AND NOT EXISTS "
+                            "(SELECT 1 FROM files WHERE files.path = "
+                            "problems.path))",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, scan_start_ns);
+        sqlite3_bind_int(st, 2, MI_PROBLEM_THUMBNAIL);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return db_error(c->db, rc, "sweeping problems", errbuf, errlen);
+    return MI_OK;
+}
+
+mi_status mi_catalog_count_problems(mi_conn *c, uint64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *out = 0;
+    rc = sqlite3_prepare_v2(c->db, "SELECT count(*) FROM problems", -1, &st,
+                            NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? MI_OK : MI_EDB;
 }

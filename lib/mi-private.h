@@ -146,6 +146,10 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
  * transient failures (I/O, memory) record NONE, to be tried again. */
 mi_thumb_state mi_thumb_state_of(mi_status s);
 
+/* Why a thumbnail could not be made, in words, for a status of
+ * mi_thumb_write_fd() (a static string). */
+const char *mi_thumb_reason(mi_status s);
+
 /* Is DIR/.thumbnails/<hex>.png (open at dirfd) there? */
 bool mi_thumb_exists(int dirfd, const uint8_t hash[MI_HASH_SIZE]);
 
@@ -206,10 +210,12 @@ typedef struct mi_conn {
     sqlite3_stmt *set_gen;    /* writer only */
     sqlite3_stmt *set_thumb;  /* writer only: thumb state of a hash/path */
     sqlite3_stmt *hashes;     /* distinct hashes, in order */
+    sqlite3_stmt *set_problem; /* writer only */
+    sqlite3_stmt *del_problem; /* writer only */
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 3
+#define MI_CATALOG_SCHEMA_VERSION 4
 
 /*
  * Open the catalog file at `path` (creating it, WAL mode).  `writer` also
@@ -246,6 +252,24 @@ mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
                                const char *path, size_t path_len,
                                mi_thumb_state state,
                                char *errbuf, size_t errlen);
+
+/* Record (insert or update) the problem of a path, seen at `now_ns`
+ * (nanoseconds since the epoch; first_seen is kept while the stage stays
+ * the same).  `reason` NULL or "" records mi_strerror(status). */
+mi_status mi_catalog_set_problem(mi_conn *c, const char *path, size_t path_len,
+                                 int stage, mi_status status,
+                                 const char *reason, int64_t now_ns,
+                                 char *errbuf, size_t errlen);
+/* The path is fine now. */
+mi_status mi_catalog_clear_problem(mi_conn *c, const char *path,
+                                   size_t path_len, char *errbuf,
+                                   size_t errlen);
+/* After a complete scan that started at scan_start_ns: drop the read and
+ * folder problems it did not meet again, and thumbnail problems of paths
+ * no longer indexed. */
+mi_status mi_catalog_sweep_problems(mi_conn *c, int64_t scan_start_ns,
+                                    char *errbuf, size_t errlen);
+mi_status mi_catalog_count_problems(mi_conn *c, uint64_t *out);
 
 /* ---------------------------------------------------------------------- */
 /* index.c: the handle                                                    */

@@ -43,6 +43,8 @@ typedef struct job {
     bool thumb_tried, thumb_written;
     const mi_media_type *type;
     mi_status status;             /* filled by the worker */
+    char why[128];                /* and why it failed, in words */
+    mi_status thumb_status;       /* the thumbnail's */
     mi_file_row row;
     uint64_t bytes;
     struct job *next;
@@ -84,6 +86,8 @@ typedef struct scan {
     int64_t batch_start;
 
     int64_t last_progress;
+    int64_t started_ns;           /* wall clock, for the problems' times */
+    bool problems;                /* the catalog may hold problems */
     bool cancelled;
     mi_status fatal;              /* first failure that stops the scan */
     char errbuf[512];
@@ -96,6 +100,14 @@ static int64_t now_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -132,17 +144,21 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
                 O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         j->status = mi_status_from_errno(errno);
+        mi_bufprintf(j->why, sizeof(j->why), "cannot open: %s",
+                     strerror(errno));
         return;
     }
     if (j->thumb_only) {
         j->thumb_tried = true;
-        mi_thumb_write_fd_oriented(sc->idx, j->row.hash, fd, j->type, -1,
-                                   &j->row.thumb, &j->thumb_written);
+        j->thumb_status = mi_thumb_write_fd_oriented(
+            sc->idx, j->row.hash, fd, j->type, -1, &j->row.thumb,
+            &j->thumb_written);
         j->status = MI_OK;
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         j->status = MI_EINVAL;
+        mi_bufprintf(j->why, sizeof(j->why), "not a regular file");
         goto out;
     }
     /* What is recorded is the state before reading: a file still being
@@ -158,12 +174,16 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
     /* Bad metadata is not a failure: the file is still a photo to keep. */
     if (mi_meta_read_fd(&j->row.meta, fd, j->row.size, j->type) != MI_OK)
         memset(&j->row.meta, 0, sizeof(j->row.meta));
+    errno = 0;
     j->status = mi_hash_fd(j->row.hash, fd, h, buf, MI_HASH_CHUNK, &j->bytes);
+    if (j->status != MI_OK)
+        mi_bufprintf(j->why, sizeof(j->why), "cannot read: %s",
+                     errno ? strerror(errno) : mi_strerror(j->status));
     if (j->status == MI_OK && sc->thumbs) {
         j->thumb_tried = true;
-        mi_thumb_write_fd_oriented(sc->idx, j->row.hash, fd, j->type,
-                                   j->row.meta.orientation, &j->row.thumb,
-                                   &j->thumb_written);
+        j->thumb_status = mi_thumb_write_fd_oriented(
+            sc->idx, j->row.hash, fd, j->type, j->row.meta.orientation,
+            &j->row.thumb, &j->thumb_written);
     }
 out:
     close(fd);
@@ -279,6 +299,50 @@ static void drop_path(scan *sc, const char *path, size_t len)
     sc->batch_changed |= deleted;
 }
 
+/* Record what went wrong with a path, in the open batch. */
+static void note_problem(scan *sc, const char *path, size_t len,
+                         mi_problem_stage stage, mi_status status,
+                         const char *reason)
+{
+    mi_status s;
+
+    if (!batch_begin(sc))
+        return;
+    s = mi_catalog_set_problem(sc->writer, path, len, (int)stage, status,
+                               reason, wall_ns(), sc->errbuf,
+                               sizeof(sc->errbuf));
+    if (s != MI_OK) {
+        set_fatal(sc, s);
+        return;
+    }
+    sc->problems = true;
+    sc->batch_rows++;
+}
+
+/* A path that was read (and thumbnailed) is fine: forget its problem.
+ * Skipped while the catalog holds none, the common case. */
+static void clear_problem(scan *sc, const char *path, size_t len)
+{
+    mi_status s;
+
+    if (!sc->problems || !batch_begin(sc))
+        return;
+    s = mi_catalog_clear_problem(sc->writer, path, len, sc->errbuf,
+                                 sizeof(sc->errbuf));
+    if (s != MI_OK)
+        set_fatal(sc, s);
+}
+
+/* After the row of a file read by a worker: its thumbnail's problem. */
+static void note_thumb(scan *sc, const job *j)
+{
+    if (j->row.thumb == MI_THUMB_FAILED)
+        note_problem(sc, j->path, j->path_len, MI_PROBLEM_THUMBNAIL,
+                     j->thumb_status, mi_thumb_reason(j->thumb_status));
+    else
+        clear_problem(sc, j->path, j->path_len);
+}
+
 static void count_thumb(scan *sc, const job *j)
 {
     if (!j->thumb_tried)
@@ -306,6 +370,7 @@ static void apply_thumb(scan *sc, job *j)
     }
     sc->batch_rows++;
     sc->batch_changed = true;
+    note_thumb(sc, j);
 }
 
 /* Record what a worker found. */
@@ -325,6 +390,8 @@ static void apply(scan *sc, job *j)
         sc->stats->failed++;
         if (j->known)
             drop_path(sc, j->path, j->path_len);
+        note_problem(sc, j->path, j->path_len, MI_PROBLEM_READ, j->status,
+                     j->why);
         return;
     }
     if (!batch_begin(sc))
@@ -337,6 +404,7 @@ static void apply(scan *sc, job *j)
     sc->batch_rows++;
     sc->batch_changed = true;
     count_thumb(sc, j);
+    note_thumb(sc, j);
     if (j->known)
         sc->stats->changed++;
     else
@@ -608,7 +676,13 @@ static void walk_child(scan *sc, int dirfd, const child *ch, size_t len,
         sc->path[n] = '/';
         sc->path[n + 1] = '\0';
         if (fd < 0) {
+            char why[128];
+
+            mi_bufprintf(why, sizeof(why), "cannot open the folder: %s",
+                         strerror(errno));
             sc->stats->failed++;
+            note_problem(sc, sc->path, n + 1, MI_PROBLEM_FOLDER,
+                         mi_status_from_errno(errno), why);
             cat_keep_prefix(sc, sc->path, n + 1);
             return;
         }
@@ -641,10 +715,18 @@ static void walk(scan *sc, int dirfd, size_t len, int depth)
 
     dir = fdopendir(dirfd);
     if (!dir) {
+        char why[128];
+        int err = errno;
+
+        mi_bufprintf(why, sizeof(why), "cannot list the folder: %s",
+                     strerror(err));
         close(dirfd);
         sc->stats->failed++;
-        if (len)
+        if (len) {
+            note_problem(sc, sc->path, len, MI_PROBLEM_FOLDER,
+                         mi_status_from_errno(err), why);
             cat_keep_prefix(sc, sc->path, len);
+        }
         return;
     }
     while ((de = readdir(dir)) != NULL && nkids < MI_MAX_DIR_ENTRIES) {
@@ -738,6 +820,7 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     sc->payload = opts ? opts->payload : NULL;
     sc->stats = &stats;
     sc->last_progress = now_ns();
+    sc->started_ns = wall_ns();
     pthread_mutex_init(&sc->lock, NULL);
     pthread_cond_init(&sc->cv_work, NULL);
     pthread_cond_init(&sc->cv_room, NULL);
@@ -748,6 +831,11 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     if (s != MI_OK)
         goto out;
     sc->cat = sc->reader->by_path;
+    {
+        uint64_t n = 1;     /* when in doubt, clear problems as files pass */
+        mi_catalog_count_problems(sc->reader, &n);
+        sc->problems = n > 0;
+    }
     cat_step(sc);
 
     nworkers = mi_index_threads(idx);
@@ -792,8 +880,15 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
 
     /* Whatever the catalog still lists past the last disk path is gone;
      * but a cancelled or failed scan did not see the whole disk. */
-    if (scan_going(sc))
+    if (scan_going(sc)) {
         cat_remove_before(sc, NULL, 0);
+        if (sc->problems && batch_begin(sc)) {
+            s = mi_catalog_sweep_problems(sc->writer, sc->started_ns,
+                                          sc->errbuf, sizeof(sc->errbuf));
+            if (s != MI_OK)
+                set_fatal(sc, s);
+        }
+    }
     if (sc->fatal == MI_OK)
         batch_commit(sc);
     else if (sc->writer) {

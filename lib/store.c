@@ -597,7 +597,7 @@ static mi_status index_placed(mi_store *st)
     mi_file_row row;
     struct stat sb;
     mi_conn *w;
-    mi_status s;
+    mi_status s, ts;
     char err[256] = "";
 
     memset(&row, 0, sizeof(row));
@@ -615,12 +615,23 @@ static mi_status index_placed(mi_store *st)
     if (mi_meta_read_fd(&row.meta, st->fd, row.size, st->type) != MI_OK)
         memset(&row.meta, 0, sizeof(row.meta));
     row.thumb = MI_THUMB_NONE;
-    mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb);
+    ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb);
 
     w = mi_index_writer_lock(st->idx);
     s = mi_catalog_begin(w, err, sizeof(err));
     if (s == MI_OK)
         s = mi_catalog_put(w, &row, err, sizeof(err));
+    if (s == MI_OK && row.thumb == MI_THUMB_FAILED) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        s = mi_catalog_set_problem(w, row.path, row.path_len,
+                                   MI_PROBLEM_THUMBNAIL, ts,
+                                   mi_thumb_reason(ts),
+                                   (int64_t)now.tv_sec * 1000000000LL +
+                                       now.tv_nsec,
+                                   err, sizeof(err));
+    }
     if (s == MI_OK)
         s = mi_index_writer_commit(st->idx, true, err, sizeof(err));
     else

@@ -654,6 +654,18 @@ mi_thumb_state mi_thumb_state_of(mi_status s)
     }
 }
 
+const char *mi_thumb_reason(mi_status s)
+{
+    switch (s) {
+    case MI_EFORMAT:
+        return "the image could not be decoded (damaged or truncated)";
+    case MI_ETOOBIG:
+        return "the image has more pixels than the thumbnail pixel cap";
+    default:
+        return mi_strerror(s);
+    }
+}
+
 /* Make the thumbnail file of the content of `fd` (whatever the index's
  * flags say). */
 static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],

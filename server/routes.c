@@ -4,6 +4,8 @@
  *
  *   GET|HEAD /list                   every entry (list.c)
  *   GET|HEAD /status                 scan state, counts
+ *   GET|HEAD /api/problems           files that could not be read or
+ *                                    thumbnailed, and why
  *   GET|HEAD /thumbnail/<sha256>     the 256x256 PNG
  *   GET|HEAD /image/<sha256>         the original bytes (Range, ETag)
  *   GET|HEAD /image/sha256/<sha256>  the same
@@ -131,7 +133,7 @@ static void route_status(struct req *r)
     double started, finished;
     bool scanning, have_last;
     int last_status;
-    uint64_t media = 0, files = 0;
+    uint64_t media = 0, files = 0, problems = 0;
     cJSON *o, *st;
     char *text;
 
@@ -146,6 +148,7 @@ static void route_status(struct req *r)
     pthread_mutex_unlock(&srv->lock);
 
     mi_index_count(srv->idx, &media, &files);
+    mi_problems_count(&problems, srv->idx);
     o = cJSON_CreateObject();
     if (!o) {
         send_error(r, 500, NULL, "out of memory");
@@ -157,6 +160,7 @@ static void route_status(struct req *r)
                                               : have_last ? last.seen : 0));
     cJSON_AddNumberToObject(o, "media", (double)media);
     cJSON_AddNumberToObject(o, "files", (double)files);
+    cJSON_AddNumberToObject(o, "problems", (double)problems);
     cJSON_AddNumberToObject(o, "generation",
                             (double)mi_index_generation(srv->idx));
     if (started > 0)
@@ -306,6 +310,90 @@ static void route_image(struct req *r, const struct path *p, int i)
 }
 
 /* ---------------------------------------------------------------------- */
+/* GET /api/problems: what could not be read or thumbnailed                */
+
+#define PROBLEMS_DEFAULT 1000
+#define PROBLEMS_MAX 100000
+
+static const char *stage_name(mi_problem_stage s)
+{
+    switch (s) {
+    case MI_PROBLEM_READ: return "read";
+    case MI_PROBLEM_FOLDER: return "folder";
+    case MI_PROBLEM_THUMBNAIL: return "thumbnail";
+    default: return "other";
+    }
+}
+
+/* {"count": N, "problems": [{path, stage, reason, error, first_seen,
+ * time}, ...]}: most recently seen first, at most ?limit= of them (1000
+ * by default); count is all of them. */
+static void route_problems(struct req *r, const char *limit_arg)
+{
+    mi_problems *p = NULL;
+    uint64_t count = 0, limit = PROBLEMS_DEFAULT, n = 0;
+    cJSON *o = NULL, *list;
+    char *text = NULL, *end;
+    mi_status s;
+    bool ok = true;
+
+    if (*limit_arg) {
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(limit_arg, &end, 10);
+        if (errno || *end || *limit_arg < '0' || *limit_arg > '9' ||
+            v > PROBLEMS_MAX) {
+            send_error(r, 400, NULL, "limit must be a number from 0 to %d",
+                       PROBLEMS_MAX);
+            return;
+        }
+        limit = v;
+    }
+    s = mi_problems_count(&count, r->srv->idx);
+    if (s == MI_OK)
+        s = mi_problems_new(&p, r->srv->idx);
+    if (s != MI_OK) {
+        send_mi_error(r, s, "problems");
+        return;
+    }
+    o = cJSON_CreateObject();
+    list = o ? cJSON_AddArrayToObject(o, "problems") : NULL;
+    ok = list && cJSON_AddNumberToObject(o, "count", (double)count);
+    while (ok && n < limit && (s = mi_problems_next(p)) == MI_ROW) {
+        cJSON *e = cJSON_CreateObject();
+
+        ok = e && cJSON_AddItemToArray(list, e) &&
+             json_add_string(e, "path", mi_problems_path(p, NULL)) &&
+             cJSON_AddStringToObject(e, "stage",
+                                     stage_name(mi_problems_stage(p))) &&
+             json_add_string(e, "reason", mi_problems_reason(p)) &&
+             cJSON_AddStringToObject(e, "error",
+                                     mi_strerror(mi_problems_status(p))) &&
+             cJSON_AddNumberToObject(e, "first_seen",
+                                     (double)mi_problems_first_seen(p)) &&
+             cJSON_AddNumberToObject(e, "time",
+                                     (double)mi_problems_last_seen(p));
+        n++;
+    }
+    mi_problems_free(p);
+    if (s < 0) {
+        cJSON_Delete(o);
+        send_mi_error(r, s, "problems");
+        return;
+    }
+    if (ok)
+        text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) {
+        send_error(r, 500, NULL, "out of memory");
+        return;
+    }
+    send_json(r, 200, text, "Cache-Control: no-store\r\n");
+    cJSON_free(text);
+}
+
+/* ---------------------------------------------------------------------- */
 /* The web gallery                                                         */
 
 /* The page loads nothing from elsewhere and runs no inline code. */
@@ -387,6 +475,13 @@ static void route(struct req *r, const struct path *p)
         if (get_or_head(r))
             route_list_filtered(r, p);
         else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 2 && is(p, 0, "api") && is(p, 1, "problems")) {
+        if (get_or_head(r)) {
+            char limit[24];
+            query_var(r, "limit", limit, sizeof(limit));
+            route_problems(r, limit);
+        } else
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 1 && is(p, 0, "status")) {
         if (get_or_head(r))

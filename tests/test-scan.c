@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static mi_status scan(mi_index *idx, mi_scan_stats *st)
@@ -492,10 +493,50 @@ static int as_nobody(const char *dir, int (*body)(const char *dir))
     return WEXITSTATUS(status);
 }
 
+/* The problems recorded, as "stage:path" lines in the cursor's order,
+ * and each one's fields checked on the way. */
+static int problems_text(mi_index *idx, char *out, size_t out_size)
+{
+    mi_problems *p = NULL;
+    int64_t now = (int64_t)time(NULL);
+    size_t n = 0;
+    int bad = 0;
+    uint64_t count = 0, rows = 0;
+    mi_status s;
+
+    out[0] = '\0';
+    if (mi_problems_new(&p, idx) != MI_OK)
+        return 1;
+    while ((s = mi_problems_next(p)) == MI_ROW) {
+        size_t len = 0;
+        const char *path = mi_problems_path(p, &len);
+        const char *why = mi_problems_reason(p);
+
+        bad |= !path || len != strlen(path) || !why || !*why;
+        bad |= mi_problems_status(p) >= 0;
+        bad |= mi_problems_first_seen(p) > mi_problems_last_seen(p) ||
+               mi_problems_last_seen(p) < now - 60 ||
+               mi_problems_last_seen(p) > now + 60;
+        if (bad)
+            printf("# bad problem row: %s: %s\n", path ? path : "(null)",
+                   why ? why : "(null)");
+        rows++;
+        n += (size_t)snprintf(out + n, n < out_size ? out_size - n : 0,
+                              "%d:%s;", (int)mi_problems_stage(p),
+                              path ? path : "");
+    }
+    bad |= s != MI_DONE;
+    bad |= mi_problems_path(p, NULL) != NULL;   /* no current row */
+    mi_problems_free(p);
+    bad |= mi_problems_count(&count, idx) != MI_OK || count != rows;
+    return bad;
+}
+
 static int scan_unreadable(const char *dir)
 {
     mi_scan_stats st;
     mi_index *idx = ta_open(dir, 2);
+    char text[512], *p;
     int bad;
 
     if (!idx)
@@ -504,8 +545,91 @@ static int scan_unreadable(const char *dir)
           st.failed != 2;         /* the file and the directory */
     if (bad)
         printf("# added %d failed %d\n", (int)st.added, (int)st.failed);
+    /* Both are listed, with why: the folder and the file. */
+    bad |= problems_text(idx, text, sizeof(text));
+    if (!strstr(text, "2:locked/;") || !strstr(text, "1:secret.jpg;") ||
+        strlen(text) != strlen("2:locked/;1:secret.jpg;")) {
+        printf("# problems: %s\n", text);
+        bad = 1;
+    }
+    /* Readable again: the next scan indexes them and forgets the problems. */
+    p = fx_path(dir, "secret.jpg");
+    chmod(p, 0644);
+    free(p);
+    p = fx_path(dir, "locked");
+    chmod(p, 0755);
+    free(p);
+    bad |= scan(idx, &st) != MI_OK || st.added != 2 || st.failed != 0;
+    bad |= problems_text(idx, text, sizeof(text));
+    if (*text) {
+        printf("# problems left: %s\n", text);
+        bad = 1;
+    }
     mi_index_close(idx);
     return bad;
+}
+
+/* An image that cannot be decoded is indexed, and its thumbnail's problem
+ * is listed until the file is mended or goes. */
+static void test_problems(void)
+{
+    char *dir = fx_tempdir(), *p, text[512];
+    mi_index *idx;
+    mi_scan_stats st;
+    mi_problems *pr = NULL;
+    uint64_t n = 9;
+
+    write_jpeg(dir, "good.jpg", 1);
+    p = fx_path(dir, "broken.jpg");
+    fx_write_file(p, "\xff\xd8\xff\xe0 not really a JPEG", 31);
+    idx = ta_open(dir, 2);
+    CHECK(idx != NULL);
+    CHECK(mi_problems_count(&n, idx) == MI_OK && n == 0);
+    CHECK(scan(idx, &st) == MI_OK && st.added == 2 && st.failed == 0);
+    CHECK(problems_text(idx, text, sizeof(text)) == 0);
+    CHECK_EQ_STR(text, "3:broken.jpg;");
+    CHECK(mi_problems_new(&pr, idx) == MI_OK);
+    CHECK(mi_problems_next(pr) == MI_ROW);
+    CHECK(mi_problems_status(pr) == MI_EFORMAT);
+    CHECK(strstr(mi_problems_reason(pr), "decoded") != NULL);
+    CHECK(mi_problems_next(pr) == MI_DONE);
+    CHECK(mi_problems_next(pr) == MI_DONE);
+    mi_problems_free(pr);
+    mi_problems_free(NULL);
+    CHECK(mi_problems_new(NULL, idx) == MI_EINVAL);
+    CHECK(mi_problems_new(&pr, NULL) == MI_EINVAL && pr == NULL);
+    CHECK(mi_problems_next(NULL) == MI_EINVAL);
+    CHECK(mi_problems_count(NULL, idx) == MI_EINVAL);
+
+    /* Unchanged, it stays listed (and is not decoded again). */
+    CHECK(scan(idx, &st) == MI_OK && st.unchanged == 2);
+    CHECK(problems_text(idx, text, sizeof(text)) == 0);
+    CHECK_EQ_STR(text, "3:broken.jpg;");
+    /* Persisted: another handle sees it. */
+    mi_index_close(idx);
+    idx = ta_open(dir, 2);
+    CHECK(problems_text(idx, text, sizeof(text)) == 0);
+    CHECK_EQ_STR(text, "3:broken.jpg;");
+
+    /* Mended: gone. */
+    write_jpeg(dir, "broken.jpg", 2);
+    CHECK(scan(idx, &st) == MI_OK && st.changed == 1);
+    CHECK(problems_text(idx, text, sizeof(text)) == 0);
+    CHECK_EQ_STR(text, "");
+
+    /* Broken again, then deleted: gone with it. */
+    fx_write_file(p, "\xff\xd8\xff\xe0 broken once more!", 31);
+    CHECK(scan(idx, &st) == MI_OK && st.changed == 1);
+    CHECK(problems_text(idx, text, sizeof(text)) == 0);
+    CHECK_EQ_STR(text, "3:broken.jpg;");
+    unlink(p);
+    CHECK(scan(idx, &st) == MI_OK && st.removed == 1);
+    CHECK(problems_text(idx, text, sizeof(text)) == 0);
+    CHECK_EQ_STR(text, "");
+    mi_index_close(idx);
+    free(p);
+    fx_rmtree(dir);
+    free(dir);
 }
 
 /* Unreadable files are counted as failed and the scan goes on. */
@@ -785,6 +909,7 @@ int main(void)
     RUN(test_empty_and_missing);
     RUN(test_unreadable);
     RUN(test_unreadable_dir_keeps_rows);
+    RUN(test_problems);
     RUN(test_cancel);
     RUN(test_concurrent);
     RUN(test_many);

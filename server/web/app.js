@@ -41,6 +41,8 @@
     chipX: $('chip-x'), uploadBtn: $('upload-btn'), fileInput: $('file-input'),
     dropzone: $('dropzone'), uploads: $('uploads'), upTitle: $('up-title'),
     upList: $('up-list'), upClose: $('up-close'), toast: $('toast'), main: $('main'),
+    problemsBtn: $('problems-btn'), problems: $('problems'), prList: $('pr-list'),
+    prClose: $('pr-close'), prMore: $('pr-more'),
   };
 
   /* ---------------------------------------------------------------- data */
@@ -1294,6 +1296,7 @@
     } catch { return; }
     const scanning = st && st.state === 'scanning';
     el.scan.hidden = !scanning;
+    showProblemCount(st && st.problems);
     if (scanning) {
       const done = st.files_done ?? st.done ?? st.scanned;
       el.scan.textContent = Number.isFinite(done) ? `Indexing… ${numFmt.format(done)}` : 'Indexing…';
@@ -1307,6 +1310,69 @@
       setTimeout(pollStatus, 30000);
     }
   }
+
+  /* ------------------------------------------------------------ problems */
+
+  // Files the server could not read, folders it could not open and images
+  // it could not make a preview of: a user should be able to tell why a
+  // photo is missing or grey.
+  const stageText = {
+    read: 'could not be read',
+    folder: 'folder could not be opened',
+    thumbnail: 'no preview could be made',
+  };
+
+  function showProblemCount(n) {
+    el.problemsBtn.hidden = !(n > 0);
+    if (n > 0) {
+      el.problemsBtn.textContent = `${numFmt.format(n)} ${n === 1 ? 'file' : 'files'} could not be read`;
+    } else if (!el.problems.hidden) {
+      closeProblems();
+    }
+  }
+
+  async function openProblems() {
+    let data;
+    try {
+      const r = await fetch('/api/problems?limit=500', { cache: 'no-store' });
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      data = await r.json();
+    } catch (err) {
+      toast('Could not load the list of problems: ' + err.message);
+      return;
+    }
+    const list = data.problems || [];
+    el.prList.textContent = '';
+    for (const p of list) {
+      const li = document.createElement('li');
+      const path = document.createElement('span');
+      path.className = 'pr-path';
+      path.textContent = p.path;
+      const why = document.createElement('span');
+      why.className = 'pr-why';
+      const when = Number.isFinite(p.time) ? dayFmt.format(new Date(p.time * 1000)) : '';
+      why.textContent = `${stageText[p.stage] || p.stage}: ${p.reason}${when ? ' · ' + when : ''}`;
+      li.append(path, why);
+      el.prList.append(li);
+    }
+    el.prMore.hidden = !(data.count > list.length);
+    el.prMore.textContent = `and ${numFmt.format(data.count - list.length)} more`;
+    document.getElementById('pr-title').textContent =
+      `${numFmt.format(data.count)} ${data.count === 1 ? 'file' : 'files'} could not be read`;
+    el.problems.hidden = false;
+    el.problemsBtn.setAttribute('aria-expanded', 'true');
+    el.prClose.focus();
+  }
+
+  function closeProblems() {
+    el.problems.hidden = true;
+    el.problemsBtn.setAttribute('aria-expanded', 'false');
+  }
+
+  el.problemsBtn.addEventListener('click', () => {
+    if (el.problems.hidden) openProblems(); else closeProblems();
+  });
+  el.prClose.addEventListener('click', () => { closeProblems(); el.problemsBtn.focus(); });
 
   /* ---------------------------------------------------------------- boot */
 

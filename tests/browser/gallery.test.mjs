@@ -496,6 +496,32 @@ await step('empty and error states', async () => {
   await c3.close();
 });
 
+/* Files that could not be read or shown are listed, with why */
+await step('problems: the files that could not be read', async () => {
+  const dir = path.join(tmp, 'problems');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'fine.jpg'), makeJpeg(64, 48, 7));
+  fs.writeFileSync(path.join(dir, 'broken.jpg'), Buffer.from('\xff\xd8\xff\xe0 this is no JPEG', 'latin1'));
+  const s4 = await startServer(dir);
+  const st = await waitIdle(s4.url, 2);
+  eq(st.problems, 1, '/status counts the problems');
+  const b4 = await front(s4.url);
+  const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'problems');
+  await p.goto(b4 + '/');
+  await p.waitForSelector('#problems-btn:not([hidden])');
+  eq(await p.textContent('#problems-btn'), '1 file could not be read', 'the top bar says how many files could not be read');
+  await p.click('#problems-btn');
+  await p.waitForSelector('#problems:not([hidden]) #pr-list li');
+  const rows = await p.$$eval('#pr-list li', (lis) => lis.map((li) => li.textContent));
+  ok(rows.length === 1 && rows[0].includes('broken.jpg') && /no preview could be made: .*decoded/.test(rows[0]),
+     'the list names the file and why', JSON.stringify(rows));
+  await shot(p, 'desktop-problems');
+  await p.click('#pr-close');
+  ok(await p.$eval('#problems', (e) => e.hidden), 'the list closes');
+  await ctx.close();
+  s4.proc.kill('SIGTERM');
+});
+
 eq(consoleErrors, [], 'no console errors');
 
 console.log(`1..${count}`);

@@ -1105,6 +1105,44 @@ def _():
     check(not sanitizer_reports(srv4), sanitizer_reports(srv4))
 
 
+# ---- what could not be read ---------------------------------------------------
+
+@test("GET /api/problems: an undecodable image is listed with why; /status counts it")
+def _():
+    rootp = new_root("problems")
+    with open(os.path.join(rootp, "fine.jpg"), "wb") as f:
+        f.write(jpeg_bytes(700))
+    with open(os.path.join(rootp, "broken.jpg"), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 this is no JPEG at all")
+    s = Server(rootp)
+    try:
+        st = s.wait_idle()
+        check(st["problems"] == 1, st)
+        t0 = time.time()
+        st, h, j = s.json("GET", "/api/problems")
+        check(st == 200 and h["content-type"] == "application/json", st)
+        check(j["count"] == 1 and len(j["problems"]) == 1, j)
+        p = j["problems"][0]
+        check(p["path"] == "broken.jpg" and p["stage"] == "thumbnail", p)
+        check("decoded" in p["reason"] and p["error"], p)
+        check(abs(p["time"] - t0) < 120 and p["first_seen"] <= p["time"], p)
+        st, _, j = s.json("GET", "/api/problems?limit=0")
+        check(st == 200 and j["count"] == 1 and j["problems"] == [], j)
+        for bad in ("x", "-1", "100001", "1e3"):
+            st, _, j = s.json("GET", "/api/problems?limit=" + bad)
+            check(st == 400 and "error" in j, (bad, st, j))
+        st, _, _ = s.json("POST", "/api/problems")
+        check(st == 405)
+        # The image is still indexed and served; only its preview is missing.
+        data = open(os.path.join(rootp, "broken.jpg"), "rb").read()
+        check(sha(data) in s.listing())
+        check(s.stop() == 0)
+        check(not sanitizer_reports(s), sanitizer_reports(s))
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+
+
 # ---- start and stop ---------------------------------------------------------
 
 def free_port():
