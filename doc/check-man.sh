@@ -4,8 +4,9 @@
 # For every PAGE: groff -man -ww -z prints no warning, and the page is ASCII.
 # With --server: the OPTIONS section of media-server.1 names exactly the
 # flags that `media-server --help` prints.
-# With --cc: the EXAMPLE of mediaindex.3 compiles against DIR/mediaindex.h
-# (-std=c11 -Wall -Wextra -pedantic -Werror).
+# With --include DIR: mediaindex.3 names every function DIR/mediaindex.h
+# declares, and no other mi_ function; with --cc too, its EXAMPLE compiles
+# against that header (-std=c11 -Wall -Wextra -pedantic -Werror).
 set -u
 server= cc= include=
 while [ $# -gt 0 ]; do
@@ -56,6 +57,20 @@ for page in "$@"; do
         fi
         ;;
     mediaindex.3)
+        [ -n "$include" ] || continue
+        # Declared: the name before "(" in each MI_EXTERN declaration.
+        tr '\n' ' ' <"$include/mediaindex.h" | tr ';' '\n' |
+            sed -n 's/.*MI_EXTERN[^(]*[^a-z0-9_]\(mi_[a-z0-9_]*\) *(.*/\1/p' |
+            sort -u >"$tmp/header.fns"
+        # Named: mi_ words followed by "(" or " ()" in the page.
+        grep -oE 'mi_[a-z0-9_]+ ?\(' "$page" | sed 's/ *($//' | sort -u >"$tmp/page.fns"
+        if [ -s "$tmp/header.fns" ] && cmp -s "$tmp/header.fns" "$tmp/page.fns"; then
+            ok "$name: names the $(wc -l <"$tmp/header.fns") functions of mediaindex.h"
+        else
+            diff "$tmp/header.fns" "$tmp/page.fns" | grep '^[<>]' |
+                sed 's/^</not in the page:/; s/^>/not in the header:/' >"$tmp/fns.log"
+            not_ok "$name: the functions it names differ from mediaindex.h's" "$tmp/fns.log"
+        fi
         [ -n "$cc" ] || continue
         sed -n '/^\.SH EXAMPLE/,/^\.SH [^E]/p' "$page" | sed -n '/^\.EX/,/^\.EE/p' |
             sed '/^\.E[XE]/d; s/\\e/\\/g; s/\\-/-/g; s/\\(aq/'"'"'/g; s/\\&//g' >"$tmp/example.c"
