@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # Why each is here: README.md, "Dependencies".
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
-libturbojpeg0-dev libcivetweb-dev zlib1g-dev"
+libturbojpeg0-dev libcivetweb-dev zlib1g-dev systemd groff-base"
 browser=
 case "${1:-}" in
 "") ;;

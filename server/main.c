@@ -30,7 +30,10 @@
 #include <unistd.h>
 
 #define SERVER_VERSION "0.1.0"
+/* Stopping: requests in flight get STOP_GRACE_S to finish, then civetweb
+ * and the scan get STOP_FORCE_S more (the systemd unit allows 15 s). */
 #define STOP_GRACE_S 10
+#define STOP_FORCE_S 2
 
 struct options {
     const char *storage_dir;
@@ -342,7 +345,7 @@ int main(int argc, char **argv)
     unsigned errcode = 0;
     const char *copts[32];
     struct stat sb;
-    struct timespec deadline;
+    struct timespec deadline, scan_deadline;
     int rc, sig, nports, k = 0;
     mi_status s;
 
@@ -448,6 +451,11 @@ int main(int argc, char **argv)
     fprintf(stderr, "media-server: serving %s on http://%s:%d/ (%lu threads)\n",
             srv.root, o.listen ? o.listen : "0.0.0.0",
             nports > 0 ? ports[0].port : (int)o.port, o.threads);
+    if (!o.listen || strcmp(o.listen, "0.0.0.0") == 0)
+        fprintf(stderr, "media-server: note: listening on every interface: "
+                        "anyone who can reach this port can browse, download "
+                        "and upload (there are no accounts yet; --listen "
+                        "127.0.0.1 keeps it to this machine)\n");
 
     if (pthread_create(&scan_thread, NULL, scanner, &srv) != 0) {
         fprintf(stderr, "media-server: cannot start the scanner\n");
@@ -492,7 +500,9 @@ int main(int argc, char **argv)
     pthread_cond_init(&stopper.done_cond, &ca);
     pthread_condattr_destroy(&ca);
     clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += STOP_GRACE_S;
+    deadline.tv_sec += STOP_FORCE_S;
+    clock_gettime(CLOCK_REALTIME, &scan_deadline);    /* for the join */
+    scan_deadline.tv_sec += STOP_FORCE_S;
     if (pthread_create(&stop_thread, NULL, stop_civetweb, &stopper) != 0)
         stop_civetweb(&stopper);
     pthread_mutex_lock(&stopper.lock);
@@ -523,19 +533,14 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&stopper.lock);
     if (!stopper.done) {
         fprintf(stderr, "media-server: civetweb did not stop in %ds; "
-                        "exiting without waiting\n", STOP_GRACE_S);
+                        "exiting without waiting\n", STOP_FORCE_S);
         _exit(1);
     }
     pthread_join(stop_thread, NULL);
-    {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += STOP_GRACE_S;
-        if (pthread_timedjoin_np(scan_thread, NULL, &until) != 0) {
-            fprintf(stderr, "media-server: the scan did not stop in %ds; "
-                            "exiting without waiting\n", STOP_GRACE_S);
-            _exit(1);
-        }
+    if (pthread_timedjoin_np(scan_thread, NULL, &scan_deadline) != 0) {
+        fprintf(stderr, "media-server: the scan did not stop in time; "
+                        "exiting without waiting\n");
+        _exit(1);
     }
     mi_index_close(srv.idx);
     mg_exit_library();
