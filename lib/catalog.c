@@ -391,10 +391,11 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
     return MI_OK;
 }
 
-mi_status mi_catalog_delete(mi_conn *c, const char *path, size_t path_len,
-                            bool *deleted, char *errbuf, size_t errlen)
+/* Run a write statement whose one parameter is a path. */
+static mi_status step_path(mi_conn *c, sqlite3_stmt *st, const char *path,
+                           size_t path_len, const char *what, char *errbuf,
+                           size_t errlen)
 {
-    sqlite3_stmt *st = c->del_path;
     int rc;
 
     sqlite3_bind_blob(st, 1, path, (int)path_len, SQLITE_STATIC);
@@ -402,10 +403,19 @@ mi_status mi_catalog_delete(mi_conn *c, const char *path, size_t path_len,
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE)
-        return db_error(c->db, rc, "delete", errbuf, errlen);
-    if (deleted)
-        *deleted = sqlite3_changes(c->db) > 0;
+        return db_error(c->db, rc, what, errbuf, errlen);
     return MI_OK;
+}
+
+mi_status mi_catalog_delete(mi_conn *c, const char *path, size_t path_len,
+                            bool *deleted, char *errbuf, size_t errlen)
+{
+    mi_status s = step_path(c, c->del_path, path, path_len, "delete", errbuf,
+                            errlen);
+
+    if (s == MI_OK && deleted)
+        *deleted = sqlite3_changes(c->db) > 0;
+    return s;
 }
 
 mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen)
@@ -541,16 +551,8 @@ mi_status mi_catalog_clear_problem(mi_conn *c, const char *path,
                                    size_t path_len, char *errbuf,
                                    size_t errlen)
 {
-    sqlite3_stmt *st = c->del_problem;
-    int rc;
-
-    sqlite3_bind_blob(st, 1, path, (int)path_len, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE)
-        return db_error(c->db, rc, "clearing a problem", errbuf, errlen);
-    return MI_OK;
+    return step_path(c, c->del_problem, path, path_len, "clearing a problem",
+                     errbuf, errlen);
 }
 
 mi_status mi_catalog_sweep_problems(mi_conn *c, int64_t scan_start_ns,

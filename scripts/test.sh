@@ -69,13 +69,28 @@ for path in sys.argv[2:]:
         failed += 1
         continue
     for line in lines:
-        r = json.loads(line).get("result")
+        t = json.loads(line)
+        r = t.get("result")
         if r in ("OK", "EXPECTEDFAIL"):
             passed += 1
         elif r == "SKIP":
             skipped += 1
         else:
             failed += 1
+            # meson prints a failed test's stderr; its TAP diagnostics are
+            # on stdout: show the failed subtests with their "#" lines.
+            out = (t.get("stdout") or "").splitlines()
+            shown = []
+            for i, l in enumerate(out):
+                if l.startswith("not ok") or l.startswith("Bail out!"):
+                    shown.append(l)
+                    for d in out[i + 1:i + 41]:
+                        if not d.startswith("#"):
+                            break
+                        shown.append(d)
+            if shown:
+                print(f"--- {path.split('/')[0]}: {t.get('name')}", file=sys.stderr)
+                print("\n".join(shown[:200]), file=sys.stderr)
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
 PY

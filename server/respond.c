@@ -159,6 +159,19 @@ void send_error(struct req *r, int status, const char *extra,
 /* A library failure as an HTTP error.  Client errors carry the library's
  * detail; server faults say only what failed (the detail, which may name
  * paths on the server's disk, goes to the log). */
+void send_cjson(struct req *r, int status, cJSON *o, const char *extra)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+
+    cJSON_Delete(o);
+    if (!text) {
+        send_error(r, 500, NULL, "out of memory");
+        return;
+    }
+    send_json(r, status, text, extra);
+    cJSON_free(text);
+}
+
 void send_mi_error(struct req *r, mi_status s, const char *what)
 {
     int status = http_status_of(s);

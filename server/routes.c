@@ -135,7 +135,6 @@ static void route_status(struct req *r)
     int last_status;
     uint64_t media = 0, files = 0, problems = 0;
     cJSON *o, *st;
-    char *text;
 
     pthread_mutex_lock(&srv->lock);
     scanning = srv->scanning;
@@ -179,14 +178,7 @@ static void route_status(struct req *r)
     }
     cJSON_AddNumberToObject(o, "rescan_interval", srv->rescan);
     cJSON_AddStringToObject(o, "version", mi_version());
-    text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) {
-        send_error(r, 500, NULL, "out of memory");
-        return;
-    }
-    send_json(r, 200, text, "Cache-Control: no-store\r\n");
-    cJSON_free(text);
+    send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -333,7 +325,7 @@ static void route_problems(struct req *r, const char *limit_arg)
     mi_problems *p = NULL;
     uint64_t count = 0, limit = PROBLEMS_DEFAULT, n = 0;
     cJSON *o = NULL, *list;
-    char *text = NULL, *end;
+    char *end;
     mi_status s;
     bool ok = true;
 
@@ -382,15 +374,11 @@ static void route_problems(struct req *r, const char *limit_arg)
         send_mi_error(r, s, "problems");
         return;
     }
-    if (ok)
-        text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) {
-        send_error(r, 500, NULL, "out of memory");
-        return;
+    if (!ok) {
+        cJSON_Delete(o);
+        o = NULL;
     }
-    send_json(r, 200, text, "Cache-Control: no-store\r\n");
-    cJSON_free(text);
+    send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
 }
 
 /* ---------------------------------------------------------------------- */

@@ -69,6 +69,9 @@ void send_error(struct req *r, int status, const char *extra,
                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 bool if_none_match(struct req *r, const char *etag);
 void send_mi_error(struct req *r, mi_status s, const char *what);
+struct cJSON;
+/* Print o (consumed; NULL = out of memory) and send it. */
+void send_cjson(struct req *r, int status, struct cJSON *o, const char *extra);
 int send_file(struct req *r, int fd, const char *content_type,
               const char *etag, const char *cache_control, bool ranges);
 bool utf8_valid(const char *s);

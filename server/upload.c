@@ -125,7 +125,7 @@ static void reply_stored(struct req *r, mi_store *st)
     uint8_t hash[MI_HASH_SIZE];
     mi_entry *e = NULL;
     cJSON *o = NULL;
-    char *text = NULL, *entry = NULL;
+    char *entry = NULL;
     bool ok;
 
     if (mi_hash_from_hex(hash, hex) == MI_OK &&
@@ -152,15 +152,11 @@ static void reply_stored(struct req *r, mi_store *st)
          cJSON_AddStringToObject(o, "sha256", hex) &&
          json_add_string(o, "filename", mi_store_filename(st)) &&
          json_add_string(o, "file_path", mi_store_path(st));
-    if (ok)
-        text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) {
-        send_error(r, 500, NULL, "out of memory");
-        return;
+    if (!ok) {
+        cJSON_Delete(o);
+        o = NULL;
     }
-    send_json(r, created ? 201 : 200, text, NULL);
-    cJSON_free(text);
+    send_cjson(r, created ? 201 : 200, o, NULL);
 }
 
 void handle_put(struct req *r, const char *name)

@@ -573,6 +573,8 @@ static int scan_unreadable(const char *dir)
  * is listed until the file is mended or goes. */
 static void test_problems(void)
 {
+    static const char junk[] = "\xff\xd8\xff\xe0 not really a JPEG";
+    static const char junk2[] = "\xff\xd8\xff\xe0 broken once more!";
     char *dir = fx_tempdir(), *p, text[512];
     mi_index *idx;
     mi_scan_stats st;
@@ -581,7 +583,7 @@ static void test_problems(void)
 
     write_jpeg(dir, "good.jpg", 1);
     p = fx_path(dir, "broken.jpg");
-    fx_write_file(p, "\xff\xd8\xff\xe0 not really a JPEG", 31);
+    fx_write_file(p, junk, sizeof(junk) - 1);
     idx = ta_open(dir, 2);
     CHECK(idx != NULL);
     CHECK(mi_problems_count(&n, idx) == MI_OK && n == 0);
@@ -618,7 +620,7 @@ static void test_problems(void)
     CHECK_EQ_STR(text, "");
 
     /* Broken again, then deleted: gone with it. */
-    fx_write_file(p, "\xff\xd8\xff\xe0 broken once more!", 31);
+    fx_write_file(p, junk2, sizeof(junk2) - 1);
     CHECK(scan(idx, &st) == MI_OK && st.changed == 1);
     CHECK(problems_text(idx, text, sizeof(text)) == 0);
     CHECK_EQ_STR(text, "3:broken.jpg;");
