@@ -294,15 +294,19 @@ static bool local_midnight(const char *text, int days, int64_t *out)
     return true;
 }
 
-char *list_entry_json(const mi_entry *e)
+cJSON *list_entry_object(const mi_entry *e)
 {
     struct tpl t;
-    char *text = NULL;
+    cJSON *o = NULL;
 
+    /* A copy keeps the template's raw numbers as they are printed in
+     * /list (printing and parsing the text back would give doubles, which
+     * cJSON prints to within an epsilon: last_modified lost its last
+     * digit now and then). */
     if (tpl_init(&t, false) && tpl_set(&t, e))
-        text = cJSON_PrintUnformatted(t.o);
+        o = cJSON_Duplicate(t.o, 1);
     tpl_free(&t);
-    return text;
+    return o;
 }
 
 void route_list(struct req *r, const char *from, const char *to, bool ndjson)

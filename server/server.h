@@ -91,8 +91,8 @@ int handle_http_error(struct mg_connection *conn, int status, const char *msg);
  * local day `to`, both included ("" = open end; YYYY-MM-DD).  With
  * `ndjson`, newest first, one {"sha256":...,...} object per line. */
 void route_list(struct req *r, const char *from, const char *to, bool ndjson);
-/* One entry as its /list JSON object (malloc'd text), or NULL. */
-char *list_entry_json(const mi_entry *e);
+/* One entry as its /list JSON object (the caller's), or NULL. */
+struct cJSON *list_entry_object(const mi_entry *e);
 
 /* conns.c */
 void conns_enter(struct server *srv, const struct mg_request_info *ri);

@@ -125,15 +125,14 @@ static void reply_stored(struct req *r, mi_store *st)
     uint8_t hash[MI_HASH_SIZE];
     mi_entry *e = NULL;
     cJSON *o = NULL;
-    char *entry = NULL;
     bool ok;
 
     if (mi_hash_from_hex(hash, hex) == MI_OK &&
         mi_lookup(&e, r->srv->idx, hash) == MI_OK)
-        entry = list_entry_json(e);
+        o = list_entry_object(e);
+    else
+        o = cJSON_CreateObject();
     mi_entry_free(e);
-    o = entry ? cJSON_Parse(entry) : cJSON_CreateObject();
-    free(entry);
 
     /* The stored name and path are the upload's (the entry's primary path
      * may be another copy); only a new file names its thumbnail. */
