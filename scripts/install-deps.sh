@@ -2,9 +2,10 @@
 # Install the Debian packages mediaindex needs to build and test, saying
 # what it installs and how big that is (nothing at all when everything is
 # already there).  Exits non-zero, with the reason, when it cannot.
-#   scripts/install-deps.sh            what the build and the tests need
+#   scripts/install-deps.sh            what the build needs (scripts/run.sh)
+#   scripts/install-deps.sh --tests    also what the tests need beyond it
 #   scripts/install-deps.sh --bench    also the benchmark tools
-#   scripts/install-deps.sh --browser  also what the browser tests need:
+#   scripts/install-deps.sh --browser  the tests' and what the browser tests need:
 #       Debian's chromium, node and npm (Debian's only if no node/npm is on
 #       PATH already), and playwright-core in tests/browser/node_modules
 #       (pinned by tests/browser/package-lock.json)
@@ -14,18 +15,22 @@ cd "$(dirname "$0")/.."
 # Why each is here: README.md, "Dependencies".
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
-libturbojpeg0-dev libcivetweb-dev zlib1g-dev systemd groff-base"
+libturbojpeg0-dev libcivetweb-dev"
+# The static pkg-config test links sqlite3's -lz; the unit and man-page
+# tests run systemd-analyze and groff.
+test_pkgs="zlib1g-dev systemd groff-base"
 browser=
 case "${1:-}" in
 "") ;;
+--tests) pkgs="$pkgs $test_pkgs" ;;
 --bench) pkgs="$pkgs hyperfine wrk nginx-light libvips-tools time jq openssl" ;;
 --browser)
     browser=1
-    pkgs="$pkgs chromium"
+    pkgs="$pkgs $test_pkgs chromium"
     command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
     ;;
-*) echo "usage: scripts/install-deps.sh [--bench | --browser]" >&2; exit 2 ;;
+*) echo "usage: scripts/install-deps.sh [--tests | --bench | --browser]" >&2; exit 2 ;;
 esac
 
 say() { echo "install-deps: $*" >&2; }

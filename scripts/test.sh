@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # the browser's (chromium, Node.js, playwright-core from npm) every other
 # suite still does.
 failed_setup=0
-if ! scripts/install-deps.sh; then
+if ! scripts/install-deps.sh --tests; then
     echo "test.sh: the build's dependencies could not be installed (above): nothing was built" >&2
     echo "0 passed, 1 failed, 0 skipped"
     exit 1
