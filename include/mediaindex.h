@@ -142,13 +142,21 @@ typedef struct mi_index_options {
     unsigned int flags;    /* MI_INDEX_* */
     uint64_t max_pixels;   /* largest image (w*h) to decode for a
                               thumbnail; 0 = MI_THUMB_MAX_PIXELS_DEFAULT */
+    /* Version 2: */
+    uint64_t decode_memory; /* bytes that all thumbnail decodes of this
+                               handle may hold at once (they wait for
+                               each other beyond it); 0 =
+                               MI_DECODE_MEMORY_DEFAULT */
 } mi_index_options;
 
 /* Flags for mi_index_options. */
 #define MI_INDEX_NO_THUMBNAILS 0x1u  /* scans and uploads make no thumbnails */
 
-#define MI_INDEX_OPTIONS_VERSION 1
-#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0, 0, 0 }
+/* Sized for a 1 GB machine: the decoders of a whole server stay under it. */
+#define MI_DECODE_MEMORY_DEFAULT (64u * 1024u * 1024u)
+
+#define MI_INDEX_OPTIONS_VERSION 2
+#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0 }
 
 /**
  * Open (creating if needed) the index of the folder `storage_dir`.  The

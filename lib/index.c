@@ -39,6 +39,7 @@ struct mi_index {
     unsigned int threads;
     unsigned int flags;    /* MI_INDEX_* */
     uint64_t max_pixels;   /* thumbnail decode cap */
+    mi_budget *budget;     /* memory of all decodes at once */
     pthread_mutex_t tlock; /* opening thumbs_fd */
     atomic_int thumbs_fd;  /* DIR/.thumbnails, -1 until opened */
     atomic_bool swept;     /* a scan swept the thumbnails folder */
@@ -230,6 +231,12 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     idx->flags = opts ? opts->flags : 0;
     idx->max_pixels = opts && opts->max_pixels ? opts->max_pixels
                                                : MI_THUMB_MAX_PIXELS_DEFAULT;
+    s = mi_budget_new(&idx->budget,
+                      opts && opts->version >= 2 && opts->decode_memory
+                          ? opts->decode_memory
+                          : MI_DECODE_MEMORY_DEFAULT);
+    if (s != MI_OK)
+        goto fail;
 
     idx->root = realpath(storage_dir, NULL);
     if (!idx->root) {
@@ -305,6 +312,7 @@ void mi_index_close(mi_index *idx)
         close(atomic_load(&idx->thumbs_fd));
     if (idx->root_fd >= 0)
         close(idx->root_fd);
+    mi_budget_free(idx->budget);
     free(idx->root);
     free(idx->db_path);
     free(idx);
@@ -333,6 +341,11 @@ unsigned int mi_index_flags(const mi_index *idx)
 uint64_t mi_index_max_pixels(const mi_index *idx)
 {
     return idx->max_pixels;
+}
+
+mi_budget *mi_index_budget(mi_index *idx)
+{
+    return idx->budget;
 }
 
 int mi_index_thumbs_fd(mi_index *idx)

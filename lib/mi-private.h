@@ -161,6 +161,83 @@ uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s);
  * temp files); *removed counts them.  For the end of a complete scan. */
 mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed);
 
+/* ---------------------------------------------------------------------- */
+/* budget.c: the memory all decodes of a handle may hold at once           */
+
+typedef struct mi_budget mi_budget;
+
+mi_status mi_budget_new(mi_budget **out, uint64_t total);
+void mi_budget_free(mi_budget *b);
+/* Reserve `bytes`, waiting while other decodes hold too much; MI_ETOOBIG
+ * when it is more than the whole budget.  A NULL budget allows anything. */
+mi_status mi_budget_acquire(mi_budget *b, uint64_t bytes);
+void mi_budget_release(mi_budget *b, uint64_t bytes);
+uint64_t mi_budget_total(const mi_budget *b);
+
+/* ---------------------------------------------------------------------- */
+/* Decoding for thumbnails (thumb.c, decode-jpeg.c, decode-png.c)          */
+
+/* Where the encoded bytes are: a buffer (buf, len), or an open file (fd,
+ * size; read with pread, never whole). */
+typedef struct mi_src {
+    const uint8_t *buf;
+    size_t len;
+    int fd;                   /* -1 for a buffer */
+    uint64_t size;
+} mi_src;
+
+/* Up to n bytes at `off`: how many were read (0 at the end), -1 on error. */
+long mi_src_pread(const mi_src *s, void *out, size_t n, uint64_t off);
+
+/* A decoded image, already box-shrunk to at most about 4x the thumbnail,
+ * in the stored orientation; its pixels stay reserved in `budget`. */
+typedef struct mi_image {
+    uint8_t *px;              /* w x h RGBA, no padding */
+    int w, h;
+    int full_w, full_h;       /* of the encoded image */
+    bool alpha;               /* may have non-opaque pixels */
+    mi_budget *budget;
+    uint64_t reserved;
+} mi_image;
+
+void mi_image_free(mi_image *im);
+
+/* Rows in, fx x fy box averages out (alpha-weighted colour), so that no
+ * decoder holds more than a row of the full image. */
+typedef struct mi_shrink {
+    int w, h, fx, fy, ow, oh, y;
+    uint64_t *acc;
+    uint8_t *out;
+} mi_shrink;
+
+/* What mi_shrink_begin allocates for w x h rows shrunk fx x fy. */
+uint64_t mi_shrink_bytes(int w, int h, int fx, int fy);
+mi_status mi_shrink_begin(mi_shrink *k, int w, int h, int fx, int fy);
+/* One row of w RGBA pixels; rows past the last whole block are ignored. */
+void mi_shrink_row(mi_shrink *k, const uint8_t *row);
+/* Hand the result to `im` (px, w, h). */
+void mi_shrink_end(mi_shrink *k, mi_image *im);
+void mi_shrink_free(mi_shrink *k);
+
+/* The box factors for an image of full size fw x fh, decoded at dw x dh,
+ * shown turned by EXIF `orientation`: down to between 2x and 4x the
+ * thumbnail, then the filtered resize does the rest. */
+void mi_thumb_factors(int fw, int fh, int dw, int dh, int orientation,
+                      int *fx, int *fy);
+/* The smallest of the denominators 8, 4, 2 whose scaling of w x h still
+ * covers the thumbnail of orientation `orientation`; 1 when none does. */
+int mi_thumb_jpeg_denom(int w, int h, int orientation);
+
+/* The decoders: MI_OK, MI_EFORMAT (broken), MI_ETOOBIG (over the pixel cap
+ * or the whole budget), MI_ENOMEM, MI_EIO. */
+mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
+                         uint64_t max_pixels, mi_budget *budget);
+mi_status mi_decode_png(mi_image *im, const mi_src *src, int orientation,
+                        uint64_t max_pixels, mi_budget *budget);
+
+/* The handle's decode budget. */
+mi_budget *mi_index_budget(mi_index *idx);
+
 /* Thumbnail temp files are named TEMP_PREFIX... */
 #define MI_THUMB_TEMP_PREFIX ".tmp-"
 

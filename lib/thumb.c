@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
-#include <turbojpeg.h>
 
 #define T MI_THUMB_SIZE
 #define MAX_FILE_BYTES (512u * 1024u * 1024u)
@@ -84,27 +83,63 @@ static void target(int w, int h, int orientation, int *rw, int *rh)
 typedef enum codec {
     CODEC_NONE = 0,      /* a type we do not thumbnail (yet) */
     CODEC_BROKEN,        /* should be an image we decode, is not */
-    CODEC_JPEG,
-    CODEC_STB,           /* PNG, GIF, BMP */
+    CODEC_JPEG,          /* decode-jpeg.c */
+    CODEC_PNG,           /* decode-png.c */
+    CODEC_STB,           /* GIF, BMP */
 } codec;
 
-/* An RGBA image as decoded: maybe already scaled (JPEG), still in the
- * stored orientation. */
-typedef struct image {
-    uint8_t *px;
-    int w, h;            /* of px, 4 bytes per pixel, no padding */
-    int full_w, full_h;  /* of the encoded image */
-    bool from_stb;       /* free with mi_stbi_free */
-    bool alpha;          /* may have non-opaque pixels */
-} image;
-
-static void image_free(image *im)
+long mi_src_pread(const mi_src *s, void *out, size_t n, uint64_t off)
 {
-    if (im->from_stb)
-        mi_stbi_free(im->px);
-    else
-        free(im->px);
+    if (s->fd < 0) {
+        if (off >= s->len)
+            return 0;
+        if (n > s->len - off)
+            n = (size_t)(s->len - off);
+        memcpy(out, s->buf + off, n);
+        return (long)n;
+    }
+    for (;;) {
+        ssize_t r = pread(s->fd, out, n, (off_t)off);
+        if (r >= 0)
+            return (long)r;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+void mi_image_free(mi_image *im)
+{
+    free(im->px);
     im->px = NULL;
+    mi_budget_release(im->budget, im->reserved);
+    im->reserved = 0;
+}
+
+void mi_thumb_factors(int fw, int fh, int dw, int dh, int orientation,
+                      int *fx, int *fy)
+{
+    int rw, rh;
+
+    target(fw, fh, orientation, &rw, &rh);
+    *fx = *fy = 1;
+    if (dw / rw >= 4 || dh / rh >= 4) {
+        *fx = dw / rw / 2 > 1 ? dw / rw / 2 : 1;
+        *fy = dh / rh / 2 > 1 ? dh / rh / 2 : 1;
+    }
+}
+
+int mi_thumb_jpeg_denom(int w, int h, int orientation)
+{
+    static const int denoms[] = { 8, 4, 2 };
+    int rw, rh;
+
+    target(w, h, orientation, &rw, &rh);
+    for (size_t d = 0; d < MI_ARRAY_LEN(denoms); d++) {
+        int n = denoms[d];
+        if ((w + n - 1) / n >= rw && (h + n - 1) / n >= rh)
+            return n;
+    }
+    return 1;
 }
 
 static bool is_ours(const mi_media_type *t)
@@ -129,7 +164,7 @@ static codec classify(const uint8_t *b, size_t len, const mi_media_type *named)
     if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
         return CODEC_JPEG;
     if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
-        return CODEC_STB;
+        return CODEC_PNG;
     if (len >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
         return CODEC_STB;
     if (len >= 26 && b[0] == 'B' && b[1] == 'M')
@@ -144,147 +179,133 @@ static codec classify(const uint8_t *b, size_t len, const mi_media_type *named)
     return is_ours(named) ? CODEC_BROKEN : CODEC_NONE;
 }
 
-static mi_status decode_jpeg(image *im, const uint8_t *buf, size_t len,
-                             int orientation, uint64_t max_pixels)
+/* Read the whole source (a file: at most MAX_FILE_BYTES) into a malloc'd
+ * buffer. */
+static mi_status read_all(const mi_src *src, uint8_t **out, size_t *out_len)
 {
-    static const int denoms[] = { 8, 4, 2 };
-    int w = 0, h = 0, subsamp = 0, cs = 0, rw, rh, sw, sh, pf, nsf = 0;
-    tjscalingfactor sf = { 1, 1 }, *all;
-    mi_status s = MI_OK;
-    tjhandle tj;
+    uint8_t *buf;
+    size_t n = 0, size;
 
-    if (len > 0x7fffffffu)
+    *out = NULL;
+    *out_len = 0;
+    if (src->size > MAX_FILE_BYTES)
         return MI_ETOOBIG;
-    tj = tjInitDecompress();
-    if (!tj)
+    size = (size_t)src->size;
+    buf = malloc(size ? size : 1);
+    if (!buf)
         return MI_ENOMEM;
-    /* A tables-only stream returns 0 and leaves w and h as they were. */
-    if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp,
-                            &cs) != 0 || w <= 0 || h <= 0) {
-        s = MI_EFORMAT;
-        goto out;
-    }
-    /* The cap comes before any allocation the size would drive. */
-    if ((uint64_t)w * (uint64_t)h > max_pixels) {
-        s = MI_ETOOBIG;
-        goto out;
-    }
-    im->full_w = w;
-    im->full_h = h;
-
-    /* The smallest DCT scale whose result still covers the target. */
-    target(w, h, orientation, &rw, &rh);
-    all = tjGetScalingFactors(&nsf);
-    for (size_t d = 0; d < MI_ARRAY_LEN(denoms); d++) {
-        tjscalingfactor f = { 1, denoms[d] };
-        bool offered = false;
-        for (int i = 0; all && i < nsf; i++)
-            offered |= all[i].num == 1 && all[i].denom == denoms[d];
-        if (offered && TJSCALED(w, f) >= rw && TJSCALED(h, f) >= rh) {
-            sf = f;
-            break;
+    while (n < size) {
+        long r = mi_src_pread(src, buf + n, size - n, n);
+        if (r < 0) {
+            free(buf);
+            return MI_EIO;
         }
+        if (r == 0)
+            break;          /* shrunk meanwhile: decode what is there */
+        n += (size_t)r;
     }
-    sw = TJSCALED(w, sf);
-    sh = TJSCALED(h, sf);
-    im->px = malloc((size_t)sw * (size_t)sh * 4);
-    if (!im->px) {
-        s = MI_ENOMEM;
-        goto out;
-    }
-    im->w = sw;
-    im->h = sh;
-    pf = cs == TJCS_CMYK || cs == TJCS_YCCK ? TJPF_CMYK : TJPF_RGBA;
-    /*
-     * LIMITSCANS: a progressive JPEG of more than 500 scans is refused
-     * (each scan re-walks the whole coefficient buffer).  No
-     * STOPONWARNING: phone and camera JPEGs often carry small defects
-     * ("extraneous bytes before marker", a truncated tail) that libjpeg
-     * reports as warnings and decodes around; refusing them would leave
-     * real photos without thumbnails, and what a warning costs is bounded
-     * by the pixel cap and the scan limit.
-     */
-    if (tjDecompress2(tj, buf, (unsigned long)len, im->px, sw, 0, sh, pf,
-                      TJFLAG_LIMITSCANS | TJFLAG_FASTDCT) != 0 &&
-        tjGetErrorCode(tj) != TJERR_WARNING) {
-        s = MI_EFORMAT;
-        goto out;
-    }
-    if (pf == TJPF_CMYK) {
-        /* Adobe writes CMYK inverted (what libjpeg hands back is 255 - ink
-         * already), as nearly every CMYK JPEG in the wild does. */
-        uint8_t *p = im->px;
-        for (size_t i = 0, n = (size_t)sw * (size_t)sh; i < n; i++, p += 4) {
-            unsigned k = p[3];
-            p[0] = (uint8_t)((p[0] * k + 127) / 255);
-            p[1] = (uint8_t)((p[1] * k + 127) / 255);
-            p[2] = (uint8_t)((p[2] * k + 127) / 255);
-            p[3] = 255;
-        }
-    }
-out:
-    if (s != MI_OK)
-        image_free(im);
-    tjDestroy(tj);
-    return s;
+    *out = buf;
+    *out_len = n;
+    return MI_OK;
 }
 
-static mi_status decode_stb(image *im, const uint8_t *buf, size_t len,
-                            uint64_t max_pixels)
+/* GIF (first frame) and BMP through stb_image: whole in memory, so the
+ * file, stb's pixels and its working memory are all reserved first. */
+static mi_status decode_stb(mi_image *im, const mi_src *src, int orientation,
+                            uint64_t max_pixels, mi_budget *budget)
 {
-    int w, h;
+    uint8_t head[1024], *file = NULL, *px = NULL;
+    const uint8_t *buf;
+    size_t len;
+    long hn;
+    uint64_t need;
+    mi_shrink k;
+    int w, h, fx, fy;
+    mi_status s;
 
-    if (len > 0x7fffffffu)
-        return MI_ETOOBIG;
-    if (!mi_stbi_info(buf, len, &w, &h)) {
+    memset(im, 0, sizeof(*im));
+    memset(&k, 0, sizeof(k));
+    hn = mi_src_pread(src, head, sizeof(head), 0);
+    if (hn < 0)
+        return MI_EIO;
+    if (!mi_stbi_info(head, (size_t)hn, &w, &h)) {
         /* stb refuses sides over STBI_MAX_DIMENSIONS as if broken: say
-         * "too big" for a PNG or BMP header that claims them. */
+         * "too big" for a BMP header that claims them. */
         uint64_t cw = 0, ch = 0;
-        if (len >= 24 && buf[0] == 0x89) {
-            cw = (uint64_t)buf[16] << 24 | (uint64_t)buf[17] << 16 |
-                 (uint64_t)buf[18] << 8 | buf[19];
-            ch = (uint64_t)buf[20] << 24 | (uint64_t)buf[21] << 16 |
-                 (uint64_t)buf[22] << 8 | buf[23];
-        } else if (len >= 26 && buf[0] == 'B') {
-            cw = (uint64_t)buf[18] | (uint64_t)buf[19] << 8 |
-                 (uint64_t)buf[20] << 16 | (uint64_t)buf[21] << 24;
-            ch = (uint64_t)buf[22] | (uint64_t)buf[23] << 8 |
-                 (uint64_t)buf[24] << 16 | (uint64_t)(buf[25] & 0x7f) << 24;
+        if (hn >= 26 && head[0] == 'B') {
+            cw = (uint64_t)head[18] | (uint64_t)head[19] << 8 |
+                 (uint64_t)head[20] << 16 | (uint64_t)head[21] << 24;
+            ch = (uint64_t)head[22] | (uint64_t)head[23] << 8 |
+                 (uint64_t)head[24] << 16 | (uint64_t)(head[25] & 0x7f) << 24;
         }
         return cw > 65535 || ch > 65535 ? MI_ETOOBIG : MI_EFORMAT;
     }
     if ((uint64_t)w * (uint64_t)h > max_pixels)
         return MI_ETOOBIG;
-    im->px = mi_stbi_load_rgba(buf, len, &im->w, &im->h);
-    if (!im->px)
-        return MI_EFORMAT;
-    if (im->w != w || im->h != h) {
-        image_free(im);
-        return MI_EFORMAT;
+    if (src->fd < 0 ? src->len > 0x7fffffffu : src->size > MAX_FILE_BYTES)
+        return MI_ETOOBIG;
+    mi_thumb_factors(w, h, w, h, orientation, &fx, &fy);
+    need = (src->fd < 0 ? 0 : 3 * src->size) + (uint64_t)w * (uint64_t)h * 8u +
+           (1u << 20) + mi_shrink_bytes(w, h, fx, fy);
+    s = mi_budget_acquire(budget, need);
+    if (s != MI_OK)
+        return s;
+    if (src->fd >= 0) {
+        s = read_all(src, &file, &len);
+        if (s != MI_OK)
+            goto out;
+        buf = file;
+    } else {
+        buf = src->buf;
+        len = src->len;
     }
-    im->from_stb = true;
+    s = MI_EFORMAT;
+    px = mi_stbi_load_rgba(buf, len, &im->w, &im->h);
+    if (!px || im->w != w || im->h != h)
+        goto out;
+    s = mi_shrink_begin(&k, w, h, fx, fy);
+    if (s != MI_OK)
+        goto out;
+    for (int y = 0; y < h; y++)
+        mi_shrink_row(&k, px + (size_t)y * (size_t)w * 4);
+    mi_shrink_end(&k, im);
     im->alpha = true;
     im->full_w = w;
     im->full_h = h;
-    return MI_OK;
+    im->budget = budget;
+    im->reserved = (uint64_t)im->w * (uint64_t)im->h * 4u;
+    need -= im->reserved;
+out:
+    mi_stbi_free(px);
+    free(file);
+    mi_shrink_free(&k);
+    mi_budget_release(budget, need);
+    return s;
 }
 
 /*
- * The one place that chooses a decoder: RGBA pixels of the image in `buf`
- * in its stored orientation (JPEG: already scaled down by the DCT when the
- * target allows), or MI_EUNSUPPORTED / MI_EFORMAT / MI_ETOOBIG / MI_ENOMEM.
- * HEIC and video frames come in here when they come.
+ * The one place that chooses a decoder: RGBA pixels of the image in `src`
+ * in its stored orientation, already box-shrunk (JPEG: first scaled down
+ * by the DCT), or MI_EUNSUPPORTED / MI_EFORMAT / MI_ETOOBIG / MI_ENOMEM /
+ * MI_EIO.  HEIC and video frames come in here when they come.
  */
-static mi_status decode_any(image *im, const uint8_t *buf, size_t len,
+static mi_status decode_any(mi_image *im, const mi_src *src,
                             const mi_media_type *named, int orientation,
-                            uint64_t max_pixels)
+                            uint64_t max_pixels, mi_budget *budget)
 {
+    uint8_t head[64];
+    long n = mi_src_pread(src, head, sizeof(head), 0);
+
     memset(im, 0, sizeof(*im));
-    switch (classify(buf, len, named)) {
+    if (n < 0)
+        return MI_EIO;
+    switch (classify(head, (size_t)n, named)) {
     case CODEC_JPEG:
-        return decode_jpeg(im, buf, len, orientation, max_pixels);
+        return mi_decode_jpeg(im, src, orientation, max_pixels, budget);
+    case CODEC_PNG:
+        return mi_decode_png(im, src, orientation, max_pixels, budget);
     case CODEC_STB:
-        return decode_stb(im, buf, len, max_pixels);
+        return decode_stb(im, src, orientation, max_pixels, budget);
     case CODEC_BROKEN:
         return MI_EFORMAT;
     case CODEC_NONE:
@@ -297,43 +318,63 @@ static mi_status decode_any(image *im, const uint8_t *buf, size_t len,
 /* Shrinking                                                               */
 
 /*
- * Average fx x fy blocks (alpha-weighted colour when the image may be
- * transparent): the integer pre-shrink before the filtered resize, so that
- * the resize never works at a ratio over 4.  stb_image_resize's filter setup
- * grows with in x out pixels at extreme ratios: a 65535 x 1 GIF (35 bytes)
- * took over 2 s in it (found by fuzz/fuzz-thumb).
+ * Average fx x fy blocks (alpha-weighted colour) as the rows arrive: the
+ * integer pre-shrink before the filtered resize, so that the resize never
+ * works at a ratio over 4 (stb_image_resize's filter setup grows with in x
+ * out pixels at extreme ratios: a 65535 x 1 GIF took over 2 s in it, found
+ * by fuzz/fuzz-thumb), and so that no decoder holds the full image.
  */
-static mi_status box_shrink(image *im, int fx, int fy)
+uint64_t mi_shrink_bytes(int w, int h, int fx, int fy)
 {
-    int ow = im->w / fx, oh = im->h / fy;
-    uint8_t *out = malloc((size_t)ow * (size_t)oh * 4);
-    uint64_t *acc;
+    uint64_t ow = (uint64_t)(w / fx), oh = (uint64_t)(h / fy);
 
-    acc = calloc((size_t)ow, 4 * sizeof(*acc));
-    if (!out || !acc) {
-        free(out);
-        free(acc);
+    return ow * oh * 4u + ow * 4u * sizeof(uint64_t);
+}
+
+mi_status mi_shrink_begin(mi_shrink *k, int w, int h, int fx, int fy)
+{
+    memset(k, 0, sizeof(*k));
+    k->w = w;
+    k->h = h;
+    k->fx = fx;
+    k->fy = fy;
+    k->ow = w / fx;
+    k->oh = h / fy;
+    if (k->ow < 1 || k->oh < 1)
+        return MI_EFORMAT;
+    k->out = malloc((size_t)k->ow * (size_t)k->oh * 4);
+    k->acc = calloc((size_t)k->ow, 4 * sizeof(*k->acc));
+    if (!k->out || !k->acc) {
+        mi_shrink_free(k);
         return MI_ENOMEM;
     }
-    for (int oy = 0; oy < oh; oy++) {
-        uint8_t *d = out + (size_t)oy * (size_t)ow * 4;
-        uint64_t n = (uint64_t)fx * (uint64_t)fy;
-        memset(acc, 0, (size_t)ow * 4 * sizeof(*acc));
-        for (int y = oy * fy; y < (oy + 1) * fy; y++) {
-            const uint8_t *r = im->px + (size_t)y * (size_t)im->w * 4;
-            for (int ox = 0; ox < ow; ox++) {
-                uint64_t *a = acc + (size_t)ox * 4;
-                const uint8_t *p = r + (size_t)ox * (size_t)fx * 4;
-                for (int x = 0; x < fx; x++, p += 4) {
-                    a[0] += (uint64_t)p[0] * p[3];
-                    a[1] += (uint64_t)p[1] * p[3];
-                    a[2] += (uint64_t)p[2] * p[3];
-                    a[3] += p[3];
-                }
-            }
+    return MI_OK;
+}
+
+void mi_shrink_row(mi_shrink *k, const uint8_t *row)
+{
+    int oy = k->y / k->fy;
+
+    if (oy >= k->oh)
+        return;
+    for (int ox = 0; ox < k->ow; ox++) {
+        uint64_t *a = k->acc + (size_t)ox * 4;
+        const uint8_t *p = row + (size_t)ox * (size_t)k->fx * 4;
+        for (int x = 0; x < k->fx; x++, p += 4) {
+            a[0] += (uint64_t)p[0] * p[3];
+            a[1] += (uint64_t)p[1] * p[3];
+            a[2] += (uint64_t)p[2] * p[3];
+            a[3] += p[3];
         }
-        for (int ox = 0; ox < ow; ox++) {
-            const uint64_t *a = acc + (size_t)ox * 4;
+    }
+    if (++k->y % k->fy)
+        return;
+    {
+        uint8_t *d = k->out + (size_t)oy * (size_t)k->ow * 4;
+        uint64_t n = (uint64_t)k->fx * (uint64_t)k->fy;
+
+        for (int ox = 0; ox < k->ow; ox++) {
+            const uint64_t *a = k->acc + (size_t)ox * 4;
             uint8_t *q = d + (size_t)ox * 4;
             if (a[3]) {
                 q[0] = (uint8_t)((a[0] + a[3] / 2) / a[3]);
@@ -344,13 +385,24 @@ static mi_status box_shrink(image *im, int fx, int fy)
             }
             q[3] = (uint8_t)((a[3] + n / 2) / n);
         }
+        memset(k->acc, 0, (size_t)k->ow * 4 * sizeof(*k->acc));
     }
-    free(acc);
-    image_free(im);
-    im->px = out;
-    im->w = ow;
-    im->h = oh;
-    return MI_OK;
+}
+
+void mi_shrink_end(mi_shrink *k, mi_image *im)
+{
+    im->px = k->out;
+    im->w = k->ow;
+    im->h = k->oh;
+    k->out = NULL;
+}
+
+void mi_shrink_free(mi_shrink *k)
+{
+    free(k->out);
+    free(k->acc);
+    k->out = NULL;
+    k->acc = NULL;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -390,13 +442,13 @@ static void orient_copy(uint8_t *dst, size_t dstride, const uint8_t *src,
 /* ---------------------------------------------------------------------- */
 /* The pipeline                                                            */
 
-static mi_status make_png(uint8_t **png, size_t *png_len, const uint8_t *buf,
-                          size_t len, const mi_media_type *named,
-                          int orientation, uint64_t max_pixels)
+static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
+                          const mi_media_type *named, int orientation,
+                          uint64_t max_pixels, mi_budget *budget)
 {
     uint8_t *canvas = NULL, *small = NULL;
-    const uint8_t *src;
-    image im;
+    const uint8_t *px;
+    mi_image im;
     int rw, rh, dw, dh;
     mi_status s;
 
@@ -404,28 +456,26 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const uint8_t *buf,
     *png_len = 0;
     if (orientation < 0) {
         mi_meta meta;
-        const mi_media_type *t = mi_media_sniff(buf, len);
-        if (mi_meta_read_buffer(&meta, buf, len, t ? t : named) != MI_OK)
+        uint8_t head[64];
+        long n = mi_src_pread(src, head, sizeof(head), 0);
+        const mi_media_type *t = n > 0 ? mi_media_sniff(head, (size_t)n) : NULL;
+
+        if (!t)
+            t = named;
+        if ((src->fd < 0 ? mi_meta_read_buffer(&meta, src->buf, src->len, t)
+                         : mi_meta_read_fd(&meta, src->fd, src->size, t)) != MI_OK)
             meta.orientation = 0;
         orientation = meta.orientation;
     }
     if (orientation < 1 || orientation > 8)
         orientation = 1;
 
-    s = decode_any(&im, buf, len, named, orientation, max_pixels);
+    s = decode_any(&im, src, named, orientation, max_pixels, budget);
     if (s != MI_OK)
         return s;
 
     target(im.full_w, im.full_h, orientation, &rw, &rh);
-    if (im.w / rw >= 4 || im.h / rh >= 4) {
-        /* Down to between 2x and 4x the target, then filter. */
-        int fx = im.w / rw / 2 > 1 ? im.w / rw / 2 : 1;
-        int fy = im.h / rh / 2 > 1 ? im.h / rh / 2 : 1;
-        s = box_shrink(&im, fx, fy);
-        if (s != MI_OK)
-            goto out;
-    }
-    src = im.px;
+    px = im.px;
     if (im.w != rw || im.h != rh) {
         small = malloc((size_t)rw * (size_t)rh * 4);
         if (!small) {
@@ -437,7 +487,7 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const uint8_t *buf,
             s = MI_ENOMEM;
             goto out;
         }
-        src = small;
+        px = small;
     }
 
     canvas = calloc((size_t)T * T, 4);
@@ -448,10 +498,10 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const uint8_t *buf,
     dw = orientation >= 5 ? rh : rw;
     dh = orientation >= 5 ? rw : rh;
     orient_copy(canvas + ((size_t)((T - dh) / 2) * T + (size_t)((T - dw) / 2)) * 4,
-                (size_t)T * 4, src, rw, rh, orientation);
+                (size_t)T * 4, px, rw, rh, orientation);
     s = mi_png_encode_rgba(png, png_len, canvas, T, T, (size_t)T * 4);
 out:
-    image_free(&im);
+    mi_image_free(&im);
     free(small);
     free(canvas);
     return s;
@@ -467,6 +517,8 @@ mi_status mi_thumb_make_buffer(uint8_t **png, size_t *png_len,
                                const void *buf, size_t len,
                                const mi_thumb_options *opts)
 {
+    mi_src src = { buf, len, -1, len };
+
     if (png)
         *png = NULL;
     if (png_len)
@@ -477,51 +529,29 @@ mi_status mi_thumb_make_buffer(uint8_t **png, size_t *png_len,
         return MI_EINVAL;
     if (len == 0)
         return MI_EFORMAT;
-    return make_png(png, png_len, buf, len, NULL, -1, cap_of(opts));
+    return make_png(png, png_len, &src, NULL, -1, cap_of(opts), NULL);
 }
 
-/* Read the whole open file (at most MAX_FILE_BYTES) into a malloc'd
- * buffer. */
-static mi_status read_all(int fd, uint8_t **out, size_t *out_len)
+/* An open regular file as a source. */
+static mi_status src_of_fd(mi_src *src, int fd)
 {
     struct stat st;
-    uint8_t *buf;
-    size_t n = 0, size;
 
-    *out = NULL;
-    *out_len = 0;
     if (fstat(fd, &st) != 0)
         return mi_status_from_errno(errno);
     if (!S_ISREG(st.st_mode))
         return MI_EINVAL;
-    if ((uint64_t)st.st_size > MAX_FILE_BYTES)
-        return MI_ETOOBIG;
-    size = (size_t)st.st_size;
-    buf = malloc(size ? size : 1);
-    if (!buf)
-        return MI_ENOMEM;
-    while (n < size) {
-        ssize_t r = pread(fd, buf + n, size - n, (off_t)n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            free(buf);
-            return MI_EIO;
-        }
-        if (r == 0)
-            break;          /* shrunk meanwhile: decode what is there */
-        n += (size_t)r;
-    }
-    *out = buf;
-    *out_len = n;
+    src->buf = NULL;
+    src->len = 0;
+    src->fd = fd;
+    src->size = (uint64_t)st.st_size;
     return MI_OK;
 }
 
 mi_status mi_thumb_make_file(uint8_t **png, size_t *png_len, const char *path,
                              const mi_thumb_options *opts)
 {
-    uint8_t *buf;
-    size_t len;
+    mi_src src;
     mi_status s;
     int fd;
 
@@ -536,16 +566,15 @@ mi_status mi_thumb_make_file(uint8_t **png, size_t *png_len, const char *path,
     fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return mi_status_from_errno(errno);
-    s = read_all(fd, &buf, &len);
+    s = src_of_fd(&src, fd);
+    if (s == MI_OK)
+        s = src.size ? make_png(png, png_len, &src, mi_media_from_name(path),
+                                -1, cap_of(opts), NULL)
+                     : MI_EFORMAT;
     close(fd);
-    if (s != MI_OK)
-        return s;
-    s = len ? make_png(png, png_len, buf, len, mi_media_from_name(path), -1,
-                       cap_of(opts))
-            : MI_EFORMAT;
-    free(buf);
     return s;
 }
+
 
 void mi_free(void *p)
 {
@@ -673,8 +702,9 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                              int orientation, bool *written)
 {
     char name[NAME_LEN];
-    uint8_t head[64], *buf = NULL, *png = NULL;
-    size_t len = 0, png_len = 0;
+    uint8_t head[64], *png = NULL;
+    size_t png_len = 0;
+    mi_src src;
     ssize_t n;
     mi_status s;
     int dirfd;
@@ -698,11 +728,10 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     if (classify(head, (size_t)n, type) == CODEC_NONE)
         return MI_EUNSUPPORTED;
 
-    s = read_all(fd, &buf, &len);
+    s = src_of_fd(&src, fd);
     if (s == MI_OK)
-        s = make_png(&png, &png_len, buf, len, type, orientation,
-                     mi_index_max_pixels(idx));
-    free(buf);
+        s = make_png(&png, &png_len, &src, type, orientation,
+                     mi_index_max_pixels(idx), mi_index_budget(idx));
     if (s == MI_OK) {
         s = write_atomic(dirfd, name, png, png_len);
         if (s != MI_OK)

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 # Why each is here: README.md, "Dependencies".
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
-libturbojpeg0-dev libcivetweb-dev"
+libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libcivetweb-dev"
 # The static pkg-config test links sqlite3's -lz; the unit and man-page
 # tests run systemd-analyze and groff.
 test_pkgs="zlib1g-dev systemd groff-base"

@@ -3,6 +3,7 @@
  *
  *   media-server --storage_dir DIR [--port 8000] [--rescan_interval N]
  *                [--listen ADDR] [--threads N] [--max-upload-bytes N]
+ *                [--decode-memory N]
  *
  * It listens at once and serves what the catalog holds; the first scan
  * runs in the background (GET /status says when it is done), then one
@@ -42,6 +43,7 @@ struct options {
     unsigned long rescan;
     unsigned long threads;
     uint64_t max_upload;
+    uint64_t decode_memory;
 };
 
 static void usage(FILE *f)
@@ -50,7 +52,7 @@ static void usage(FILE *f)
         "usage: media-server --storage_dir DIR [--port 8000] "
         "[--rescan_interval SECONDS]\n"
         "                    [--listen ADDR] [--threads N] "
-        "[--max-upload-bytes N]\n"
+        "[--max-upload-bytes N] [--decode-memory N]\n"
         "  --storage_dir DIR         the folder of photos and videos (required)\n"
         "  --port N                  TCP port (default 8000; 0 = any free port)\n"
         "  --listen ADDR             address to listen on (default: all IPv4)\n"
@@ -58,6 +60,8 @@ static void usage(FILE *f)
         "  --threads N               connections served at once (default 64)\n"
         "  --max-upload-bytes N      largest upload, bytes; K, M, G suffixes "
         "(default 8G)\n"
+        "  --decode-memory N         memory all thumbnail decodes may hold at "
+        "once (default 64M)\n"
         "  --help, --version\n"
         "Flags take their value as --flag value or --flag=value.\n");
 }
@@ -151,10 +155,15 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(flag, "max_upload_bytes") == 0 &&
                    parse_num(val, UINT64_MAX / 2, true, &num) && num > 0) {
             o->max_upload = num;
+        } else if (strcmp(flag, "decode_memory") == 0 &&
+                   parse_num(val, UINT64_MAX / 2, true, &num) &&
+                   num >= (1u << 20)) {
+            o->decode_memory = num;
         } else if (strcmp(flag, "storage_dir") == 0 || strcmp(flag, "listen") == 0 ||
                    strcmp(flag, "port") == 0 || strcmp(flag, "rescan_interval") == 0 ||
                    strcmp(flag, "threads") == 0 ||
-                   strcmp(flag, "max_upload_bytes") == 0) {
+                   strcmp(flag, "max_upload_bytes") == 0 ||
+                   strcmp(flag, "decode_memory") == 0) {
             fprintf(stderr, "media-server: bad value for --%s: \"%s\"\n", flag, val);
             return 2;
         } else {
@@ -329,7 +338,7 @@ static void *stop_civetweb(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct options o = { NULL, NULL, 8000, 0, 64, 8ull << 30 };
+    struct options o = { NULL, NULL, 8000, 0, 64, 8ull << 30, 0 };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -378,6 +387,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    iopts.decode_memory = o.decode_memory;
     s = mi_index_open(&srv.idx, o.storage_dir, &iopts, err, sizeof(err));
     if (s != MI_OK) {
         fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,
