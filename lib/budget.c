@@ -71,3 +71,15 @@ uint64_t mi_budget_total(const mi_budget *b)
 {
     return b ? b->total : 0;
 }
+
+uint64_t mi_budget_used(mi_budget *b)
+{
+    uint64_t n;
+
+    if (!b)
+        return 0;
+    pthread_mutex_lock(&b->lock);
+    n = b->used;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}

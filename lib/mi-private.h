@@ -173,6 +173,7 @@ void mi_budget_free(mi_budget *b);
 mi_status mi_budget_acquire(mi_budget *b, uint64_t bytes);
 void mi_budget_release(mi_budget *b, uint64_t bytes);
 uint64_t mi_budget_total(const mi_budget *b);
+uint64_t mi_budget_used(mi_budget *b);
 
 /* ---------------------------------------------------------------------- */
 /* Decoding for thumbnails (thumb.c, decode-jpeg.c, decode-png.c)          */

@@ -9,6 +9,8 @@
 #include "mi-test.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <math.h>
 #include <sys/resource.h>
@@ -476,6 +478,96 @@ static void test_jpeg_cmyk_grey(void)
     }
 }
 
+/* A w x h noisy RGB JPEG from TurboJPEG, progressive or not. */
+static uint8_t *noise_jpeg(unsigned long *len, int w, int h, bool progressive)
+{
+    uint8_t *rgb = malloc((size_t)w * (size_t)h * 3), *jpg = NULL;
+    tjhandle tj = tjInitCompress();
+    uint32_t x = 12345;
+
+    *len = 0;
+    for (size_t i = 0; rgb && i < (size_t)w * (size_t)h * 3; i++) {
+        x = x * 1103515245u + 12345u;
+        rgb[i] = (uint8_t)(x >> 24);
+    }
+    if (!rgb || !tj ||
+        tjCompress2(tj, rgb, w, 0, h, TJPF_RGB, &jpg, len, TJSAMP_420, 90,
+                    progressive ? TJFLAG_PROGRESSIVE : 0) != 0)
+        jpg = NULL;
+    free(rgb);
+    tjDestroy(tj);
+    return jpg;
+}
+
+typedef struct waiter {
+    mi_budget *b;
+    atomic_int got;
+} waiter;
+
+static void *wait_for_budget(void *arg)
+{
+    waiter *w = arg;
+
+    if (mi_budget_acquire(w->b, 1024) == MI_OK)
+        atomic_store(&w->got, 1);
+    return NULL;
+}
+
+/* Decodes reserve what they hold, give it back, and wait beyond the
+ * budget; one that needs more than all of it is refused at once. */
+static void test_budget(void)
+{
+    unsigned long blen = 0, plen = 0;
+    uint8_t *base = noise_jpeg(&blen, 2000, 2000, false);
+    uint8_t *prog = noise_jpeg(&plen, 2000, 2000, true);
+    mi_budget *small = NULL, *big = NULL;
+    mi_image im;
+    mi_src sb = { base, blen, -1, blen }, sp = { prog, plen, -1, plen };
+
+    CHECK(base && prog);
+    CHECK_OK(mi_budget_new(&small, 3u << 20));
+    CHECK_OK(mi_budget_new(&big, 64u << 20));
+    if (!base || !prog || !small || !big)
+        goto out;
+    /* Baseline: a few rows at 1/8, within 3 MiB. */
+    CHECK_OK(mi_decode_jpeg(&im, &sb, 1, MI_THUMB_MAX_PIXELS_DEFAULT, small));
+    CHECK(im.px && im.full_w == 2000 && im.w <= 1024 && im.w >= 500);
+    CHECK(mi_budget_used(small) == im.reserved && im.reserved > 0);
+    mi_image_free(&im);
+    CHECK(mi_budget_used(small) == 0);
+    /* Progressive keeps every coefficient (about 12 MB here). */
+    CHECK_EQ_INT(mi_decode_jpeg(&im, &sp, 1, MI_THUMB_MAX_PIXELS_DEFAULT,
+                                small), MI_ETOOBIG);
+    CHECK(im.px == NULL && mi_budget_used(small) == 0);
+    CHECK_OK(mi_decode_jpeg(&im, &sp, 1, MI_THUMB_MAX_PIXELS_DEFAULT, big));
+    CHECK(im.px && im.full_h == 2000);
+    mi_image_free(&im);
+    CHECK(mi_budget_used(big) == 0);
+
+    /* A second taker waits until the first gives back. */
+    {
+        waiter w = { small, 0 };
+        pthread_t t;
+        struct timespec pause = { 0, 100 * 1000000L };
+
+        CHECK_OK(mi_budget_acquire(small, 3u << 20));
+        CHECK(pthread_create(&t, NULL, wait_for_budget, &w) == 0);
+        nanosleep(&pause, NULL);
+        CHECK(atomic_load(&w.got) == 0);
+        mi_budget_release(small, 3u << 20);
+        pthread_join(t, NULL);
+        CHECK(atomic_load(&w.got) == 1);
+        mi_budget_release(small, 1024);
+        CHECK(mi_budget_used(small) == 0);
+        CHECK(mi_budget_acquire(small, (3u << 20) + 1) == MI_ETOOBIG);
+    }
+out:
+    mi_budget_free(small);
+    mi_budget_free(big);
+    tjFree(base);
+    tjFree(prog);
+}
+
 static void test_unsupported_and_broken(void)
 {
     static const uint8_t heic[] = { 0, 0, 0, 24, 'f', 't', 'y', 'p', 'h', 'e',
@@ -608,6 +700,101 @@ static uint8_t *scans_bomb(size_t *len, int scans)
     return b;
 }
 
+/* A zlib stream of n zero bytes: fixed Huffman codes, a literal 0, then
+ * copies of 258 bytes at distance 1 (13 bits each): about 20 KB for
+ * 800 MB, and no zlib needed. */
+typedef struct bits {
+    uint8_t *p;
+    size_t n, cap;
+    uint32_t acc;
+    int nbits;
+} bits;
+
+static void put_bits(bits *b, uint32_t v, int n)   /* LSB first */
+{
+    b->acc |= v << b->nbits;
+    b->nbits += n;
+    while (b->nbits >= 8) {
+        if (b->n < b->cap)
+            b->p[b->n++] = (uint8_t)b->acc;
+        b->acc >>= 8;
+        b->nbits -= 8;
+    }
+}
+
+static void put_huff(bits *b, uint32_t code, int n)  /* MSB first */
+{
+    for (int i = n - 1; i >= 0; i--)
+        put_bits(b, (code >> i) & 1u, 1);
+}
+
+static uint8_t *zeros_zlib(size_t *len, uint64_t n)
+{
+    bits b = { NULL, 0, 0, 0, 0 };
+    uint64_t left = n;
+    uint32_t adler_b = (uint32_t)(n % 65521);
+
+    /* Header, 13 bits a copy, up to 257 literals left over, the end. */
+    b.cap = 2 + (size_t)(n / 258 * 13 / 8) + 258 + 16;
+    b.p = malloc(b.cap);
+    if (!b.p)
+        return NULL;
+    b.p[b.n++] = 0x78;
+    b.p[b.n++] = 0x01;
+    put_bits(&b, 1, 1);             /* BFINAL */
+    put_bits(&b, 1, 2);             /* fixed Huffman */
+    if (left) {
+        put_huff(&b, 0x30, 8);      /* literal 0 */
+        left--;
+    }
+    while (left >= 258) {
+        put_huff(&b, 0xc5, 8);      /* length code 285: 258 */
+        put_huff(&b, 0, 5);         /* distance code 0: 1 */
+        left -= 258;
+    }
+    while (left--)
+        put_huff(&b, 0x30, 8);
+    put_huff(&b, 0, 7);             /* end of block */
+    if (b.nbits)
+        put_bits(&b, 0, 8 - b.nbits);
+    if (b.n + 4 > b.cap) {
+        free(b.p);
+        return NULL;
+    }
+    /* Adler-32 of zeros: a stays 1, b adds it once a byte. */
+    b.p[b.n++] = (uint8_t)(adler_b >> 8);
+    b.p[b.n++] = (uint8_t)adler_b;
+    b.p[b.n++] = 0;
+    b.p[b.n++] = 1;
+    *len = b.n;
+    return b.p;
+}
+
+/* A real, complete, all-transparent w x h 16-bit RGBA PNG: the bomb that
+ * took 1.57 GB of a server when it was decoded whole. */
+static uint8_t *big_png16(size_t *len, uint32_t w, uint32_t h)
+{
+    size_t zn = 0, n = 8;
+    uint8_t *z = zeros_zlib(&zn, (uint64_t)h * (1u + (uint64_t)w * 8u));
+    uint8_t *out = z ? malloc(zn + 256) : NULL, ihdr[13];
+
+    if (!out) {
+        free(z);
+        return NULL;
+    }
+    memcpy(out, "\x89PNG\r\n\x1a\n", 8);
+    put_be32(ihdr, w);
+    put_be32(ihdr + 4, h);
+    ihdr[8] = 16; ihdr[9] = 6;
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    n += chunk(out + n, "IHDR", ihdr, 13);
+    n += chunk(out + n, "IDAT", z, zn);
+    n += chunk(out + n, "IEND", NULL, 0);
+    free(z);
+    *len = n;
+    return out;
+}
+
 /* A field of /proc/self/status in KiB: "VmHWM" (peak RSS) or "VmPeak"
  * (peak address space: catches a huge malloc never touched). */
 static long status_kb(const char *field)
@@ -633,8 +820,9 @@ static long hwm_kb(void)
 }
 
 /* Run one bomb in a child: the status, the growth of its peak RSS and
- * its time, sent back through a pipe. */
-static void bomb(const char *what, uint8_t *buf, size_t len, mi_status want)
+ * its time (at most max_secs), sent back through a pipe. */
+static void bomb_timed(const char *what, uint8_t *buf, size_t len,
+                       mi_status want, double max_secs)
 {
     struct { int status; long rss_kb, hwm_kb, vm_kb; double secs; } r = { 0, 0, 0, 0, 0 };
     int fds[2], wst = 0;
@@ -675,12 +863,17 @@ static void bomb(const char *what, uint8_t *buf, size_t len, mi_status want)
         CHECK_EQ_INT(r.status, want);
         CHECK(r.rss_kb < 32 * 1024);
         CHECK(r.vm_kb < 256 * 1024);
-        CHECK(r.secs < 1.0);
+        CHECK(r.secs < max_secs);
     }
     close(fds[0]);
     if (pid > 0)
         waitpid(pid, &wst, 0);
     free(buf);
+}
+
+static void bomb(const char *what, uint8_t *buf, size_t len, mi_status want)
+{
+    bomb_timed(what, buf, len, want, 1.0);
 }
 
 static void test_bombs(void)
@@ -746,6 +939,14 @@ static void test_bombs(void)
     /* ... and the same with few scans is a (grey) image. */
     b = scans_bomb(&len, 3);
     bomb("progressive JPEG, 3 scans", b, len, MI_OK);
+    /* Real images that are huge once decoded: row by row, they cost a
+     * few rows (they took w x h x 4 bytes and more before). */
+    b = big_png16(&len, 6000, 6000);
+    bomb_timed("PNG 6000x6000 16-bit, complete", b, len, MI_OK, 8.0);
+    if (fx_jpeg_buffer(&b, &len, 8000, 6000, 7, NULL) == 0)
+        bomb_timed("JPEG 8000x6000, real data", b, len, MI_OK, 8.0);
+    else
+        CHECK(0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -848,6 +1049,7 @@ int main(void)
     RUN(test_same_bytes);
     RUN(test_pixel_cap);
     RUN(test_bombs);
+    RUN(test_budget);
     RUN(test_corpus_all);
     RUN(test_png_writer);
     return mi_test_done();
