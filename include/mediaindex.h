@@ -65,7 +65,8 @@ extern "C" {
     X(EACCES, -11, "permission denied")                                     \
     X(ENOTDIR, -12, "not a directory")                                      \
     X(EDB, -13, "catalog database error")                                   \
-    X(EUNSUPPORTED, -14, "not supported by this build")
+    X(EUNSUPPORTED, -14, "not supported by this build")                    \
+    X(ENOSPACE, -15, "no space left on device")
 
 /** A status code: MI_OK, MI_ROW, MI_DONE, or a negative MI_E* failure. */
 typedef enum mi_status {
@@ -178,6 +179,19 @@ MI_EXTERN mi_status mi_index_open(mi_index **out, const char *storage_dir,
 
 /** Close an index and free everything it holds.  NULL is a no-op. */
 MI_EXTERN void mi_index_close(mi_index *idx);
+
+/**
+ * Can the catalog be written?  An index opens even when it cannot (the
+ * disk is full, or mounted read-only): it then serves what the catalog
+ * holds, and scans, uploads and thumbnails that would change it fail
+ * (MI_ENOSPACE for a full disk).  This call (like any write) tries again
+ * at most every few seconds, so the index becomes writable by itself once
+ * space returns.  Returns MI_OK when writable; else why not (MI_ENOSPACE
+ * for a full disk, MI_EACCES, MI_EIO), with the detail in `why` (may be
+ * NULL).
+ */
+MI_EXTERN mi_status mi_index_writable(mi_index *idx, char *why,
+                                      size_t why_len);
 
 /**
  * The detail of the calling thread's most recent failure on this handle (or

@@ -96,9 +96,11 @@ static mi_status db_error(sqlite3 *db, int rc, const char *what,
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return MI_EBUSY;
-    case SQLITE_IOERR:
     case SQLITE_FULL:
-        return MI_EIO;
+        return MI_ENOSPACE;
+    case SQLITE_IOERR:
+        /* A WAL or shared-memory file that cannot grow on a full disk. */
+        return db ? mi_status_from_io_errno(sqlite3_system_errno(db)) : MI_EIO;
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
     case SQLITE_READONLY:
@@ -180,9 +182,36 @@ static mi_status probe(mi_conn *c, char *errbuf, size_t errlen)
     return MI_OK;
 }
 
-mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
+/* "file:" + path with the URI's reserved characters escaped, for an
+ * immutable open. */
+static char *immutable_uri(const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(path);
+    char *u = malloc(3 * n + sizeof("file:?immutable=1"));
+    char *p = u;
+
+    if (!u)
+        return NULL;
+    memcpy(p, "file:", 5);
+    p += 5;
+    for (const unsigned char *q = (const unsigned char *)path; *q; q++) {
+        if (*q == '%' || *q == '?' || *q == '#' || *q < 0x21 || *q > 0x7e) {
+            *p++ = '%';
+            *p++ = hex[*q >> 4];
+            *p++ = hex[*q & 15];
+        } else {
+            *p++ = (char)*q;
+        }
+    }
+    strcpy(p, "?immutable=1");
+    return u;
+}
+
+mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                           char *errbuf, size_t errlen)
 {
+    bool writer = mode == MI_CATALOG_WRITER;
     mi_conn *c;
     mi_status s;
     int rc;
@@ -193,10 +222,26 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
         return MI_ENOMEM;
 
     /* The handle serialises the use of each connection itself. */
-    rc = sqlite3_open_v2(path, &c->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                         NULL);
+    if (mode == MI_CATALOG_FROZEN) {
+        /* The disk is full or read-only: no -wal or -shm file can be
+         * made, so read the file as it is, as if nobody wrote to it. */
+        char *uri = immutable_uri(path);
+
+        if (!uri) {
+            free(c);
+            return MI_ENOMEM;
+        }
+        rc = sqlite3_open_v2(uri, &c->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+                                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+        free(uri);
+    } else {
+        rc = sqlite3_open_v2(path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+    }
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "opening", errbuf, errlen);
         goto fail;
@@ -209,11 +254,14 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
      * transactions may roll back, and the next scan redoes them from the
      * disk, which is the truth. */
     rc = sqlite3_exec(c->db,
-                      "PRAGMA journal_mode=WAL;"
-                      "PRAGMA synchronous=NORMAL;"
-                      "PRAGMA foreign_keys=OFF;"
-                      "PRAGMA cache_size=-4096;"
-                      "PRAGMA temp_store=MEMORY",
+                      mode == MI_CATALOG_FROZEN
+                          ? "PRAGMA cache_size=-4096;"
+                            "PRAGMA temp_store=MEMORY"
+                          : "PRAGMA journal_mode=WAL;"
+                            "PRAGMA synchronous=NORMAL;"
+                            "PRAGMA foreign_keys=OFF;"
+                            "PRAGMA cache_size=-4096;"
+                            "PRAGMA temp_store=MEMORY",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "setting up", errbuf, errlen);
@@ -283,6 +331,7 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
             s = MI_EFORMAT;
         goto fail;
     }
+    c->frozen = mode == MI_CATALOG_FROZEN;
     *out = c;
     return MI_OK;
 

@@ -61,7 +61,17 @@ struct mi_index {
     uint64_t count_gen, count_media, count_files;
     atomic_bool scanning;
     char notice[ERRMSG_LEN]; /* left by open, e.g. a recovered catalog */
+
+    /* No writer (a full or read-only disk): readers read the catalog
+     * frozen, writes fail with frozen_status, and a writer is tried again
+     * every RETRY_WRITER_S (under wlock). */
+    atomic_bool frozen;
+    mi_status frozen_status;
+    char frozen_why[ERRMSG_LEN];
+    time_t retry_at;
 };
+
+#define RETRY_WRITER_S 5
 
 /* ---------------------------------------------------------------------- */
 /* Errors                                                                  */
@@ -144,12 +154,43 @@ static mi_status move_aside(const char *db_path, char *moved, size_t movedlen)
     return MI_OK;
 }
 
+/* Failures of a writer that a frozen reader may survive: the disk is full
+ * or read-only, or the file cannot be written. */
+static bool may_freeze(mi_status s)
+{
+    return s == MI_EIO || s == MI_ENOSPACE || s == MI_EACCES;
+}
+
 static mi_status open_catalog(mi_index *idx, char *errbuf, size_t errlen)
 {
     char detail[ERRMSG_LEN], moved[PATH_MAX];
     mi_status s;
 
-    s = mi_catalog_open(&idx->writer, idx->db_path, true, detail, sizeof(detail));
+    s = mi_catalog_open(&idx->writer, idx->db_path, MI_CATALOG_WRITER, detail,
+                        sizeof(detail));
+    if (may_freeze(s)) {
+        /* Serve what the catalog holds rather than nothing. */
+        mi_conn *r = NULL;
+        char rdetail[ERRMSG_LEN];
+
+        if (mi_catalog_open(&r, idx->db_path, MI_CATALOG_FROZEN, rdetail,
+                            sizeof(rdetail)) == MI_OK) {
+            uint64_t gen = 0;
+
+            mi_catalog_get_generation(r, &gen);
+            atomic_store(&idx->generation, gen);
+            idx->frozen_status = s;
+            mi_bufprintf(idx->frozen_why, sizeof(idx->frozen_why), "%s", detail);
+            atomic_store(&idx->frozen, true);
+            idx->retry_at = time(NULL) + RETRY_WRITER_S;
+            idx->idle = r;
+            idx->n_idle = 1;
+            mi_bufprintf(idx->notice, sizeof(idx->notice),
+                         "the catalog cannot be written (%s): serving it "
+                         "read-only until it can", detail);
+            return MI_OK;
+        }
+    }
     if (s == MI_EFORMAT) {
         /* The disk is the truth: keep the broken file for whoever wants to
          * look at it, start afresh and let the next scan rebuild. */
@@ -162,8 +203,8 @@ static mi_status open_catalog(mi_index *idx, char *errbuf, size_t errlen)
         mi_bufprintf(idx->notice, sizeof(idx->notice),
                      "%s; moved it to %s and started a new catalog",
                      detail, moved);
-        s = mi_catalog_open(&idx->writer, idx->db_path, true, detail,
-                            sizeof(detail));
+        s = mi_catalog_open(&idx->writer, idx->db_path, MI_CATALOG_WRITER,
+                            detail, sizeof(detail));
     }
     if (s != MI_OK) {
         mi_bufprintf(errbuf, errlen, "%s: %s", idx->db_path, detail);
@@ -425,7 +466,10 @@ mi_status mi_index_reader(mi_index *idx, mi_conn **out)
         *out = c;
         return MI_OK;
     }
-    s = mi_catalog_open(&c, idx->db_path, false, detail, sizeof(detail));
+    s = mi_catalog_open(&c, idx->db_path,
+                        atomic_load(&idx->frozen) ? MI_CATALOG_FROZEN
+                                                  : MI_CATALOG_READER,
+                        detail, sizeof(detail));
     if (s != MI_OK) {
         *out = NULL;
         return mi_index_fail(idx, s, "%s", detail);
@@ -439,7 +483,9 @@ void mi_index_release(mi_index *idx, mi_conn *c)
     if (!c)
         return;
     pthread_mutex_lock(&idx->plock);
-    if (idx->n_idle < MAX_IDLE_READERS) {
+    /* A frozen reader never sees new commits: not kept once writable. */
+    if (idx->n_idle < MAX_IDLE_READERS &&
+        c->frozen == atomic_load(&idx->frozen)) {
         c->next = idx->idle;
         idx->idle = c;
         idx->n_idle++;
@@ -449,10 +495,82 @@ void mi_index_release(mi_index *idx, mi_conn *c)
     mi_catalog_close(c);
 }
 
+/* Under wlock: a writer, opening one again (at most every RETRY_WRITER_S)
+ * when the catalog was frozen.  Once there is one, the frozen readers
+ * go. */
+static bool writer_ready(mi_index *idx)
+{
+    char detail[ERRMSG_LEN];
+    mi_conn *w = NULL, *c, *next;
+    mi_status s;
+
+    if (idx->writer)
+        return true;
+    if (time(NULL) < idx->retry_at)
+        return false;
+    s = mi_catalog_open(&w, idx->db_path, MI_CATALOG_WRITER, detail,
+                        sizeof(detail));
+    if (s != MI_OK) {
+        idx->retry_at = time(NULL) + RETRY_WRITER_S;
+        pthread_mutex_lock(&idx->plock);
+        idx->frozen_status = s;
+        mi_bufprintf(idx->frozen_why, sizeof(idx->frozen_why), "%s", detail);
+        pthread_mutex_unlock(&idx->plock);
+        return false;
+    }
+    idx->writer = w;
+    pthread_mutex_lock(&idx->plock);
+    atomic_store(&idx->frozen, false);
+    c = idx->idle;
+    idx->idle = NULL;
+    idx->n_idle = 0;
+    idx->notice[0] = '\0';
+    pthread_mutex_unlock(&idx->plock);
+    for (; c; c = next) {
+        next = c->next;
+        mi_catalog_close(c);
+    }
+    return true;
+}
+
 mi_conn *mi_index_writer_lock(mi_index *idx)
 {
     pthread_mutex_lock(&idx->wlock);
-    return idx->writer;
+    if (writer_ready(idx))
+        return idx->writer;
+    pthread_mutex_unlock(&idx->wlock);
+    return NULL;
+}
+
+mi_status mi_index_writer_error(mi_index *idx, char *errbuf, size_t errlen)
+{
+    mi_status s;
+
+    pthread_mutex_lock(&idx->plock);
+    s = idx->frozen_status != MI_OK ? idx->frozen_status : MI_EIO;
+    mi_bufprintf(errbuf, errlen, "the catalog is read-only: %s",
+                 idx->frozen_why);
+    pthread_mutex_unlock(&idx->plock);
+    return s;
+}
+
+mi_status mi_index_writable(mi_index *idx, char *why, size_t why_len)
+{
+    mi_status s = MI_OK;
+
+    if (why && why_len)
+        why[0] = '\0';
+    if (!idx)
+        return MI_EINVAL;
+    pthread_mutex_lock(&idx->wlock);
+    if (!writer_ready(idx)) {
+        pthread_mutex_lock(&idx->plock);
+        s = idx->frozen_status != MI_OK ? idx->frozen_status : MI_EIO;
+        mi_bufprintf(why, why_len, "%s: %s", mi_strerror(s), idx->frozen_why);
+        pthread_mutex_unlock(&idx->plock);
+    }
+    pthread_mutex_unlock(&idx->wlock);
+    return s;
 }
 
 mi_status mi_index_writer_commit(mi_index *idx, bool changed,

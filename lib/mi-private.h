@@ -107,6 +107,9 @@ void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
 
 /* Map an errno value to a status. */
 mi_status mi_status_from_errno(int err);
+/* The same for a failed write, fsync or create: MI_ENOSPACE for a full
+ * disk or quota, MI_EIO for anything else. */
+mi_status mi_status_from_io_errno(int err);
 
 /* ---------------------------------------------------------------------- */
 /* thumb.c: thumbnails                                                    */
@@ -290,6 +293,7 @@ typedef struct mi_conn {
     sqlite3_stmt *hashes;     /* distinct hashes, in order */
     sqlite3_stmt *set_problem; /* writer only */
     sqlite3_stmt *del_problem; /* writer only */
+    bool frozen;              /* opened MI_CATALOG_FROZEN */
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
@@ -300,7 +304,14 @@ typedef struct mi_conn {
  * prepares the write statements.  A corrupt file or one from a newer schema
  * gives MI_EFORMAT (the caller moves it aside); detail in errbuf.
  */
-mi_status mi_catalog_open(mi_conn **out, const char *path, bool writer,
+typedef enum mi_catalog_mode {
+    MI_CATALOG_READER = 0,    /* WAL reader */
+    MI_CATALOG_WRITER,        /* also the write statements; migrates */
+    MI_CATALOG_FROZEN         /* read-only and immutable: for a disk that
+                                 is full or mounted read-only */
+} mi_catalog_mode;
+
+mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                           char *errbuf, size_t errlen);
 void mi_catalog_close(mi_conn *c);
 
@@ -364,8 +375,10 @@ void mi_index_clear_error(mi_index *idx);
 mi_status mi_index_reader(mi_index *idx, mi_conn **out);
 void mi_index_release(mi_index *idx, mi_conn *c);
 
-/* The writer connection, under the writer lock. */
+/* The writer connection, under the writer lock; NULL (and no lock held)
+ * while the catalog cannot be written: mi_index_writer_error says why. */
 mi_conn *mi_index_writer_lock(mi_index *idx);
+mi_status mi_index_writer_error(mi_index *idx, char *errbuf, size_t errlen);
 /* End the writer's transaction and give the lock back: commit (bumping
  * the generation when `changed`), or, on any failure, roll back. */
 mi_status mi_index_writer_commit(mi_index *idx, bool changed,

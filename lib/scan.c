@@ -79,8 +79,10 @@ typedef struct scan {
     const char *cat_path;
     size_t cat_len;
 
-    /* The open write transaction. */
+    /* The open write transaction, and what it adds, changes and removes:
+     * counted in the stats only once committed. */
     mi_conn *writer;
+    struct { uint64_t added, changed, removed; } pend;
     size_t batch_rows;
     bool batch_changed;
     int64_t batch_start;
@@ -249,6 +251,11 @@ static bool batch_begin(scan *sc)
     if (sc->fatal != MI_OK)
         return false;
     sc->writer = mi_index_writer_lock(sc->idx);
+    if (!sc->writer) {
+        set_fatal(sc, mi_index_writer_error(sc->idx, sc->errbuf,
+                                            sizeof(sc->errbuf)));
+        return false;
+    }
     s = mi_catalog_begin(sc->writer, sc->errbuf, sizeof(sc->errbuf));
     if (s != MI_OK) {
         mi_index_writer_abort(sc->idx);
@@ -270,8 +277,14 @@ static void batch_commit(scan *sc)
         return;
     s = mi_index_writer_commit(sc->idx, sc->batch_changed, sc->errbuf,
                                sizeof(sc->errbuf));
-    if (s != MI_OK)
+    if (s != MI_OK) {
         set_fatal(sc, s);
+    } else {
+        sc->stats->added += sc->pend.added;
+        sc->stats->changed += sc->pend.changed;
+        sc->stats->removed += sc->pend.removed;
+    }
+    memset(&sc->pend, 0, sizeof(sc->pend));
     sc->writer = NULL;
 }
 
@@ -406,9 +419,9 @@ static void apply(scan *sc, job *j)
     count_thumb(sc, j);
     note_thumb(sc, j);
     if (j->known)
-        sc->stats->changed++;
+        sc->pend.changed++;
     else
-        sc->stats->added++;
+        sc->pend.added++;
 }
 
 /* Apply every finished job; with `all`, wait for the busy ones first. */
@@ -533,7 +546,7 @@ static void cat_remove_before(scan *sc, const char *path, size_t len)
     while (!sc->cat_done && scan_going(sc) &&
            (!path || pathcmp(sc->cat_path, sc->cat_len, path, len) < 0)) {
         drop_path(sc, sc->cat_path, sc->cat_len);
-        sc->stats->removed++;
+        sc->pend.removed++;
         cat_step(sc);
     }
 }

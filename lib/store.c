@@ -373,8 +373,8 @@ static mi_status open_temp(mi_store *st)
             break;
     }
     st->tmp_name[0] = '\0';
-    return store_fail(st, MI_EIO, "cannot create a temporary file: %s",
-                      strerror(errno));
+    return store_fail(st, mi_status_from_io_errno(errno),
+                      "cannot create a temporary file: %s", strerror(errno));
 }
 
 mi_status mi_store_begin(mi_store **out, mi_index *idx, const char *name,
@@ -465,7 +465,8 @@ mi_status mi_store_write(mi_store *st, const void *buf, size_t len)
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
-                return store_fail(st, MI_EIO, "cannot write the upload: %s",
+                return store_fail(st, mi_status_from_io_errno(errno),
+                                  "cannot write the upload: %s",
                                   strerror(errno));
             }
             done += (size_t)w;
@@ -516,7 +517,7 @@ static mi_status fsync_dir(int root, const char *rel)
     if (fd < 0)
         return mi_status_from_errno(errno);
     if (fsync(fd) != 0)
-        s = MI_EIO;
+        s = mi_status_from_io_errno(errno);
     close(fd);
     return s;
 }
@@ -584,7 +585,8 @@ static mi_status place(mi_store *st, const char *dir)
         int err = errno;
         unlinkat(dirfd, name, 0);
         close(dirfd);
-        return store_fail(st, MI_EIO, "cannot sync %s: %s", dir, strerror(err));
+        return store_fail(st, mi_status_from_io_errno(err), "cannot sync %s: %s",
+                          dir, strerror(err));
     }
     close(dirfd);
     mi_bufprintf(st->path, sizeof(st->path), "%s/%s", dir, name);
@@ -618,6 +620,9 @@ static mi_status index_placed(mi_store *st)
     ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb);
 
     w = mi_index_writer_lock(st->idx);
+    if (!w)
+        return store_fail(st, mi_index_writer_error(st->idx, err, sizeof(err)),
+                          "%s", err);
     s = mi_catalog_begin(w, err, sizeof(err));
     if (s == MI_OK)
         s = mi_catalog_put(w, &row, err, sizeof(err));
@@ -707,8 +712,8 @@ mi_status mi_store_commit(mi_store *st)
         return store_fail(st, s, "hashing failed");
     mi_hash_to_hex(st->hex, st->hash);
     if (fsync(st->fd) != 0)
-        return store_fail(st, MI_EIO, "cannot sync the upload: %s",
-                          strerror(errno));
+        return store_fail(st, mi_status_from_io_errno(errno),
+                          "cannot sync the upload: %s", strerror(errno));
 
     mi_index_store_lock(st->idx, st->hash);
     s = commit_locked(st);

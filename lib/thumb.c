@@ -905,13 +905,15 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
     }
     now = mi_thumb_state_of(s);
     if (now != state) {
+        /* Recorded when the catalog can be written; a frozen one keeps
+         * the old state (the thumbnail itself is there either way). */
         mi_conn *w = mi_index_writer_lock(idx);
-        mi_status ws = mi_catalog_begin(w, err, sizeof(err));
+        mi_status ws = w ? mi_catalog_begin(w, err, sizeof(err)) : MI_EIO;
         if (ws == MI_OK)
             ws = mi_catalog_set_thumb(w, hash, NULL, 0, now, err, sizeof(err));
         if (ws == MI_OK)
             mi_index_writer_commit(idx, true, err, sizeof(err));
-        else
+        else if (w)
             mi_index_writer_abort(idx);
     }
     if (s != MI_OK)

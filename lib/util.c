@@ -60,7 +60,15 @@ mi_status mi_status_from_errno(int err)
         return MI_ETOOBIG;
     case EBUSY:
         return MI_EBUSY;
+    case ENOSPC:
+    case EDQUOT:
+        return MI_ENOSPACE;
     default:
         return MI_EIO;
     }
+}
+
+mi_status mi_status_from_io_errno(int err)
+{
+    return err == ENOSPC || err == EDQUOT ? MI_ENOSPACE : MI_EIO;
 }

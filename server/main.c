@@ -374,11 +374,15 @@ int main(int argc, char **argv)
                 o.storage_dir);
         return 2;
     }
-    if (access(o.storage_dir, R_OK | W_OK | X_OK) != 0) {
+    if (access(o.storage_dir, R_OK | X_OK) != 0) {
         fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,
                 strerror(errno));
         return 2;
     }
+    if (access(o.storage_dir, W_OK) != 0)      /* served read-only */
+        fprintf(stderr, "media-server: note: storage folder %s: %s: no "
+                        "uploads or new thumbnails\n", o.storage_dir,
+                strerror(errno));
 
     /* Every thread started from here on inherits this mask. */
     sigemptyset(&sigs);

@@ -28,6 +28,7 @@ int http_status_of(mi_status s)
     case MI_ETOOBIG: return 413;
     case MI_EUNSUPPORTED: return 501;
     case MI_EBUSY: return 503;
+    case MI_ENOSPACE: return 507;
     case MI_ERROR: case MI_ENOMEM: case MI_EIO: case MI_EACCES:
     case MI_ENOTDIR: case MI_EDB:
         return 500;

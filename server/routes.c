@@ -160,6 +160,14 @@ static void route_status(struct req *r)
     cJSON_AddNumberToObject(o, "media", (double)media);
     cJSON_AddNumberToObject(o, "files", (double)files);
     cJSON_AddNumberToObject(o, "problems", (double)problems);
+    {
+        char why[512];
+        bool writable = mi_index_writable(srv->idx, why, sizeof(why)) == MI_OK;
+
+        cJSON_AddBoolToObject(o, "writable", writable);
+        if (!writable)
+            json_add_string(o, "read_only_reason", why);
+    }
     cJSON_AddNumberToObject(o, "generation",
                             (double)mi_index_generation(srv->idx));
     if (started > 0)

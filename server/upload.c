@@ -25,12 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 /* Room for the multipart framing around the file: boundaries, part
  * headers, small extra fields. */
 #define FRAMING_SLACK (64u << 10)
 /* Read buffer: big reads keep the per-byte cost down (1 MiB measured). */
 #define READ_BUF (1u << 20)
+/* Free space an upload must leave on the disk, for the catalog and the
+ * thumbnails. */
+#define SPACE_RESERVE (16u << 20)
 
 struct upload {
     struct server *srv;
@@ -158,6 +162,18 @@ static void reply_stored(struct req *r, mi_store *st)
     send_cjson(r, created ? 201 : 200, o, NULL);
 }
 
+/* Is there room on the storage folder's disk for `bytes` more (the
+ * body's length when known) and SPACE_RESERVE besides, so that an upload
+ * never takes the last blocks the catalog needs? */
+static bool room_for(const struct server *srv, uint64_t bytes)
+{
+    struct statvfs v;
+
+    if (statvfs(srv->root, &v) != 0)
+        return true;            /* cannot tell: let the write say */
+    return (uint64_t)v.f_bavail * v.f_frsize >= bytes + SPACE_RESERVE;
+}
+
 void handle_put(struct req *r, const char *name)
 {
     struct upload u;
@@ -199,6 +215,22 @@ void handle_put(struct req *r, const char *name)
     if (clen > 0 && (unsigned long long)clen > u.cap) {
         send_error(r, 413, NULL, "upload larger than %llu bytes",
                    (unsigned long long)r->srv->max_upload);
+        return;
+    }
+    {
+        char why[512];
+        mi_status ws = mi_index_writable(r->srv->idx, why, sizeof(why));
+
+        if (ws != MI_OK) {
+            /* Before the body: the catalog could not take it anyway. */
+            send_error(r, ws == MI_ENOSPACE ? 507 : 503, "Retry-After: 60\r\n",
+                       "%s", why);
+            return;
+        }
+    }
+    if (!room_for(r->srv, clen > 0 ? (uint64_t)clen : 0)) {
+        send_error(r, 507, NULL, "no space left on device: the storage "
+                                 "folder's disk cannot take this upload");
         return;
     }
     u.expect_continue = expect && strcasecmp(expect, "100-continue") == 0 &&
