@@ -42,7 +42,7 @@
     dropzone: $('dropzone'), uploads: $('uploads'), upTitle: $('up-title'),
     upList: $('up-list'), upClose: $('up-close'), toast: $('toast'), main: $('main'),
     problemsBtn: $('problems-btn'), problems: $('problems'), prList: $('pr-list'),
-    prClose: $('pr-close'), prMore: $('pr-more'),
+    prClose: $('pr-close'), prMore: $('pr-more'), readonly: $('readonly'),
   };
 
   /* ---------------------------------------------------------------- data */
@@ -1297,6 +1297,14 @@
     const scanning = st && st.state === 'scanning';
     el.scan.hidden = !scanning;
     showProblemCount(st && st.problems);
+    // A full disk: the library is served read-only until space returns.
+    const ro = !!st && st.writable === false;
+    el.readonly.hidden = !ro;
+    if (ro) {
+      const full = /no space left/i.test(st.read_only_reason || '');
+      el.readonly.textContent = full ? 'Disk full: read-only' : 'Read-only';
+      el.readonly.title = st.read_only_reason || '';
+    }
     if (scanning) {
       const done = st.files_done ?? st.done ?? st.scanned;
       el.scan.textContent = Number.isFinite(done) ? `Indexing… ${numFmt.format(done)}` : 'Indexing…';
