@@ -1,16 +1,26 @@
 /*
- * conns.c - which connections are in the middle of a request, so that a
- * stopping server can close the idle ones at once.
+ * conns.c - the connections: which are in a request, and a reaper for the
+ * ones that would hold a thread for nothing.
  *
- * civetweb gives one worker thread to each connection.  Between requests
- * a worker waits for the next one for up to keep_alive_timeout_ms, and
- * looks at civetweb's stop flag only every 2 s: an idle keep-alive
- * connection (a gallery left open) held every SIGTERM for up to 2 s.
- * civetweb offers no way to reach those sockets, so at stop we find them
- * ourselves: every connected socket on one of our listening ports whose
- * peer is not in a request gets shutdown(SHUT_RD); its worker reads end of
- * file and returns.  Requests in flight are left alone; their replies say
- * "Connection: close" (respond.c), so they end when they are done.
+ * civetweb gives one worker thread to each connection, for as long as the
+ * connection is open, and offers no way to reach the sockets.  So we find
+ * them ourselves: every connected socket on one of our listening ports
+ * (/proc/self/fd, getsockname, getpeername).  A peer is "in a request"
+ * from handle_request's start to its end (conns_enter/conns_leave).
+ *
+ * The reaper looks at them twice a second and shuts down:
+ *  - a connection that has not been in a request for HEADER_DEADLINE_S:
+ *    headers trickled byte by byte (civetweb's own request timeout counts
+ *    only silences, so a slow sender is never cut off);
+ *  - beyond OLD_IDLE_PER_ADDR connections of one address that have been
+ *    out of a request for over a second (keep-alive connections between
+ *    requests are younger than that, or civetweb closes them at 2 s): 500
+ *    slow connections from one host no longer shut everybody out;
+ *  - an upload whose body arrives slower than MIN_BODY_RATE after
+ *    SLOW_GRACE_S: its read side is shut, so the handler's read ends, and
+ *    it answers 408 (conns_too_slow).
+ * And at stop, conns_close_idle ends every connection between requests at
+ * once (a gallery left open held SIGTERM for 2 s).
  */
 #include "server.h"
 
@@ -20,92 +30,135 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+
+#define HEADER_DEADLINE_S 10.0
+#define OLD_IDLE_S 1.0
+#define OLD_IDLE_PER_ADDR 8
+#define MIN_BODY_RATE 4096.0      /* bytes per second, on average */
+#define SLOW_GRACE_S 15.0
+#define REAP_PERIOD_MS 500
 
 /* A peer as getpeername() gives it: IPv4 address and port. */
-static bool peer_of(const struct mg_request_info *ri, struct conn_peer *out)
+static bool peer_of(const struct mg_request_info *ri, uint32_t *addr,
+                    uint16_t *port)
 {
     struct in_addr a;
 
     if (inet_pton(AF_INET, ri->remote_addr, &a) != 1)
         return false;
-    out->addr = a.s_addr;
-    out->port = (uint16_t)ri->remote_port;
+    *addr = a.s_addr;
+    *port = (uint16_t)ri->remote_port;
     return true;
 }
 
-void conns_enter(struct server *srv, const struct mg_request_info *ri)
+/* Under conn_lock: the busy entry of a peer, or NULL. */
+static struct conn_peer *find_busy(struct server *srv, uint32_t addr,
+                                   uint16_t port)
+{
+    for (size_t i = 0; i < srv->nbusy; i++)
+        if (srv->busy[i].addr == addr && srv->busy[i].port == port)
+            return &srv->busy[i];
+    return NULL;
+}
+
+unsigned conns_enter(struct server *srv, const struct mg_request_info *ri,
+                     bool upload)
 {
     struct conn_peer p;
+    unsigned uploads = 0;
 
-    if (!peer_of(ri, &p))
-        return;
+    memset(&p, 0, sizeof(p));
+    if (!peer_of(ri, &p.addr, &p.port))
+        return 0;
+    p.started = now_mono();
+    p.upload = upload;
     pthread_mutex_lock(&srv->conn_lock);
     if (srv->nbusy == srv->busy_cap) {
         size_t cap = srv->busy_cap ? 2 * srv->busy_cap : 64;
         struct conn_peer *b = realloc(srv->busy, cap * sizeof(*b));
         if (!b) {
             pthread_mutex_unlock(&srv->conn_lock);
-            return;     /* untracked: only the stop may wait a little */
+            return 0;   /* untracked: only the stop may wait a little */
         }
         srv->busy = b;
         srv->busy_cap = cap;
     }
     srv->busy[srv->nbusy++] = p;
+    if (upload)
+        for (size_t i = 0; i < srv->nbusy; i++)
+            uploads += srv->busy[i].upload && srv->busy[i].addr == p.addr;
     pthread_mutex_unlock(&srv->conn_lock);
+    return uploads;
 }
 
 void conns_leave(struct server *srv, const struct mg_request_info *ri)
 {
-    struct conn_peer p;
-    size_t i;
+    uint32_t addr;
+    uint16_t port;
+    struct conn_peer *p;
 
-    if (!peer_of(ri, &p))
+    if (!peer_of(ri, &addr, &port))
         return;
     pthread_mutex_lock(&srv->conn_lock);
-    for (i = 0; i < srv->nbusy; i++) {
-        if (srv->busy[i].addr == p.addr && srv->busy[i].port == p.port) {
-            srv->busy[i] = srv->busy[--srv->nbusy];
-            break;
-        }
-    }
+    p = find_busy(srv, addr, port);
+    if (p)
+        *p = srv->busy[--srv->nbusy];
     pthread_mutex_unlock(&srv->conn_lock);
 }
 
-static bool busy(const struct server *srv, const struct sockaddr_in *peer)
+bool conns_progress(struct server *srv, const struct mg_request_info *ri,
+                    uint64_t body)
 {
-    size_t i;
+    uint32_t addr;
+    uint16_t port;
+    struct conn_peer *p;
+    bool slow = false;
 
-    for (i = 0; i < srv->nbusy; i++)
-        if (srv->busy[i].addr == peer->sin_addr.s_addr &&
-            srv->busy[i].port == ntohs(peer->sin_port))
-            return true;
-    return false;
+    if (!peer_of(ri, &addr, &port))
+        return false;
+    pthread_mutex_lock(&srv->conn_lock);
+    p = find_busy(srv, addr, port);
+    if (p) {
+        p->body = body;
+        slow = p->too_slow;
+    }
+    pthread_mutex_unlock(&srv->conn_lock);
+    return slow;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Finding the sockets                                                     */
+
+struct sock {
+    int fd;
+    uint32_t addr;
+    uint16_t port;
+    double idle_since;     /* out of a request since (monotonic) */
+    bool busy;
+};
 
 static bool ours(const struct sockaddr_in *local,
                  const struct mg_server_port *ports, int nports)
 {
-    int i;
-
-    for (i = 0; i < nports; i++)
+    for (int i = 0; i < nports; i++)
         if (ports[i].protocol == 1 && ports[i].port == ntohs(local->sin_port))
             return true;
     return false;
 }
 
-size_t conns_close_idle(struct server *srv, const struct mg_server_port *ports,
-                        int nports)
+/* The connected sockets on our ports: a malloc'd array, *n of them. */
+static struct sock *list_socks(const struct mg_server_port *ports, int nports,
+                               size_t *n)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *de;
-    size_t n;
+    struct sock *v = NULL;
+    size_t cap = 0;
 
-    pthread_mutex_lock(&srv->conn_lock);
-    n = srv->nbusy;
-    if (!d) {
-        pthread_mutex_unlock(&srv->conn_lock);
-        return n;
-    }
+    *n = 0;
+    if (!d)
+        return NULL;
     while ((de = readdir(d)) != NULL) {
         struct sockaddr_in local, peer;
         socklen_t ll = sizeof(local), pl = sizeof(peer);
@@ -117,11 +170,156 @@ size_t conns_close_idle(struct server *srv, const struct mg_server_port *ports,
         if (getsockname((int)fd, (struct sockaddr *)&local, &ll) != 0 ||
             local.sin_family != AF_INET || !ours(&local, ports, nports) ||
             getpeername((int)fd, (struct sockaddr *)&peer, &pl) != 0 ||
-            peer.sin_family != AF_INET || busy(srv, &peer))
-            continue;       /* not a socket, a listener, or in a request */
-        shutdown((int)fd, SHUT_RD);
+            peer.sin_family != AF_INET)
+            continue;       /* not a socket of ours, or a listener */
+        if (*n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            struct sock *nv = realloc(v, ncap * sizeof(*nv));
+            if (!nv)
+                break;
+            v = nv;
+            cap = ncap;
+        }
+        v[*n].fd = (int)fd;
+        v[*n].addr = peer.sin_addr.s_addr;
+        v[*n].port = ntohs(peer.sin_port);
+        v[*n].idle_since = 0;
+        v[*n].busy = false;
+        (*n)++;
+    }
+    closedir(d);
+    return v;
+}
+
+/* Shut a socket down, if it still is the connection we saw. */
+static void cut(const struct sock *s, int how)
+{
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof(peer);
+
+    if (getpeername(s->fd, (struct sockaddr *)&peer, &pl) == 0 &&
+        peer.sin_addr.s_addr == s->addr && ntohs(peer.sin_port) == s->port)
+        shutdown(s->fd, how);
+}
+
+size_t conns_close_idle(struct server *srv, const struct mg_server_port *ports,
+                        int nports)
+{
+    size_t n = 0, nbusy;
+    struct sock *v = list_socks(ports, nports, &n);
+
+    pthread_mutex_lock(&srv->conn_lock);
+    nbusy = srv->nbusy;
+    for (size_t i = 0; i < n; i++)
+        if (!find_busy(srv, v[i].addr, v[i].port))
+            cut(&v[i], SHUT_RD);
+    pthread_mutex_unlock(&srv->conn_lock);
+    free(v);
+    return nbusy;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The reaper                                                              */
+
+static int by_idle_since(const void *a, const void *b)
+{
+    const struct sock *x = *(const struct sock *const *)a;
+    const struct sock *y = *(const struct sock *const *)b;
+
+    return x->idle_since < y->idle_since ? -1 : x->idle_since > y->idle_since;
+}
+
+/* One look at every connection (see the top of the file). */
+static void reap(struct server *srv, double now)
+{
+    size_t n = 0, nold = 0;
+    struct sock *v = list_socks(srv->ports, srv->nports, &n);
+    struct sock **old = v ? malloc(n * sizeof(*old)) : NULL;
+
+    /* When each has been out of a request since: carried over from the
+     * last look at the same connection. */
+    for (size_t i = 0; i < n; i++) {
+        v[i].idle_since = now;
+        for (size_t k = 0; k < srv->nseen; k++)
+            if (srv->seen[k].fd == v[i].fd && srv->seen[k].addr == v[i].addr &&
+                srv->seen[k].port == v[i].port) {
+                v[i].idle_since = srv->seen[k].idle_since;
+                break;
+            }
+    }
+    pthread_mutex_lock(&srv->conn_lock);
+    for (size_t i = 0; i < n; i++) {
+        struct conn_peer *p = find_busy(srv, v[i].addr, v[i].port);
+
+        if (p) {
+            double t = now - p->started;
+            v[i].busy = true;
+            v[i].idle_since = now;
+            if (p->upload && !p->too_slow && t > SLOW_GRACE_S &&
+                (double)p->body < t * MIN_BODY_RATE) {
+                p->too_slow = true;
+                cut(&v[i], SHUT_RD);
+            }
+        } else if (now - v[i].idle_since > HEADER_DEADLINE_S) {
+            cut(&v[i], SHUT_RDWR);
+        } else if (old && now - v[i].idle_since > OLD_IDLE_S) {
+            old[nold++] = &v[i];
+        }
     }
     pthread_mutex_unlock(&srv->conn_lock);
-    closedir(d);
-    return n;
+
+    /* Per address, only the newest OLD_IDLE_PER_ADDR old idle ones stay. */
+    if (nold > OLD_IDLE_PER_ADDR) {
+        qsort(old, nold, sizeof(*old), by_idle_since);
+        for (size_t i = 0; i < nold; i++) {
+            size_t newer = 0;
+            for (size_t k = i + 1; k < nold; k++)
+                newer += old[k]->addr == old[i]->addr;
+            if (newer >= OLD_IDLE_PER_ADDR)
+                cut(old[i], SHUT_RDWR);
+        }
+    }
+    free(old);
+    free(srv->seen);
+    srv->seen = v;
+    srv->nseen = v ? n : 0;
+}
+
+static void *reaper_main(void *arg)
+{
+    struct server *srv = arg;
+
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->stopping) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += REAP_PERIOD_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
+        if (srv->stopping)
+            break;
+        pthread_mutex_unlock(&srv->lock);
+        reap(srv, now_mono());
+        pthread_mutex_lock(&srv->lock);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+int conns_start_reaper(struct server *srv, const struct mg_server_port *ports,
+                       int nports)
+{
+    srv->nports = nports < 0 ? 0 : nports > 4 ? 4 : nports;
+    memcpy(srv->ports, ports, (size_t)srv->nports * sizeof(*ports));
+    return pthread_create(&srv->reaper, NULL, reaper_main, srv);
+}
+
+void conns_stop_reaper(struct server *srv)
+{
+    pthread_join(srv->reaper, NULL);
+    free(srv->seen);
+    srv->seen = NULL;
+    srv->nseen = 0;
 }

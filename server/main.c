@@ -57,7 +57,7 @@ static void usage(FILE *f)
         "  --port N                  TCP port (default 8000; 0 = any free port)\n"
         "  --listen ADDR             address to listen on (default: all IPv4)\n"
         "  --rescan_interval N       rescan every N seconds (default 0 = never)\n"
-        "  --threads N               connections served at once (default 64)\n"
+        "  --threads N               connections served at once (default 256)\n"
         "  --max-upload-bytes N      largest upload, bytes; K, M, G suffixes "
         "(default 8G)\n"
         "  --decode-memory N         memory all thumbnail decodes may hold at "
@@ -338,7 +338,7 @@ static void *stop_civetweb(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct options o = { NULL, NULL, 8000, 0, 64, 8ull << 30, 0 };
+    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0 };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -414,6 +414,8 @@ int main(int argc, char **argv)
     pthread_mutex_init(&srv.conn_lock, NULL);
     srv.busy = NULL;
     srv.nbusy = srv.busy_cap = 0;
+    srv.seen = NULL;
+    srv.nseen = 0;
     atomic_init(&srv.closing, false);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -471,6 +473,12 @@ int main(int argc, char **argv)
                         "and upload (there are no accounts yet; --listen "
                         "127.0.0.1 keeps it to this machine)\n");
 
+    if (conns_start_reaper(&srv, ports, nports) != 0) {
+        fprintf(stderr, "media-server: cannot start the connection reaper\n");
+        mg_stop(ctx);
+        mi_index_close(srv.idx);
+        return 1;
+    }
     if (pthread_create(&scan_thread, NULL, scanner, &srv) != 0) {
         fprintf(stderr, "media-server: cannot start the scanner\n");
         mg_stop(ctx);
@@ -551,6 +559,7 @@ int main(int argc, char **argv)
         _exit(1);
     }
     pthread_join(stop_thread, NULL);
+    conns_stop_reaper(&srv);
     if (pthread_timedjoin_np(scan_thread, NULL, &scan_deadline) != 0) {
         fprintf(stderr, "media-server: the scan did not stop in time; "
                         "exiting without waiting\n");

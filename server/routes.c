@@ -516,13 +516,14 @@ int handle_request(struct mg_connection *conn, void *cbdata)
     struct req r;
     struct path p;
     double t0 = now_mono();
+    unsigned uploads;
 
     memset(&r, 0, sizeof(r));
     r.srv = cbdata;
     r.conn = conn;
     r.ri = mg_get_request_info(conn);
     r.head = strcmp(r.ri->request_method, "HEAD") == 0;
-    conns_enter(r.srv, r.ri);
+    uploads = conns_enter(r.srv, r.ri, strcmp(r.ri->request_method, "PUT") == 0);
     /* A body nobody reads is not worth draining: close after replying.
      * The upload route reads its body and decides for itself. */
     if (r.ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding"))
@@ -532,6 +533,12 @@ int handle_request(struct mg_connection *conn, void *cbdata)
         r.close = true;
         memset(&p, 0, sizeof(p));
         send_error(&r, 503, "Retry-After: 5\r\n", "the server is stopping");
+    } else if (uploads > MAX_UPLOADS_PER_ADDR) {
+        r.close = true;
+        memset(&p, 0, sizeof(p));
+        send_error(&r, 503, "Retry-After: 5\r\n",
+                   "too many uploads at once from %s (at most %d)",
+                   r.ri->remote_addr, MAX_UPLOADS_PER_ADDR);
     } else if (!path_split(&p, r.ri->local_uri))
         send_error(&r, 500, NULL, "out of memory");
     else if (p.n < 0)

@@ -40,13 +40,28 @@ struct server {
     struct conn_peer *busy;
     size_t nbusy, busy_cap;
     atomic_bool closing;       /* stopping: every reply closes its connection */
+
+    /* The reaper (conns.c): its own thread, stopped with `stopping`. */
+    pthread_t reaper;
+    struct mg_server_port ports[4];
+    int nports;
+    struct sock *seen;         /* the sockets of its last look */
+    size_t nseen;
 };
 
-/* An IPv4 peer: address (network order) and port. */
+/* A request in flight, from an IPv4 peer: address (network order), port,
+ * since when, and for an upload, its body so far. */
 struct conn_peer {
     uint32_t addr;
     uint16_t port;
+    bool upload;
+    bool too_slow;             /* the reaper cut its body off */
+    double started;            /* now_mono() */
+    uint64_t body;
 };
+
+/* At most this many uploads from one address at once (503 beyond). */
+#define MAX_UPLOADS_PER_ADDR 32
 
 /* One request in flight: what the access log line needs. */
 struct req {
@@ -95,8 +110,18 @@ void route_list(struct req *r, const char *from, const char *to, bool ndjson);
 struct cJSON *list_entry_object(const mi_entry *e);
 
 /* conns.c */
-void conns_enter(struct server *srv, const struct mg_request_info *ri);
+/* A request starts (an upload when `upload`); returns how many uploads
+ * its address has in flight, this one included (0 for other requests). */
+unsigned conns_enter(struct server *srv, const struct mg_request_info *ri,
+                     bool upload);
 void conns_leave(struct server *srv, const struct mg_request_info *ri);
+/* An upload's body so far; true when the reaper found it too slow and
+ * cut it off (answer 408). */
+bool conns_progress(struct server *srv, const struct mg_request_info *ri,
+                    uint64_t body);
+int conns_start_reaper(struct server *srv, const struct mg_server_port *ports,
+                       int nports);
+void conns_stop_reaper(struct server *srv);
 /* Stopping: end every connection on these ports that is between requests;
  * returns how many are in one. */
 size_t conns_close_idle(struct server *srv, const struct mg_server_port *ports,

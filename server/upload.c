@@ -44,6 +44,7 @@ struct upload {
     bool in_file;           /* the current part is our file */
     bool seen_file;
     bool expect_continue;   /* the client waits for "100 Continue" */
+    bool too_slow;          /* the body came too slowly: cut off */
     uint64_t body;          /* body bytes read */
     uint64_t cap;
     mi_status failed;       /* first failure, or MI_OK */
@@ -62,9 +63,15 @@ static long body_read(void *ud, char *buf, size_t len)
     if (u->failed != MI_OK)
         return -1;
     n = mg_read(u->conn, buf, len);
+    if (n > 0)
+        u->body += (uint64_t)n;
+    if (conns_progress(u->srv, mg_get_request_info(u->conn), u->body)) {
+        u->failed = MI_EABORTED;    /* the reaper cut it off */
+        u->too_slow = true;
+        return -1;
+    }
     if (n <= 0)
         return n < 0 ? -1 : 0;
-    u->body += (uint64_t)n;
     if (u->body > u->cap) {
         u->failed = MI_ETOOBIG;
         return -1;
@@ -245,7 +252,10 @@ void handle_put(struct req *r, const char *name)
             r->close = false;
     }
 
-    if (u.failed != MI_OK) {
+    if (u.too_slow) {
+        send_error(r, 408, NULL, "the upload came too slowly (under 4 KB/s "
+                                 "on average) and was cut off");
+    } else if (u.failed != MI_OK) {
         if (u.failed == MI_ETOOBIG)
             send_error(r, 413, NULL, "upload larger than %llu bytes",
                        (unsigned long long)r->srv->max_upload);

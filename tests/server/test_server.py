@@ -1293,6 +1293,138 @@ def _():
         unmount(d)
 
 
+def held_server(name):
+    root6 = new_root(name)
+    with open(os.path.join(root6, "a.jpg"), "wb") as f:
+        f.write(jpeg_bytes(600))
+    s = Server(root6)
+    s.wait_idle()
+    return s
+
+
+
+# ---- hostile connections -------------------------------------------------------
+
+def status_latency(s):
+    t = time.time()
+    st, _, _ = s.json("GET", "/status")
+    return st, time.time() - t
+
+
+@test("500 connections trickling their headers: others are answered within 1 s")
+def _():
+    s = held_server("slowloris")
+    socks = []
+    try:
+        for _ in range(500):
+            try:
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+                c.sendall(b"GET /sta")
+                socks.append(c)
+            except OSError:
+                break
+        check(len(socks) >= 300, len(socks))
+        worst = 0.0
+        for _ in range(6):
+            for c in socks:
+                try:
+                    c.send(b"t")
+                except OSError:
+                    pass
+            st, t = status_latency(s)
+            check(st == 200, st)
+            worst = max(worst, t)
+            time.sleep(0.5)
+        print(f"# /status worst {worst:.3f} s with {len(socks)} slow connections")
+        check(worst < 1.0, worst)
+    finally:
+        for c in socks:
+            c.close()
+    check(s.stop() == 0)
+    check(not sanitizer_reports(s), sanitizer_reports(s))
+
+
+@test("64 uploads trickled a byte every 2 s: 503 beyond 32, 408 after 15 s, nothing kept")
+def _():
+    s = held_server("trickle")
+    socks = []
+    try:
+        for _ in range(64):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            c.sendall(b"PUT /image/a.jpg HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: multipart/form-data; boundary=B\r\n"
+                       b"Content-Length: 100000\r\n\r\n--B\r\n")
+            socks.append(c)
+        answers = {}
+        worst = 0.0
+        end = time.time() + 25
+        pending = list(socks)
+        while pending and time.time() < end:
+            for c in list(pending):
+                try:
+                    c.send(b"a")
+                except OSError:
+                    pass
+                c.setblocking(False)
+                try:
+                    head = c.recv(64)
+                    answers[head[:12]] = answers.get(head[:12], 0) + 1
+                    pending.remove(c)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    answers["reset"] = answers.get("reset", 0) + 1
+                    pending.remove(c)
+                c.setblocking(True)
+            st, t = status_latency(s)
+            check(st == 200, st)
+            worst = max(worst, t)
+            time.sleep(1)
+        print(f"# answers {answers}; /status worst {worst:.3f} s")
+        check(answers.get(b"HTTP/1.1 503") == 32, answers)
+        check(answers.get(b"HTTP/1.1 408") == 32, answers)
+        check(worst < 1.0, worst)
+        check(uploads(s.root) == set() and tmp_files(s.root) == [],
+              (uploads(s.root), tmp_files(s.root)))
+    finally:
+        for c in socks:
+            c.close()
+    check(s.stop() == 0)
+    check(not sanitizer_reports(s), sanitizer_reports(s))
+
+
+@test("64 keep-alive pollers from one address: others are answered within 1 s")
+def _():
+    s = held_server("pollers")
+    stop = threading.Event()
+    errors = []
+
+    def poll():
+        c = s.conn()
+        while not stop.is_set():
+            try:
+                s.request("GET", "/status", conn=c)
+            except Exception as e:  # a closed keep-alive connection: again
+                errors.append(repr(e))
+                c = s.conn()
+            time.sleep(0.2)
+    ts = [threading.Thread(target=poll) for _ in range(64)]
+    for t in ts:
+        t.start()
+    try:
+        time.sleep(1)
+        worst = max(status_latency(s)[1] for _ in range(5))
+        print(f"# /status worst {worst:.3f} s with 64 pollers; "
+              f"{len(errors)} poller reconnects")
+        check(worst < 1.0, worst)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join()
+    check(s.stop() == 0)
+    check(not sanitizer_reports(s), sanitizer_reports(s))
+
+
 # ---- start and stop ---------------------------------------------------------
 
 def free_port():
@@ -1337,15 +1469,6 @@ def _():
         proc.send_signal(signal.SIGTERM)
         check(proc.wait(20) == 0)
     check(set(statuses) == {200}, statuses)
-
-
-def held_server(name):
-    root6 = new_root(name)
-    with open(os.path.join(root6, "a.jpg"), "wb") as f:
-        f.write(jpeg_bytes(600))
-    s = Server(root6)
-    s.wait_idle()
-    return s
 
 
 @test("SIGTERM with idle keep-alive connections: stopped within 1 s")
