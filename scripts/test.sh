@@ -53,7 +53,7 @@ run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...
 
 # shellcheck disable=SC2086
 run plain --buildtype=debugoptimized -- $browser_skip
-run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite browser
+run sanitize --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -- --no-suite browser --no-suite stress
 run sodium --buildtype=debugoptimized -Dopenssl=disabled -Dserver=false -- hash api
 run static --buildtype=debugoptimized -Ddefault_library=static -Dserver=false -- api pkgconfig
 

@@ -1,0 +1,264 @@
+"""What the HTTP tests of media-server share: TAP output, fixtures, and a
+real server process on 127.0.0.1 (Python 3 standard library only).
+
+    import harness; from harness import *     (argv: MEDIA_SERVER [FIXTURE_TOOL])
+"""
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import zlib
+
+SERVER = os.path.abspath(sys.argv[1])
+FIXTURE_TOOL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+# ---------------------------------------------------------------------------
+# TAP
+
+_n = 0
+_failed = 0
+
+
+def report(ok, name, diag=None, skip=None):
+    global _n, _failed
+    _n += 1
+    if skip:
+        print(f"ok {_n} - {name} # SKIP {skip}", flush=True)
+        return
+    if not ok:
+        _failed += 1
+    print(f"{'ok' if ok else 'not ok'} {_n} - {name}", flush=True)
+    if diag and not ok:
+        for line in str(diag).splitlines():
+            print(f"# {line}", flush=True)
+
+
+class Skip(Exception):
+    pass
+
+
+def test(name):
+    def wrap(fn):
+        try:
+            fn()
+            report(True, name)
+        except Skip as e:
+            report(True, name, skip=str(e))
+        except Exception:
+            report(False, name, traceback.format_exc())
+        return fn
+    return wrap
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+
+def png_bytes(w=8, h=8, seed=0):
+    """A valid RGB PNG; different seeds give different bytes."""
+    rnd = random.Random(seed)
+    rows = b"".join(b"\x00" + bytes(rnd.randrange(256) for _ in range(3 * w))
+                    for _ in range(h))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" +
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def jpeg_bytes(seed=0, w=64, h=48, exif=()):
+    """A real baseline JPEG from the C fixtures, or JPEG magic + noise.
+    exif: () or (DateTimeOriginal,) or (DateTimeOriginal, make, model)."""
+    if FIXTURE_TOOL:
+        with tempfile.NamedTemporaryFile(suffix=".jpg") as f:
+            r = subprocess.run([FIXTURE_TOOL, "jpeg", f.name, str(w), str(h),
+                                str(seed), *exif])
+            if r.returncode == 0:
+                return open(f.name, "rb").read()
+    rnd = random.Random(seed)
+    return b"\xff\xd8\xff\xe0" + bytes(rnd.randrange(256) for _ in range(2000))
+
+
+def mp4_bytes(seed=0, size=3000):
+    rnd = random.Random(seed)
+    head = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + \
+        b"isomiso2"
+    return head + bytes(rnd.randrange(256) for _ in range(size))
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def multipart(parts, boundary=None):
+    """parts: list of (name, filename or None, bytes)."""
+    boundary = boundary or "----mi%016x" % random.getrandbits(64)
+    out = []
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"'
+        if filename is not None:
+            disp += f'; filename="{filename}"'
+        out.append(f"--{boundary}\r\nContent-Disposition: {disp}\r\n"
+                   f"Content-Type: application/octet-stream\r\n\r\n"
+                   .encode() + data + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+# ---------------------------------------------------------------------------
+# The server under test
+
+
+class Server:
+    def __init__(self, root, *extra):
+        self.root = root
+        self.log = []
+        self.proc = subprocess.Popen(
+            [SERVER, "--storage_dir", root, "--listen", "127.0.0.1",
+             "--port", "0", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.port = None
+        ready = threading.Event()
+
+        def drain():
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.append(line)
+                m = re.search(r"on http://[^ ]*:(\d+)/", line)
+                if m and not self.port:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+        self.reader = threading.Thread(target=drain, daemon=True)
+        self.reader.start()
+        ready.wait(20)
+        if not self.port:
+            self.proc.kill()
+            raise RuntimeError("server did not start: " + "\n".join(self.log))
+
+    def conn(self, timeout=20):
+        return http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        c = conn or self.conn()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        if not conn:
+            c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+    def json(self, method, path, body=None, headers=None):
+        st, h, data = self.request(method, path, body, headers)
+        return st, h, json.loads(data) if data else None
+
+    def upload(self, name, data, filename="upload.bin", field="file",
+               path_prefix="/image/"):
+        body, ctype = multipart([(field, filename, data)])
+        return self.json("PUT", path_prefix + name, body,
+                         {"Content-Type": ctype})
+
+    def wait_idle(self, after=0.0, timeout=30):
+        """Wait for a scan that finished after `after` (epoch seconds)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            st, _, j = self.json("GET", "/status")
+            if (st == 200 and j["state"] == "idle" and
+                    j["last_scan_finished"] and
+                    j["last_scan_finished"] > after):
+                return j
+            time.sleep(0.05)
+        raise AssertionError("no scan finished in time")
+
+    def listing(self):
+        st, h, data = self.request("GET", "/list")
+        check(st == 200, f"/list status {st}")
+        return json.loads(data.decode("utf-8"))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.reader.join(5)
+        return rc
+
+
+def sanitizer_reports(server):
+    """UBSan does not change the exit status: look for its reports."""
+    return [l for l in server.log
+            if "runtime error:" in l or "Sanitizer" in l][:10]
+
+
+def tree(root):
+    """Every file under root, relative, except the index's own folder."""
+    out = set()
+    for d, dirs, files in os.walk(root):
+        for f in files:
+            rel = os.path.relpath(os.path.join(d, f), root)
+            if not rel.startswith(".mediaindex" + os.sep):
+                out.add(rel)
+    return out
+
+
+def uploads(root):
+    return {p for p in tree(root) if p.startswith("uploads" + os.sep)}
+
+
+def tmp_files(root):
+    t = os.path.join(root, ".mediaindex", "tmp")
+    return os.listdir(t) if os.path.isdir(t) else []
+
+
+# ---------------------------------------------------------------------------
+# Scratch folders and the command line
+
+work = tempfile.mkdtemp(prefix="mi-server-test-")
+
+
+def new_root(name):
+    d = os.path.join(work, name)
+    os.makedirs(d)
+    return d
+
+
+def run_cli(*args, timeout=10):
+    r = subprocess.run([SERVER, *args], capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+
+
+def finish(*servers):
+    """Print the TAP plan, kill what still runs, clean up; the exit code."""
+    print(f"1..{_n}", flush=True)
+    for s in servers:
+        if s.proc.poll() is None:
+            s.proc.kill()
+    shutil.rmtree(work, ignore_errors=True)
+    return 1 if _failed else 0
