@@ -620,6 +620,93 @@ def _():
     check(j["file_path"].startswith(f"uploads/{today}/plain"), j)
 
 
+def raw_exchange(port, data, timeout=5):
+    """Send raw bytes, read until the server closes or goes quiet."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)      # all the client will ever send
+    except OSError:
+        pass
+    out = b""
+    t0 = time.time()
+    try:
+        while time.time() - t0 < timeout:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+            if b"\r\n\r\n" in out and len(out) > 4096:
+                break
+    except socket.timeout:
+        pass
+    except OSError:
+        pass
+    c.close()
+    return out, time.time() - t0
+
+
+@test("hostile requests: no 5xx, no hang, nothing written outside uploads/")
+def _():
+    before = tree(root)
+    big_header = b"X-Big: " + b"a" * 20000 + b"\r\n"
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(300))
+    one = sha(files["a/one.jpg"])
+    ranges = ",".join(f"{i}-{i}" for i in range(2000)).encode()
+    corpus = [
+        b"GET / HTTP/1.1\r\n" + big_header + b"\r\n",
+        b"GET /status HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n",
+        b"\x00\x01\x02\x03 / HTTP/1.1\r\n\r\n",
+        b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /status HTTP/1.1 trailing junk\r\n\r\n",
+        b"PUT /image/x.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked"
+        b"\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"PUT /image/x.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked"
+        b"\r\n\r\nffffffffffffffffff\r\nhello\r\n",
+        b"PUT /image/x.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n"
+        b"\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; "
+        b"filename=\"x.jpg\"\r\n\r\n\xff\xd8\xff",          # a lie: closes early
+        b"PUT /image/x.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=B\r\nContent-Length: 5\r\n\r\n"
+        b"--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n",
+        b"PUT /image/x.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=B\r\nContent-Length: -5\r\n\r\n",
+        b"PUT /image/x.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"multipart/form-data; boundary=B\r\nContent-Length: 99999999999999"
+        b"999999\r\n\r\n",
+        b"GET /image/" + one.encode() + b" HTTP/1.1\r\nHost: x\r\nRange: "
+        b"bytes=" + ranges + b"\r\n\r\n",
+        b"GET /image/" + one.encode() + b" HTTP/1.1\r\nHost: x\r\nRange: "
+        b"bytes=-0\r\n\r\n",
+        b"GET /image/" + one.encode() + b" HTTP/1.1\r\nHost: x\r\nRange: "
+        b"bytes=99999999999999999999-\r\n\r\n",
+        b"GET /image/" + one.encode() + b" HTTP/1.1\r\nHost: x\r\nRange: "
+        b"bytes=5-1\r\n\r\n",
+        b"GET /static/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /thumbnail/..%2f..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x"
+        b"\r\n\r\n",
+        b"PUT /image/..%2f..%2fescape.jpg HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=B\r\n"
+        b"Content-Length: 10\r\n\r\n0123456789",
+    ]
+    for i, req in enumerate(corpus):
+        out, took = raw_exchange(srv.port, req)
+        status = re.match(rb"HTTP/1\.[01] (\d\d\d)", out)
+        code = int(status.group(1)) if status else None
+        check(took < 5.0, f"request {i} took {took:.1f} s")
+        check(code is None or code < 500, f"request {i}: {out[:200]!r}")
+        check(b"root:" not in out, f"request {i} leaked /etc/passwd")
+    st, _, _ = srv.request("GET", "/status")
+    check(st == 200)
+    new = tree(root) - before
+    check(all(p.startswith("uploads" + os.sep) for p in new), new)
+    check(tmp_files(root) == [], tmp_files(root))
+
+
 @test("the server never answered 500 to the above")
 def _():
     bad = [l for l in srv.log if re.search(r" 5\d\d \d+ [\d.]+ms$", l)]
