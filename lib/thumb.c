@@ -689,7 +689,8 @@ const char *mi_thumb_reason(mi_status s)
     case MI_EFORMAT:
         return "the image could not be decoded (damaged or truncated)";
     case MI_ETOOBIG:
-        return "the image has more pixels than the thumbnail pixel cap";
+        return "the image is too large to decode for a thumbnail (over the "
+               "pixel cap, or over the decode memory budget on its own)";
     default:
         return mi_strerror(s);
     }
