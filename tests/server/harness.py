@@ -254,6 +254,27 @@ def run_cli(*args, timeout=10):
 
 
 
+def put_chunked(s, name, body, ctype, piece=65536):
+    """PUT body with chunked transfer encoding: (status, JSON answer)."""
+    c = s.conn()
+    c.putrequest("PUT", "/image/" + name)
+    c.putheader("Content-Type", ctype)
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    try:
+        for i in range(0, len(body), piece):
+            part = body[i:i + piece]
+            c.send(b"%x\r\n" % len(part) + part + b"\r\n")
+        c.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may close once it has refused
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    return r.status, json.loads(out) if out else None
+
+
+
 def finish(*servers):
     """Print the TAP plan, kill what still runs, clean up; the exit code."""
     print(f"1..{_n}", flush=True)

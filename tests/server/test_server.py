@@ -754,22 +754,8 @@ def _():
     st, _, j = srv2.upload("big.jpg", data)
     check(st == 413 and "error" in j, (st, j))
     body, ctype = multipart([("file", "big.jpg", data)])
-    c = srv2.conn()
-    c.putrequest("PUT", "/image/big2.jpg")
-    c.putheader("Content-Type", ctype)
-    c.putheader("Transfer-Encoding", "chunked")
-    c.endheaders()
-    try:
-        for i in range(0, len(body), 16384):
-            piece = body[i:i + 16384]
-            c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
-        c.send(b"0\r\n\r\n")
-    except OSError:
-        pass  # the server may close once it has refused
-    r = c.getresponse()
-    out = r.read()
-    c.close()
-    check(r.status == 413 and b"error" in out, (r.status, out))
+    st, j = put_chunked(srv2, "big2.jpg", body, ctype, piece=16384)
+    check(st == 413 and "error" in j, (st, j))
     check(uploads(root2) == set(), uploads(root2))
     check(tmp_files(root2) == [])
     small = jpeg_bytes(801)
@@ -1022,25 +1008,6 @@ def small_disk(name, mib):
 
 def unmount(d):
     subprocess.run(["umount", "-l", d], capture_output=True)
-
-
-def put_chunked(s, name, body, ctype):
-    c = s.conn()
-    c.putrequest("PUT", "/image/" + name)
-    c.putheader("Content-Type", ctype)
-    c.putheader("Transfer-Encoding", "chunked")
-    c.endheaders()
-    try:
-        for i in range(0, len(body), 65536):
-            piece = body[i:i + 65536]
-            c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
-        c.send(b"0\r\n\r\n")
-    except OSError:
-        pass  # the server may close once it has refused
-    r = c.getresponse()
-    out = r.read()
-    c.close()
-    return r.status, json.loads(out) if out else None
 
 
 @test("full disk: uploads get 507 'no space left on device', nothing kept, then work again")
