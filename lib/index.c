@@ -562,6 +562,8 @@ mi_status mi_index_writable(mi_index *idx, char *why, size_t why_len)
         why[0] = '\0';
     if (!idx)
         return MI_EINVAL;
+    if (!atomic_load(&idx->frozen))
+        return MI_OK;       /* no lock: a scan may hold it for a batch */
     pthread_mutex_lock(&idx->wlock);
     if (!writer_ready(idx)) {
         pthread_mutex_lock(&idx->plock);
