@@ -142,7 +142,9 @@ typedef struct mi_index_options {
     unsigned int threads;  /* worker threads for scans; 0 = online cores */
     unsigned int flags;    /* MI_INDEX_* */
     uint64_t max_pixels;   /* largest image (w*h) to decode for a
-                              thumbnail; 0 = MI_THUMB_MAX_PIXELS_DEFAULT */
+                              thumbnail (for a sequential JPEG: as decoded,
+                              DCT-scaled down to 1/8); 0 =
+                              MI_THUMB_MAX_PIXELS_DEFAULT */
     /* Version 2: */
     uint64_t decode_memory; /* bytes that all thumbnail decodes of this
                                handle may hold at once (they wait for

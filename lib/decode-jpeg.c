@@ -184,8 +184,13 @@ mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
     h = (int)d->cinfo.image_height;
     if (w <= 0 || h <= 0)
         goto out;
-    /* The cap comes before anything the size would drive. */
-    if ((uint64_t)w * (uint64_t)h > max_pixels) {
+    /* The cap comes before anything the size would drive.  A progressive
+     * file holds all its coefficients: the cap is on its pixels.  A
+     * sequential one is decoded DCT-scaled, row by row: the cap is on the
+     * pixels that come out (so up to 64 times more go in), which is what
+     * its time grows with besides the file's own length. */
+    if (d->cinfo.progressive_mode &&
+        (uint64_t)w * (uint64_t)h > max_pixels) {
         s = MI_ETOOBIG;
         goto out;
     }
@@ -201,6 +206,10 @@ mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
             ? JCS_CMYK
             : JCS_EXT_RGBA;
     jpeg_calc_output_dimensions(&d->cinfo);
+    if ((uint64_t)d->cinfo.output_width * d->cinfo.output_height > max_pixels) {
+        s = MI_ETOOBIG;
+        goto out;
+    }
     mi_thumb_factors(w, h, (int)d->cinfo.output_width,
                      (int)d->cinfo.output_height, orientation, &fx, &fy);
 

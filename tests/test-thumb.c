@@ -883,8 +883,24 @@ static void test_bombs(void)
 
     b = png_bomb(&len);
     bomb("PNG 100000x100000", b, len, MI_ETOOBIG);
-    b = jpeg_bomb(&len, 65500, 65500);
-    bomb("JPEG 65500x65500", b, len, MI_ETOOBIG);
+    /* A sequential JPEG is decoded at 1/8, row by row: over the cap in,
+     * under it out, it gets its thumbnail in bounded memory.  Claimed
+     * sides past what 1/8 brings under the cap are refused. */
+    b = jpeg_bomb(&len, 30000, 20000);
+    bomb_timed("JPEG 30000x20000 (600 MP) claimed, a little data", b, len,
+               MI_OK, 8.0);
+    {
+        mi_thumb_options o = MI_THUMB_OPTIONS_INIT;
+        uint8_t *png = NULL;
+        size_t plen = 0;
+
+        b = jpeg_bomb(&len, 30000, 20000);
+        o.max_pixels = 30000u * 20000u / 64u - 1u;
+        CHECK_EQ_INT(mi_thumb_make_buffer(&png, &plen, b, len, &o),
+                     MI_ETOOBIG);
+        mi_free(png);
+        free(b);
+    }
     b = gif_bomb(&len);
     bomb("GIF 65535x65535", b, len, MI_ETOOBIG);
     {
@@ -939,6 +955,17 @@ static void test_bombs(void)
     /* ... and the same with few scans is a (grey) image. */
     b = scans_bomb(&len, 3);
     bomb("progressive JPEG, 3 scans", b, len, MI_OK);
+    /* Progressive keeps every coefficient: its claimed size is capped. */
+    b = scans_bomb(&len, 3);
+    if (b) {
+        for (uint8_t *q = b; q + 9 < b + len; q++)
+            if (q[0] == 0xff && q[1] == 0xc2) {
+                q[5] = q[7] = 0xff;     /* 65500 x 65500, libjpeg's most */
+                q[6] = q[8] = 0xdc;
+                break;
+            }
+        bomb("progressive JPEG claiming 65500x65500", b, len, MI_ETOOBIG);
+    }
     /* Real images that are huge once decoded: row by row, they cost a
      * few rows (they took w x h x 4 bytes and more before). */
     b = big_png16(&len, 6000, 6000);
