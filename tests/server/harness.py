@@ -275,6 +275,13 @@ def put_chunked(s, name, body, ctype, piece=65536):
 
 
 
+def stopped_cleanly(s):
+    """SIGTERM: exit 0, and no sanitizer report in its log."""
+    rc = s.stop()
+    check(rc == 0, f"rc {rc}\n" + "\n".join(s.log[-20:]))
+    check(not sanitizer_reports(s), sanitizer_reports(s))
+
+
 def finish(*servers):
     """Print the TAP plan, kill what still runs, clean up; the exit code."""
     print(f"1..{_n}", flush=True)

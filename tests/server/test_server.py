@@ -986,8 +986,7 @@ def _():
         # The image is still indexed and served; only its preview is missing.
         data = open(os.path.join(rootp, "broken.jpg"), "rb").read()
         check(sha(data) in s.listing())
-        check(s.stop() == 0)
-        check(not sanitizer_reports(s), sanitizer_reports(s))
+        stopped_cleanly(s)
     finally:
         if s.proc.poll() is None:
             s.proc.kill()
@@ -1044,8 +1043,7 @@ def _():
         small = jpeg_bytes(902)
         st, _, j = s.upload("small.jpg", small)
         check(st == 201, (st, j))
-        check(s.stop() == 0)
-        check(not sanitizer_reports(s), sanitizer_reports(s))
+        stopped_cleanly(s)
     finally:
         if s and s.proc.poll() is None:
             s.proc.kill()
@@ -1116,8 +1114,7 @@ def _():
         stc, _, j = s.upload("more.jpg", jpeg_bytes(921))
         check(stc == 201, (stc, j))
         check(sha(jpeg_bytes(921)) in s.listing())
-        check(s.stop() == 0)
-        check(not sanitizer_reports(s), sanitizer_reports(s))
+        stopped_cleanly(s)
     finally:
         if s and s.proc.poll() is None:
             s.proc.kill()
@@ -1172,8 +1169,7 @@ def _():
     finally:
         for c in socks:
             c.close()
-    check(s.stop() == 0)
-    check(not sanitizer_reports(s), sanitizer_reports(s))
+    stopped_cleanly(s)
 
 
 @test("64 uploads trickled a byte every 2 s: 503 beyond 32, 408 after 15 s, nothing kept")
@@ -1221,8 +1217,7 @@ def _():
     finally:
         for c in socks:
             c.close()
-    check(s.stop() == 0)
-    check(not sanitizer_reports(s), sanitizer_reports(s))
+    stopped_cleanly(s)
 
 
 @test("64 keep-alive pollers from one address: others are answered within 1 s")
@@ -1253,8 +1248,7 @@ def _():
         stop.set()
         for t in ts:
             t.join()
-    check(s.stop() == 0)
-    check(not sanitizer_reports(s), sanitizer_reports(s))
+    stopped_cleanly(s)
 
 
 # ---- start and stop ---------------------------------------------------------

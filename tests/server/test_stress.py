@@ -216,8 +216,7 @@ def _():
     check(0 < hwm < 128 * 1024, hwm)
     thumbs = os.listdir(os.path.join(root, ".thumbnails"))
     check(len([t for t in thumbs if t.endswith(".png")]) == 64, len(thumbs))
-    check(s.stop() == 0)
-    check(not sanitizer_reports(s), sanitizer_reports(s))
+    stopped_cleanly(s)
 
 
 @test("a scan of a folder of bombs: peak RSS under 128 MiB")
