@@ -264,14 +264,7 @@ mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
 
 out:
     if (s == MI_OK && d->shrink.out) {
-        mi_shrink_end(&d->shrink, im);
-        im->budget = budget;
-        /* Only the shrunk pixels stay reserved. */
-        im->reserved = (uint64_t)im->w * (uint64_t)im->h * 4u;
-        if (im->reserved > reserved)
-            im->reserved = reserved;
-        mi_budget_release(budget, reserved - im->reserved);
-        reserved = 0;
+        reserved = mi_shrink_end(&d->shrink, im, budget, reserved);
     } else if (s == MI_OK) {
         s = MI_EFORMAT;
     }

@@ -155,13 +155,8 @@ out:
     spng_ctx_free(ctx);
     free(px);
     if (s == MI_OK) {
-        mi_shrink_end(&k, im);
+        need = mi_shrink_end(&k, im, budget, need);
         im->alpha = true;
-        im->budget = budget;
-        im->reserved = (uint64_t)im->w * (uint64_t)im->h * 4u;
-        if (im->reserved > need)
-            im->reserved = need;
-        need -= im->reserved;
     }
     mi_shrink_free(&k);
     mi_budget_release(budget, need);

@@ -219,8 +219,11 @@ uint64_t mi_shrink_bytes(int w, int h, int fx, int fy);
 mi_status mi_shrink_begin(mi_shrink *k, int w, int h, int fx, int fy);
 /* One row of w RGBA pixels; rows past the last whole block are ignored. */
 void mi_shrink_row(mi_shrink *k, const uint8_t *row);
-/* Hand the result to `im` (px, w, h). */
-void mi_shrink_end(mi_shrink *k, mi_image *im);
+/* Hand the result to `im` (px, w, h), and with it its share of the
+ * `reserved` bytes the decoder holds in `budget`: returns what is left
+ * for the decoder to release. */
+uint64_t mi_shrink_end(mi_shrink *k, mi_image *im, mi_budget *budget,
+                       uint64_t reserved);
 void mi_shrink_free(mi_shrink *k);
 
 /* The box factors for an image of full size fw x fh, decoded at dw x dh,

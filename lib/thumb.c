@@ -268,13 +268,10 @@ static mi_status decode_stb(mi_image *im, const mi_src *src, int orientation,
         goto out;
     for (int y = 0; y < h; y++)
         mi_shrink_row(&k, px + (size_t)y * (size_t)w * 4);
-    mi_shrink_end(&k, im);
+    need = mi_shrink_end(&k, im, budget, need);
     im->alpha = true;
     im->full_w = w;
     im->full_h = h;
-    im->budget = budget;
-    im->reserved = (uint64_t)im->w * (uint64_t)im->h * 4u;
-    need -= im->reserved;
 out:
     mi_stbi_free(px);
     free(file);
@@ -389,12 +386,19 @@ void mi_shrink_row(mi_shrink *k, const uint8_t *row)
     }
 }
 
-void mi_shrink_end(mi_shrink *k, mi_image *im)
+uint64_t mi_shrink_end(mi_shrink *k, mi_image *im, mi_budget *budget,
+                       uint64_t reserved)
 {
     im->px = k->out;
     im->w = k->ow;
     im->h = k->oh;
     k->out = NULL;
+    /* Only the shrunk pixels stay reserved, released with the image. */
+    im->budget = budget;
+    im->reserved = (uint64_t)im->w * (uint64_t)im->h * 4u;
+    if (im->reserved > reserved)
+        im->reserved = reserved;
+    return reserved - im->reserved;
 }
 
 void mi_shrink_free(mi_shrink *k)
