@@ -548,8 +548,8 @@ mi_status mi_index_writer_error(mi_index *idx, char *errbuf, size_t errlen)
 
     pthread_mutex_lock(&idx->plock);
     s = idx->frozen_status != MI_OK ? idx->frozen_status : MI_EIO;
-    mi_bufprintf(errbuf, errlen, "the catalog is read-only: %s",
-                 idx->frozen_why);
+    mi_bufprintf(errbuf, errlen, "%s: the catalog is read-only: %s",
+                 mi_strerror(s), idx->frozen_why);
     pthread_mutex_unlock(&idx->plock);
     return s;
 }
@@ -565,12 +565,8 @@ mi_status mi_index_writable(mi_index *idx, char *why, size_t why_len)
     if (!atomic_load(&idx->frozen))
         return MI_OK;       /* no lock: a scan may hold it for a batch */
     pthread_mutex_lock(&idx->wlock);
-    if (!writer_ready(idx)) {
-        pthread_mutex_lock(&idx->plock);
-        s = idx->frozen_status != MI_OK ? idx->frozen_status : MI_EIO;
-        mi_bufprintf(why, why_len, "%s: %s", mi_strerror(s), idx->frozen_why);
-        pthread_mutex_unlock(&idx->plock);
-    }
+    if (!writer_ready(idx))
+        s = mi_index_writer_error(idx, why, why_len);
     pthread_mutex_unlock(&idx->wlock);
     return s;
 }

@@ -107,6 +107,9 @@ void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
 
 /* Map an errno value to a status. */
 mi_status mi_status_from_errno(int err);
+/* Now, in nanoseconds since the epoch. */
+int64_t mi_wall_ns(void);
+
 /* The same for a failed write, fsync or create: MI_ENOSPACE for a full
  * disk or quota, MI_EIO for anything else. */
 mi_status mi_status_from_io_errno(int err);

@@ -105,14 +105,6 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static int64_t ts_ns(const struct timespec *ts)
 {
     return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
@@ -322,7 +314,7 @@ static void note_problem(scan *sc, const char *path, size_t len,
     if (!batch_begin(sc))
         return;
     s = mi_catalog_set_problem(sc->writer, path, len, (int)stage, status,
-                               reason, wall_ns(), sc->errbuf,
+                               reason, mi_wall_ns(), sc->errbuf,
                                sizeof(sc->errbuf));
     if (s != MI_OK) {
         set_fatal(sc, s);
@@ -833,7 +825,7 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     sc->payload = opts ? opts->payload : NULL;
     sc->stats = &stats;
     sc->last_progress = now_ns();
-    sc->started_ns = wall_ns();
+    sc->started_ns = mi_wall_ns();
     pthread_mutex_init(&sc->lock, NULL);
     pthread_cond_init(&sc->cv_work, NULL);
     pthread_cond_init(&sc->cv_room, NULL);

@@ -626,17 +626,11 @@ static mi_status index_placed(mi_store *st)
     s = mi_catalog_begin(w, err, sizeof(err));
     if (s == MI_OK)
         s = mi_catalog_put(w, &row, err, sizeof(err));
-    if (s == MI_OK && row.thumb == MI_THUMB_FAILED) {
-        struct timespec now;
-
-        clock_gettime(CLOCK_REALTIME, &now);
+    if (s == MI_OK && row.thumb == MI_THUMB_FAILED)
         s = mi_catalog_set_problem(w, row.path, row.path_len,
                                    MI_PROBLEM_THUMBNAIL, ts,
-                                   mi_thumb_reason(ts),
-                                   (int64_t)now.tv_sec * 1000000000LL +
-                                       now.tv_nsec,
+                                   mi_thumb_reason(ts), mi_wall_ns(),
                                    err, sizeof(err));
-    }
     if (s == MI_OK)
         s = mi_index_writer_commit(st->idx, true, err, sizeof(err));
     else

@@ -5,6 +5,7 @@
 #include "mi-private.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -66,6 +67,14 @@ mi_status mi_status_from_errno(int err)
     default:
         return MI_EIO;
     }
+}
+
+int64_t mi_wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 mi_status mi_status_from_io_errno(int err)
