@@ -136,6 +136,7 @@ struct sock {
     uint16_t port;
     double idle_since;     /* out of a request since (monotonic) */
     bool busy;
+    int cut;               /* shutdown() to do: SHUT_RD, SHUT_RDWR, or -1 */
 };
 
 static bool ours(const struct sockaddr_in *local,
@@ -185,6 +186,7 @@ static struct sock *list_socks(const struct mg_server_port *ports, int nports,
         v[*n].port = ntohs(peer.sin_port);
         v[*n].idle_since = 0;
         v[*n].busy = false;
+        v[*n].cut = -1;
         (*n)++;
     }
     closedir(d);
@@ -258,15 +260,19 @@ static void reap(struct server *srv, double now)
             if (p->upload && !p->too_slow && t > SLOW_GRACE_S &&
                 (double)p->body < t * MIN_BODY_RATE) {
                 p->too_slow = true;
-                cut(&v[i], SHUT_RD);
+                v[i].cut = SHUT_RD;
             }
         } else if (now - v[i].idle_since > HEADER_DEADLINE_S) {
-            cut(&v[i], SHUT_RDWR);
+            v[i].cut = SHUT_RDWR;
         } else if (old && now - v[i].idle_since > OLD_IDLE_S) {
             old[nold++] = &v[i];
         }
     }
     pthread_mutex_unlock(&srv->conn_lock);
+    /* The system calls outside the lock every request takes. */
+    for (size_t i = 0; i < n; i++)
+        if (v[i].cut >= 0)
+            cut(&v[i], v[i].cut);
 
     /* Per address, only the newest OLD_IDLE_PER_ADDR old idle ones stay. */
     if (nold > OLD_IDLE_PER_ADDR) {

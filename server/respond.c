@@ -157,9 +157,7 @@ void send_error(struct req *r, int status, const char *extra,
     cJSON_free(text);
 }
 
-/* A library failure as an HTTP error.  Client errors carry the library's
- * detail; server faults say only what failed (the detail, which may name
- * paths on the server's disk, goes to the log). */
+/* Print o (consumed) and send it; NULL or a failed print is a 500. */
 void send_cjson(struct req *r, int status, cJSON *o, const char *extra)
 {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -173,6 +171,9 @@ void send_cjson(struct req *r, int status, cJSON *o, const char *extra)
     cJSON_free(text);
 }
 
+/* A library failure as an HTTP error.  Client errors carry the library's
+ * detail; server faults say only what failed (the detail, which may name
+ * paths on the server's disk, goes to the log). */
 void send_mi_error(struct req *r, mi_status s, const char *what)
 {
     int status = http_status_of(s);

@@ -327,11 +327,11 @@ static const char *stage_name(mi_problem_stage s)
 
 /* {"count": N, "problems": [{path, stage, reason, error, first_seen,
  * time}, ...]}: most recently seen first, at most ?limit= of them (1000
- * by default); count is all of them. */
+ * by default); count is all of them, from the same snapshot. */
 static void route_problems(struct req *r, const char *limit_arg)
 {
     mi_problems *p = NULL;
-    uint64_t count = 0, limit = PROBLEMS_DEFAULT, n = 0;
+    uint64_t count = 0, limit = PROBLEMS_DEFAULT;
     cJSON *o = NULL, *list;
     char *end;
     mi_status s;
@@ -350,19 +350,20 @@ static void route_problems(struct req *r, const char *limit_arg)
         }
         limit = v;
     }
-    s = mi_problems_count(&count, r->srv->idx);
-    if (s == MI_OK)
-        s = mi_problems_new(&p, r->srv->idx);
+    s = mi_problems_new(&p, r->srv->idx);
     if (s != MI_OK) {
         send_mi_error(r, s, "problems");
         return;
     }
     o = cJSON_CreateObject();
     list = o ? cJSON_AddArrayToObject(o, "problems") : NULL;
-    ok = list && cJSON_AddNumberToObject(o, "count", (double)count);
-    while (ok && n < limit && (s = mi_problems_next(p)) == MI_ROW) {
-        cJSON *e = cJSON_CreateObject();
+    ok = list != NULL;
+    while (ok && (s = mi_problems_next(p)) == MI_ROW) {
+        cJSON *e;
 
+        if (count++ >= limit)
+            continue;               /* counted, not listed */
+        e = cJSON_CreateObject();
         ok = e && cJSON_AddItemToArray(list, e) &&
              json_add_string(e, "path", mi_problems_path(p, NULL)) &&
              cJSON_AddStringToObject(e, "stage",
@@ -374,7 +375,6 @@ static void route_problems(struct req *r, const char *limit_arg)
                                      (double)mi_problems_first_seen(p)) &&
              cJSON_AddNumberToObject(e, "time",
                                      (double)mi_problems_last_seen(p));
-        n++;
     }
     mi_problems_free(p);
     if (s < 0) {
@@ -382,6 +382,8 @@ static void route_problems(struct req *r, const char *limit_arg)
         send_mi_error(r, s, "problems");
         return;
     }
+    if (ok && !cJSON_AddNumberToObject(o, "count", (double)count))
+        ok = false;
     if (!ok) {
         cJSON_Delete(o);
         o = NULL;
