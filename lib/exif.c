@@ -307,16 +307,19 @@ static bool entry_uint(const ExifEntry *e, ExifByteOrder bo, uint32_t *out)
     return false;
 }
 
-/* Degrees, minutes, seconds as three RATIONALs; a zero denominator or any
- * other irregularity means "no position", not 0. */
+/* Degrees, minutes, seconds as three RATIONALs, or SRATIONALs as some
+ * phones write them (a Nokia 8.3's camera); a zero denominator, a negative
+ * part or any other irregularity means "no position", not 0: the sign is
+ * the reference letter's. */
 static bool gps_coord(double *out, const ExifEntry *val, const ExifEntry *ref,
                       ExifByteOrder bo, char pos, char neg, double max)
 {
     double v = 0.0, scale = 1.0;
     char r;
 
-    if (!val || !val->data || val->format != EXIF_FORMAT_RATIONAL ||
-        val->components != 3 || val->size < 24)
+    if (!val || !val->data || val->components != 3 || val->size < 24 ||
+        (val->format != EXIF_FORMAT_RATIONAL &&
+         val->format != EXIF_FORMAT_SRATIONAL))
         return false;
     if (!ref || !ref->data || ref->size < 1 || ref->format != EXIF_FORMAT_ASCII)
         return false;
@@ -326,10 +329,21 @@ static bool gps_coord(double *out, const ExifEntry *val, const ExifEntry *ref,
     if (r != pos && r != neg)
         return false;
     for (int i = 0; i < 3; i++) {
-        ExifRational q = exif_get_rational(val->data + 8 * i, bo);
-        if (q.denominator == 0)
-            return false;
-        v += (double)q.numerator / (double)q.denominator / scale;
+        double num, den;
+        if (val->format == EXIF_FORMAT_SRATIONAL) {
+            ExifSRational q = exif_get_srational(val->data + 8 * i, bo);
+            if (q.numerator < 0 || q.denominator <= 0)
+                return false;
+            num = q.numerator;
+            den = q.denominator;
+        } else {
+            ExifRational q = exif_get_rational(val->data + 8 * i, bo);
+            if (q.denominator == 0)
+                return false;
+            num = q.numerator;
+            den = q.denominator;
+        }
+        v += num / den / scale;
         scale *= 60.0;
     }
     if (!(v <= max))

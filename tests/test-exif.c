@@ -515,8 +515,21 @@ static void test_gps_malformed(void)
             m = gps_case(be, bad, T_RATIONAL, 3, "N", "E");
             CHECK(!m.has_gps);
         }
+        /* SRATIONAL, as a Nokia 8.3 writes it: the same position; a
+         * negative part (0xffffffd5 = -43) is no position. */
         m = gps_case(be, good, T_SRATIONAL, 3, "N", "E");
-        CHECK(!m.has_gps);
+        CHECK(m.has_gps);
+        CHECK(fabs(m.lat - want) < 1e-9);
+        {
+            const uint32_t neg[6] = { 0xffffffd5u, 1, 28, 1, 260, 100 };
+            const uint32_t negden[6] = { 43, 0xffffffffu, 28, 1, 260, 100 };
+            m = gps_case(be, neg, T_SRATIONAL, 3, "N", "E");
+            CHECK(!m.has_gps);
+            m = gps_case(be, negden, T_SRATIONAL, 3, "N", "E");
+            CHECK(!m.has_gps);
+            m = gps_case(be, neg, T_RATIONAL, 3, "N", "E");  /* 4.29e9 deg */
+            CHECK(!m.has_gps);
+        }
         m = gps_case(be, good, T_RATIONAL, 2, "N", "E");
         CHECK(!m.has_gps);
         m = gps_case(be, good, T_RATIONAL, 3, NULL, "E");
@@ -1154,6 +1167,13 @@ static void test_corpus_gps(void)
     CHECK_EQ_STR(f->meta.model, "COOLPIX P6000");
     CHECK_EQ_INT(f->meta.width, 640);
     CHECK_EQ_INT(f->meta.height, 480);
+    /* The Nokia 8.3 writes its position as SRATIONALs: Helsinki. */
+    f = corpus_get("jpg/mobile/HMD_Nokia_8.3_5G.jpg");
+    if (f) {
+        CHECK(f->meta.has_gps);
+        CHECK(fabs(f->meta.lat - 60.147) < 0.001);
+        CHECK(fabs(f->meta.lon - 24.907) < 0.001);
+    }
     /* Every photo of that set has a position in Tuscany. */
     for (size_t i = 0; i < the_corpus.n; i++) {
         const corpus_file *g = &the_corpus.files[i];
