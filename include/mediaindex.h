@@ -150,6 +150,12 @@ typedef struct mi_index_options {
                                handle may hold at once (they wait for
                                each other beyond it); 0 =
                                MI_DECODE_MEMORY_DEFAULT */
+    /* Version 3: */
+    const char *decoder;    /* the mi-decode program that decodes HEIF,
+                               WebP, TIFF, camera raw and video in a
+                               sandboxed process; NULL = next to the
+                               library, else where it is installed */
+    unsigned int decoder_timeout_ms; /* per file; 0 = 30 s */
 } mi_index_options;
 
 /* Flags for mi_index_options. */
@@ -158,8 +164,8 @@ typedef struct mi_index_options {
 /* Sized for a 1 GB machine: the decoders of a whole server stay under it. */
 #define MI_DECODE_MEMORY_DEFAULT (64u * 1024u * 1024u)
 
-#define MI_INDEX_OPTIONS_VERSION 2
-#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0 }
+#define MI_INDEX_OPTIONS_VERSION 3
+#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0, NULL, 0 }
 
 /**
  * Open (creating if needed) the index of the folder `storage_dir`.  The
@@ -293,7 +299,9 @@ typedef enum mi_date_source {
     MI_DATE_CTIME = 0,             /* the file's ctime (no usable EXIF date) */
     MI_DATE_EXIF_ORIGINAL = 1,     /* EXIF DateTimeOriginal */
     MI_DATE_EXIF_DIGITIZED = 2,    /* EXIF DateTimeDigitized */
-    MI_DATE_EXIF_DATETIME = 3      /* EXIF DateTime */
+    MI_DATE_EXIF_DATETIME = 3,     /* EXIF DateTime */
+    MI_DATE_CONTAINER = 4          /* a video's own creation date (QuickTime
+                                      creationdate, else creation_time) */
 } mi_date_source;
 
 /**
@@ -343,6 +351,13 @@ MI_EXTERN int mi_entry_gps(const mi_entry *e, double *lat, double *lon);
 /** Camera make and model from EXIF, or NULL when absent. */
 MI_EXTERN const char *mi_entry_make(const mi_entry *e);
 MI_EXTERN const char *mi_entry_model(const mi_entry *e);
+/** A video's duration in milliseconds; 0 for images and when unknown. */
+MI_EXTERN uint32_t mi_entry_duration_ms(const mi_entry *e);
+/** The codec the decoder named ("hevc", "h264", "heif", "raw"), or NULL. */
+MI_EXTERN const char *mi_entry_codec(const mi_entry *e);
+/** Apple's content identifier, shared by the photo and the video of a Live
+ *  Photo (videos only, today), or NULL. */
+MI_EXTERN const char *mi_entry_live_id(const mi_entry *e);
 /** The thumbnail's path relative to the storage folder
  *  (".thumbnails/<sha256>.png") when the content has one, else NULL
  *  (videos, types without thumbnails, undecodable images). */

@@ -77,10 +77,21 @@ static const char schema_v4[] =
     "  last_seen INTEGER NOT NULL"
     ") WITHOUT ROWID;";
 
+/* Version 5: what the decoder process reads from videos and the formats
+ * it decodes (duration, codec, Apple's Live Photo id).  Rows that got no
+ * thumbnail or are videos are marked changed (mtime_ns -1), so that the
+ * next scan reads them again with the new decoders. */
+static const char schema_v5[] =
+    "ALTER TABLE files ADD COLUMN duration_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE files ADD COLUMN codec TEXT;"
+    "ALTER TABLE files ADD COLUMN live_id TEXT;"
+    "UPDATE files SET mtime_ns = -1 WHERE kind = 2 OR thumb IN (2, 3);";
+
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
-    "width, height, orientation, lat, lon, make, model, thumb"
+    "width, height, orientation, lat, lon, make, model, thumb, "           \
+    "duration_ms, codec, live_id"
 
 static mi_status db_error(sqlite3 *db, int rc, const char *what,
                           char *errbuf, size_t errlen)
@@ -148,8 +159,10 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 4)
         rc = sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 5)
+        rc = sqlite3_exec(db, schema_v5, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -296,9 +309,9 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                      "INSERT OR REPLACE INTO files (hash, path, size, "
                      "mtime_ns, ctime_ns, inode, mime, kind, date, "
                      "date_source, width, height, orientation, lat, lon, "
-                     "make, model, thumb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                     "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-                     "?18)");
+                     "make, model, thumb, duration_ms, codec, live_id) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                     "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->del_path,
                      "DELETE FROM files WHERE path = ?1");
@@ -431,6 +444,9 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
     bind_text_or_null(st, 16, m->make);
     bind_text_or_null(st, 17, m->model);
     sqlite3_bind_int(st, 18, (int)row->thumb);
+    sqlite3_bind_int64(st, 19, m->duration_ms);
+    bind_text_or_null(st, 20, m->codec);
+    bind_text_or_null(st, 21, m->live_id);
 
     rc = sqlite3_step(st);
     sqlite3_reset(st);

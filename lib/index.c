@@ -40,6 +40,7 @@ struct mi_index {
     unsigned int flags;    /* MI_INDEX_* */
     uint64_t max_pixels;   /* thumbnail decode cap */
     mi_budget *budget;     /* memory of all decodes at once */
+    mi_decoders *decoders; /* mi-decode processes */
     pthread_mutex_t tlock; /* opening thumbs_fd */
     atomic_int thumbs_fd;  /* DIR/.thumbnails, -1 until opened */
     atomic_bool swept;     /* a scan swept the thumbnails folder */
@@ -276,6 +277,12 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
                       opts && opts->version >= 2 && opts->decode_memory
                           ? opts->decode_memory
                           : MI_DECODE_MEMORY_DEFAULT);
+    if (s == MI_OK) {
+        bool v3 = opts && opts->version >= 3;
+        unsigned procs = idx->threads < 2 ? idx->threads : 2;
+        s = mi_decoders_new(&idx->decoders, v3 ? opts->decoder : NULL, procs,
+                            v3 ? opts->decoder_timeout_ms : 0, 0);
+    }
     if (s != MI_OK)
         goto fail;
 
@@ -353,6 +360,7 @@ void mi_index_close(mi_index *idx)
         close(atomic_load(&idx->thumbs_fd));
     if (idx->root_fd >= 0)
         close(idx->root_fd);
+    mi_decoders_free(idx->decoders);
     mi_budget_free(idx->budget);
     free(idx->root);
     free(idx->db_path);
@@ -382,6 +390,11 @@ unsigned int mi_index_flags(const mi_index *idx)
 uint64_t mi_index_max_pixels(const mi_index *idx)
 {
     return idx->max_pixels;
+}
+
+mi_decoders *mi_index_decoders(mi_index *idx)
+{
+    return idx->decoders;
 }
 
 mi_budget *mi_index_budget(mi_index *idx)
@@ -679,7 +692,9 @@ struct mi_entry {
     char *buf;
     size_t len, cap;
     size_t off_path, off_filename, off_mime, off_make, off_model;
-    bool has_make, has_model;
+    size_t off_codec, off_live;
+    bool has_make, has_model, has_codec, has_live;
+    uint32_t duration_ms;
     size_t *dup_off;
     const char **dups;
     size_t ndups, dup_cap;
@@ -749,6 +764,10 @@ static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
         s = buf_add_column(e, st, 14, &e->off_make, &e->has_make);
     if (s == MI_OK)
         s = buf_add_column(e, st, 15, &e->off_model, &e->has_model);
+    if (s == MI_OK)
+        s = buf_add_column(e, st, 18, &e->off_codec, &e->has_codec);
+    if (s == MI_OK)
+        s = buf_add_column(e, st, 19, &e->off_live, &e->has_live);
     if (s != MI_OK)
         return s;
 
@@ -773,6 +792,7 @@ static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
                  sqlite3_column_type(st, 13) != SQLITE_NULL;
     e->lat = e->has_gps ? sqlite3_column_double(st, 12) : 0.0;
     e->lon = e->has_gps ? sqlite3_column_double(st, 13) : 0.0;
+    e->duration_ms = (uint32_t)sqlite3_column_int64(st, 17);
     e->has_thumb = sqlite3_column_int(st, 16) == MI_THUMB_OK;
     if (e->has_thumb)
         mi_bufprintf(e->thumb, sizeof(e->thumb), ".thumbnails/%s.png", e->hex);
@@ -1101,6 +1121,18 @@ const char *mi_entry_make(const mi_entry *e)
 const char *mi_entry_model(const mi_entry *e)
 {
     return e && e->has_model ? e->buf + e->off_model : NULL;
+}
+uint32_t mi_entry_duration_ms(const mi_entry *e)
+{
+    return e ? e->duration_ms : 0;
+}
+const char *mi_entry_codec(const mi_entry *e)
+{
+    return e && e->has_codec ? e->buf + e->off_codec : NULL;
+}
+const char *mi_entry_live_id(const mi_entry *e)
+{
+    return e && e->has_live ? e->buf + e->off_live : NULL;
 }
 const char *mi_entry_thumbnail(const mi_entry *e)
 {

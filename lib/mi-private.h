@@ -30,6 +30,7 @@ typedef struct mi_media_type {
                            have ("jpeg", "isobmff": phones name HEIF files
                            .heic and QuickTime files .mp4), NULL when
                            uploads of it are refused */
+    bool raw;          /* a camera raw format (libraw, in mi-decode) */
 } mi_media_type;
 
 /*
@@ -59,6 +60,10 @@ typedef struct mi_meta {
     double lat, lon;          /* signed decimal degrees */
     char make[64];            /* "" when absent; printable, trimmed */
     char model[64];
+    /* From the decoder process (mi_meta_from_decoder): */
+    uint32_t duration_ms;     /* videos; 0 unknown */
+    char codec[64];           /* "hevc", "h264", "heif", "raw"...; "" */
+    char live_id[64];         /* Apple's content identifier (Live Photos) */
 } mi_meta;
 
 /*
@@ -203,6 +208,9 @@ typedef struct mi_image {
     int w, h;
     int full_w, full_h;       /* of the encoded image */
     bool alpha;               /* may have non-opaque pixels */
+    int orientation;          /* 1..8 the decoder knows better (HEIF's own
+                                 transforms, a video's display matrix); 0:
+                                 the caller's (EXIF) */
     mi_budget *budget;
     uint64_t reserved;
 } mi_image;
@@ -244,6 +252,50 @@ mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
                          uint64_t max_pixels, mi_budget *budget);
 mi_status mi_decode_png(mi_image *im, const mi_src *src, int orientation,
                         uint64_t max_pixels, mi_budget *budget);
+
+/* ---------------------------------------------------------------------- */
+/* decoder.c: the decoder processes (mi-decode)                            */
+
+#define MI_DECODER_TIMEOUT_DEFAULT_MS 30000u
+/* Each helper's address space (RLIMIT_AS): a 48 MP HEIC decodes in it. */
+#define MI_DECODER_MEMORY_DEFAULT (1024ull * 1024 * 1024)
+
+typedef struct mi_decoders mi_decoders;
+struct mi_dreq;
+struct mi_dres;
+
+/* Up to `procs` helpers, started on first need.  `path` NULL: found next
+ * to the library, else where it is installed.  Never fails for a missing
+ * helper: requests then fail with MI_EUNSUPPORTED. */
+mi_status mi_decoders_new(mi_decoders **out, const char *path,
+                          unsigned procs, unsigned timeout_ms,
+                          uint64_t as_limit);
+void mi_decoders_free(mi_decoders *d);
+/* The helper in use, or NULL when none was found. */
+const char *mi_decoders_path(const mi_decoders *d);
+
+/* One request on the open file `fd`.  On MI_OK, *px (when the answer has
+ * pixels) is malloc'd and holds *reserved bytes of `budget`.  On failure
+ * `why` says why (a crash, the deadline, the decoder's own reason). */
+mi_status mi_decoders_run(mi_decoders *d, int fd, const struct mi_dreq *req,
+                          struct mi_dres *res, uint8_t **px,
+                          mi_budget *budget, uint64_t *reserved, char *why,
+                          size_t why_len);
+
+/* The mi-decode format of a file (MI_DFMT_*), or 0 when it is one the
+ * library decodes itself or not at all. */
+int mi_decoder_format(const uint8_t *head, size_t n, const mi_media_type *named);
+
+/* Add what the decoder process knows of the open file `fd` to `meta`
+ * (videos: dimensions as displayed, date, place, duration, codec, make;
+ * camera raw: what EXIF did not give).  MI_EFORMAT (with `why`) when the
+ * file is of a decoder format but cannot be opened: a truncated or fake
+ * video.  MI_OK and nothing added for other formats. */
+mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
+                               mi_meta *meta, char *why, size_t why_len);
+
+/* The handle's decoder processes. */
+mi_decoders *mi_index_decoders(mi_index *idx);
 
 /* The handle's decode budget. */
 mi_budget *mi_index_budget(mi_index *idx);
@@ -303,7 +355,7 @@ typedef struct mi_conn {
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 4
+#define MI_CATALOG_SCHEMA_VERSION 5
 
 /*
  * Open the catalog file at `path` (creating it, WAL mode).  `writer` also

@@ -168,6 +168,9 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
     /* Bad metadata is not a failure: the file is still a photo to keep. */
     if (mi_meta_read_fd(&j->row.meta, fd, j->row.size, j->type) != MI_OK)
         memset(&j->row.meta, 0, sizeof(j->row.meta));
+    /* Videos and raw files: what the decoder process reads.  One that
+     * cannot be opened stays indexed; its thumbnail records why. */
+    mi_meta_from_decoder(sc->idx, fd, j->type, &j->row.meta, NULL, 0);
     errno = 0;
     j->status = mi_hash_fd(j->row.hash, fd, h, buf, MI_HASH_CHUNK, &j->bytes);
     if (j->status != MI_OK)

@@ -156,6 +156,7 @@ struct mi_store {
     hash_pipe *pipe;              /* large uploads: hashing on a thread */
     uint64_t bytes, max_bytes;
     unsigned char head[SNIFF_LEN];
+    mi_meta meta;            /* read at commit, indexed when placed */
     const mi_media_type *type;   /* by the name's extension */
     char name[MI_MAX_NAME + 1];  /* sanitised */
     mi_status failed;
@@ -614,8 +615,7 @@ static mi_status index_placed(mi_store *st)
     row.ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec;
     row.inode = (uint64_t)sb.st_ino;
     row.type = st->type;
-    if (mi_meta_read_fd(&row.meta, st->fd, row.size, st->type) != MI_OK)
-        memset(&row.meta, 0, sizeof(row.meta));
+    row.meta = st->meta;
     row.thumb = MI_THUMB_NONE;
     ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb);
 
@@ -679,6 +679,7 @@ mi_status mi_store_commit(mi_store *st)
 {
     const mi_media_type *sniffed;
     const char *slash;
+    char why[160];
     mi_status s;
 
     if (!st)
@@ -704,6 +705,17 @@ mi_status mi_store_commit(mi_store *st)
         s = mi_hasher_final(st->hasher, st->hash);
     if (s != MI_OK)
         return store_fail(st, s, "hashing failed");
+
+    /* The metadata, now: a video (or raw file) the decoder cannot open
+     * is refused rather than kept as a file nobody can play. */
+    if (mi_meta_read_fd(&st->meta, st->fd, st->bytes, st->type) != MI_OK)
+        memset(&st->meta, 0, sizeof(st->meta));
+    s = mi_meta_from_decoder(st->idx, st->fd, st->type, &st->meta, why,
+                             sizeof why);
+    if (s == MI_EFORMAT || s == MI_ETOOBIG)
+        return store_fail(st, MI_EFORMAT, "the %s cannot be opened: %s",
+                          st->type->kind == MI_KIND_VIDEO ? "video" : "file",
+                          why[0] ? why : mi_strerror(s));
     mi_hash_to_hex(st->hex, st->hash);
     if (fsync(st->fd) != 0)
         return store_fail(st, mi_status_from_io_errno(errno),

@@ -25,6 +25,7 @@
  */
 #include "config.h"
 #include "mi-private.h"
+#include "decoder-proto.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +88,7 @@ typedef enum codec {
     CODEC_JPEG,          /* decode-jpeg.c */
     CODEC_PNG,           /* decode-png.c */
     CODEC_STB,           /* GIF, BMP */
+    CODEC_HELPER,        /* HEIF, WebP, TIFF, raw, video: mi-decode */
 } codec;
 
 long mi_src_pread(const mi_src *s, void *out, size_t n, uint64_t off)
@@ -159,6 +162,8 @@ static bool is_ours(const mi_media_type *t)
  * type the file name gives. */
 static codec classify(const uint8_t *b, size_t len, const mi_media_type *named)
 {
+    if (mi_decoder_format(b, len, named))
+        return CODEC_HELPER;
     if (named && named->kind == MI_KIND_VIDEO)
         return CODEC_NONE;
     if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
@@ -169,8 +174,8 @@ static codec classify(const uint8_t *b, size_t len, const mi_media_type *named)
         return CODEC_STB;
     if (len >= 26 && b[0] == 'B' && b[1] == 'M')
         return CODEC_STB;
-    /* Another format we know (HEIC, WebP, TIFF, a video...), or a name
-     * that says so: not for us (yet).  A name that says JPEG, PNG, GIF or
+    /* Another format we know but do not decode (SVG, ICO...), or a name
+     * that says so: not for us.  A name that says JPEG, PNG, GIF or
      * BMP on bytes that are none of them: broken. */
     if (mi_media_sniff(b, len))
         return CODEC_NONE;
@@ -281,14 +286,72 @@ out:
 }
 
 /*
+ * HEIF, WebP, TIFF, camera raw and video: decoded by mi-decode, in its
+ * own sandboxed process, to pixels that cover the thumbnail.  A buffer is
+ * handed over as a memfd.
+ */
+static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
+                               uint64_t max_pixels, mi_budget *budget,
+                               mi_decoders *dec)
+{
+    mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_PIXELS, T, (uint32_t)format,
+                    max_pixels };
+    mi_dres res;
+    char why[160];
+    int fd = src->fd;
+    mi_status s;
+
+    if (!dec)
+        return MI_EUNSUPPORTED;
+    if (fd < 0) {
+        size_t off = 0;
+        fd = memfd_create("mi-thumb", MFD_CLOEXEC);
+        if (fd < 0)
+            return mi_status_from_errno(errno);
+        while (off < src->len) {
+            ssize_t w = write(fd, src->buf + off, src->len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                close(fd);
+                return MI_ENOMEM;
+            }
+            off += (size_t)w;
+        }
+    }
+    s = mi_decoders_run(dec, fd, &req, &res, &im->px, budget, &im->reserved,
+                        why, sizeof why);
+    if (fd != src->fd)
+        close(fd);
+    if (s != MI_OK)
+        return s;
+    im->budget = budget;
+    im->w = (int)res.w;
+    im->h = (int)res.h;
+    im->full_w = (int)res.full_w;
+    im->full_h = (int)res.full_h;
+    im->alpha = (res.flags & MI_DRES_ALPHA) != 0;
+    im->orientation = (int)res.orientation;
+    /* The pixels must be the full image, shrunk: a helper that says
+     * otherwise is not believed. */
+    if (im->full_w < im->w || im->full_h < im->h || im->full_w > 65535 ||
+        im->full_h > 65535) {
+        mi_image_free(im);
+        return MI_EFORMAT;
+    }
+    return MI_OK;
+}
+
+/*
  * The one place that chooses a decoder: RGBA pixels of the image in `src`
  * in its stored orientation, already box-shrunk (JPEG: first scaled down
  * by the DCT), or MI_EUNSUPPORTED / MI_EFORMAT / MI_ETOOBIG / MI_ENOMEM /
- * MI_EIO.  HEIC and video frames come in here when they come.
+ * MI_EIO.
  */
 static mi_status decode_any(mi_image *im, const mi_src *src,
                             const mi_media_type *named, int orientation,
-                            uint64_t max_pixels, mi_budget *budget)
+                            uint64_t max_pixels, mi_budget *budget,
+                            mi_decoders *dec)
 {
     uint8_t head[64];
     long n = mi_src_pread(src, head, sizeof(head), 0);
@@ -303,6 +366,9 @@ static mi_status decode_any(mi_image *im, const mi_src *src,
         return mi_decode_png(im, src, orientation, max_pixels, budget);
     case CODEC_STB:
         return decode_stb(im, src, orientation, max_pixels, budget);
+    case CODEC_HELPER:
+        return decode_helper(im, src, mi_decoder_format(head, (size_t)n, named),
+                             max_pixels, budget, dec);
     case CODEC_BROKEN:
         return MI_EFORMAT;
     case CODEC_NONE:
@@ -448,7 +514,8 @@ static void orient_copy(uint8_t *dst, size_t dstride, const uint8_t *src,
 
 static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
                           const mi_media_type *named, int orientation,
-                          uint64_t max_pixels, mi_budget *budget)
+                          uint64_t max_pixels, mi_budget *budget,
+                          mi_decoders *dec)
 {
     uint8_t *canvas = NULL, *small = NULL;
     const uint8_t *px;
@@ -474,9 +541,11 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
     if (orientation < 1 || orientation > 8)
         orientation = 1;
 
-    s = decode_any(&im, src, named, orientation, max_pixels, budget);
+    s = decode_any(&im, src, named, orientation, max_pixels, budget, dec);
     if (s != MI_OK)
         return s;
+    if (im.orientation >= 1 && im.orientation <= 8)
+        orientation = im.orientation;
 
     target(im.full_w, im.full_h, orientation, &rw, &rh);
     px = im.px;
@@ -511,6 +580,27 @@ out:
     return s;
 }
 
+/* Without a handle: a decoder process of its own, for this one file, when
+ * the format needs one. */
+static mi_status make_png_alone(uint8_t **png, size_t *png_len,
+                                const mi_src *src, const mi_media_type *named,
+                                uint64_t max_pixels)
+{
+    uint8_t head[64];
+    long n = mi_src_pread(src, head, sizeof(head), 0);
+    mi_decoders *dec = NULL;
+    mi_status s;
+
+    if (n > 0 && mi_decoder_format(head, (size_t)n, named)) {
+        s = mi_decoders_new(&dec, NULL, 1, 0, 0);
+        if (s != MI_OK)
+            return s;
+    }
+    s = make_png(png, png_len, src, named, -1, max_pixels, NULL, dec);
+    mi_decoders_free(dec);
+    return s;
+}
+
 static uint64_t cap_of(const mi_thumb_options *opts)
 {
     return opts && opts->max_pixels ? opts->max_pixels
@@ -533,7 +623,7 @@ mi_status mi_thumb_make_buffer(uint8_t **png, size_t *png_len,
         return MI_EINVAL;
     if (len == 0)
         return MI_EFORMAT;
-    return make_png(png, png_len, &src, NULL, -1, cap_of(opts), NULL);
+    return make_png_alone(png, png_len, &src, NULL, cap_of(opts));
 }
 
 /* An open regular file as a source. */
@@ -572,8 +662,8 @@ mi_status mi_thumb_make_file(uint8_t **png, size_t *png_len, const char *path,
         return mi_status_from_errno(errno);
     s = src_of_fd(&src, fd);
     if (s == MI_OK)
-        s = src.size ? make_png(png, png_len, &src, mi_media_from_name(path),
-                                -1, cap_of(opts), NULL)
+        s = src.size ? make_png_alone(png, png_len, &src,
+                                      mi_media_from_name(path), cap_of(opts))
                      : MI_EFORMAT;
     close(fd);
     return s;
@@ -714,8 +804,6 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     mi_status s;
     int dirfd;
 
-    if (type && type->kind == MI_KIND_VIDEO)
-        return MI_EUNSUPPORTED;
     dirfd = mi_index_thumbs_fd(idx);
     if (dirfd < 0)
         return mi_index_fail(idx, MI_EIO, "no thumbnails folder");
@@ -724,7 +812,7 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
         return MI_OK;
 
     /* Types we do not decode are told by their first bytes: no need to
-     * read a 4 GB HEIC or video. */
+     * read a 4 GB file of a format we cannot show. */
     n = pread(fd, head, sizeof(head), 0);
     if (n < 0)
         return MI_EIO;
@@ -736,7 +824,8 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     s = src_of_fd(&src, fd);
     if (s == MI_OK)
         s = make_png(&png, &png_len, &src, type, orientation,
-                     mi_index_max_pixels(idx), mi_index_budget(idx));
+                     mi_index_max_pixels(idx), mi_index_budget(idx),
+                     mi_index_decoders(idx));
     if (s == MI_OK) {
         s = write_atomic(dirfd, name, png, png_len);
         if (s != MI_OK)

@@ -1,0 +1,56 @@
+/*
+ * decode.h - inside mi-decode, the decoder process: what main.c gives the
+ * format decoders (formats.c) and what they give back.
+ */
+#ifndef MI_DECODE_H
+#define MI_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decoder-proto.h"
+
+/* The file being decoded: an open descriptor, read with pread only. */
+typedef struct dfile {
+    int fd;
+    uint64_t size;
+    const uint8_t *map;   /* the whole file, mapped on first need */
+} dfile;
+
+/* One job's answer: the reply header and the pixels that follow it. */
+typedef struct djob {
+    const mi_dreq *req;
+    dfile *file;
+    mi_dres *res;
+    uint8_t *px;          /* malloc'd, res->w * res->h * 4 */
+} djob;
+
+/* The whole file mapped (read-only, private); NULL when it cannot be. */
+const uint8_t *dfile_map(dfile *f);
+
+/* Up to n bytes at off; -1 on an error. */
+long dfile_pread(const dfile *f, void *buf, size_t n, uint64_t off);
+
+/* Fail the job: status and a reason (printf-style). Returns status. */
+int djob_fail(djob *j, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Answer with these RGBA (or RGB, channels = 3) rows, box-shrunk so that
+ * no side exceeds 2 * box.  Returns MI_OK or MI_ENOMEM. */
+int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
+                int channels);
+
+/* Copy printable text into a fixed field, trimmed. */
+void dtext(char *out, size_t n, const char *in);
+
+/* Set the libraries up (before the sandbox: they may open files). */
+void decode_init(void);
+
+int decode_heif(djob *j);
+int decode_webp(djob *j);
+int decode_tiff(djob *j);
+int decode_raw(djob *j);
+int decode_video(djob *j);
+
+#endif

@@ -1,0 +1,785 @@
+/*
+ * formats.c - inside mi-decode: each heavy format through the library
+ * made for it.  Every decoder fills the job's reply (sizes, metadata) and,
+ * for MI_DOP_PIXELS, hands djob_pixels() an image no larger than it must
+ * be: libheif's embedded thumbnail when it covers the box, libwebp's
+ * scaled decode, libraw's embedded preview (never a demosaic), FFmpeg's
+ * scaler straight from the poster frame.
+ */
+#include "decode.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libheif/heif.h>
+#include <libraw/libraw.h>
+#include <tiffio.h>
+#include <turbojpeg.h>
+#include <webp/decode.h>
+#include <webp/demux.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/display.h>
+#include <libavutil/imgutils.h>
+#include <libswscale/swscale.h>
+
+#include "mediaindex.h"
+
+/* Sides above this are refused before anything is decoded. */
+#define MAX_SIDE 65535
+
+void decode_init(void)
+{
+    heif_init(NULL);
+    TIFFSetErrorHandler(NULL);
+    TIFFSetWarningHandler(NULL);
+    av_log_set_level(AV_LOG_QUIET);
+}
+
+/* The box-fitted size of a w x h image: what the pixels must cover. */
+static void fit(int w, int h, int box, int *tw, int *th)
+{
+    if (w >= h) {
+        *tw = w < box ? w : box;
+        *th = (int)(((int64_t)h * *tw + w / 2) / w);
+    } else {
+        *th = h < box ? h : box;
+        *tw = (int)(((int64_t)w * *th + h / 2) / h);
+    }
+    if (*tw < 1)
+        *tw = 1;
+    if (*th < 1)
+        *th = 1;
+}
+
+static bool too_many(const djob *j, uint64_t w, uint64_t h)
+{
+    return w > MAX_SIDE || h > MAX_SIDE || w * h > j->req->max_pixels;
+}
+
+/* ---------------------------------------------------------------------- */
+/* HEIF, HEIC, AVIF: libheif                                              */
+
+typedef struct heif_src {
+    dfile *f;
+    int64_t pos;
+} heif_src;
+
+static int64_t heif_pos(void *u)
+{
+    return ((heif_src *)u)->pos;
+}
+
+static int heif_read(void *data, size_t size, void *u)
+{
+    heif_src *s = u;
+    if (dfile_pread(s->f, data, size, (uint64_t)s->pos) != (long)size)
+        return 1;
+    s->pos += (int64_t)size;
+    return 0;
+}
+
+static int heif_seek(int64_t pos, void *u)
+{
+    heif_src *s = u;
+    if (pos < 0 || (uint64_t)pos > s->f->size)
+        return 1;
+    s->pos = pos;
+    return 0;
+}
+
+static enum heif_reader_grow_status heif_grow(int64_t size, void *u)
+{
+    heif_src *s = u;
+    return (uint64_t)size > s->f->size ? heif_reader_grow_status_size_beyond_eof
+                                       : heif_reader_grow_status_size_reached;
+}
+
+int decode_heif(djob *j)
+{
+    static const struct heif_reader reader = { 1, heif_pos, heif_read,
+                                               heif_seek, heif_grow };
+    heif_src src = { j->file, 0 };
+    struct heif_context *ctx = heif_context_alloc();
+    struct heif_image_handle *h = NULL, *use = NULL;
+    struct heif_image *img = NULL;
+    struct heif_error e;
+    const uint8_t *plane;
+    int w, hh, tw, th, stride, n;
+
+    if (!ctx)
+        return djob_fail(j, MI_ENOMEM, "out of memory");
+    heif_context_set_maximum_image_size_limit(ctx, MAX_SIDE);
+    e = heif_context_read_from_reader(ctx, &reader, &src, NULL);
+    if (e.code == heif_error_Ok)
+        e = heif_context_get_primary_image_handle(ctx, &h);
+    if (e.code != heif_error_Ok) {
+        djob_fail(j, MI_EFORMAT, "not a HEIF image libheif can read: %s", e.message);
+        goto out;
+    }
+    /* Sizes after HEIF's own transforms (irot, imir, clap), which the
+     * decoded pixels have too: EXIF's orientation does not apply. */
+    w = heif_image_handle_get_width(h);
+    hh = heif_image_handle_get_height(h);
+    j->res->full_w = (uint32_t)w;
+    j->res->full_h = (uint32_t)hh;
+    j->res->orientation = 1;
+    dtext(j->res->codec, sizeof j->res->codec,
+          heif_image_handle_get_luma_bits_per_pixel(h) > 8 ? "heif-10bit" : "heif");
+    if (j->req->op != MI_DOP_PIXELS)
+        goto out;
+
+    /* The smallest embedded thumbnail that covers the box, else the
+     * image itself. */
+    fit(w, hh, (int)j->req->box, &tw, &th);
+    use = h;
+    n = heif_image_handle_get_number_of_thumbnails(h);
+    if (n > 0 && n <= 16) {
+        heif_item_id ids[16];
+        int got = heif_image_handle_get_list_of_thumbnail_IDs(h, ids, n);
+        for (int i = 0; i < got; i++) {
+            struct heif_image_handle *t = NULL;
+            if (heif_image_handle_get_thumbnail(h, ids[i], &t).code != heif_error_Ok)
+                continue;
+            if (heif_image_handle_get_width(t) >= tw &&
+                heif_image_handle_get_height(t) >= th &&
+                (use == h || heif_image_handle_get_width(t) <
+                                 heif_image_handle_get_width(use))) {
+                if (use != h)
+                    heif_image_handle_release(use);
+                use = t;
+            } else {
+                heif_image_handle_release(t);
+            }
+        }
+    }
+    if (use == h && too_many(j, (uint64_t)w, (uint64_t)hh)) {
+        djob_fail(j, MI_ETOOBIG, "%d x %d pixels, over the decoder's limit", w, hh);
+        goto out;
+    }
+    e = heif_decode_image(use, &img, heif_colorspace_RGB,
+                          heif_chroma_interleaved_RGBA, NULL);
+    if (e.code != heif_error_Ok) {
+        djob_fail(j, e.code == heif_error_Memory_allocation_error ? MI_ENOMEM : MI_EFORMAT,
+                  "libheif could not decode the image: %s", e.message);
+        goto out;
+    }
+    plane = heif_image_get_plane_readonly(img, heif_channel_interleaved, &stride);
+    if (!plane || stride <= 0) {
+        djob_fail(j, MI_EFORMAT, "libheif gave no pixels");
+        goto out;
+    }
+    djob_pixels(j, plane, heif_image_get_width(img, heif_channel_interleaved),
+                heif_image_get_height(img, heif_channel_interleaved),
+                (size_t)stride, 4);
+    if (!heif_image_handle_has_alpha_channel(use))
+        j->res->flags &= ~MI_DRES_ALPHA;
+out:
+    if (img)
+        heif_image_release(img);
+    if (use && use != h)
+        heif_image_handle_release(use);
+    if (h)
+        heif_image_handle_release(h);
+    heif_context_free(ctx);
+    return j->res->status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* WebP: libwebp, scaled while it decodes; an animation's first frame     */
+
+int decode_webp(djob *j)
+{
+    const uint8_t *map = dfile_map(j->file);
+    WebPDecoderConfig cfg;
+    WebPData data;
+    WebPDemuxer *dmx;
+    WebPIterator it;
+    int tw, th;
+
+    if (!map)
+        return djob_fail(j, MI_EIO, "the file cannot be mapped");
+    data.bytes = map;
+    data.size = (size_t)j->file->size;
+    dmx = WebPDemux(&data);
+    if (!dmx)
+        return djob_fail(j, MI_EFORMAT, "not a WebP image libwebp can read");
+    if (!WebPDemuxGetFrame(dmx, 1, &it)) {
+        WebPDemuxDelete(dmx);
+        return djob_fail(j, MI_EFORMAT, "a WebP image without a frame");
+    }
+    j->res->full_w = WebPDemuxGetI(dmx, WEBP_FF_CANVAS_WIDTH);
+    j->res->full_h = WebPDemuxGetI(dmx, WEBP_FF_CANVAS_HEIGHT);
+    dtext(j->res->codec, sizeof j->res->codec, "webp");
+    if (j->req->op != MI_DOP_PIXELS)
+        goto out;
+    if (!WebPInitDecoderConfig(&cfg) ||
+        WebPGetFeatures(it.fragment.bytes, it.fragment.size, &cfg.input) != VP8_STATUS_OK) {
+        djob_fail(j, MI_EFORMAT, "a WebP frame libwebp cannot read");
+        goto out;
+    }
+    if (too_many(j, (uint64_t)cfg.input.width, (uint64_t)cfg.input.height) &&
+        (uint64_t)cfg.input.width * (uint64_t)cfg.input.height > 16383ull * 16383ull) {
+        djob_fail(j, MI_ETOOBIG, "too many pixels");
+        goto out;
+    }
+    /* Decode straight to twice the box (never enlarged). */
+    fit(cfg.input.width, cfg.input.height, 2 * (int)j->req->box, &tw, &th);
+    cfg.options.use_scaling = 1;
+    cfg.options.scaled_width = tw;
+    cfg.options.scaled_height = th;
+    cfg.output.colorspace = MODE_RGBA;
+    if (WebPDecode(it.fragment.bytes, it.fragment.size, &cfg) != VP8_STATUS_OK) {
+        djob_fail(j, MI_EFORMAT, "libwebp could not decode the image");
+        goto out;
+    }
+    djob_pixels(j, cfg.output.u.RGBA.rgba, cfg.output.width, cfg.output.height,
+                (size_t)cfg.output.u.RGBA.stride, 4);
+    if (!cfg.input.has_alpha)
+        j->res->flags &= ~MI_DRES_ALPHA;
+    WebPFreeDecBuffer(&cfg.output);
+out:
+    WebPDemuxReleaseIterator(&it);
+    WebPDemuxDelete(dmx);
+    return j->res->status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* TIFF: libtiff, first page, pixels in stored order + its orientation    */
+
+typedef struct tiff_src {
+    dfile *f;
+    uint64_t pos;
+} tiff_src;
+
+static tmsize_t tiff_read(thandle_t u, void *buf, tmsize_t n)
+{
+    tiff_src *s = u;
+    long r = dfile_pread(s->f, buf, (size_t)n, s->pos);
+    if (r > 0)
+        s->pos += (uint64_t)r;
+    return r;
+}
+
+static tmsize_t tiff_write(thandle_t u, void *buf, tmsize_t n)
+{
+    return -1;
+}
+
+static toff_t tiff_seek(thandle_t u, toff_t off, int whence)
+{
+    tiff_src *s = u;
+    uint64_t base = whence == SEEK_CUR ? s->pos : whence == SEEK_END ? s->f->size : 0;
+    s->pos = base + off;
+    return s->pos;
+}
+
+static int tiff_close(thandle_t u)
+{
+    return 0;
+}
+
+static toff_t tiff_size(thandle_t u)
+{
+    return ((tiff_src *)u)->f->size;
+}
+
+static int tiff_map(thandle_t u, void **base, toff_t *size)
+{
+    return 0;
+}
+
+static void tiff_unmap(thandle_t u, void *base, toff_t size)
+{
+}
+
+int decode_tiff(djob *j)
+{
+    tiff_src src = { j->file, 0 };
+    TIFF *tif = TIFFClientOpen("file", "rm", &src, tiff_read, tiff_write,
+                               tiff_seek, tiff_close, tiff_size, tiff_map,
+                               tiff_unmap);
+    TIFFRGBAImage img;
+    uint32_t w = 0, h = 0, *raster = NULL;
+    uint16_t orient = 1;
+    char emsg[1024] = "";
+
+    if (!tif)
+        return djob_fail(j, MI_EFORMAT, "not a TIFF image libtiff can read");
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orient);
+    if (orient < 1 || orient > 8)
+        orient = 1;
+    j->res->full_w = w;
+    j->res->full_h = h;
+    j->res->orientation = orient;
+    dtext(j->res->codec, sizeof j->res->codec, "tiff");
+    if (j->req->op != MI_DOP_PIXELS)
+        goto out;
+    if (w == 0 || h == 0 || too_many(j, w, h)) {
+        djob_fail(j, w && h ? MI_ETOOBIG : MI_EFORMAT, "%u x %u pixels", w, h);
+        goto out;
+    }
+    if (!TIFFRGBAImageOK(tif, emsg) || !TIFFRGBAImageBegin(&img, tif, 0, emsg)) {
+        djob_fail(j, MI_EFORMAT, "libtiff cannot read the image: %.80s", emsg);
+        goto out;
+    }
+    /* Ask for the file's own orientation: libtiff then flips nothing and
+     * the library applies the orientation, transposes included. */
+    img.req_orientation = orient;
+    raster = malloc((size_t)w * h * 4);
+    if (!raster) {
+        djob_fail(j, MI_ENOMEM, "out of memory for %u x %u pixels", w, h);
+    } else if (!TIFFRGBAImageGet(&img, raster, w, h)) {
+        djob_fail(j, MI_EFORMAT, "libtiff could not decode the image");
+    } else {
+        /* ABGR words in host order = RGBA bytes on little-endian. */
+        djob_pixels(j, (const uint8_t *)raster, (int)w, (int)h, (size_t)w * 4, 4);
+    }
+    TIFFRGBAImageEnd(&img);
+out:
+    free(raster);
+    TIFFClose(tif);
+    return j->res->status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Camera raw: libraw's embedded preview, never a demosaic                */
+
+static int jpeg_pixels(djob *j, const uint8_t *jpg, size_t len)
+{
+    tjhandle tj = tjInitDecompress();
+    int w, h, sub, cs, n, tw = 0, th = 0;
+    tjscalingfactor *sf;
+    uint8_t *px;
+    int rc;
+
+    if (!tj)
+        return djob_fail(j, MI_ENOMEM, "out of memory");
+    if (tjDecompressHeader3(tj, jpg, (unsigned long)len, &w, &h, &sub, &cs) != 0) {
+        tjDestroy(tj);
+        return djob_fail(j, MI_EFORMAT, "the embedded preview is not a JPEG");
+    }
+    /* The smallest DCT scale (1/8 .. 1) that still covers the box. */
+    sf = tjGetScalingFactors(&n);
+    fit(w, h, (int)j->req->box, &tw, &th);
+    {
+        int bw = w, bh = h;
+        for (int i = 0; sf && i < n; i++) {
+            int sw = TJSCALED(w, sf[i]), sh = TJSCALED(h, sf[i]);
+            if (sf[i].num <= sf[i].denom && sw >= tw && sh >= th && sw < bw) {
+                bw = sw;
+                bh = sh;
+            }
+        }
+        w = bw;
+        h = bh;
+    }
+    if ((uint64_t)w * (uint64_t)h > 64ull * 1024 * 1024) {
+        tjDestroy(tj);
+        return djob_fail(j, MI_ETOOBIG, "the embedded preview is too big");
+    }
+    px = malloc((size_t)w * (size_t)h * 3);
+    if (!px) {
+        tjDestroy(tj);
+        return djob_fail(j, MI_ENOMEM, "out of memory");
+    }
+    rc = tjDecompress2(tj, jpg, (unsigned long)len, px, w, 0, h, TJPF_RGB, 0);
+    if (rc != 0 && tjGetErrorCode(tj) == TJERR_FATAL)
+        djob_fail(j, MI_EFORMAT, "the embedded preview could not be decoded");
+    else
+        djob_pixels(j, px, w, h, (size_t)w * 3, 3);
+    j->res->flags &= ~MI_DRES_ALPHA;
+    free(px);
+    tjDestroy(tj);
+    return j->res->status;
+}
+
+static double dms(const float v[3])
+{
+    return (double)v[0] + (double)v[1] / 60.0 + (double)v[2] / 3600.0;
+}
+
+int decode_raw(djob *j)
+{
+    const uint8_t *map = dfile_map(j->file);
+    libraw_data_t *lr;
+    libraw_processed_image_t *t = NULL;
+    int err, flip;
+
+    if (!map)
+        return djob_fail(j, MI_EIO, "the file cannot be mapped");
+    lr = libraw_init(0);
+    if (!lr)
+        return djob_fail(j, MI_ENOMEM, "out of memory");
+    if (libraw_open_buffer(lr, (void *)map, (size_t)j->file->size) != LIBRAW_SUCCESS) {
+        djob_fail(j, MI_EFORMAT, "not a camera raw file libraw can read");
+        goto out;
+    }
+    flip = lr->sizes.flip;
+    j->res->orientation = flip == 3 ? 3 : flip == 5 ? 8 : flip == 6 ? 6 : 1;
+    j->res->full_w = lr->sizes.width;
+    j->res->full_h = lr->sizes.height;
+    dtext(j->res->codec, sizeof j->res->codec, "raw");
+    dtext(j->res->make, sizeof j->res->make, lr->idata.make);
+    dtext(j->res->model, sizeof j->res->model, lr->idata.model);
+    if (lr->other.timestamp > 0) {
+        /* libraw made it with mktime(): local time, as EXIF dates are. */
+        j->res->date = (int64_t)lr->other.timestamp;
+        j->res->flags |= MI_DRES_DATE;
+    }
+    if (lr->other.parsed_gps.gpsparsed) {
+        double lat = dms(lr->other.parsed_gps.latitude);
+        double lon = dms(lr->other.parsed_gps.longitude);
+        if (lat <= 90 && lon <= 180 && (lat != 0 || lon != 0)) {
+            j->res->lat = lr->other.parsed_gps.latref == 'S' ? -lat : lat;
+            j->res->lon = lr->other.parsed_gps.longref == 'W' ? -lon : lon;
+            j->res->flags |= MI_DRES_GPS;
+        }
+    }
+    if (j->req->op != MI_DOP_PIXELS)
+        goto out;
+    if (libraw_unpack_thumb(lr) != LIBRAW_SUCCESS ||
+        !(t = libraw_dcraw_make_mem_thumb(lr, &err))) {
+        djob_fail(j, MI_EUNSUPPORTED, "the raw file has no embedded preview");
+        goto out;
+    }
+    if (t->type == LIBRAW_IMAGE_JPEG) {
+        /* The preview's size, before the raw file's flip. */
+        jpeg_pixels(j, t->data, t->data_size);
+    } else if (t->type == LIBRAW_IMAGE_BITMAP && t->bits == 8 && t->colors == 3 &&
+               (size_t)t->width * t->height * 3 <= t->data_size) {
+        djob_pixels(j, t->data, t->width, t->height, (size_t)t->width * 3, 3);
+        j->res->flags &= ~MI_DRES_ALPHA;
+    } else {
+        djob_fail(j, MI_EUNSUPPORTED, "the raw file's preview is in a form we do not read");
+    }
+out:
+    if (t)
+        libraw_dcraw_clear_mem(t);
+    libraw_close(lr);
+    return j->res->status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Video: libavformat, libavcodec, libswscale                             */
+
+typedef struct av_src {
+    dfile *f;
+    uint64_t pos;
+} av_src;
+
+static int av_read(void *u, uint8_t *buf, int n)
+{
+    av_src *s = u;
+    long r = dfile_pread(s->f, buf, (size_t)n, s->pos);
+    if (r < 0)
+        return AVERROR(EIO);
+    if (r == 0)
+        return AVERROR_EOF;
+    s->pos += (uint64_t)r;
+    return (int)r;
+}
+
+static int64_t av_seek(void *u, int64_t off, int whence)
+{
+    av_src *s = u;
+
+    switch (whence & ~AVSEEK_FORCE) {
+    case AVSEEK_SIZE: return (int64_t)s->f->size;
+    case SEEK_SET: break;
+    case SEEK_CUR: off += (int64_t)s->pos; break;
+    case SEEK_END: off += (int64_t)s->f->size; break;
+    default: return -1;
+    }
+    if (off < 0)
+        return -1;
+    s->pos = (uint64_t)off;
+    return off;
+}
+
+/* "2021-06-14T12:34:56+0300", "...+03:00", "...Z", "... 12:34:56": the
+ * seconds since the epoch, and the zone when it says one. */
+static bool parse_iso(const char *v, int64_t *out, int *zone, bool *has_zone)
+{
+    struct tm tm;
+    int Y, M, D, h, m, s, n = 0, zh = 0, zm = 0;
+    const char *p;
+    char sign = 0;
+
+    if (!v || sscanf(v, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &s, &n) < 6 ||
+        n == 0 || Y < 1900 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > 31 ||
+        h > 23 || m > 59 || s > 60)
+        return false;
+    p = v + n;
+    if (*p == '.')
+        while (*++p >= '0' && *p <= '9')
+            ;
+    *has_zone = false;
+    if (*p == 'Z') {
+        *has_zone = true;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p;
+        if (sscanf(p + 1, "%2d:%2d", &zh, &zm) == 2 || sscanf(p + 1, "%2d%2d", &zh, &zm) == 2) {
+            if (zh > 14 || zm > 59)
+                return false;
+            *has_zone = true;
+        }
+    }
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = s;
+    *zone = (zh * 3600 + zm * 60) * (sign == '-' ? -1 : 1);
+    if (*has_zone || *p == '\0') {
+        /* A time with no zone in a container is UTC (QuickTime's
+         * creation_time): timegm either way, then the zone. */
+        *out = (int64_t)timegm(&tm) - *zone;
+        return true;
+    }
+    return false;
+}
+
+/* ISO 6709: "+60.1467+024.9068/", "+60.1467+024.9068+012.000/". */
+static bool parse_6709(const char *v, double *lat, double *lon)
+{
+    char *end;
+
+    if (!v || (*v != '+' && *v != '-'))
+        return false;
+    *lat = strtod(v, &end);
+    if (end == v || (*end != '+' && *end != '-'))
+        return false;
+    v = end;
+    *lon = strtod(v, &end);
+    if (end == v || !isfinite(*lat) || !isfinite(*lon) || fabs(*lat) > 90 ||
+        fabs(*lon) > 180)
+        return false;
+    return true;
+}
+
+static const char *meta(AVFormatContext *fc, AVStream *st, const char *key)
+{
+    AVDictionaryEntry *e = av_dict_get(fc->metadata, key, NULL, 0);
+    if (!e && st)
+        e = av_dict_get(st->metadata, key, NULL, 0);
+    return e ? e->value : NULL;
+}
+
+static void video_meta(djob *j, AVFormatContext *fc, AVStream *st)
+{
+    mi_dres *r = j->res;
+    const char *v;
+    int64_t when;
+    int zone;
+    bool has_zone;
+
+    /* The capture time: Apple's key carries the zone; creation_time is
+     * UTC and, on many phones, when the file was written. */
+    if (parse_iso(meta(fc, NULL, "com.apple.quicktime.creationdate"), &when, &zone, &has_zone) ||
+        parse_iso(meta(fc, st, "creation_time"), &when, &zone, &has_zone)) {
+        if (when > 0) {
+            r->date = when;
+            r->tz_offset = zone;
+            r->flags |= MI_DRES_DATE | (has_zone && zone ? MI_DRES_ZONE : 0);
+        }
+    }
+    if (parse_6709(meta(fc, NULL, "com.apple.quicktime.location.ISO6709"), &r->lat, &r->lon) ||
+        parse_6709(meta(fc, NULL, "location"), &r->lat, &r->lon))
+        r->flags |= MI_DRES_GPS;
+    if ((v = meta(fc, NULL, "com.apple.quicktime.make")) || (v = meta(fc, NULL, "make")) ||
+        (v = meta(fc, NULL, "com.android.manufacturer")))
+        dtext(r->make, sizeof r->make, v);
+    if ((v = meta(fc, NULL, "com.apple.quicktime.model")) || (v = meta(fc, NULL, "model")) ||
+        (v = meta(fc, NULL, "com.android.model")))
+        dtext(r->model, sizeof r->model, v);
+    if ((v = meta(fc, NULL, "com.apple.quicktime.content.identifier")))
+        dtext(r->content_id, sizeof r->content_id, v);
+    if (fc->duration > 0 && fc->duration / 1000 < UINT32_MAX)
+        r->duration_ms = (uint32_t)(fc->duration / 1000);
+}
+
+/* The display matrix as an EXIF orientation (rotations only). */
+static uint32_t video_orientation(AVStream *st)
+{
+    size_t size = 0;
+    const uint8_t *m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    double a;
+    int deg;
+
+    if (!m || size < 9 * sizeof(int32_t))
+        return 1;
+    a = av_display_rotation_get((const int32_t *)m);
+    if (!isfinite(a))
+        return 1;
+    /* av_display_rotation_get is counter-clockwise; EXIF names the
+     * clockwise turn that shows the picture upright. */
+    deg = ((int)lround(-a) % 360 + 360) % 360;
+    return deg == 90 ? 6 : deg == 180 ? 3 : deg == 270 ? 8 : 1;
+}
+
+static int poster(djob *j, AVFormatContext *fc, AVStream *st)
+{
+    const AVCodec *dec = avcodec_find_decoder(st->codecpar->codec_id);
+    AVCodecContext *cc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *fr = av_frame_alloc();
+    struct SwsContext *sws = NULL;
+    uint8_t *dst[4] = { NULL };
+    int dls[4], tw, th, packets = 0, rc;
+    bool got = false;
+
+    if (!pkt || !fr) {
+        djob_fail(j, MI_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!dec) {
+        djob_fail(j, MI_EUNSUPPORTED, "no decoder for %s video", avcodec_get_name(st->codecpar->codec_id));
+        goto out;
+    }
+    if (too_many(j, (uint64_t)st->codecpar->width, (uint64_t)st->codecpar->height)) {
+        djob_fail(j, MI_ETOOBIG, "video frames of %d x %d", st->codecpar->width, st->codecpar->height);
+        goto out;
+    }
+    cc = avcodec_alloc_context3(dec);
+    if (!cc || avcodec_parameters_to_context(cc, st->codecpar) < 0) {
+        djob_fail(j, MI_ENOMEM, "out of memory");
+        goto out;
+    }
+    cc->thread_count = 1;
+    if (avcodec_open2(cc, dec, NULL) < 0) {
+        djob_fail(j, MI_EFORMAT, "the %s decoder cannot start", dec->name);
+        goto out;
+    }
+    /* The first keyframe after 1 s, for clips long enough; else the
+     * first frame. */
+    if (fc->duration > 2 * AV_TIME_BASE) {
+        int64_t ts = av_rescale_q(AV_TIME_BASE, AV_TIME_BASE_Q, st->time_base);
+        if (st->start_time != AV_NOPTS_VALUE)
+            ts += st->start_time;
+        if (av_seek_frame(fc, st->index, ts, 0) < 0)
+            av_seek_frame(fc, st->index, st->start_time == AV_NOPTS_VALUE ? 0 : st->start_time,
+                          AVSEEK_FLAG_BACKWARD);
+    }
+    while (!got && packets < 4096) {
+        rc = av_read_frame(fc, pkt);
+        if (rc < 0) {
+            avcodec_send_packet(cc, NULL);       /* drain */
+        } else {
+            packets++;
+            if (pkt->stream_index != st->index) {
+                av_packet_unref(pkt);
+                continue;
+            }
+            avcodec_send_packet(cc, pkt);
+            av_packet_unref(pkt);
+        }
+        if (avcodec_receive_frame(cc, fr) == 0)
+            got = true;
+        else if (rc < 0)
+            break;
+    }
+    if (!got) {
+        djob_fail(j, MI_EFORMAT, "no frame of the video could be decoded");
+        goto out;
+    }
+    fit(fr->width, fr->height, 2 * (int)j->req->box, &tw, &th);
+    sws = sws_getContext(fr->width, fr->height, fr->format, tw, th, AV_PIX_FMT_RGBA,
+                         SWS_AREA, NULL, NULL, NULL);
+    if (!sws || av_image_alloc(dst, dls, tw, th, AV_PIX_FMT_RGBA, 16) < 0) {
+        djob_fail(j, MI_EFORMAT, "the frame cannot be converted");
+        goto out;
+    }
+    sws_scale(sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height, dst, dls);
+    djob_pixels(j, dst[0], tw, th, (size_t)dls[0], 4);
+    j->res->flags &= ~MI_DRES_ALPHA;
+out:
+    av_freep(&dst[0]);
+    sws_freeContext(sws);
+    avcodec_free_context(&cc);
+    av_frame_free(&fr);
+    av_packet_free(&pkt);
+    return j->res->status;
+}
+
+int decode_video(djob *j)
+{
+    av_src src = { j->file, 0 };
+    AVFormatContext *fc = avformat_alloc_context();
+    AVIOContext *io = NULL;
+    uint8_t *buf = av_malloc(64 * 1024);
+    AVStream *st;
+    int idx;
+
+    if (!fc || !buf) {
+        djob_fail(j, MI_ENOMEM, "out of memory");
+        goto out;
+    }
+    io = avio_alloc_context(buf, 64 * 1024, 0, &src, av_read, NULL, av_seek);
+    if (!io) {
+        djob_fail(j, MI_ENOMEM, "out of memory");
+        goto out;
+    }
+    buf = NULL;
+    fc->pb = io;
+    fc->flags |= AVFMT_FLAG_CUSTOM_IO;
+    if (avformat_open_input(&fc, NULL, NULL, NULL) < 0) {
+        fc = NULL;       /* freed by avformat_open_input */
+        djob_fail(j, MI_EFORMAT, "not a video container FFmpeg can open (truncated, or no index)");
+        goto out;
+    }
+    if (avformat_find_stream_info(fc, NULL) < 0) {
+        djob_fail(j, MI_EFORMAT, "the video's streams cannot be read");
+        goto out;
+    }
+    idx = av_find_best_stream(fc, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    if (idx < 0) {
+        djob_fail(j, MI_EFORMAT, "the file has no video stream");
+        goto out;
+    }
+    st = fc->streams[idx];
+    if (st->codecpar->width <= 0 || st->codecpar->height <= 0) {
+        djob_fail(j, MI_EFORMAT, "the video stream has no picture size");
+        goto out;
+    }
+    /* A file cut short keeps its index (moov first) but not the data
+     * the index points at: a half-transferred upload. */
+    {
+        int n = avformat_index_get_entries_count(st);
+        const AVIndexEntry *last = n > 0 ? avformat_index_get_entry(st, n - 1) : NULL;
+        if (last && last->pos >= 0 &&
+            (uint64_t)last->pos + (uint64_t)last->size > j->file->size) {
+            djob_fail(j, MI_EFORMAT, "the file ends before its video does (truncated at %llu of %llu bytes)",
+                      (unsigned long long)j->file->size,
+                      (unsigned long long)last->pos + (unsigned long long)last->size);
+            goto out;
+        }
+    }
+    j->res->flags |= MI_DRES_VIDEO;
+    j->res->full_w = (uint32_t)st->codecpar->width;
+    j->res->full_h = (uint32_t)st->codecpar->height;
+    j->res->orientation = video_orientation(st);
+    dtext(j->res->codec, sizeof j->res->codec, avcodec_get_name(st->codecpar->codec_id));
+    video_meta(j, fc, st);
+    if (j->req->op == MI_DOP_PIXELS)
+        poster(j, fc, st);
+out:
+    if (fc)
+        avformat_close_input(&fc);
+    if (io) {
+        av_freep(&io->buffer);
+        avio_context_free(&io);
+    }
+    av_free(buf);
+    return j->res->status;
+}

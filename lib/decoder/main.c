@@ -1,0 +1,340 @@
+/*
+ * mi-decode - the decoder process of libmediaindex.
+ *
+ * HEIF/AVIF, WebP, TIFF, camera raw and video go through libraries with
+ * long lists of memory-safety bugs, on files anybody may upload.  They run
+ * here, in a process the library starts (decoder.c) and reuses, so that a
+ * decoder that crashes, hangs or runs out of memory costs one file.
+ *
+ *   mi-decode AS_BYTES       (descriptor 3: the library's socket)
+ *
+ * Before the first request the process closes every other descriptor,
+ * limits its address space to AS_BYTES (RLIMIT_AS), its CPU time
+ * (RLIMIT_CPU) and its file writes (RLIMIT_FSIZE 0), and loads a seccomp
+ * filter (libseccomp) that allows only what decoding needs: no open, no
+ * socket, no exec, no executable memory, no new processes (threads only).
+ * A file arrives as a descriptor over the socket and is read with pread
+ * or mapped; the answer goes back over the same socket.  The library
+ * holds the wall-clock deadline and kills the process when it passes.
+ *
+ * With MI_DECODE_FAULTS=1 in its environment, a file whose bytes 16..31
+ * are "mi-decode:crash!" or "mi-decode:hang!!" makes the process crash or
+ * hang: the tests use it to show that both are survived.
+ */
+#include "decode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include "mediaindex.h"
+
+#define SOCK 3
+#define CPU_SECONDS 3600      /* over the process's life; then restarted */
+
+static bool faults;
+
+/* ---------------------------------------------------------------------- */
+/* Files and answers                                                      */
+
+long dfile_pread(const dfile *f, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = pread(f->fd, (uint8_t *)buf + got, n - got,
+                          (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (long)got;
+}
+
+const uint8_t *dfile_map(dfile *f)
+{
+    void *p;
+
+    if (f->map)
+        return f->map;
+    if (f->size == 0 || f->size > SIZE_MAX)
+        return NULL;
+    /* Writable but private: some decoders take a non-const buffer. */
+    p = mmap(NULL, (size_t)f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+             f->fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    f->map = p;
+    return f->map;
+}
+
+int djob_fail(djob *j, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(j->res->reason, sizeof j->res->reason, fmt, ap);
+    va_end(ap);
+    j->res->status = status;
+    return status;
+}
+
+void dtext(char *out, size_t n, const char *in)
+{
+    size_t k = 0;
+
+    if (!in)
+        in = "";
+    while (*in == ' ')
+        in++;
+    for (; *in && k + 1 < n; in++)
+        out[k++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+    while (k > 0 && out[k - 1] == ' ')
+        k--;
+    out[k] = '\0';
+}
+
+int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
+                int channels)
+{
+    int lim = 2 * (int)j->req->box, f = 1, ow, oh;
+    uint8_t *out;
+
+    if (w <= 0 || h <= 0)
+        return djob_fail(j, MI_EFORMAT, "the image has no pixels");
+    while ((w + f - 1) / f > lim || (h + f - 1) / f > lim)
+        f++;
+    ow = (w + f - 1) / f;
+    oh = (h + f - 1) / f;
+    out = malloc((size_t)ow * (size_t)oh * 4);
+    if (!out)
+        return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            unsigned sum[4] = { 0, 0, 0, 0 }, cnt = 0;
+            for (int y = oy * f; y < oy * f + f && y < h; y++) {
+                const uint8_t *p = px + (size_t)y * stride +
+                                   (size_t)ox * (size_t)f * (size_t)channels;
+                for (int x = ox * f; x < ox * f + f && x < w; x++) {
+                    sum[0] += p[0];
+                    sum[1] += p[1];
+                    sum[2] += p[2];
+                    sum[3] += channels == 4 ? p[3] : 255;
+                    p += channels;
+                    cnt++;
+                }
+            }
+            for (int c = 0; c < 4; c++)
+                out[((size_t)oy * (size_t)ow + (size_t)ox) * 4 + (size_t)c] =
+                    (uint8_t)((sum[c] + cnt / 2) / cnt);
+        }
+    }
+    free(j->px);
+    j->px = out;
+    j->res->w = (uint32_t)ow;
+    j->res->h = (uint32_t)oh;
+    if (channels == 4)
+        j->res->flags |= MI_DRES_ALPHA;
+    return MI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The sandbox                                                            */
+
+static void limit(int what, rlim_t n)
+{
+    struct rlimit r = { n, n };
+    setrlimit(what, &r);
+}
+
+static int sandbox(void)
+{
+    static const int allowed[] = {
+        SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+        SCMP_SYS(pread64), SCMP_SYS(lseek), SCMP_SYS(recvmsg),
+        SCMP_SYS(sendmsg), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
+        SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+        SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise),
+        SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(get_robust_list),
+        SCMP_SYS(rseq), SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_yield),
+        SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getppid),
+        SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday),
+        SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(getrandom),
+        SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(sigaltstack),
+        SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(prctl),
+        SCMP_SYS(sysinfo), SCMP_SYS(getrusage), SCMP_SYS(tgkill),
+    };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    int rc = 0;
+
+    if (!ctx)
+        return -1;
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+    /* Memory, never executable. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                           SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                           SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    /* Threads (libde265's, libgomp's), never processes.  clone3 passes
+     * its flags in memory a filter cannot read: ENOSYS makes glibc fall
+     * back to clone. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
+                                   CLONE_THREAD));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Requests                                                               */
+
+static bool send_all(const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+
+    while (n > 0) {
+        ssize_t r = send(SOCK, p, n, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* One request, with its descriptor; false at the end of the stream. */
+static bool receive(mi_dreq *req, int *fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { req, sizeof *req };
+    struct msghdr msg;
+    struct cmsghdr *c;
+    ssize_t r;
+
+    *fd = -1;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    do
+        r = recvmsg(SOCK, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    while (r < 0 && errno == EINTR);
+    for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+    if (r != (ssize_t)sizeof *req || req->magic != MI_DPROTO_MAGIC) {
+        if (*fd >= 0)
+            close(*fd);
+        return false;
+    }
+    return true;
+}
+
+static void injected_fault(const dfile *f)
+{
+    char mark[16];
+
+    if (!faults || dfile_pread(f, mark, sizeof mark, 16) != sizeof mark)
+        return;
+    if (memcmp(mark, "mi-decode:crash!", 16) == 0)
+        raise(SIGSEGV);
+    if (memcmp(mark, "mi-decode:hang!!", 16) == 0)
+        for (;;)
+            sched_yield();
+}
+
+static void handle(const mi_dreq *req, int fd)
+{
+    mi_dres res;
+    dfile file;
+    djob job = { req, &file, &res, NULL };
+    struct stat st;
+
+    memset(&res, 0, sizeof res);
+    res.magic = MI_DPROTO_MAGIC;
+    memset(&file, 0, sizeof file);
+    file.fd = fd;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        djob_fail(&job, MI_EINVAL, "no file came with the request");
+    } else if ((req->op != MI_DOP_META && req->op != MI_DOP_PIXELS) ||
+               (req->op == MI_DOP_PIXELS &&
+                (req->box < 1 || req->box > 4096))) {
+        djob_fail(&job, MI_EINVAL, "a request the decoder does not know");
+    } else {
+        file.size = (uint64_t)st.st_size;
+        injected_fault(&file);
+        switch (req->format) {
+        case MI_DFMT_HEIF: decode_heif(&job); break;
+        case MI_DFMT_WEBP: decode_webp(&job); break;
+        case MI_DFMT_TIFF: decode_tiff(&job); break;
+        case MI_DFMT_RAW: decode_raw(&job); break;
+        case MI_DFMT_VIDEO: decode_video(&job); break;
+        default:
+            djob_fail(&job, MI_EUNSUPPORTED, "a format the decoder does not know");
+        }
+    }
+    if (res.status != MI_OK || req->op != MI_DOP_PIXELS)
+        res.w = res.h = 0;
+    if (send_all(&res, sizeof res) && res.w)
+        send_all(job.px, (size_t)res.w * res.h * 4);
+    free(job.px);
+    if (file.map)
+        munmap((void *)file.map, (size_t)file.size);
+    if (fd >= 0)
+        close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long long as = argc > 1 ? strtoull(argv[1], NULL, 10) : 0;
+    mi_dreq req;
+    int fd;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        return 1;
+    if (fcntl(SOCK, F_GETFD) < 0) {
+        fprintf(stderr, "mi-decode: started by libmediaindex only\n");
+        return 2;
+    }
+    close_range(SOCK + 1, ~0u, 0);
+    faults = getenv("MI_DECODE_FAULTS") && strcmp(getenv("MI_DECODE_FAULTS"), "1") == 0;
+    decode_init();
+    if (as)
+        limit(RLIMIT_AS, (rlim_t)as);
+    limit(RLIMIT_CPU, CPU_SECONDS);
+    limit(RLIMIT_FSIZE, 0);
+    limit(RLIMIT_CORE, 0);
+    limit(RLIMIT_NOFILE, 16);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (sandbox() != 0)
+        return 3;
+    while (receive(&req, &fd))
+        handle(&req, fd);
+    return 0;
+}
