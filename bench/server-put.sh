@@ -5,8 +5,8 @@
 #
 #   bench/server-put.sh [SIZE_MIB]      (default 1024)
 #
-# The file is an MP4 header followed by random bytes (so it passes the
-# magic-byte check), in a scratch folder on the same disk as the storage
+# The file is a JPEG's first bytes followed by random bytes (so it passes
+# the magic-byte check; a video would be opened by mi-decode and refused), in a scratch folder on the same disk as the storage
 # folder.  BUILD=build-dir picks the build (default build-release).
 # SCRATCH=/dev/shm puts both on tmpfs, where fsync costs nothing: the
 # server's and the library's own cost, without the disk's.  Also printed:
@@ -20,9 +20,9 @@ ensure_build
 work=$(mktemp -d "${SCRATCH:-/tmp}/server-put.XXXXXX")
 trap 'stop_server; rm -rf "$work"' EXIT
 mkdir "$work/store"
-file=$work/big.mp4
-{ printf '\000\000\000\030ftypisom\000\000\002\000isomiso2'
-  head -c $((mib * 1024 * 1024 - 24)) /dev/urandom; } >"$file"
+file=$work/big.jpg
+{ printf '\377\330\377\340'
+  head -c $((mib * 1024 * 1024 - 4)) /dev/urandom; } >"$file"
 bytes=$(stat -c %s "$file")
 
 start_server "$work/store"
@@ -44,7 +44,7 @@ base=$(rss_kib "$SERVER_PID")
   done ) &
 sampler=$!
 put_s=$(curl -s -o "$work/resp" -w '%{time_total}' -X PUT \
-        -F "file=@$file" "http://127.0.0.1:$PORT/image/big.mp4")
+        -F "file=@$file" "http://127.0.0.1:$PORT/image/big.jpg")
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 peak=$(cat "$work/peak" 2>/dev/null || echo "$base")

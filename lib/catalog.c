@@ -519,7 +519,8 @@ mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
                            const mi_cursor_options *opts)
 {
     /* One row per content: its primary (smallest) path, found through the
-     * (hash, path) key; column 17 says whether other paths follow (the
+     * (hash, path) key; the column after the row's
+     * (MI_CATALOG_ROW_COLUMNS) says whether other paths follow (the
      * cursor then reads them with the lookup statement).  A content's date
      * is its primary path's.  Newest first walks files_by_date: no sort,
      * so the first rows come at once even for a large library. */

@@ -158,6 +158,8 @@ const char *mi_decoders_path(const mi_decoders *d)
 static mi_status start(mi_decoders *d, helper *h, char *why, size_t why_len)
 {
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
     char as[32], *argv[3];
     int sv[2], rc;
 
@@ -185,7 +187,19 @@ static mi_status start(mi_decoders *d, helper *h, char *why, size_t why_len)
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-        rc = posix_spawn(&h->pid, d->path, &fa, NULL, argv, environ);
+        /* Not the caller's signal mask or ignored signals (a server
+         * blocks SIGTERM in its threads and ignores SIGPIPE). */
+        rc = posix_spawnattr_init(&attr);
+        if (rc == 0) {
+            sigemptyset(&none);
+            sigfillset(&all);
+            posix_spawnattr_setsigmask(&attr, &none);
+            posix_spawnattr_setsigdefault(&attr, &all);
+            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                                POSIX_SPAWN_SETSIGDEF);
+            rc = posix_spawn(&h->pid, d->path, &fa, &attr, argv, environ);
+            posix_spawnattr_destroy(&attr);
+        }
         posix_spawn_file_actions_destroy(&fa);
     }
     close(sv[1]);

@@ -969,7 +969,7 @@ static mi_status cursor_next_primary(mi_cursor *c)
     if (rc != SQLITE_ROW)
         goto db_fail;
     s = entry_from_row(&c->entry, c->st);
-    if (s == MI_OK && sqlite3_column_int(c->st, 17)) {
+    if (s == MI_OK && sqlite3_column_int(c->st, MI_CATALOG_ROW_COLUMNS)) {
         sqlite3_bind_blob(look, 1, c->entry.hash, MI_HASH_SIZE, SQLITE_STATIC);
         rc = sqlite3_step(look);              /* the primary row itself */
         while (s == MI_OK && rc == SQLITE_ROW &&

@@ -356,6 +356,8 @@ typedef struct mi_conn {
 } mi_conn;
 
 #define MI_CATALOG_SCHEMA_VERSION 5
+/* Columns of an entry row (catalog.c's ROW_COLUMNS). */
+#define MI_CATALOG_ROW_COLUMNS 20
 
 /*
  * Open the catalog file at `path` (creating it, WAL mode).  `writer` also

@@ -959,12 +959,13 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
         s = mi_index_fail(idx, MI_ENOTFOUND, "no media with hash %.64s", name);
         goto out;
     }
-    if (kind == MI_KIND_VIDEO || state == MI_THUMB_UNSUPPORTED) {
+    if (state == MI_THUMB_UNSUPPORTED) {
         s = mi_index_fail(idx, MI_EUNSUPPORTED, "no thumbnails for this type");
         goto out;
     }
     if (state == MI_THUMB_FAILED) {
-        s = mi_index_fail(idx, MI_EFORMAT, "the image could not be decoded");
+        s = mi_index_fail(idx, MI_EFORMAT, "the %s could not be decoded",
+                          kind == MI_KIND_VIDEO ? "video" : "image");
         goto out;
     }
     dirfd = mi_index_thumbs_fd(idx);

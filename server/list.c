@@ -76,10 +76,12 @@ static void put_seconds(char *buf, int64_t ns)
 struct tpl {
     cJSON *o;
     cJSON *sha, *filename, *last_modified, *file_path, *creation, *thumb, *size,
-          *mime, *kind, *width, *height, *lat, *lon, *make, *model;
-    bool has_wh, has_gps, has_make, has_model;
-    char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40];
-    char *fixed[5];        /* U+FFFD-repaired copies of this entry's strings */
+          *mime, *kind, *width, *height, *lat, *lon, *make, *model,
+          *duration, *codec, *live;
+    bool has_wh, has_gps, has_make, has_model, has_duration, has_codec,
+         has_live;
+    char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40], du[24];
+    char *fixed[7];        /* U+FFFD-repaired copies of this entry's strings */
 };
 
 static cJSON *raw_ref(char *text)
@@ -114,8 +116,14 @@ static void tpl_free(struct tpl *t)
         cJSON_Delete(t->make);
     if (!t->has_model)
         cJSON_Delete(t->model);
+    if (!t->has_duration)
+        cJSON_Delete(t->duration);
+    if (!t->has_codec)
+        cJSON_Delete(t->codec);
+    if (!t->has_live)
+        cJSON_Delete(t->live);
     cJSON_Delete(t->o);
-    for (i = 0; i < 5; i++)
+    for (i = 0; i < 7; i++)
         free(t->fixed[i]);
 }
 
@@ -132,8 +140,11 @@ static bool tpl_init(struct tpl *t, bool with_sha)
     t->lon = raw_ref(t->lo);
     t->make = cJSON_CreateStringReference("");
     t->model = cJSON_CreateStringReference("");
+    t->duration = raw_ref(t->du);
+    t->codec = cJSON_CreateStringReference("");
+    t->live = cJSON_CreateStringReference("");
     return t->o && t->width && t->height && t->lat && t->lon && t->make &&
-           t->model &&
+           t->model && t->duration && t->codec && t->live &&
            add(t->o, "filename", t->filename = cJSON_CreateStringReference("")) &&
            add(t->o, "last_modified", t->last_modified = raw_ref(t->lm)) &&
            add(t->o, "file_path", t->file_path = cJSON_CreateStringReference("")) &&
@@ -232,13 +243,25 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
         !set_optional_str(t, &t->has_model, t->model, 4, "model",
                           mi_entry_model(e)))
         return 0;
+    /* Videos: "duration" in seconds; "codec" ("hevc", "h264"...);
+     * "live_photo_id", Apple's id that pairs a Live Photo's parts. */
+    attach(t->o, &t->has_duration, mi_entry_duration_ms(e) > 0, t->duration,
+           "duration");
+    if (t->has_duration)
+        snprintf(t->du, sizeof(t->du), "%.3f", mi_entry_duration_ms(e) / 1000.0);
+    if (!set_optional_str(t, &t->has_codec, t->codec, 5, "codec", mi_entry_codec(e)) ||
+        !set_optional_str(t, &t->has_live, t->live, 6, "live_photo_id",
+                          mi_entry_live_id(e)))
+        return 0;
     /* Escaping writes at most 6 bytes per input byte. */
     return 6 * (strlen(t->filename->valuestring) +
                 strlen(t->file_path->valuestring) +
                 (thumb ? strlen(t->thumb->valuestring) : 0) +
                 strlen(t->mime->valuestring) +
                 (t->has_make ? strlen(t->make->valuestring) : 0) +
-                (t->has_model ? strlen(t->model->valuestring) : 0)) + 512;
+                (t->has_model ? strlen(t->model->valuestring) : 0) +
+                (t->has_codec ? strlen(t->codec->valuestring) : 0) +
+                (t->has_live ? strlen(t->live->valuestring) : 0)) + 512;
 }
 
 struct outbuf {

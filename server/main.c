@@ -3,7 +3,7 @@
  *
  *   media-server --storage_dir DIR [--port 8000] [--rescan_interval N]
  *                [--listen ADDR] [--threads N] [--max-upload-bytes N]
- *                [--decode-memory N]
+ *                [--decode-memory N] [--decoder-timeout SECONDS]
  *
  * It listens at once and serves what the catalog holds; the first scan
  * runs in the background (GET /status says when it is done), then one
@@ -44,6 +44,7 @@ struct options {
     unsigned long threads;
     uint64_t max_upload;
     uint64_t decode_memory;
+    unsigned long decoder_timeout;
 };
 
 static void usage(FILE *f)
@@ -53,6 +54,7 @@ static void usage(FILE *f)
         "[--rescan_interval SECONDS]\n"
         "                    [--listen ADDR] [--threads N] "
         "[--max-upload-bytes N] [--decode-memory N]\n"
+        "                    [--decoder-timeout SECONDS]\n"
         "  --storage_dir DIR         the folder of photos and videos (required)\n"
         "  --port N                  TCP port (default 8000; 0 = any free port)\n"
         "  --listen ADDR             address to listen on (default: all IPv4)\n"
@@ -62,6 +64,9 @@ static void usage(FILE *f)
         "(default 8G)\n"
         "  --decode-memory N         memory all thumbnail decodes may hold at "
         "once (default 64M)\n"
+        "  --decoder-timeout N       seconds the decoder process may spend on "
+        "one HEIC,\n"
+        "                            video or raw file (default 30)\n"
         "  --help, --version\n"
         "Flags take their value as --flag value or --flag=value.\n");
 }
@@ -159,11 +164,15 @@ static int parse_args(int argc, char **argv, struct options *o)
                    parse_num(val, UINT64_MAX / 2, true, &num) &&
                    num >= (1u << 20)) {
             o->decode_memory = num;
+        } else if (strcmp(flag, "decoder_timeout") == 0 &&
+                   parse_num(val, 3600, false, &num) && num > 0) {
+            o->decoder_timeout = (unsigned long)num;
         } else if (strcmp(flag, "storage_dir") == 0 || strcmp(flag, "listen") == 0 ||
                    strcmp(flag, "port") == 0 || strcmp(flag, "rescan_interval") == 0 ||
                    strcmp(flag, "threads") == 0 ||
                    strcmp(flag, "max_upload_bytes") == 0 ||
-                   strcmp(flag, "decode_memory") == 0) {
+                   strcmp(flag, "decode_memory") == 0 ||
+                   strcmp(flag, "decoder_timeout") == 0) {
             fprintf(stderr, "media-server: bad value for --%s: \"%s\"\n", flag, val);
             return 2;
         } else {
@@ -338,7 +347,7 @@ static void *stop_civetweb(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0 };
+    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0 };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -392,6 +401,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     iopts.decode_memory = o.decode_memory;
+    iopts.decoder_timeout_ms = (unsigned)o.decoder_timeout * 1000u;
     s = mi_index_open(&srv.idx, o.storage_dir, &iopts, err, sizeof(err));
     if (s != MI_OK) {
         fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,

@@ -579,10 +579,16 @@ static void test_unsupported_and_broken(void)
     size_t len = 1;
     uint8_t *jpg;
 
+    static const char svg[] = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+
+    /* Headers only: mi-decode reads them and finds nothing. */
     CHECK_EQ_INT(mi_thumb_make_buffer(&png, &len, heic, sizeof(heic), NULL),
-                 MI_EUNSUPPORTED);
+                 MI_EFORMAT);
     CHECK(png == NULL && len == 0);
     CHECK_EQ_INT(mi_thumb_make_buffer(&png, &len, webp, sizeof(webp), NULL),
+                 MI_EFORMAT);
+    /* A format we index but do not draw. */
+    CHECK_EQ_INT(mi_thumb_make_buffer(&png, &len, svg, sizeof(svg) - 1, NULL),
                  MI_EUNSUPPORTED);
     CHECK_EQ_INT(mi_thumb_make_buffer(&png, &len, "hello world", 11, NULL),
                  MI_EFORMAT);
