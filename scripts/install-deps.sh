@@ -15,10 +15,14 @@ cd "$(dirname "$0")/.."
 # Why each is here: README.md, "Dependencies".
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
-libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libcivetweb-dev"
+libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libcivetweb-dev
+libheif-dev libwebp-dev libtiff-dev libraw-dev libavformat-dev libavcodec-dev
+libavutil-dev libswscale-dev libseccomp-dev"
 # The static pkg-config test links sqlite3's -lz; the unit and man-page
-# tests run systemd-analyze and groff.
-test_pkgs="zlib1g-dev systemd groff-base"
+# tests run systemd-analyze and groff; the formats tests make their
+# fixtures with ffmpeg, heif-enc, cwebp and exiftool.
+test_pkgs="zlib1g-dev systemd groff-base ffmpeg libheif-examples webp
+libimage-exiftool-perl"
 browser=
 case "${1:-}" in
 "") ;;
