@@ -325,8 +325,14 @@ int main(int argc, char **argv)
     close_range(SOCK + 1, ~0u, 0);
     faults = getenv("MI_DECODE_FAULTS") && strcmp(getenv("MI_DECODE_FAULTS"), "1") == 0;
     decode_init();
+#ifndef __SANITIZE_ADDRESS__
+    /* (AddressSanitizer reserves terabytes of address space for its
+     * shadow: under it, the deadline and seccomp remain.) */
     if (as)
         limit(RLIMIT_AS, (rlim_t)as);
+#else
+    (void)as;
+#endif
     limit(RLIMIT_CPU, CPU_SECONDS);
     limit(RLIMIT_FSIZE, 0);
     limit(RLIMIT_CORE, 0);
