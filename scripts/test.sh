@@ -42,11 +42,13 @@ run() {  # run NAME SETUP-ARGS... -- TEST-ARGS...
     # shellcheck disable=SC2086
     if [ ! -d "$dir" ]; then
         meson setup "$dir" --werror $setup >"$dir.setup.log" 2>&1 ||
-            { cat "$dir.setup.log" >&2; status=1; return; }
+            { cat "$dir.setup.log" >&2; status=1; failed_setup=$((failed_setup + 1)); return; }
     else
         meson configure "$dir" $setup >/dev/null 2>&1
     fi
-    ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log" >&2; status=1; return; }
+    # A build that fails counts as one failed test, not as none.
+    ninja -C "$dir" >"$dir.build.log" 2>&1 ||
+        { cat "$dir.build.log" >&2; status=1; failed_setup=$((failed_setup + 1)); return; }
     meson test -C "$dir" --print-errorlogs "$@" >&2 || status=1
     logs="$logs $dir/meson-logs/testlog.json"
 }

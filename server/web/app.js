@@ -85,6 +85,8 @@
       lat: Number.isFinite(lat) ? lat : null, lon: Number.isFinite(lon) ? lon : null,
       make: e.make || e.camera_make || '', model: e.model || e.camera_model || e.camera || '',
       size: num(e.size),
+      codec: typeof e.codec === 'string' ? e.codec : '',
+      duration: num(e.duration),
     };
   }
 
@@ -408,6 +410,13 @@
         const badge = document.createElement('span');
         badge.className = 'badge';
         badge.innerHTML = '<svg aria-hidden="true"><use href="#i-play"/></svg>';
+        if (it.duration > 0) {
+          const d = document.createElement('span');
+          d.className = 'badge-time';
+          const sec = Math.round(it.duration);
+          d.textContent = `${Math.floor(sec / 60)}:${String(sec % 60).padStart(2, '0')}`;
+          badge.append(d);
+        }
         a.append(badge);
       }
       row.append(a);
@@ -796,8 +805,15 @@
     if (it.video) {
       el.vVideo.hidden = false;
       el.vVideo.setAttribute('aria-label', label);
-      el.vVideo.src = imageURL(it);
       if (it.thumb) el.vVideo.poster = thumbURL(it); else el.vVideo.removeAttribute('poster');
+      // HEVC and other codecs this browser cannot play: the poster stays,
+      // with a way to the file.
+      el.vVideo.onerror = () => {
+        if (vItem !== it) return;
+        el.vNote.textContent = `This browser cannot play this video${it.codec ? ' (' + it.codec.toUpperCase() + ')' : ''}; download it to watch.`;
+        el.vNote.hidden = false;
+      };
+      el.vVideo.src = imageURL(it);
     } else {
       if (it.thumb) {
         el.vThumb.src = thumbURL(it);
