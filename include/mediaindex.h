@@ -417,6 +417,21 @@ MI_EXTERN void mi_free(void *p);
 MI_EXTERN mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
                                  const uint8_t hash[MI_HASH_SIZE]);
 
+/** The long side of a preview, in pixels (never enlarged). */
+#define MI_PREVIEW_SIZE 1600
+
+/**
+ * A JPEG preview of content `hash` for a format browsers cannot show
+ * (HEIC/HEIF, TIFF, camera raw): fitted into MI_PREVIEW_SIZE as displayed,
+ * oriented, made on first request by the decoder process and kept at
+ * DIR/.thumbnails/<hex>-preview.jpg, whose path relative to the storage
+ * folder is written to `out` (at least 96 bytes).  MI_EUNSUPPORTED for
+ * videos and for formats a browser shows itself (JPEG, PNG, GIF, WebP,
+ * AVIF...), MI_ENOTFOUND, MI_EFORMAT.
+ */
+MI_EXTERN mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
+                                   const uint8_t hash[MI_HASH_SIZE]);
+
 /* ---------------------------------------------------------------------- */
 /* Storing uploads                                                         */
 

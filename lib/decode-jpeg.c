@@ -276,3 +276,58 @@ out:
     free(d);
     return s;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Encoding: previews                                                      */
+
+typedef struct jenc {
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_error_mgr err;
+    jmp_buf jb;
+} jenc;
+
+static void on_enc_error(j_common_ptr c)
+{
+    longjmp(((jenc *)c->client_data)->jb, 1);
+}
+
+mi_status mi_jpeg_encode_rgba(uint8_t **out, size_t *out_len,
+                              const uint8_t *px, int w, int h, size_t stride,
+                              int quality)
+{
+    /* volatile: kept across the longjmp of an error. */
+    unsigned char *volatile buf = NULL;
+    unsigned long len = 0;
+    jenc e;
+
+    *out = NULL;
+    *out_len = 0;
+    memset(&e, 0, sizeof(e));
+    e.cinfo.err = jpeg_std_error(&e.err);
+    e.err.error_exit = on_enc_error;
+    e.err.emit_message = on_message;
+    e.cinfo.client_data = &e;
+    if (setjmp(e.jb)) {
+        jpeg_destroy_compress(&e.cinfo);
+        free(buf);
+        return MI_ENOMEM;
+    }
+    jpeg_create_compress(&e.cinfo);
+    jpeg_mem_dest(&e.cinfo, (unsigned char **)&buf, &len);
+    e.cinfo.image_width = (JDIMENSION)w;
+    e.cinfo.image_height = (JDIMENSION)h;
+    e.cinfo.input_components = 4;
+    e.cinfo.in_color_space = JCS_EXT_RGBA;
+    jpeg_set_defaults(&e.cinfo);
+    jpeg_set_quality(&e.cinfo, quality, TRUE);
+    jpeg_start_compress(&e.cinfo, TRUE);
+    while (e.cinfo.next_scanline < e.cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(px + (size_t)e.cinfo.next_scanline * stride);
+        jpeg_write_scanlines(&e.cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&e.cinfo);
+    jpeg_destroy_compress(&e.cinfo);
+    *out = buf;
+    *out_len = len;
+    return MI_OK;
+}

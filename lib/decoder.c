@@ -388,8 +388,13 @@ mi_status mi_decoders_run(mi_decoders *d, int fd, const mi_dreq *req,
     h->busy = true;
     pthread_mutex_unlock(&d->mu);
 
-    if (h->pid && h->jobs >= MAX_JOBS)
+    /* Replaced after MAX_JOBS; and one that died meanwhile (the kernel's
+     * OOM killer, its CPU limit) is reaped, not handed this file. */
+    if (h->pid && (h->jobs >= MAX_JOBS || waitpid(h->pid, NULL, WNOHANG) == h->pid)) {
+        if (h->jobs < MAX_JOBS)
+            h->pid = 0;      /* reaped just now */
         stop(h);
+    }
     s = h->pid ? MI_OK : start(d, h, why, why_len);
     if (s == MI_OK) {
         h->jobs++;

@@ -297,6 +297,11 @@ mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
 /* The handle's decoder processes. */
 mi_decoders *mi_index_decoders(mi_index *idx);
 
+/* RGBA rows (alpha dropped) as a baseline JPEG, malloc'd. */
+mi_status mi_jpeg_encode_rgba(uint8_t **out, size_t *out_len,
+                              const uint8_t *px, int w, int h, size_t stride,
+                              int quality);
+
 /* The handle's decode budget. */
 mi_budget *mi_index_budget(mi_index *idx);
 

@@ -43,6 +43,7 @@
 #define T MI_THUMB_SIZE
 #define MAX_FILE_BYTES (512u * 1024u * 1024u)
 #define NAME_LEN (MI_HASH_HEX_LEN + sizeof(".png"))
+#define PREVIEW_NAME_LEN (MI_HASH_HEX_LEN + sizeof("-preview.jpg"))
 
 /* ---------------------------------------------------------------------- */
 /* Geometry                                                                */
@@ -291,11 +292,11 @@ out:
  * handed over as a memfd.
  */
 static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
-                               uint64_t max_pixels, mi_budget *budget,
+                               int box, uint64_t max_pixels, mi_budget *budget,
                                mi_decoders *dec)
 {
-    mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_PIXELS, T, (uint32_t)format,
-                    max_pixels };
+    mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_PIXELS, (uint32_t)box,
+                    (uint32_t)format, max_pixels };
     mi_dres res;
     char why[160];
     int fd = src->fd;
@@ -368,7 +369,7 @@ static mi_status decode_any(mi_image *im, const mi_src *src,
         return decode_stb(im, src, orientation, max_pixels, budget);
     case CODEC_HELPER:
         return decode_helper(im, src, mi_decoder_format(head, (size_t)n, named),
-                             max_pixels, budget, dec);
+                             T, max_pixels, budget, dec);
     case CODEC_BROKEN:
         return MI_EFORMAT;
     case CODEC_NONE:
@@ -902,51 +903,56 @@ uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s)
 
 #define MAX_GET_PATHS 8
 
-mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
-                       const uint8_t hash[MI_HASH_SIZE])
-{
-    char *paths[MAX_GET_PATHS] = { NULL };
+/* The catalog rows of one content (the primary, smallest path first):
+ * what mi_thumb_get and mi_preview_get read before making anything. */
+typedef struct rows {
+    char *paths[MAX_GET_PATHS];
     uint64_t sizes[MAX_GET_PATHS];
     int64_t mtimes[MAX_GET_PATHS];
-    char name[NAME_LEN], err[256];
-    size_t npaths = 0;
-    mi_thumb_state state = MI_THUMB_NONE, now;
-    mi_kind kind = MI_KIND_IMAGE;
+    size_t n;
+    mi_kind kind;
+    mi_thumb_state state;
+} rows;
+
+static void rows_free(rows *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->paths[i]);
+    r->n = 0;
+}
+
+static mi_status rows_of(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                         rows *r)
+{
     mi_status s = MI_OK;
     mi_conn *c;
-    int rc, dirfd;
-    bool tried = false;
+    int rc;
 
-    if (out && out_size)
-        out[0] = '\0';
-    if (!out || out_size < sizeof(".thumbnails/") + NAME_LEN || !idx || !hash)
-        return MI_EINVAL;
-    thumb_name(name, hash);
-
-    /* The rows of the content: the primary (smallest) path first. */
+    memset(r, 0, sizeof(*r));
+    r->kind = MI_KIND_IMAGE;
     s = mi_index_reader(idx, &c);
     if (s != MI_OK)
         return s;
     sqlite3_bind_blob(c->lookup, 1, hash, MI_HASH_SIZE, SQLITE_STATIC);
-    while ((rc = sqlite3_step(c->lookup)) == SQLITE_ROW && npaths < MAX_GET_PATHS) {
+    while ((rc = sqlite3_step(c->lookup)) == SQLITE_ROW && r->n < MAX_GET_PATHS) {
         const char *p = sqlite3_column_blob(c->lookup, 1);
         int plen = sqlite3_column_bytes(c->lookup, 1);
-        if (npaths == 0) {
-            kind = sqlite3_column_int(c->lookup, 6) == MI_KIND_VIDEO
-                       ? MI_KIND_VIDEO : MI_KIND_IMAGE;
-            state = (mi_thumb_state)sqlite3_column_int(c->lookup, 16);
+        if (r->n == 0) {
+            r->kind = sqlite3_column_int(c->lookup, 6) == MI_KIND_VIDEO
+                          ? MI_KIND_VIDEO : MI_KIND_IMAGE;
+            r->state = (mi_thumb_state)sqlite3_column_int(c->lookup, 16);
         }
-        paths[npaths] = malloc((size_t)plen + 1);
-        if (!paths[npaths]) {
+        r->paths[r->n] = malloc((size_t)plen + 1);
+        if (!r->paths[r->n]) {
             s = MI_ENOMEM;
             break;
         }
         if (plen)
-            memcpy(paths[npaths], p, (size_t)plen);
-        paths[npaths][plen] = '\0';
-        sizes[npaths] = (uint64_t)sqlite3_column_int64(c->lookup, 2);
-        mtimes[npaths] = sqlite3_column_int64(c->lookup, 3);
-        npaths++;
+            memcpy(r->paths[r->n], p, (size_t)plen);
+        r->paths[r->n][plen] = '\0';
+        r->sizes[r->n] = (uint64_t)sqlite3_column_int64(c->lookup, 2);
+        r->mtimes[r->n] = sqlite3_column_int64(c->lookup, 3);
+        r->n++;
     }
     if (s == MI_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
         s = mi_index_fail(idx, MI_EDB, "lookup: %s", sqlite3_errmsg(c->db));
@@ -954,18 +960,61 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
     sqlite3_clear_bindings(c->lookup);
     mi_index_release(idx, c);
     if (s != MI_OK)
-        goto out;
-    if (npaths == 0) {
+        rows_free(r);
+    return s;
+}
+
+/* An open descriptor of a path whose file is still the one that was
+ * hashed (size and mtime as recorded), and which path; -1 when none. */
+static int open_unchanged(mi_index *idx, const rows *r, size_t *which)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct stat st;
+        int fd = openat(mi_index_root_fd(idx), r->paths[i],
+                        O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == r->sizes[i] &&
+            (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec ==
+                r->mtimes[i]) {
+            *which = i;
+            return fd;
+        }
+        close(fd);
+    }
+    return -1;
+}
+
+mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
+                       const uint8_t hash[MI_HASH_SIZE])
+{
+    char name[NAME_LEN], err[256];
+    mi_thumb_state now;
+    mi_status s = MI_OK;
+    rows r;
+    size_t which;
+    int dirfd, fd;
+
+    if (out && out_size)
+        out[0] = '\0';
+    if (!out || out_size < sizeof(".thumbnails/") + NAME_LEN || !idx || !hash)
+        return MI_EINVAL;
+    thumb_name(name, hash);
+
+    s = rows_of(idx, hash, &r);
+    if (s != MI_OK)
+        return s;
+    if (r.n == 0) {
         s = mi_index_fail(idx, MI_ENOTFOUND, "no media with hash %.64s", name);
         goto out;
     }
-    if (state == MI_THUMB_UNSUPPORTED) {
+    if (r.state == MI_THUMB_UNSUPPORTED) {
         s = mi_index_fail(idx, MI_EUNSUPPORTED, "no thumbnails for this type");
         goto out;
     }
-    if (state == MI_THUMB_FAILED) {
+    if (r.state == MI_THUMB_FAILED) {
         s = mi_index_fail(idx, MI_EFORMAT, "the %s could not be decoded",
-                          kind == MI_KIND_VIDEO ? "video" : "image");
+                          r.kind == MI_KIND_VIDEO ? "video" : "image");
         goto out;
     }
     dirfd = mi_index_thumbs_fd(idx);
@@ -973,33 +1022,21 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
         s = mi_index_fail(idx, MI_EIO, "no thumbnails folder");
         goto out;
     }
-    if (state == MI_THUMB_OK && thumb_valid(dirfd, name))
+    if (r.state == MI_THUMB_OK && thumb_valid(dirfd, name))
         goto done;
 
     /* Missing (never made, deleted, cut short): make it from a path whose
      * file is still the one that was hashed. */
-    for (size_t i = 0; i < npaths && !tried; i++) {
-        struct stat st;
-        int fd = openat(mi_index_root_fd(idx), paths[i],
-                        O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == sizes[i] &&
-            (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec ==
-                mtimes[i]) {
-            tried = true;
-            s = thumb_write(idx, hash, fd, mi_media_from_name(paths[i]), -1,
-                            NULL);
-        }
-        close(fd);
-    }
-    if (!tried) {
+    fd = open_unchanged(idx, &r, &which);
+    if (fd < 0) {
         s = mi_index_fail(idx, MI_ENOTFOUND,
                           "the file of %.64s changed or is gone; rescan", name);
         goto out;
     }
+    s = thumb_write(idx, hash, fd, mi_media_from_name(r.paths[which]), -1, NULL);
+    close(fd);
     now = mi_thumb_state_of(s);
-    if (now != state) {
+    if (now != r.state) {
         /* Recorded when the catalog can be written; a frozen one keeps
          * the old state (the thumbnail itself is there either way). */
         mi_conn *w = mi_index_writer_lock(idx);
@@ -1016,8 +1053,192 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
 done:
     mi_bufprintf(out, out_size, ".thumbnails/%s", name);
 out:
-    for (size_t i = 0; i < npaths; i++)
-        free(paths[i]);
+    rows_free(&r);
+    return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Previews: what the viewer shows of a format the browser cannot          */
+
+#define PREVIEW MI_PREVIEW_SIZE
+
+static void preview_name(char name[PREVIEW_NAME_LEN],
+                         const uint8_t hash[MI_HASH_SIZE])
+{
+    char hex[MI_HASH_HEX_LEN + 1];
+    mi_hash_to_hex(hex, hash);
+    mi_bufprintf(name, PREVIEW_NAME_LEN, "%s-preview.jpg", hex);
+}
+
+/* A whole JPEG: its first and last markers. */
+static bool jpeg_valid(int dirfd, const char *name)
+{
+    uint8_t head[3], tail[2];
+    struct stat st;
+    bool ok = false;
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 100 &&
+        pread_full(fd, head, sizeof(head), 0) &&
+        pread_full(fd, tail, sizeof(tail), st.st_size - 2))
+        ok = memcmp(head, "\xff\xd8\xff", 3) == 0 &&
+             memcmp(tail, "\xff\xd9", 2) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Decode (in mi-decode), fit into PREVIEW x PREVIEW as displayed (never
+ * enlarged), orient, encode as JPEG. */
+static mi_status make_preview(uint8_t **jpg, size_t *jpg_len, const mi_src *src,
+                              int format, int orientation, uint64_t max_pixels,
+                              mi_budget *budget, mi_decoders *dec)
+{
+    uint8_t *small = NULL, *out = NULL;
+    const uint8_t *px;
+    mi_image im;
+    int rw, rh, dw, dh, fw, fh;
+    mi_status s;
+
+    *jpg = NULL;
+    *jpg_len = 0;
+    s = decode_helper(&im, src, format, PREVIEW / 2, max_pixels, budget, dec);
+    if (s != MI_OK)
+        return s;
+    if (im.orientation >= 1 && im.orientation <= 8)
+        orientation = im.orientation;
+    if (orientation < 1 || orientation > 8)
+        orientation = 1;
+    /* The fitted size as displayed, then back to stored orientation. */
+    fw = orientation >= 5 ? im.full_h : im.full_w;
+    fh = orientation >= 5 ? im.full_w : im.full_h;
+    dw = fw;
+    dh = fh;
+    if (fw > PREVIEW || fh > PREVIEW) {
+        if (fw >= fh) {
+            dw = PREVIEW;
+            dh = (int)(((int64_t)fh * PREVIEW + fw / 2) / fw);
+        } else {
+            dh = PREVIEW;
+            dw = (int)(((int64_t)fw * PREVIEW + fh / 2) / fh);
+        }
+    }
+    if (dw < 1)
+        dw = 1;
+    if (dh < 1)
+        dh = 1;
+    /* Never larger than the pixels that came back. */
+    rw = orientation >= 5 ? dh : dw;
+    rh = orientation >= 5 ? dw : dh;
+    if (rw > im.w || rh > im.h) {
+        rw = im.w;
+        rh = im.h;
+        dw = orientation >= 5 ? rh : rw;
+        dh = orientation >= 5 ? rw : rh;
+    }
+    px = im.px;
+    if (im.w != rw || im.h != rh) {
+        small = malloc((size_t)rw * (size_t)rh * 4);
+        if (!small || !mi_stbir_resize_rgba(im.px, im.w, im.h, im.w * 4, small,
+                                            rw, rh, rw * 4, im.alpha)) {
+            s = MI_ENOMEM;
+            goto out;
+        }
+        px = small;
+    }
+    out = malloc((size_t)dw * (size_t)dh * 4);
+    if (!out) {
+        s = MI_ENOMEM;
+        goto out;
+    }
+    orient_copy(out, (size_t)dw * 4, px, rw, rh, orientation);
+    s = mi_jpeg_encode_rgba(jpg, jpg_len, out, dw, dh, (size_t)dw * 4, 85);
+out:
+    mi_image_free(&im);
+    free(small);
+    free(out);
+    return s;
+}
+
+mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
+                         const uint8_t hash[MI_HASH_SIZE])
+{
+    char name[PREVIEW_NAME_LEN];
+    uint8_t head[64], *jpg = NULL;
+    size_t which, jpg_len = 0;
+    const mi_media_type *type;
+    mi_status s;
+    mi_src src;
+    ssize_t n;
+    rows r;
+    int dirfd, fd, format;
+
+    if (out && out_size)
+        out[0] = '\0';
+    if (!out || out_size < sizeof(".thumbnails/") + PREVIEW_NAME_LEN || !idx ||
+        !hash)
+        return MI_EINVAL;
+    preview_name(name, hash);
+    s = rows_of(idx, hash, &r);
+    if (s != MI_OK)
+        return s;
+    if (r.n == 0) {
+        s = mi_index_fail(idx, MI_ENOTFOUND, "no media with that hash");
+        goto out;
+    }
+    if (r.kind == MI_KIND_VIDEO) {
+        s = mi_index_fail(idx, MI_EUNSUPPORTED, "a video's preview is its thumbnail");
+        goto out;
+    }
+    dirfd = mi_index_thumbs_fd(idx);
+    if (dirfd < 0) {
+        s = mi_index_fail(idx, MI_EIO, "no thumbnails folder");
+        goto out;
+    }
+    if (jpeg_valid(dirfd, name))
+        goto done;
+    fd = open_unchanged(idx, &r, &which);
+    if (fd < 0) {
+        s = mi_index_fail(idx, MI_ENOTFOUND, "the file changed or is gone; rescan");
+        goto out;
+    }
+    type = mi_media_from_name(r.paths[which]);
+    n = pread(fd, head, sizeof(head), 0);
+    format = n > 0 ? mi_decoder_format(head, (size_t)n, type) : 0;
+    /* Browsers show WebP and AVIF themselves. */
+    if (format == MI_DFMT_WEBP ||
+        (format == MI_DFMT_HEIF && n > 0 && mi_media_sniff(head, (size_t)n) &&
+         strcmp(mi_media_sniff(head, (size_t)n)->mime, "image/avif") == 0) ||
+        format == MI_DFMT_VIDEO)
+        format = 0;
+    if (!format) {
+        close(fd);
+        s = mi_index_fail(idx, MI_EUNSUPPORTED,
+                          "browsers show this format themselves: no preview");
+        goto out;
+    }
+    s = src_of_fd(&src, fd);
+    if (s == MI_OK) {
+        mi_meta meta;
+        if (mi_meta_read_fd(&meta, fd, src.size, type) != MI_OK)
+            meta.orientation = 0;
+        s = make_preview(&jpg, &jpg_len, &src, format, meta.orientation,
+                         mi_index_max_pixels(idx), mi_index_budget(idx),
+                         mi_index_decoders(idx));
+    }
+    close(fd);
+    if (s == MI_OK)
+        s = write_atomic(dirfd, name, jpg, jpg_len);
+    free(jpg);
+    if (s != MI_OK) {
+        mi_index_fail(idx, s, "no preview: %s", mi_strerror(s));
+        goto out;
+    }
+done:
+    mi_bufprintf(out, out_size, ".thumbnails/%s", name);
+out:
+    rows_free(&r);
     return s;
 }
 
@@ -1127,8 +1348,12 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
             char name[NAME_LEN];
             thumb_name(name, hashes[i]);
             mi_index_store_lock(idx, hashes[i]);
-            if (!indexed(idx, hashes[i]) && unlinkat(dirfd, name, 0) == 0)
+            if (!indexed(idx, hashes[i]) && unlinkat(dirfd, name, 0) == 0) {
+                char pname[PREVIEW_NAME_LEN];
+                preview_name(pname, hashes[i]);
+                unlinkat(dirfd, pname, 0);
                 (*removed)++;
+            }
             mi_index_store_unlock(idx, hashes[i]);
             i++;
         }

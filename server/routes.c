@@ -7,6 +7,7 @@
  *   GET|HEAD /api/problems           files that could not be read or
  *                                    thumbnailed, and why
  *   GET|HEAD /thumbnail/<sha256>     the 256x256 PNG
+ *   GET|HEAD /preview/<sha256>       a 1600 px JPEG of HEIC, TIFF, raw
  *   GET|HEAD /image/<sha256>         the original bytes (Range, ETag)
  *   GET|HEAD /image/sha256/<sha256>  the same
  *   PUT      /image/<filename>       upload (upload.c)
@@ -206,21 +207,35 @@ static int open_in_root(struct server *srv, const char *rel)
     return fd;
 }
 
-static void route_thumbnail(struct req *r, const struct path *p)
+/* What the server makes from a file: the thumbnail, or the preview of a
+ * format browsers cannot show. */
+struct derived {
+    const char *suffix;      /* of the file in .thumbnails/ */
+    mi_status (*get)(char *, size_t, mi_index *, const uint8_t *);
+    const char *type, *what;
+};
+
+static const struct derived thumbnail = { ".png", mi_thumb_get, "image/png",
+                                          "thumbnail" };
+static const struct derived preview = { "-preview.jpg", mi_preview_get,
+                                        "image/jpeg", "preview" };
+
+static void route_derived(struct req *r, const struct path *p,
+                          const struct derived *d)
 {
     uint8_t hash[MI_HASH_SIZE];
-    char hex[MI_HASH_HEX_LEN + 1], rel[128], etag[80];
+    char hex[MI_HASH_HEX_LEN + 1], rel[128], etag[96];
     mi_status s;
     int fd;
 
     if (!url_hash(r, p, 1, hash, hex))
         return;
-    /* Fast path: the thumbnail is on disk (the scan removes those of
-     * contents that are gone). */
-    snprintf(rel, sizeof(rel), ".thumbnails/%s.png", hex);
+    /* Fast path: the file is on disk (the scan removes those of contents
+     * that are gone). */
+    snprintf(rel, sizeof(rel), ".thumbnails/%s%s", hex, d->suffix);
     fd = open_in_root(r->srv, rel);
     if (fd < 0) {
-        s = mi_thumb_get(rel, sizeof(rel), r->srv->idx, hash);
+        s = d->get(rel, sizeof(rel), r->srv->idx, hash);
         switch (s) {
         case MI_OK:
             fd = open_in_root(r->srv, rel);
@@ -229,28 +244,30 @@ static void route_thumbnail(struct req *r, const struct path *p)
             send_error(r, 404, NULL, "no image with this hash");
             return;
         case MI_EUNSUPPORTED:
-            send_error(r, 404, NULL,
-                       "no thumbnail for this media (a video or a type "
-                       "without thumbnails)");
+            send_error(r, 404, NULL, d == &preview
+                           ? "no preview for this media (a video, or a "
+                             "format browsers show themselves)"
+                           : "no thumbnail for this media (a type without "
+                             "thumbnails)");
             return;
         case MI_EFORMAT:
-            send_error(r, 404, NULL, "no thumbnail: the image could not be "
-                                     "decoded");
+            send_error(r, 404, NULL, "no %s: the file could not be decoded",
+                       d->what);
             return;
         case MI_ETOOBIG:
-            send_error(r, 404, NULL, "no thumbnail: the image is too large");
+            send_error(r, 404, NULL, "no %s: the image is too large", d->what);
             return;
         default:
-            send_mi_error(r, s, "cannot make the thumbnail");
+            send_mi_error(r, s, "cannot make the image");
             return;
         }
         if (fd < 0) {
-            send_error(r, 404, NULL, "no thumbnail for this hash");
+            send_error(r, 404, NULL, "no %s for this hash", d->what);
             return;
         }
     }
-    snprintf(etag, sizeof(etag), "\"%s.png\"", hex);
-    send_file(r, fd, "image/png", etag, "public, max-age=86400", false);
+    snprintf(etag, sizeof(etag), "\"%s%s\"", hex, d->suffix);
+    send_file(r, fd, d->type, etag, "public, max-age=86400", false);
     close(fd);
 }
 
@@ -488,7 +505,12 @@ static void route(struct req *r, const struct path *p)
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 2 && is(p, 0, "thumbnail")) {
         if (get_or_head(r))
-            route_thumbnail(r, p);
+            route_derived(r, p, &thumbnail);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 2 && is(p, 0, "preview")) {
+        if (get_or_head(r))
+            route_derived(r, p, &preview);
         else
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 3 && is(p, 0, "image") && is(p, 1, "sha256")) {

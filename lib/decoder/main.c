@@ -25,12 +25,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -46,6 +48,21 @@
 #define CPU_SECONDS 3600      /* over the process's life; then restarted */
 
 static bool faults;
+static pid_t parent;
+
+/* When the library's process is gone (killed while a decode hangs),
+ * nobody reads the answer: stop. */
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec ts = { 1, 0 };
+        nanosleep(&ts, NULL);
+        if (getppid() != parent)
+            _exit(1);
+    }
+    return NULL;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Files and answers                                                      */
@@ -315,8 +332,10 @@ int main(int argc, char **argv)
     mi_dreq req;
     int fd;
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1)
+    /* Not PR_SET_PDEATHSIG: that follows the thread that started us (a
+     * scan's worker, gone when the scan ends), not the process. */
+    parent = getppid();
+    if (parent == 1)
         return 1;
     if (fcntl(SOCK, F_GETFD) < 0) {
         fprintf(stderr, "mi-decode: started by libmediaindex only\n");
@@ -325,6 +344,12 @@ int main(int argc, char **argv)
     close_range(SOCK + 1, ~0u, 0);
     faults = getenv("MI_DECODE_FAULTS") && strcmp(getenv("MI_DECODE_FAULTS"), "1") == 0;
     decode_init();
+    {
+        pthread_t t;
+        if (pthread_create(&t, NULL, watchdog, NULL) != 0)
+            return 1;
+        pthread_detach(t);
+    }
 #ifndef __SANITIZE_ADDRESS__
     /* (AddressSanitizer reserves terabytes of address space for its
      * shadow: under it, the deadline and seccomp remain.) */

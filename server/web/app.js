@@ -14,7 +14,7 @@
   const MAX_ASPECT = 3;      // panoramas are cropped to this
   const UPLOAD_PARALLEL = 3;
   const VIDEO_EXT = /\.(mp4|m4v|mov|webm|mkv|avi|3gp|3g2|mts|m2ts|mpg|mpeg|wmv|ogv)$/i;
-  const MEDIA_EXT = /\.(jpe?g|png|gif|bmp|webp|heic|heif|avif|tiff?|dng|cr2|nef|arw|orf|rw2|raf)$/i;
+  const MEDIA_EXT = /\.(jpe?g|png|gif|bmp|webp|heic|heif|avif|tiff?|dng|cr2|cr3|nef|nrw|arw|pef|srw|orf|rw2|raf)$/i;
 
   const monthFmt = new Intl.DateTimeFormat(undefined, { month: 'long', year: 'numeric' });
   const shortMonthFmt = new Intl.DateTimeFormat(undefined, { month: 'short' });
@@ -344,6 +344,9 @@
 
   function thumbURL(it) { return '/thumbnail/' + it.sha; }
   function imageURL(it) { return '/image/' + it.sha; }
+  // Formats browsers cannot show: the server's JPEG preview instead.
+  const PREVIEW_MIME = /^image\/(heic|heif|heic-sequence|heif-sequence|tiff|x-(adobe-dng|canon-cr[23]|nikon-ne?[fr]w?|sony-arw|pentax-pef|samsung-srw|olympus-orf|panasonic-rw2|fuji-raf))$/;
+  function viewURL(it) { return PREVIEW_MIME.test(it.mime) ? '/preview/' + it.sha : imageURL(it); }
 
   function altText(it) {
     const kind = it.video ? 'Video' : 'Photo';
@@ -831,7 +834,7 @@
         el.vNote.textContent = 'This browser cannot show this file; download the original to open it.';
         el.vNote.hidden = false;
       };
-      el.vFull.src = imageURL(it);
+      el.vFull.src = viewURL(it);
     }
     el.vDownload.href = imageURL(it);
     el.vDownload.setAttribute('download', it.name);
@@ -899,7 +902,7 @@
       if (!it || it.video) continue;
       const img = new Image();
       img.decoding = 'async';
-      img.src = imageURL(it);
+      img.src = viewURL(it);
       preloads.push(img);
     }
   }

@@ -349,6 +349,52 @@ def _():
         stopped_cleanly(s)
 
 
+def jpeg_size(data):
+    """(width, height) from a JPEG's SOF marker."""
+    check(data[:3] == b"\xff\xd8\xff", "not a JPEG")
+    pos = 2
+    while pos + 9 < len(data):
+        marker, n = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return w, h
+        pos += 2 + n
+    raise AssertionError("no SOF in the JPEG")
+
+
+@test("previews for the viewer: HEIC and TIFF as JPEG (as displayed, not enlarged), cached; none for JPEG or video")
+def _():
+    need("photo.heic", "clip.mp4")
+    root = new_root("previews")
+    for n in ("photo.heic", "o6.tif", "clip.mp4"):
+        shutil.copy(fixtures()[n], os.path.join(root, n))
+    with open(os.path.join(root, "plain.jpg"), "wb") as fh:
+        fh.write(jpeg_bytes(3))
+    s = Server(root)
+    try:
+        s.wait_idle()
+        sha_of = {e["filename"]: h for h, e in s.listing().items()}
+        st, h, data = s.request("GET", "/preview/" + sha_of["photo.heic"])
+        check(st == 200 and h.get("content-type") == "image/jpeg", (st, h))
+        check(jpeg_size(data) == (320, 160), jpeg_size(data))
+        check(h.get("etag"), "no ETag")
+        st2, _, _ = s.request("GET", "/preview/" + sha_of["photo.heic"],
+                              headers={"If-None-Match": h["etag"]})
+        check(st2 == 304, f"revalidation: {st2}")
+        check(os.path.exists(os.path.join(root, ".thumbnails",
+                                          sha_of["photo.heic"] + "-preview.jpg")),
+              "not cached on disk")
+        st, h, data = s.request("GET", "/preview/" + sha_of["o6.tif"])
+        check(st == 200 and jpeg_size(data) == (32, 64), (st, jpeg_size(data) if st == 200 else data))
+        for n in ("plain.jpg", "clip.mp4"):
+            st, _, _ = s.request("GET", "/preview/" + sha_of[n])
+            check(st == 404, f"{n}: {st}")
+        st, _, _ = s.request("GET", "/preview/" + "0" * 64)
+        check(st == 404, f"unknown hash: {st}")
+    finally:
+        stopped_cleanly(s)
+
+
 def faulty(marker):
     """A HEIC-looking file whose bytes 16..31 ask mi-decode to misbehave."""
     return (struct.pack(">I", 32) + b"ftypheic" + b"\0\0\0\0" + marker +
