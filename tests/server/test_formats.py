@@ -65,6 +65,23 @@ def png_pixels(data):
     return w, h, rows
 
 
+def jpeg_size(data):
+    """(width, height) from a JPEG's SOF marker."""
+    check(data[:3] == b"\xff\xd8\xff", "not a JPEG")
+    pos = 2
+    while pos + 9 < len(data):
+        marker, n = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return w, h
+        pos += 2 + n
+    raise AssertionError("no SOF in the JPEG")
+
+
+def local_epoch(*t):
+    return int(time.mktime((*t, 0, 0, -1)))
+
+
 def colour(px, x, y):
     r, g, b, a = px[2][y][4 * x:4 * x + 4]
     if a < 128:
@@ -124,6 +141,59 @@ def tiff_red_over_blue(path, orientation, w=64, h=32):
         f.write(out)
 
 
+def dng(path, preview_jpeg=None, orientation=1):
+    """A minimal DNG written by hand: IFD0 a 64 x 32 red-over-blue preview
+    (uncompressed RGB, or the JPEG given), a SubIFD of 128 x 64 16-bit CFA
+    data, DNG tags, a make, model and date."""
+    W, H = 64, 32
+    prev = (b"\xd0\x10\x10" * W) * (H // 2) + (b"\x10\x10\xd0" * W) * (H // 2)
+    RW, RH = 128, 64
+    raw = b"\x00\x08" * (RW * RH)
+    entries0 = []  # (tag, type, count, value-bytes)
+    def e(lst, tag, typ, vals):
+        fmt = {1: "B", 2: "s", 3: "H", 4: "I", 10: "ii"}[typ]
+        if typ == 2:
+            b = vals.encode() + b"\0"; n = len(b)
+        elif typ == 10:
+            b = b"".join(struct.pack("<ii", *v) for v in vals); n = len(vals)
+        else:
+            b = b"".join(struct.pack("<" + fmt, v) for v in vals); n = len(vals)
+        lst.append((tag, typ, n, b))
+    pdata = preview_jpeg if preview_jpeg else prev
+    ifd0, sub = [], []
+    e(ifd0, 254, 4, [1]); e(ifd0, 256, 4, [W]); e(ifd0, 257, 4, [H])
+    e(ifd0, 258, 3, [8, 8, 8]); e(ifd0, 259, 3, [7 if preview_jpeg else 1]); e(ifd0, 262, 3, [6 if preview_jpeg else 2])
+    e(ifd0, 271, 2, "TestMake"); e(ifd0, 272, 2, "TestModel")
+    e(ifd0, 273, 4, [0]); e(ifd0, 274, 3, [orientation]); e(ifd0, 277, 3, [3]); e(ifd0, 278, 4, [H]); e(ifd0, 279, 4, [len(pdata)])
+    e(ifd0, 306, 2, "2019:03:04 05:06:07")
+    e(ifd0, 330, 4, [0])
+    e(ifd0, 50706, 1, [1, 4, 0, 0]); e(ifd0, 50708, 2, "TestMake TestModel")
+    e(ifd0, 50721, 10, [(1, 1), (0, 1), (0, 1), (0, 1), (1, 1), (0, 1), (0, 1), (0, 1), (1, 1)])
+    e(ifd0, 50778, 3, [21])
+    e(sub, 254, 4, [0]); e(sub, 256, 4, [RW]); e(sub, 257, 4, [RH]); e(sub, 258, 3, [16]); e(sub, 259, 3, [1])
+    e(sub, 262, 3, [32803]); e(sub, 273, 4, [0]); e(sub, 277, 3, [1]); e(sub, 278, 4, [RH]); e(sub, 279, 4, [len(raw)])
+    e(sub, 33421, 3, [2, 2]); e(sub, 33422, 1, [0, 1, 1, 2]); e(sub, 50717, 4, [4095])
+    # layout: header, ifd0, sub, extra data, preview, raw
+    def ifd_size(l): return 2 + 12 * len(l) + 4
+    off0 = 8; offs = off0 + ifd_size(ifd0); extra = offs + ifd_size(sub)
+    def pack(l, extra_off, fix):
+        out = struct.pack("<H", len(l)); data = b""
+        for tag, typ, n, b in sorted(l):
+            b = fix.get(tag, b)
+            if len(b) <= 4:
+                out += struct.pack("<HHI", tag, typ, n) + b.ljust(4, b"\0")
+            else:
+                out += struct.pack("<HHII", tag, typ, n, extra_off + len(data)); data += b
+                if len(data) % 2: data += b"\0"
+        return out + struct.pack("<I", 0), data
+    # first pass to size extra data
+    _, d0 = pack(ifd0, 0, {}); _, d1 = pack(sub, 0, {})
+    poff = extra + len(d0) + len(d1); roff = poff + len(pdata)
+    i0, d0 = pack(ifd0, extra, {273: struct.pack("<I", poff), 330: struct.pack("<I", offs)})
+    i1, d1 = pack(sub, extra + len(d0), {273: struct.pack("<I", roff)})
+    open(path, "wb").write(b"II*\0" + struct.pack("<I", off0) + i0 + i1 + d0 + d1 + pdata + raw)
+
+
 _made = {}
 
 
@@ -172,6 +242,19 @@ def fixtures():
         p = os.path.join(d, f"o{o}.tif")
         tiff_red_over_blue(p, o)
         out[f"o{o}.tif"] = p
+    dng(os.path.join(d, "bitmap.dng"))
+    out["bitmap.dng"] = os.path.join(d, "bitmap.dng")
+    if TOOLS.get("ffmpeg"):
+        # A JPEG preview, turned by the file's orientation 6.
+        small = os.path.join(d, "small.png")
+        red_over_blue(small, 64, 32)
+        pj = os.path.join(d, "prev.jpg")
+        try:
+            tool("ffmpeg", "-y", "-loglevel", "error", "-i", small, "-q:v", "2", pj)
+            dng(os.path.join(d, "jpeg.dng"), open(pj, "rb").read(), 6)
+            out["jpeg.dng"] = os.path.join(d, "jpeg.dng")
+        except (Skip, AssertionError, subprocess.CalledProcessError):
+            pass
     if "clip.mp4" in out:
         data = open(out["clip.mp4"], "rb").read()
         p = os.path.join(d, "half.mp4")      # index first, data cut off
@@ -260,6 +343,33 @@ def _():
         stopped_cleanly(s)
 
 
+@test("DNG: thumbnail from the embedded preview (bitmap or JPEG, orientation applied), make, model and date")
+def _():
+    need("bitmap.dng", "jpeg.dng")
+    s = scanned(["bitmap.dng", "jpeg.dng"])
+    try:
+        lst = by_name(s.listing())
+        for n in ("bitmap.dng", "jpeg.dng"):
+            e = lst[n]
+            check(e["mime_type"] == "image/x-adobe-dng", e)
+            check(e.get("make") == "TestMake" and e.get("model") == "TestModel", e)
+            check(e["original_creation_date"] == local_epoch(2019, 3, 4, 5, 6, 7),
+                  e["original_creation_date"])
+        # The preview is drawn at the raw's size (128 x 64), never larger.
+        px = thumb(s, lst["bitmap.dng"])
+        check(opaque_box(px) == (64, 96, 192, 160), f"bitmap: {opaque_box(px)}")
+        check(colour(px, 128, 104) == "red" and colour(px, 128, 152) == "blue",
+              f"bitmap: {colour(px, 128, 104)} over {colour(px, 128, 152)}")
+        px = thumb(s, lst["jpeg.dng"])
+        check(opaque_box(px) == (96, 64, 160, 192), f"jpeg: {opaque_box(px)}")
+        check(colour(px, 104, 128) == "blue" and colour(px, 152, 128) == "red",
+              f"jpeg: {colour(px, 104, 128)} | {colour(px, 152, 128)}")
+        st, _, data = s.request("GET", "/preview/" + lst["jpeg.dng"]["thumbnail_file"][:64])
+        check(st == 200 and jpeg_size(data) == (32, 64), (st, data[:80]))
+    finally:
+        stopped_cleanly(s)
+
+
 @test("an iPhone-like MP4: poster upright per its display matrix, date with its zone, GPS, camera, duration")
 def _():
     need("clip.mp4")
@@ -328,7 +438,7 @@ def _():
     s = Server(new_root("uploads"))
     try:
         for n in ("photo.heic", "photo.avif", "photo.webp", "o6.tif", "clip.mp4",
-                  "hevc.mov", "clip.webm"):
+                  "hevc.mov", "clip.webm", "bitmap.dng", "jpeg.dng"):
             if n not in f:
                 continue
             data = open(f[n], "rb").read()
@@ -347,19 +457,6 @@ def _():
               sorted(uploads(s.root)))
     finally:
         stopped_cleanly(s)
-
-
-def jpeg_size(data):
-    """(width, height) from a JPEG's SOF marker."""
-    check(data[:3] == b"\xff\xd8\xff", "not a JPEG")
-    pos = 2
-    while pos + 9 < len(data):
-        marker, n = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return w, h
-        pos += 2 + n
-    raise AssertionError("no SOF in the JPEG")
 
 
 @test("previews for the viewer: HEIC and TIFF as JPEG (as displayed, not enlarged), cached; none for JPEG or video")
