@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildGalleryCorpus, sha256 } from './corpus.mjs';
 import { makeJpeg, exifDate } from './fixtures.mjs';
@@ -520,6 +520,59 @@ await step('problems: the files that could not be read', async () => {
   ok(await p.$eval('#problems', (e) => e.hidden), 'the list closes');
   await ctx.close();
   s4.proc.kill('SIGTERM');
+});
+
+/* Phone formats: a HEIC photo, a TIFF and a video, through mi-decode */
+await step('phone formats: HEIC, TIFF and video in the timeline and the viewer', async () => {
+  const dir = path.join(tmp, 'formats');
+  fs.mkdirSync(dir);
+  const src = path.join(dir, 'src.jpg');
+  fs.writeFileSync(src, makeJpeg(320, 160, 11));
+  const make = (cmd, args) => {
+    try { execFileSync(cmd, args, { stdio: 'ignore', timeout: 60000 }); return true; } catch (e) { return false; }
+  };
+  const made = make('heif-enc', ['-q', '80', '-o', path.join(dir, 'photo.heic'), src]) &&
+    make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
+                    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', path.join(dir, 'clip.mp4')]) &&
+    make('ffmpeg', ['-y', '-loglevel', 'error', '-i', src, path.join(dir, 'scan.tif')]);
+  fs.unlinkSync(src);
+  if (!made) {
+    if (process.env.CI) ok(false, 'heif-enc and ffmpeg make the fixtures (scripts/install-deps.sh --tests)');
+    else skip('phone formats', 'heif-enc or ffmpeg missing (scripts/install-deps.sh --tests)');
+    return;
+  }
+  const s5 = await startServer(dir);
+  await waitIdle(s5.url, 3);
+  const lst = await getJSON(s5.url + '/list');
+  const shaOf = Object.fromEntries(Object.entries(lst).map(([h, e]) => [e.filename, h]));
+  const b5 = await front(s5.url);
+  const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'formats');
+  await p.goto(b5 + '/');
+  await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 3, null, { timeout: 10000 });
+  const sizes = await p.$$eval('#timeline a.cell img.loaded', (imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
+  eq(sizes, [[256, 256], [256, 256], [256, 256]], 'the HEIC, the TIFF and the video all have a 256x256 thumbnail in the timeline');
+  const badge = await p.$eval(`#timeline a.cell[href="#/photo/${shaOf['clip.mp4']}"] .badge`, (b) => b.textContent);
+  eq(badge, '0:03', "the video's tile shows its duration");
+  await shot(p, 'desktop-formats');
+  for (const n of ['photo.heic', 'scan.tif']) {
+    await p.click(`#timeline a.cell[href="#/photo/${shaOf[n]}"]`);
+    await waitViewerOn(p, shaOf[n]);
+    await p.waitForFunction((s) => {
+      const img = document.getElementById('v-full');
+      return !img.hidden && img.complete && img.naturalWidth > 0 && img.getAttribute('src') === '/preview/' + s;
+    }, shaOf[n], { timeout: 10000 });
+    const dims = await p.$eval('#v-full', (i) => [i.naturalWidth, i.naturalHeight]);
+    eq(dims, [320, 160], `the viewer shows ${n} through its JPEG preview`);
+    if (n === 'photo.heic') await shot(p, 'desktop-viewer-heic');
+    await p.keyboard.press('Escape');
+    await p.waitForFunction(() => document.getElementById('viewer').hidden);
+  }
+  await p.click(`#timeline a.cell[href="#/photo/${shaOf['clip.mp4']}"]`);
+  await waitViewerOn(p, shaOf['clip.mp4']);
+  const poster = await p.$eval('#v-video', (v) => v.getAttribute('poster'));
+  eq(poster, '/thumbnail/' + shaOf['clip.mp4'], 'the video plays with its poster frame');
+  await ctx.close();
+  s5.proc.kill('SIGTERM');
 });
 
 eq(consoleErrors, [], 'no console errors');
