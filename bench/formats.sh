@@ -14,7 +14,8 @@
 #     a mixed folder (JPEG, HEIC, MOV), from /proc.
 # The HEIC set is CORPUS_DIR's heic/ photos (the shared corpus) copied
 # 8 times over, each copy made distinct by a trailing byte, plus photos
-# heif-enc makes here from 12 MP noise.  Ratios < 1 mean mediaindex is
+# heif-enc makes here from 12 MP noise, with a 320 px thumbnail item as
+# phones write it.  Ratios < 1 mean mediaindex is
 # faster.  Needs hyperfine, vips, ffmpeg, ffmpegthumbnailer, heif-enc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,8 @@ done
 for k in 1 2 3 4 5 6 7 8; do
     vips gaussnoise "$work/n.v" 4032 3024 --seed "$k"
     vips colourspace "$work/n.v" "$work/n.png" srgb
-    heif-enc -q 70 -o "$work/heic/g$k.heic" "$work/n.png" >/dev/null 2>&1
+    # With a 320 px thumbnail item, as iPhones and Android cameras write.
+    heif-enc -q 70 -t 320 -o "$work/heic/g$k.heic" "$work/n.png" >/dev/null 2>&1
 done
 rm -f "$work/n.v" "$work/n.png"
 for k in 1 2 3 4 5; do
@@ -73,9 +75,8 @@ ratio "HEIC -> 256 px" vipsthumbnail "$work/heic.json"
 hyperfine -N -r "$runs" -w 1 --export-json "$work/video.json" \
     -p "rm -rf $work/video/.mediaindex $work/video/.thumbnails" \
     "$bench scan -j 2 $work/video" \
-    "sh -c 'ls $work/video/* | xargs -P2 -I{} ffmpegthumbnailer -s 256 -i {} -o {}.png'" \
+    "sh -c 'cd $work/video && ls | xargs -P2 -I{} ffmpegthumbnailer -s 256 -i {} -o $work/out/{}.png'" \
     >/dev/null
-rm -f "$work"/video/*.png
 ratio "video poster -> 256 px" ffmpegthumbnailer "$work/video.json"
 
 # Peak memory of a server indexing a mixed folder.

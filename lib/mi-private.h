@@ -140,18 +140,20 @@ typedef enum mi_thumb_state {
  */
 mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                             int fd, const mi_media_type *type,
-                            mi_thumb_state *state);
+                            mi_thumb_state *state, char *why, size_t why_len);
 
 /*
  * The same with the EXIF orientation already known (1..8; 0 = none,
  * -1 = read it from the file).  *written (may be NULL) tells whether a new
- * file was written (false when a valid one was reused).
+ * file was written (false when a valid one was reused).  On failure `why`
+ * (may be NULL) gets the decoder process's own reason when it gave one
+ * (a crash, its deadline, "the file ends before its video does"), else "".
  */
 mi_status mi_thumb_write_fd_oriented(mi_index *idx,
                                      const uint8_t hash[MI_HASH_SIZE], int fd,
                                      const mi_media_type *type,
                                      int orientation, mi_thumb_state *state,
-                                     bool *written);
+                                     bool *written, char *why, size_t why_len);
 
 /* The thumbnail state that a status of mi_thumb_write_fd() records:
  * transient failures (I/O, memory) record NONE, to be tried again. */

@@ -45,6 +45,7 @@ typedef struct job {
     mi_status status;             /* filled by the worker */
     char why[128];                /* and why it failed, in words */
     mi_status thumb_status;       /* the thumbnail's */
+    char thumb_why[160];          /* the decoder process's reason, or "" */
     mi_file_row row;
     uint64_t bytes;
     struct job *next;
@@ -146,7 +147,7 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
         j->thumb_tried = true;
         j->thumb_status = mi_thumb_write_fd_oriented(
             sc->idx, j->row.hash, fd, j->type, -1, &j->row.thumb,
-            &j->thumb_written);
+            &j->thumb_written, j->thumb_why, sizeof(j->thumb_why));
         j->status = MI_OK;
         goto out;
     }
@@ -180,7 +181,8 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
         j->thumb_tried = true;
         j->thumb_status = mi_thumb_write_fd_oriented(
             sc->idx, j->row.hash, fd, j->type, j->row.meta.orientation,
-            &j->row.thumb, &j->thumb_written);
+            &j->row.thumb, &j->thumb_written, j->thumb_why,
+            sizeof(j->thumb_why));
     }
 out:
     close(fd);
@@ -346,7 +348,8 @@ static void note_thumb(scan *sc, const job *j)
 {
     if (j->row.thumb == MI_THUMB_FAILED)
         note_problem(sc, j->path, j->path_len, MI_PROBLEM_THUMBNAIL,
-                     j->thumb_status, mi_thumb_reason(j->thumb_status));
+                     j->thumb_status, j->thumb_why[0] ? j->thumb_why
+                                                      : mi_thumb_reason(j->thumb_status));
     else
         clear_problem(sc, j->path, j->path_len);
 }

@@ -597,6 +597,7 @@ static mi_status place(mi_store *st, const char *dir)
 /* Index the placed file, as a scan would. */
 static mi_status index_placed(mi_store *st)
 {
+    char why[160];
     mi_file_row row;
     struct stat sb;
     mi_conn *w;
@@ -617,7 +618,8 @@ static mi_status index_placed(mi_store *st)
     row.type = st->type;
     row.meta = st->meta;
     row.thumb = MI_THUMB_NONE;
-    ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb);
+    ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb,
+                           why, sizeof(why));
 
     w = mi_index_writer_lock(st->idx);
     if (!w)
@@ -629,7 +631,7 @@ static mi_status index_placed(mi_store *st)
     if (s == MI_OK && row.thumb == MI_THUMB_FAILED)
         s = mi_catalog_set_problem(w, row.path, row.path_len,
                                    MI_PROBLEM_THUMBNAIL, ts,
-                                   mi_thumb_reason(ts), mi_wall_ns(),
+                                   why[0] ? why : mi_thumb_reason(ts), mi_wall_ns(),
                                    err, sizeof(err));
     if (s == MI_OK)
         s = mi_index_writer_commit(st->idx, true, err, sizeof(err));

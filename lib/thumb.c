@@ -293,7 +293,7 @@ out:
  */
 static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
                                int box, uint64_t max_pixels, mi_budget *budget,
-                               mi_decoders *dec)
+                               mi_decoders *dec, char *reason, size_t reason_len)
 {
     mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_PIXELS, (uint32_t)box,
                     (uint32_t)format, max_pixels };
@@ -324,8 +324,11 @@ static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
                         why, sizeof why);
     if (fd != src->fd)
         close(fd);
-    if (s != MI_OK)
+    if (s != MI_OK) {
+        if (reason && reason_len)
+            mi_bufprintf(reason, reason_len, "%s", why);
         return s;
+    }
     im->budget = budget;
     im->w = (int)res.w;
     im->h = (int)res.h;
@@ -352,7 +355,7 @@ static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
 static mi_status decode_any(mi_image *im, const mi_src *src,
                             const mi_media_type *named, int orientation,
                             uint64_t max_pixels, mi_budget *budget,
-                            mi_decoders *dec)
+                            mi_decoders *dec, char *why, size_t why_len)
 {
     uint8_t head[64];
     long n = mi_src_pread(src, head, sizeof(head), 0);
@@ -369,7 +372,7 @@ static mi_status decode_any(mi_image *im, const mi_src *src,
         return decode_stb(im, src, orientation, max_pixels, budget);
     case CODEC_HELPER:
         return decode_helper(im, src, mi_decoder_format(head, (size_t)n, named),
-                             T, max_pixels, budget, dec);
+                             T, max_pixels, budget, dec, why, why_len);
     case CODEC_BROKEN:
         return MI_EFORMAT;
     case CODEC_NONE:
@@ -516,7 +519,7 @@ static void orient_copy(uint8_t *dst, size_t dstride, const uint8_t *src,
 static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
                           const mi_media_type *named, int orientation,
                           uint64_t max_pixels, mi_budget *budget,
-                          mi_decoders *dec)
+                          mi_decoders *dec, char *why, size_t why_len)
 {
     uint8_t *canvas = NULL, *small = NULL;
     const uint8_t *px;
@@ -542,7 +545,8 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
     if (orientation < 1 || orientation > 8)
         orientation = 1;
 
-    s = decode_any(&im, src, named, orientation, max_pixels, budget, dec);
+    s = decode_any(&im, src, named, orientation, max_pixels, budget, dec,
+                   why, why_len);
     if (s != MI_OK)
         return s;
     if (im.orientation >= 1 && im.orientation <= 8)
@@ -597,7 +601,7 @@ static mi_status make_png_alone(uint8_t **png, size_t *png_len,
         if (s != MI_OK)
             return s;
     }
-    s = make_png(png, png_len, src, named, -1, max_pixels, NULL, dec);
+    s = make_png(png, png_len, src, named, -1, max_pixels, NULL, dec, NULL, 0);
     mi_decoders_free(dec);
     return s;
 }
@@ -795,7 +799,8 @@ const char *mi_thumb_reason(mi_status s)
  * flags say). */
 static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                              int fd, const mi_media_type *type,
-                             int orientation, bool *written)
+                             int orientation, bool *written, char *why,
+                             size_t why_len)
 {
     char name[NAME_LEN];
     uint8_t head[64], *png = NULL;
@@ -826,7 +831,7 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     if (s == MI_OK)
         s = make_png(&png, &png_len, &src, type, orientation,
                      mi_index_max_pixels(idx), mi_index_budget(idx),
-                     mi_index_decoders(idx));
+                     mi_index_decoders(idx), why, why_len);
     if (s == MI_OK) {
         s = write_atomic(dirfd, name, png, png_len);
         if (s != MI_OK)
@@ -843,9 +848,12 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
                                      const uint8_t hash[MI_HASH_SIZE], int fd,
                                      const mi_media_type *type,
                                      int orientation, mi_thumb_state *state,
-                                     bool *written)
+                                     bool *written, char *why, size_t why_len)
 {
     mi_status s;
+
+    if (why && why_len)
+        why[0] = '\0';
 
     if (state)
         *state = MI_THUMB_NONE;
@@ -855,7 +863,7 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
         return MI_EINVAL;
     if (mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS)
         return MI_OK;
-    s = thumb_write(idx, hash, fd, type, orientation, written);
+    s = thumb_write(idx, hash, fd, type, orientation, written, why, why_len);
     if (state)
         *state = mi_thumb_state_of(s);
     return s;
@@ -863,9 +871,10 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
 
 mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                             int fd, const mi_media_type *type,
-                            mi_thumb_state *state)
+                            mi_thumb_state *state, char *why, size_t why_len)
 {
-    return mi_thumb_write_fd_oriented(idx, hash, fd, type, -1, state, NULL);
+    return mi_thumb_write_fd_oriented(idx, hash, fd, type, -1, state, NULL,
+                                      why, why_len);
 }
 
 uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s)
@@ -1033,7 +1042,8 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
                           "the file of %.64s changed or is gone; rescan", name);
         goto out;
     }
-    s = thumb_write(idx, hash, fd, mi_media_from_name(r.paths[which]), -1, NULL);
+    s = thumb_write(idx, hash, fd, mi_media_from_name(r.paths[which]), -1, NULL,
+                    NULL, 0);
     close(fd);
     now = mi_thumb_state_of(s);
     if (now != r.state) {
@@ -1103,7 +1113,8 @@ static mi_status make_preview(uint8_t **jpg, size_t *jpg_len, const mi_src *src,
 
     *jpg = NULL;
     *jpg_len = 0;
-    s = decode_helper(&im, src, format, PREVIEW / 2, max_pixels, budget, dec);
+    s = decode_helper(&im, src, format, PREVIEW / 2, max_pixels, budget, dec,
+                      NULL, 0);
     if (s != MI_OK)
         return s;
     if (im.orientation >= 1 && im.orientation <= 8)

@@ -428,6 +428,10 @@ def _():
             check(st == 404, f"{n}: thumbnail {st}")
         st, _, j = s.json("GET", "/api/problems")
         check(sorted(p["path"] for p in j["problems"]) == ["fake.mov", "half.mp4"], j)
+        # The decoder's own reason, not a generic one.
+        why = {p["path"]: p["reason"] for p in j["problems"]}
+        check("ends before its video does" in why["half.mp4"], why)
+        check("FFmpeg" in why["fake.mov"], why)
     finally:
         stopped_cleanly(s)
 
@@ -521,6 +525,10 @@ def _():
         check(lst["crash.heic"]["thumbnail_file"] is None and
               lst["hang.heic"]["thumbnail_file"] is None, lst)
         check(st["last_scan_stats"]["thumbs_failed"] == 2, st["last_scan_stats"])
+        _, _, pj = s.json("GET", "/api/problems")
+        why = {p["path"]: p["reason"] for p in pj["problems"]}
+        check("crashed" in why.get("crash.heic", ""), why)
+        check("longer than 2 s" in why.get("hang.heic", ""), why)
         check(took < 20, f"the scan took {took:.1f} s")
         # An upload after both: still decoded.
         data = open(fixtures()["photo.heic"], "rb").read() + b"x"
