@@ -355,8 +355,9 @@ MI_EXTERN const char *mi_entry_model(const mi_entry *e);
 MI_EXTERN uint32_t mi_entry_duration_ms(const mi_entry *e);
 /** The codec the decoder named ("hevc", "h264", "heif", "raw"), or NULL. */
 MI_EXTERN const char *mi_entry_codec(const mi_entry *e);
-/** Apple's content identifier, shared by the photo and the video of a Live
- *  Photo (videos only, today), or NULL. */
+/** Apple's content identifier, shared by the photo (its maker note's tag
+ *  0x0011) and the video (com.apple.quicktime.content.identifier) of a
+ *  Live Photo, or NULL: equal ids pair the two halves. */
 MI_EXTERN const char *mi_entry_live_id(const mi_entry *e);
 /** The thumbnail's path relative to the storage folder
  *  (".thumbnails/<sha256>.png") when the content has one, else NULL

@@ -397,6 +397,47 @@ static void read_dates(mi_meta *m, ExifData *ed)
 }
 
 /*
+ * Apple's maker note: "Apple iOS\0", a version, "MM", then a big-endian
+ * IFD whose offsets count from the note's start.  Its tag 0x0011 is the
+ * id an iPhone gives both halves of a Live Photo (the video's
+ * com.apple.quicktime.content.identifier): a UUID in ASCII.
+ */
+static void apple_live_id(mi_meta *m, const ExifEntry *e)
+{
+    const unsigned char *d;
+    size_t n, count;
+
+    if (!e || !e->data || e->size < 16 || e->size > 65536 ||
+        memcmp(e->data, "Apple iOS\0", 10) != 0 || memcmp(e->data + 12, "MM", 2) != 0)
+        return;
+    d = e->data;
+    n = e->size;
+    count = (size_t)d[14] << 8 | d[15];
+    for (size_t i = 0; i < count && 16 + 12 * (i + 1) <= n; i++) {
+        const unsigned char *t = d + 16 + 12 * i;
+        unsigned tag = (unsigned)t[0] << 8 | t[1], type = (unsigned)t[2] << 8 | t[3];
+        size_t len = (size_t)t[4] << 24 | (size_t)t[5] << 16 | (size_t)t[6] << 8 | t[7];
+        size_t off = (size_t)t[8] << 24 | (size_t)t[9] << 16 | (size_t)t[10] << 8 | t[11];
+        const unsigned char *v = len <= 4 ? t + 8 : d + off;
+        size_t k = 0;
+
+        if (tag != 0x0011 || type != 2 || len < 2 || len >= sizeof m->live_id ||
+            (len > 4 && (off > n || len > n - off)))
+            continue;
+        /* A UUID: hex digits and dashes only. */
+        for (k = 0; k < len && v[k]; k++) {
+            unsigned char c = v[k];
+            if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') ||
+                  (c >= 'a' && c <= 'f') || c == '-'))
+                break;
+            m->live_id[k] = (char)c;
+        }
+        m->live_id[(k < len && v[k]) ? 0 : k] = '\0';
+        return;
+    }
+}
+
+/*
  * Parse an EXIF block: "Exif\0\0" and a TIFF structure, as in a JPEG APP1
  * segment.  Fills the EXIF fields of m and, from IFD0 or the Exif IFD,
  * the dimensions a TIFF file records.
@@ -452,6 +493,7 @@ static void parse_exif(mi_meta *m, exif_dims *dims, const unsigned char *p,
     entry_label(tag_in(ed, EXIF_IFD_0, EXIF_TAG_MAKE), m->make, sizeof m->make);
     entry_label(tag_in(ed, EXIF_IFD_0, EXIF_TAG_MODEL), m->model,
                 sizeof m->model);
+    apple_live_id(m, tag_in(ed, EXIF_IFD_EXIF, EXIF_TAG_MAKER_NOTE));
 
     if (dims) {
         uint32_t w = 0, h = 0;

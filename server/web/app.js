@@ -86,11 +86,28 @@
       make: e.make || e.camera_make || '', model: e.model || e.camera_model || e.camera || '',
       size: num(e.size),
       codec: typeof e.codec === 'string' ? e.codec : '',
+      live: typeof e.live_photo_id === 'string' ? e.live_photo_id : '',
       duration: num(e.duration),
     };
   }
 
+  // A Live Photo is one item: the photo, with its motion (the video that
+  // carries the same id) attached; the video is not shown on its own.
+  function pairLive(list) {
+    const videos = new Map();
+    for (const it of list) if (it.video && it.live) videos.set(it.live, it);
+    if (!videos.size) return list;
+    const paired = new Set();
+    for (const it of list) {
+      const v = !it.video && it.live ? videos.get(it.live) : null;
+      it.motion = v || null;
+      if (v) paired.add(v);
+    }
+    return list.filter((it) => !paired.has(it));
+  }
+
   function setItems(list) {
+    list = pairLive(list);
     list.sort((x, y) => (y.t - x.t) || (x.sha < y.sha ? -1 : x.sha > y.sha ? 1 : 0));
     items = list;
     bySha = new Map();
@@ -408,6 +425,12 @@
         n.className = 'cell-name';
         n.textContent = it.name;
         a.append(n);
+      }
+      if (it.motion) {
+        const badge = document.createElement('span');
+        badge.className = 'badge badge-live';
+        badge.textContent = 'LIVE';
+        a.append(badge);
       }
       if (it.video) {
         const badge = document.createElement('span');
@@ -801,6 +824,7 @@
     el.vNote.hidden = true;
     el.vFull.hidden = true;
     el.vFull.onload = el.vFull.onerror = null;
+    el.stage.onpointerdown = el.stage.onmouseenter = null;
     el.vFull.removeAttribute('src');
     el.vThumb.hidden = true;
     el.vThumb.removeAttribute('src');
@@ -835,6 +859,26 @@
         el.vNote.hidden = false;
       };
       el.vFull.src = viewURL(it);
+      if (it.motion) {
+        // The motion plays when the picture is pressed or pointed at.
+        const play = () => {
+          if (vItem !== it) return;
+          const v = el.vVideo;
+          v.onerror = null;
+          v.muted = true;
+          v.loop = false;
+          v.src = imageURL(it.motion);
+          v.hidden = false;
+          el.vFull.hidden = el.vThumb.hidden = true;
+          v.onended = () => {
+            if (vItem !== it) return;
+            stopVideo();
+            el.vFull.hidden = false;
+          };
+          v.play().catch(() => {});
+        };
+        el.stage.onpointerdown = el.stage.onmouseenter = play;
+      }
     }
     el.vDownload.href = imageURL(it);
     el.vDownload.setAttribute('download', it.name);

@@ -125,7 +125,20 @@ function writeIfd(buf, off, entries) {
 function u32(v) { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; }
 function u16(v) { const b = Buffer.alloc(4); b.writeUInt16LE(v); return b.subarray(0, 2); }
 
-export function exifBlock({ date, make, model, lat, lon, orientation }) {
+// Apple's maker note holding a Live Photo id (its tag 0x0011, ASCII).
+function appleNote(id) {
+  const v = ascii(id);
+  const head = Buffer.alloc(32);
+  head.write('Apple iOS\0', 0, 'latin1');
+  head.writeUInt16BE(1, 10);
+  head.write('MM', 12, 'latin1');
+  head.writeUInt16BE(1, 14);                  // one entry
+  head.writeUInt16BE(0x0011, 16); head.writeUInt16BE(2, 18);
+  head.writeUInt32BE(v.length, 20); head.writeUInt32BE(32, 24);
+  return Buffer.concat([head, v]);
+}
+
+export function exifBlock({ date, make, model, lat, lon, orientation, liveId }) {
   const ifd0 = [], exif = [], gps = [];
   if (make) ifd0.push([0x010f, ASCII, make.length + 1, ascii(make)]);
   if (model) ifd0.push([0x0110, ASCII, model.length + 1, ascii(model)]);
@@ -133,6 +146,10 @@ export function exifBlock({ date, make, model, lat, lon, orientation }) {
   if (date) {
     exif.push([0x9003, ASCII, 20, ascii(date)]);
     exif.push([0x9004, ASCII, 20, ascii(date)]);
+  }
+  if (liveId) {
+    const note = appleNote(liveId);
+    exif.push([0x927c, 7, note.length, note]);
   }
   if (lat !== undefined && lon !== undefined) {
     gps.push([0x0000, 1, 4, Buffer.from([2, 3, 0, 0])]);

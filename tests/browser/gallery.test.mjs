@@ -536,21 +536,34 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
                     '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', path.join(dir, 'clip.mp4')]) &&
     make('ffmpeg', ['-y', '-loglevel', 'error', '-i', src, path.join(dir, 'scan.tif')]);
   fs.unlinkSync(src);
-  if (!made) {
+  // A Live Photo: a JPEG whose maker note carries Apple's id, and a MOV
+  // whose QuickTime key carries the same.
+  const LIVE = '0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9';
+  fs.writeFileSync(path.join(dir, 'live.jpg'), makeJpeg(320, 240, 12, { make: 'Apple', model: 'iPhone 12', liveId: LIVE }));
+  const madeLive = make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=2',
+                                   '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-metadata',
+                                   'com.apple.quicktime.content.identifier=' + LIVE, '-movflags', 'use_metadata_tags',
+                                   path.join(dir, 'live.mov')]);
+  if (!made || !madeLive) {
     if (process.env.CI) ok(false, 'heif-enc and ffmpeg make the fixtures (scripts/install-deps.sh --tests)');
     else skip('phone formats', 'heif-enc or ffmpeg missing (scripts/install-deps.sh --tests)');
     return;
   }
   const s5 = await startServer(dir);
-  await waitIdle(s5.url, 3);
+  await waitIdle(s5.url, 5);
   const lst = await getJSON(s5.url + '/list');
   const shaOf = Object.fromEntries(Object.entries(lst).map(([h, e]) => [e.filename, h]));
+  eq([lst[shaOf['live.jpg']].live_photo_id, lst[shaOf['live.mov']].live_photo_id], [LIVE, LIVE],
+     "/list gives both halves of the Live Photo Apple's id");
   const b5 = await front(s5.url);
   const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'formats');
   await p.goto(b5 + '/');
-  await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 3, null, { timeout: 10000 });
+  await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 4, null, { timeout: 10000 });
   const sizes = await p.$$eval('#timeline a.cell img.loaded', (imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
-  eq(sizes, [[256, 256], [256, 256], [256, 256]], 'the HEIC, the TIFF and the video all have a 256x256 thumbnail in the timeline');
+  eq(sizes, [[256, 256], [256, 256], [256, 256], [256, 256]], 'the HEIC, the TIFF, the video and the Live Photo all have a 256x256 thumbnail in the timeline');
+  eq(await p.$$eval('#timeline a.cell', (cs) => cs.length), 4, "the Live Photo's video is not a tile of its own");
+  eq(await p.$eval(`#timeline a.cell[href="#/photo/${shaOf['live.jpg']}"] .badge-live`, (b) => b.textContent), 'LIVE',
+     'the Live Photo is marked LIVE');
   const badge = await p.$eval(`#timeline a.cell[href="#/photo/${shaOf['clip.mp4']}"] .badge`, (b) => b.textContent);
   eq(badge, '0:03', "the video's tile shows its duration");
   await shot(p, 'desktop-formats');
@@ -567,6 +580,21 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
     await p.keyboard.press('Escape');
     await p.waitForFunction(() => document.getElementById('viewer').hidden);
   }
+  await p.click(`#timeline a.cell[href="#/photo/${shaOf['live.jpg']}"]`);
+  await waitViewerOn(p, shaOf['live.jpg']);
+  await waitFullImage(p, shaOf['live.jpg']);
+  {
+    const b = await p.$eval('#v-full', (i) => { const r = i.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; });
+    await p.mouse.move(5, 5);
+    await p.mouse.move(b[0], b[1], { steps: 4 });
+  }
+  await p.waitForFunction((s) => {
+    const v = document.getElementById('v-video');
+    return !v.hidden && v.getAttribute('src') === '/image/' + s;
+  }, shaOf['live.mov'], { timeout: 5000 });
+  ok(true, "pointing at a Live Photo plays its motion (the paired video)");
+  await p.keyboard.press('Escape');
+  await p.waitForFunction(() => document.getElementById('viewer').hidden);
   await p.click(`#timeline a.cell[href="#/photo/${shaOf['clip.mp4']}"]`);
   await waitViewerOn(p, shaOf['clip.mp4']);
   const poster = await p.$eval('#v-video', (v) => v.getAttribute('poster'));

@@ -587,6 +587,9 @@ def _():
         lst = by_name(s.listing())
         for n in names:
             check(lst[n]["thumbnail_file"], f"{n}: no thumbnail")
+        # An iPhone's Live Photo id, from Apple's maker note.
+        check(lst["IMG_5195.HEIC"].get("live_photo_id") ==
+              "570F1469-09C7-4E50-9875-05F21D5BD166", lst["IMG_5195.HEIC"])
         e = lst["HMD_Nokia_8.3_5G.heif"]
         check((e["width"], e["height"]) == (3456, 4608), (e["width"], e["height"]))
         x0, y0, x1, y1 = opaque_box(thumb(s, e))
