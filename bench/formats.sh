@@ -84,22 +84,19 @@ mkdir "$work/mixed"
 cp "$work"/heic/c1*.heic "$work"/video/* "$work/mixed/"
 find "$corpus/jpg" -name '*.jpg' -size +100k | head -20 | xargs -I{} cp {} "$work/mixed/"
 server=$build/server/media-server
-"$server" --storage_dir "$work/mixed" --listen 127.0.0.1 --port 0 2>/dev/null &
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$server" --storage_dir "$work/mixed" --listen 127.0.0.1 --port "$port" 2>/dev/null &
 spid=$!
 peak_helper=0
-while :; do
+until curl -s "http://127.0.0.1:$port/status" | grep -q '"state":"idle","files_seen":[1-9]'; do
     for p in $(ps -o pid= --ppid "$spid" 2>/dev/null); do
         h=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
         [ "${h:-0}" -gt "$peak_helper" ] && peak_helper=$h
     done
-    if [ -d "$work/mixed/.thumbnails" ] &&
-       [ "$(ls "$work/mixed/.thumbnails" | wc -l)" -ge "$(ls "$work/mixed" | wc -l)" ]; then
-        break
-    fi
     sleep 0.05
     kill -0 "$spid" 2>/dev/null || break
 done
-sleep 0.5
-echo "mixed folder of $(ls "$work/mixed" | wc -l) files: server VmHWM $(awk '/^VmHWM/ {print $2}' /proc/$spid/status) KiB," \
+echo "mixed folder of $(ls "$work/mixed" | wc -l) files ($(curl -s "http://127.0.0.1:$port/status" | python3 -c 'import json,sys; s=json.load(sys.stdin)["last_scan_stats"]; print(s["thumbs_made"], "thumbnails,", s["thumbs_failed"], "failed")')):" \
+     "server VmHWM $(awk '/^VmHWM/ {print $2}' /proc/$spid/status) KiB," \
      "mi-decode VmHWM $peak_helper KiB (each limited to 1 GiB of address space)"
 kill "$spid"; wait "$spid" 2>/dev/null || true
