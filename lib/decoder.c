@@ -397,8 +397,24 @@ mi_status mi_decoders_run(mi_decoders *d, int fd, const mi_dreq *req,
     }
     s = h->pid ? MI_OK : start(d, h, why, why_len);
     if (s == MI_OK) {
-        h->jobs++;
-        s = exchange(d, h, fd, req, res, px, budget, reserved, why, why_len);
+        /* The helper gets the file read-only: a writable descriptor (an
+         * upload's temp file) would let a compromised decoder change the
+         * bytes after they were hashed. */
+        int ro = fd, fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY) {
+            char proc[64];
+            mi_bufprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+            ro = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        }
+        if (ro < 0) {
+            mi_bufprintf(why, why_len, "cannot reopen the file read-only for the decoder");
+            s = MI_EIO;
+        } else {
+            h->jobs++;
+            s = exchange(d, h, ro, req, res, px, budget, reserved, why, why_len);
+            if (ro != fd)
+                close(ro);
+        }
     }
 
     pthread_mutex_lock(&d->mu);

@@ -187,7 +187,7 @@ static int sandbox(void)
         SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
         SCMP_SYS(pread64), SCMP_SYS(lseek), SCMP_SYS(recvmsg),
         SCMP_SYS(sendmsg), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
-        SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+        SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(fcntl),
         SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise),
         SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(get_robust_list),
         SCMP_SYS(rseq), SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_yield),
@@ -296,7 +296,8 @@ static void handle(const mi_dreq *req, int fd)
     res.magic = MI_DPROTO_MAGIC;
     memset(&file, 0, sizeof file);
     file.fd = fd;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY) {
         djob_fail(&job, MI_EINVAL, "no file came with the request");
     } else if ((req->op != MI_DOP_META && req->op != MI_DOP_PIXELS) ||
                (req->op == MI_DOP_PIXELS &&
