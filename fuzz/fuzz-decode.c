@@ -1,0 +1,64 @@
+/*
+ * fuzz-decode - mi-decode's format decoders (lib/decoder/formats.c) on
+ * arbitrary bytes, in process, without the sandbox: the first byte picks
+ * the decoder (HEIF, WebP, TIFF, raw, video) and the operation, the rest
+ * is the file.  Checks that every answer is one the library would accept:
+ * a status, and pixels no larger than twice the box.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "mediaindex.h"
+
+static int ready;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const int formats[] = { MI_DFMT_HEIF, MI_DFMT_WEBP, MI_DFMT_TIFF,
+                                   MI_DFMT_RAW, MI_DFMT_VIDEO };
+    mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_PIXELS, 256, 0, 100000000u };
+    mi_dres res;
+    dfile file;
+    djob job = { &req, &file, &res, NULL };
+    int fd;
+
+    if (!ready) {
+        decode_init();
+        ready = 1;
+    }
+    if (size < 2)
+        return 0;
+    req.format = (uint32_t)formats[(data[0] & 0x7f) % 5];
+    req.op = (data[0] & 0x80) ? MI_DOP_META : MI_DOP_PIXELS;
+    fd = memfd_create("fuzz", MFD_CLOEXEC);
+    if (fd < 0 || write(fd, data + 1, size - 1) != (ssize_t)(size - 1)) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    memset(&res, 0, sizeof res);
+    memset(&file, 0, sizeof file);
+    file.fd = fd;
+    file.size = size - 1;
+    switch (req.format) {
+    case MI_DFMT_HEIF: decode_heif(&job); break;
+    case MI_DFMT_WEBP: decode_webp(&job); break;
+    case MI_DFMT_TIFF: decode_tiff(&job); break;
+    case MI_DFMT_RAW: decode_raw(&job); break;
+    default: decode_video(&job); break;
+    }
+    if (res.status == MI_OK && req.op == MI_DOP_PIXELS &&
+        (res.w > 2 * req.box || res.h > 2 * req.box || !job.px))
+        abort();
+    free(job.px);
+    if (file.map)
+        munmap((void *)file.map, (size_t)file.size);
+    close(fd);
+    return 0;
+}
