@@ -295,6 +295,10 @@ static void death(helper *h, char *why, size_t why_len, const char *what)
     if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
         mi_bufprintf(why, why_len, "the decoder crashed on this file (signal %d, %s)",
                      WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        /* A sanitizer's report ends this way too. */
+        mi_bufprintf(why, why_len, "the decoder crashed on this file (exit status %d)",
+                     WEXITSTATUS(st));
     else
         mi_bufprintf(why, why_len, "%s", what);
 }
