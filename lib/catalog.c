@@ -235,7 +235,16 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
         return MI_ENOMEM;
 
     /* The handle serialises the use of each connection itself. */
-    if (mode == MI_CATALOG_FROZEN) {
+    if (mode == MI_CATALOG_FROZEN && !path) {
+        /* No catalog at all, and none can be made (a new folder on a
+         * full disk): an empty one in memory, so that the folder can
+         * still be served. */
+        writer = true;
+        rc = sqlite3_open_v2(":memory:", &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+    } else if (mode == MI_CATALOG_FROZEN) {
         /* The disk is full or read-only: no -wal or -shm file can be
          * made, so read the file as it is, as if nobody wrote to it. */
         char *uri = immutable_uri(path);

@@ -67,6 +67,7 @@ struct mi_index {
      * frozen, writes fail with frozen_status, and a writer is tried again
      * every RETRY_WRITER_S (under wlock). */
     atomic_bool frozen;
+    bool frozen_empty;     /* frozen with no catalog file: in memory */
     mi_status frozen_status;
     char frozen_why[ERRMSG_LEN];
     time_t retry_at;
@@ -174,8 +175,19 @@ static mi_status open_catalog(mi_index *idx, char *errbuf, size_t errlen)
         mi_conn *r = NULL;
         char rdetail[ERRMSG_LEN];
 
+        bool empty = false;
+
+        struct stat dbst;
+
+        /* None yet (or the empty file the writer's attempt left): an
+         * empty catalog, in memory. */
         if (mi_catalog_open(&r, idx->db_path, MI_CATALOG_FROZEN, rdetail,
-                            sizeof(rdetail)) == MI_OK) {
+                            sizeof(rdetail)) != MI_OK &&
+            (stat(idx->db_path, &dbst) != 0 ? errno == ENOENT : dbst.st_size == 0) &&
+            mi_catalog_open(&r, NULL, MI_CATALOG_FROZEN, rdetail,
+                            sizeof(rdetail)) == MI_OK)
+            empty = true;
+        if (r) {
             uint64_t gen = 0;
 
             mi_catalog_get_generation(r, &gen);
@@ -183,6 +195,7 @@ static mi_status open_catalog(mi_index *idx, char *errbuf, size_t errlen)
             idx->frozen_status = s;
             mi_bufprintf(idx->frozen_why, sizeof(idx->frozen_why), "%s", detail);
             atomic_store(&idx->frozen, true);
+            idx->frozen_empty = empty;
             idx->retry_at = time(NULL) + RETRY_WRITER_S;
             idx->idle = r;
             idx->n_idle = 1;
@@ -306,7 +319,10 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
                      strerror(errno));
         goto fail;
     }
-    if (mkdirat(idx->root_fd, ".mediaindex", 0755) != 0 && errno != EEXIST) {
+    /* A full disk cannot make it: the catalog is then served from memory
+     * (open_catalog) until there is room. */
+    if (mkdirat(idx->root_fd, ".mediaindex", 0755) != 0 && errno != EEXIST &&
+        errno != ENOSPC && errno != EDQUOT) {
         s = mi_status_from_errno(errno);
         mi_bufprintf(errbuf, errbuf_len, "cannot create %s/.mediaindex: %s",
                      idx->root, strerror(errno));
@@ -467,6 +483,7 @@ mi_status mi_index_reader(mi_index *idx, mi_conn **out)
     char detail[ERRMSG_LEN];
     mi_conn *c;
     mi_status s;
+    bool empty;
 
     pthread_mutex_lock(&idx->plock);
     c = idx->idle;
@@ -479,7 +496,10 @@ mi_status mi_index_reader(mi_index *idx, mi_conn **out)
         *out = c;
         return MI_OK;
     }
-    s = mi_catalog_open(&c, idx->db_path,
+    pthread_mutex_lock(&idx->plock);
+    empty = atomic_load(&idx->frozen) && idx->frozen_empty;
+    pthread_mutex_unlock(&idx->plock);
+    s = mi_catalog_open(&c, empty ? NULL : idx->db_path,
                         atomic_load(&idx->frozen) ? MI_CATALOG_FROZEN
                                                   : MI_CATALOG_READER,
                         detail, sizeof(detail));
@@ -521,6 +541,8 @@ static bool writer_ready(mi_index *idx)
         return true;
     if (time(NULL) < idx->retry_at)
         return false;
+    /* A folder first opened on a full disk may have no .mediaindex/. */
+    mkdirat(idx->root_fd, ".mediaindex", 0755);
     s = mi_catalog_open(&w, idx->db_path, MI_CATALOG_WRITER, detail,
                         sizeof(detail));
     if (s != MI_OK) {
@@ -534,6 +556,7 @@ static bool writer_ready(mi_index *idx)
     idx->writer = w;
     pthread_mutex_lock(&idx->plock);
     atomic_store(&idx->frozen, false);
+    idx->frozen_empty = false;
     c = idx->idle;
     idx->idle = NULL;
     idx->n_idle = 0;

@@ -1051,21 +1051,16 @@ def _():
 
 
 def fill_disk(d):
+    """Fill the file system of d to the last block (unbuffered writes: a
+    buffered close would raise ENOSPC itself)."""
     p = os.path.join(d, "filler.bin")
-    with open(p, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 20))
-                f.flush()
-        except OSError:
-            pass
-    try:            # the last few blocks too
-        with open(p, "ab") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-    except OSError:
-        pass
+    with open(p, "wb", buffering=0) as f:
+        for size in (1 << 20, 4096, 512):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
     return p
 
 
@@ -1114,6 +1109,41 @@ def _():
         stc, _, j = s.upload("more.jpg", jpeg_bytes(921))
         check(stc == 201, (stc, j))
         check(sha(jpeg_bytes(921)) in s.listing())
+        stopped_cleanly(s)
+    finally:
+        if s and s.proc.poll() is None:
+            s.proc.kill()
+        unmount(d)
+
+
+@test("a brand-new folder on a full disk: starts, serves an empty library read-only, takes uploads once there is room")
+def _():
+    d = small_disk("fullnew", 24)
+    if not d:
+        raise Skip("cannot mount a small tmpfs here")
+    s = None
+    try:
+        with open(os.path.join(d, "p.jpg"), "wb") as f:
+            f.write(jpeg_bytes(930))
+        filler = fill_disk(d)
+        s = Server(d)
+        st = s.wait_idle()
+        check(st["writable"] is False, st)
+        check(s.listing() == {}, "the library is not empty")
+        stc, _, j = s.upload("more.jpg", jpeg_bytes(931))
+        check(stc == 507, (stc, j))
+        os.unlink(filler)
+        end = time.time() + 15
+        while time.time() < end:
+            st = s.json("GET", "/status")[2]
+            if st["writable"]:
+                break
+            time.sleep(0.5)
+        check(st["writable"] is True, st)
+        check(os.path.exists(os.path.join(d, ".mediaindex", "index.sqlite3")),
+              "no catalog made once there was room")
+        stc, _, j = s.upload("more.jpg", jpeg_bytes(931))
+        check(stc == 201, (stc, j))
         stopped_cleanly(s)
     finally:
         if s and s.proc.poll() is None:
