@@ -46,13 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&file, 0, sizeof file);
     file.fd = fd;
     file.size = size - 1;
-    switch (req.format) {
-    case MI_DFMT_HEIF: decode_heif(&job); break;
-    case MI_DFMT_WEBP: decode_webp(&job); break;
-    case MI_DFMT_TIFF: decode_tiff(&job); break;
-    case MI_DFMT_RAW: decode_raw(&job); break;
-    default: decode_video(&job); break;
-    }
+    decode_file(&job);
     if (res.status == MI_OK && req.op == MI_DOP_PIXELS &&
         (res.w > 2 * req.box || res.h > 2 * req.box || !job.px))
         abort();

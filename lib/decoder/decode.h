@@ -16,6 +16,7 @@ typedef struct dfile {
     int fd;
     uint64_t size;
     const uint8_t *map;   /* the whole file, mapped on first need */
+    uint64_t pos;         /* for the libraries that read as a stream */
 } dfile;
 
 /* One job's answer: the reply header and the pixels that follow it. */
@@ -32,6 +33,12 @@ const uint8_t *dfile_map(dfile *f);
 /* Up to n bytes at off; -1 on an error. */
 long dfile_pread(const dfile *f, void *buf, size_t n, uint64_t off);
 
+/* As a stream, for libheif's, libtiff's and FFmpeg's reader callbacks:
+ * up to n bytes at pos, advancing it; and a seek (SEEK_SET, SEEK_CUR,
+ * SEEK_END) to a position in [0, size], or -1. */
+long dfile_read(dfile *f, void *buf, size_t n);
+int64_t dfile_seek(dfile *f, int64_t off, int whence);
+
 /* Fail the job: status and a reason (printf-style). Returns status. */
 int djob_fail(djob *j, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -46,6 +53,9 @@ void dtext(char *out, size_t n, const char *in);
 
 /* Set the libraries up (before the sandbox: they may open files). */
 void decode_init(void);
+
+/* The decoder the request names (it resets the stream position). */
+int decode_file(djob *j);
 
 int decode_heif(djob *j);
 int decode_webp(djob *j);

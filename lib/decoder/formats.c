@@ -66,46 +66,31 @@ static bool too_many(const djob *j, uint64_t w, uint64_t h)
 /* ---------------------------------------------------------------------- */
 /* HEIF, HEIC, AVIF: libheif                                              */
 
-typedef struct heif_src {
-    dfile *f;
-    int64_t pos;
-} heif_src;
-
 static int64_t heif_pos(void *u)
 {
-    return ((heif_src *)u)->pos;
+    return (int64_t)((dfile *)u)->pos;
 }
 
 static int heif_read(void *data, size_t size, void *u)
 {
-    heif_src *s = u;
-    if (dfile_pread(s->f, data, size, (uint64_t)s->pos) != (long)size)
-        return 1;
-    s->pos += (int64_t)size;
-    return 0;
+    return dfile_read(u, data, size) == (long)size ? 0 : 1;
 }
 
 static int heif_seek(int64_t pos, void *u)
 {
-    heif_src *s = u;
-    if (pos < 0 || (uint64_t)pos > s->f->size)
-        return 1;
-    s->pos = pos;
-    return 0;
+    return dfile_seek(u, pos, SEEK_SET) < 0 ? 1 : 0;
 }
 
 static enum heif_reader_grow_status heif_grow(int64_t size, void *u)
 {
-    heif_src *s = u;
-    return (uint64_t)size > s->f->size ? heif_reader_grow_status_size_beyond_eof
-                                       : heif_reader_grow_status_size_reached;
+    return (uint64_t)size > ((dfile *)u)->size ? heif_reader_grow_status_size_beyond_eof
+                                               : heif_reader_grow_status_size_reached;
 }
 
 int decode_heif(djob *j)
 {
     static const struct heif_reader reader = { 1, heif_pos, heif_read,
                                                heif_seek, heif_grow };
-    heif_src src = { j->file, 0 };
     struct heif_context *ctx = heif_context_alloc();
     struct heif_image_handle *h = NULL, *use = NULL;
     struct heif_image *img = NULL;
@@ -116,7 +101,7 @@ int decode_heif(djob *j)
     if (!ctx)
         return djob_fail(j, MI_ENOMEM, "out of memory");
     heif_context_set_maximum_image_size_limit(ctx, MAX_SIDE);
-    e = heif_context_read_from_reader(ctx, &reader, &src, NULL);
+    e = heif_context_read_from_reader(ctx, &reader, j->file, NULL);
     if (e.code == heif_error_Ok)
         e = heif_context_get_primary_image_handle(ctx, &h);
     if (e.code != heif_error_Ok) {
@@ -253,18 +238,9 @@ out:
 /* ---------------------------------------------------------------------- */
 /* TIFF: libtiff, first page, pixels in stored order + its orientation    */
 
-typedef struct tiff_src {
-    dfile *f;
-    uint64_t pos;
-} tiff_src;
-
 static tmsize_t tiff_read(thandle_t u, void *buf, tmsize_t n)
 {
-    tiff_src *s = u;
-    long r = dfile_pread(s->f, buf, (size_t)n, s->pos);
-    if (r > 0)
-        s->pos += (uint64_t)r;
-    return r;
+    return dfile_read(u, buf, (size_t)n);
 }
 
 static tmsize_t tiff_write(thandle_t u, void *buf, tmsize_t n)
@@ -274,10 +250,8 @@ static tmsize_t tiff_write(thandle_t u, void *buf, tmsize_t n)
 
 static toff_t tiff_seek(thandle_t u, toff_t off, int whence)
 {
-    tiff_src *s = u;
-    uint64_t base = whence == SEEK_CUR ? s->pos : whence == SEEK_END ? s->f->size : 0;
-    s->pos = base + off;
-    return s->pos;
+    int64_t to = dfile_seek(u, (int64_t)off, whence);
+    return to < 0 ? (toff_t)-1 : (toff_t)to;
 }
 
 static int tiff_close(thandle_t u)
@@ -287,7 +261,7 @@ static int tiff_close(thandle_t u)
 
 static toff_t tiff_size(thandle_t u)
 {
-    return ((tiff_src *)u)->f->size;
+    return ((dfile *)u)->size;
 }
 
 static int tiff_map(thandle_t u, void **base, toff_t *size)
@@ -301,8 +275,7 @@ static void tiff_unmap(thandle_t u, void *base, toff_t size)
 
 int decode_tiff(djob *j)
 {
-    tiff_src src = { j->file, 0 };
-    TIFF *tif = TIFFClientOpen("file", "rm", &src, tiff_read, tiff_write,
+    TIFF *tif = TIFFClientOpen("file", "rm", j->file, tiff_read, tiff_write,
                                tiff_seek, tiff_close, tiff_size, tiff_map,
                                tiff_unmap);
     TIFFRGBAImage img;
@@ -471,38 +444,17 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Video: libavformat, libavcodec, libswscale                             */
 
-typedef struct av_src {
-    dfile *f;
-    uint64_t pos;
-} av_src;
-
 static int av_read(void *u, uint8_t *buf, int n)
 {
-    av_src *s = u;
-    long r = dfile_pread(s->f, buf, (size_t)n, s->pos);
-    if (r < 0)
-        return AVERROR(EIO);
-    if (r == 0)
-        return AVERROR_EOF;
-    s->pos += (uint64_t)r;
-    return (int)r;
+    long r = dfile_read(u, buf, (size_t)n);
+    return r < 0 ? AVERROR(EIO) : r == 0 ? AVERROR_EOF : (int)r;
 }
 
 static int64_t av_seek(void *u, int64_t off, int whence)
 {
-    av_src *s = u;
-
-    switch (whence & ~AVSEEK_FORCE) {
-    case AVSEEK_SIZE: return (int64_t)s->f->size;
-    case SEEK_SET: break;
-    case SEEK_CUR: off += (int64_t)s->pos; break;
-    case SEEK_END: off += (int64_t)s->f->size; break;
-    default: return -1;
-    }
-    if (off < 0)
-        return -1;
-    s->pos = (uint64_t)off;
-    return off;
+    if ((whence & ~AVSEEK_FORCE) == AVSEEK_SIZE)
+        return (int64_t)((dfile *)u)->size;
+    return dfile_seek(u, off, whence & ~AVSEEK_FORCE);
 }
 
 /* "2021-06-14T12:34:56+0300", "...+03:00", "...Z", "... 12:34:56": the
@@ -714,7 +666,6 @@ out:
 
 int decode_video(djob *j)
 {
-    av_src src = { j->file, 0 };
     AVFormatContext *fc = avformat_alloc_context();
     AVIOContext *io = NULL;
     uint8_t *buf = av_malloc(64 * 1024);
@@ -725,7 +676,7 @@ int decode_video(djob *j)
         djob_fail(j, MI_ENOMEM, "out of memory");
         goto out;
     }
-    io = avio_alloc_context(buf, 64 * 1024, 0, &src, av_read, NULL, av_seek);
+    io = avio_alloc_context(buf, 64 * 1024, 0, j->file, av_read, NULL, av_seek);
     if (!io) {
         djob_fail(j, MI_ENOMEM, "out of memory");
         goto out;
@@ -782,4 +733,18 @@ out:
     }
     av_free(buf);
     return j->res->status;
+}
+
+int decode_file(djob *j)
+{
+    j->file->pos = 0;
+    switch (j->req->format) {
+    case MI_DFMT_HEIF: return decode_heif(j);
+    case MI_DFMT_WEBP: return decode_webp(j);
+    case MI_DFMT_TIFF: return decode_tiff(j);
+    case MI_DFMT_RAW: return decode_raw(j);
+    case MI_DFMT_VIDEO: return decode_video(j);
+    default:
+        return djob_fail(j, MI_EUNSUPPORTED, "a format the decoder does not know");
+    }
 }

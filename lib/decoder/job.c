@@ -35,6 +35,28 @@ long dfile_pread(const dfile *f, void *buf, size_t n, uint64_t off)
     return (long)got;
 }
 
+long dfile_read(dfile *f, void *buf, size_t n)
+{
+    long r = dfile_pread(f, buf, n, f->pos);
+
+    if (r > 0)
+        f->pos += (uint64_t)r;
+    return r;
+}
+
+int64_t dfile_seek(dfile *f, int64_t off, int whence)
+{
+    int64_t base = whence == SEEK_CUR ? (int64_t)f->pos
+                 : whence == SEEK_END ? (int64_t)f->size : 0;
+
+    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END)
+        return -1;
+    if ((off < 0 && -off > base) || (off > 0 && off > (int64_t)f->size - base))
+        return -1;
+    f->pos = (uint64_t)(base + off);
+    return base + off;
+}
+
 const uint8_t *dfile_map(dfile *f)
 {
     void *p;

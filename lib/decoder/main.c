@@ -198,15 +198,7 @@ static void handle(const mi_dreq *req, int fd)
     } else {
         file.size = (uint64_t)st.st_size;
         injected_fault(&file);
-        switch (req->format) {
-        case MI_DFMT_HEIF: decode_heif(&job); break;
-        case MI_DFMT_WEBP: decode_webp(&job); break;
-        case MI_DFMT_TIFF: decode_tiff(&job); break;
-        case MI_DFMT_RAW: decode_raw(&job); break;
-        case MI_DFMT_VIDEO: decode_video(&job); break;
-        default:
-            djob_fail(&job, MI_EUNSUPPORTED, "a format the decoder does not know");
-        }
+        decode_file(&job);
     }
     if (res.status != MI_OK || req->op != MI_DOP_PIXELS)
         res.w = res.h = 0;
