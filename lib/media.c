@@ -305,3 +305,19 @@ const mi_media_type *mi_media_sniff(const void *buf, size_t len)
         return find_ext("svg");
     return NULL;
 }
+
+bool mi_media_browser_shows(const mi_media_type *t)
+{
+    /* What every current browser decodes in an <img>. */
+    static const char *const mimes[] = { "image/jpeg", "image/png",
+                                         "image/apng", "image/gif",
+                                         "image/bmp", "image/webp",
+                                         "image/avif", "image/svg+xml",
+                                         "image/vnd.microsoft.icon" };
+    if (!t)
+        return false;
+    for (size_t i = 0; i < MI_ARRAY_LEN(mimes); i++)
+        if (strcmp(t->mime, mimes[i]) == 0)
+            return true;
+    return false;
+}

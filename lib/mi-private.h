@@ -47,6 +47,10 @@ const mi_media_type *mi_media_from_name(const char *name);
  */
 const mi_media_type *mi_media_sniff(const void *buf, size_t len);
 
+/* Whether browsers show images of this type themselves (JPEG, PNG, GIF,
+ * WebP, AVIF...): no preview is made for those. */
+bool mi_media_browser_shows(const mi_media_type *t);
+
 /* ---------------------------------------------------------------------- */
 /* exif.c: metadata                                                       */
 

@@ -1217,11 +1217,9 @@ mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
     type = mi_media_from_name(r.paths[which]);
     n = pread(fd, head, sizeof(head), 0);
     format = n > 0 ? mi_decoder_format(head, (size_t)n, type) : 0;
-    /* Browsers show WebP and AVIF themselves. */
-    if (format == MI_DFMT_WEBP ||
-        (format == MI_DFMT_HEIF && n > 0 && mi_media_sniff(head, (size_t)n) &&
-         strcmp(mi_media_sniff(head, (size_t)n)->mime, "image/avif") == 0) ||
-        format == MI_DFMT_VIDEO)
+    if (format && n > 0 && mi_media_sniff(head, (size_t)n))
+        type = mi_media_sniff(head, (size_t)n);   /* the bytes decide */
+    if (format == MI_DFMT_VIDEO || (type && mi_media_browser_shows(type)))
         format = 0;
     if (!format) {
         close(fd);
