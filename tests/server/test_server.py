@@ -7,6 +7,7 @@ Prints TAP.  Python 3 standard library only.  Each group of tests starts
 its own server on a fresh storage folder and an ephemeral port (--port 0;
 the server prints the port it got).
 """
+import contextlib
 import hashlib
 import http.client
 import json
@@ -994,60 +995,68 @@ def _():
 
 # ---- a full disk ------------------------------------------------------------
 
+@contextlib.contextmanager
 def small_disk(name, mib):
-    """A tmpfs of `mib` MiB at a new folder, or None where mounting is not
-    allowed (not root, no mount namespace)."""
+    """A tmpfs of `mib` MiB at a new folder, unmounted afterwards; the test
+    is skipped where mounting is not allowed (not root, no mount
+    namespace).  Servers the test leaves running are its own to stop."""
     d = new_root(name)
-    if os.geteuid() != 0:
-        return None
-    rc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m",
-                         "tmpfs", d], capture_output=True).returncode
-    return d if rc == 0 else None
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", d],
+            capture_output=True).returncode != 0:
+        raise Skip("cannot mount a small tmpfs here")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", d], capture_output=True)
 
 
-def unmount(d):
-    subprocess.run(["umount", "-l", d], capture_output=True)
+def wait_writable(s, timeout=15):
+    """/status once it says writable again (or the last one, after timeout)."""
+    end = time.time() + timeout
+    while True:
+        st = s.json("GET", "/status")[2]
+        if st["writable"] or time.time() >= end:
+            return st
+        time.sleep(0.5)
 
 
 @test("full disk: uploads get 507 'no space left on device', nothing kept, then work again")
 def _():
-    d = small_disk("full", 24)
-    if not d:
-        raise Skip("cannot mount a small tmpfs here")
     s = None
-    try:
-        with open(os.path.join(d, "a.jpg"), "wb") as f:
-            f.write(jpeg_bytes(900))
-        s = Server(d)
-        s.wait_idle()
-        # Known length over what the disk can take: refused before the
-        # body (curl asks with Expect: 100-continue, as here).
-        data = jpeg_bytes(901) + os.urandom(30 << 20)
-        body, ctype = multipart([("file", "big.jpg", data)])
-        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
-        c.sendall((f"PUT /image/big.jpg HTTP/1.1\r\nHost: x\r\n"
-                   f"Content-Type: {ctype}\r\nExpect: 100-continue\r\n"
-                   f"Content-Length: {len(body)}\r\n\r\n").encode())
-        reply = c.recv(65536)
-        c.close()
-        check(reply.startswith(b"HTTP/1.1 507") and
-              b"no space left on device" in reply, reply[:300])
-        # Unknown length (chunked): the disk fills while it is written.
-        body, ctype = multipart([("file", "big2.jpg", data)])
-        st, j = put_chunked(s, "big2.jpg", body, ctype)
-        check(st == 507 and "no space left on device" in j["error"], (st, j))
-        check(uploads(d) == set(), uploads(d))
-        check(tmp_files(d) == [], tmp_files(d))
-        # Still serving, and a small upload fits.
-        check(len(s.listing()) == 1)
-        small = jpeg_bytes(902)
-        st, _, j = s.upload("small.jpg", small)
-        check(st == 201, (st, j))
-        stopped_cleanly(s)
-    finally:
-        if s and s.proc.poll() is None:
-            s.proc.kill()
-        unmount(d)
+    with small_disk("full", 24) as d:
+        try:
+            with open(os.path.join(d, "a.jpg"), "wb") as f:
+                f.write(jpeg_bytes(900))
+            s = Server(d)
+            s.wait_idle()
+            # Known length over what the disk can take: refused before the
+            # body (curl asks with Expect: 100-continue, as here).
+            data = jpeg_bytes(901) + os.urandom(30 << 20)
+            body, ctype = multipart([("file", "big.jpg", data)])
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            c.sendall((f"PUT /image/big.jpg HTTP/1.1\r\nHost: x\r\n"
+                       f"Content-Type: {ctype}\r\nExpect: 100-continue\r\n"
+                       f"Content-Length: {len(body)}\r\n\r\n").encode())
+            reply = c.recv(65536)
+            c.close()
+            check(reply.startswith(b"HTTP/1.1 507") and
+                  b"no space left on device" in reply, reply[:300])
+            # Unknown length (chunked): the disk fills while it is written.
+            body, ctype = multipart([("file", "big2.jpg", data)])
+            st, j = put_chunked(s, "big2.jpg", body, ctype)
+            check(st == 507 and "no space left on device" in j["error"], (st, j))
+            check(uploads(d) == set(), uploads(d))
+            check(tmp_files(d) == [], tmp_files(d))
+            # Still serving, and a small upload fits.
+            check(len(s.listing()) == 1)
+            small = jpeg_bytes(902)
+            st, _, j = s.upload("small.jpg", small)
+            check(st == 201, (st, j))
+            stopped_cleanly(s)
+        finally:
+            if s and s.proc.poll() is None:
+                s.proc.kill()
 
 
 def fill_disk(d):
@@ -1066,89 +1075,73 @@ def fill_disk(d):
 
 @test("full disk at start: serves read-only, says so, 507 for uploads, recovers by itself")
 def _():
-    d = small_disk("fullstart", 24)
-    if not d:
-        raise Skip("cannot mount a small tmpfs here")
     s = None
-    try:
-        for i in range(3):
-            with open(os.path.join(d, f"p{i}.jpg"), "wb") as f:
-                f.write(jpeg_bytes(910 + i))
-        s = Server(d)
-        s.wait_idle()
-        check(s.stop() == 0)
-        with open(os.path.join(d, "new.jpg"), "wb") as f:
-            f.write(jpeg_bytes(920))
-        filler = fill_disk(d)
-        s = Server(d)
-        st = s.wait_idle()
-        check(st["writable"] is False, st)
-        check("no space left on device" in st.get("read_only_reason", ""), st)
-        # The scan saw a new file but could commit nothing: it says so.
-        check(st["last_scan_stats"]["added"] == 0 and
-              st["last_scan_stats"]["result"] != "success", st)
-        lst = s.listing()
-        check(len(lst) == 3, sorted(e["filename"] for e in lst.values()))
-        one = sha(jpeg_bytes(910))
-        stc, _, body = s.request("GET", "/thumbnail/" + one)
-        check(stc == 200 and body[:4] == b"\x89PNG", stc)
-        stc, _, body = s.request("GET", "/image/" + one)
-        check(stc == 200 and body == jpeg_bytes(910))
-        stc, h, j = s.upload("more.jpg", jpeg_bytes(921))
-        check(stc == 507 and "no space left on device" in j["error"], (stc, j))
-        check(any("read-only" in l for l in s.log), s.log[-5:])
-        # Space comes back: writable again within seconds, uploads work.
-        os.unlink(filler)
-        end = time.time() + 15
-        while time.time() < end:
-            st = s.json("GET", "/status")[2]
-            if st["writable"]:
-                break
-            time.sleep(0.5)
-        check(st["writable"] is True, st)
-        stc, _, j = s.upload("more.jpg", jpeg_bytes(921))
-        check(stc == 201, (stc, j))
-        check(sha(jpeg_bytes(921)) in s.listing())
-        stopped_cleanly(s)
-    finally:
-        if s and s.proc.poll() is None:
-            s.proc.kill()
-        unmount(d)
+    with small_disk("fullstart", 24) as d:
+        try:
+            for i in range(3):
+                with open(os.path.join(d, f"p{i}.jpg"), "wb") as f:
+                    f.write(jpeg_bytes(910 + i))
+            s = Server(d)
+            s.wait_idle()
+            check(s.stop() == 0)
+            with open(os.path.join(d, "new.jpg"), "wb") as f:
+                f.write(jpeg_bytes(920))
+            filler = fill_disk(d)
+            s = Server(d)
+            st = s.wait_idle()
+            check(st["writable"] is False, st)
+            check("no space left on device" in st.get("read_only_reason", ""), st)
+            # The scan saw a new file but could commit nothing: it says so.
+            check(st["last_scan_stats"]["added"] == 0 and
+                  st["last_scan_stats"]["result"] != "success", st)
+            lst = s.listing()
+            check(len(lst) == 3, sorted(e["filename"] for e in lst.values()))
+            one = sha(jpeg_bytes(910))
+            stc, _, body = s.request("GET", "/thumbnail/" + one)
+            check(stc == 200 and body[:4] == b"\x89PNG", stc)
+            stc, _, body = s.request("GET", "/image/" + one)
+            check(stc == 200 and body == jpeg_bytes(910))
+            stc, h, j = s.upload("more.jpg", jpeg_bytes(921))
+            check(stc == 507 and "no space left on device" in j["error"], (stc, j))
+            check(any("read-only" in l for l in s.log), s.log[-5:])
+            # Space comes back: writable again within seconds, uploads work.
+            os.unlink(filler)
+            st = wait_writable(s)
+            check(st["writable"] is True, st)
+            stc, _, j = s.upload("more.jpg", jpeg_bytes(921))
+            check(stc == 201, (stc, j))
+            check(sha(jpeg_bytes(921)) in s.listing())
+            stopped_cleanly(s)
+        finally:
+            if s and s.proc.poll() is None:
+                s.proc.kill()
 
 
 @test("a brand-new folder on a full disk: starts, serves an empty library read-only, takes uploads once there is room")
 def _():
-    d = small_disk("fullnew", 24)
-    if not d:
-        raise Skip("cannot mount a small tmpfs here")
     s = None
-    try:
-        with open(os.path.join(d, "p.jpg"), "wb") as f:
-            f.write(jpeg_bytes(930))
-        filler = fill_disk(d)
-        s = Server(d)
-        st = s.wait_idle()
-        check(st["writable"] is False, st)
-        check(s.listing() == {}, "the library is not empty")
-        stc, _, j = s.upload("more.jpg", jpeg_bytes(931))
-        check(stc == 507, (stc, j))
-        os.unlink(filler)
-        end = time.time() + 15
-        while time.time() < end:
-            st = s.json("GET", "/status")[2]
-            if st["writable"]:
-                break
-            time.sleep(0.5)
-        check(st["writable"] is True, st)
-        check(os.path.exists(os.path.join(d, ".mediaindex", "index.sqlite3")),
-              "no catalog made once there was room")
-        stc, _, j = s.upload("more.jpg", jpeg_bytes(931))
-        check(stc == 201, (stc, j))
-        stopped_cleanly(s)
-    finally:
-        if s and s.proc.poll() is None:
-            s.proc.kill()
-        unmount(d)
+    with small_disk("fullnew", 24) as d:
+        try:
+            with open(os.path.join(d, "p.jpg"), "wb") as f:
+                f.write(jpeg_bytes(930))
+            filler = fill_disk(d)
+            s = Server(d)
+            st = s.wait_idle()
+            check(st["writable"] is False, st)
+            check(s.listing() == {}, "the library is not empty")
+            stc, _, j = s.upload("more.jpg", jpeg_bytes(931))
+            check(stc == 507, (stc, j))
+            os.unlink(filler)
+            st = wait_writable(s)
+            check(st["writable"] is True, st)
+            check(os.path.exists(os.path.join(d, ".mediaindex", "index.sqlite3")),
+                  "no catalog made once there was room")
+            stc, _, j = s.upload("more.jpg", jpeg_bytes(931))
+            check(stc == 201, (stc, j))
+            stopped_cleanly(s)
+        finally:
+            if s and s.proc.poll() is None:
+                s.proc.kill()
 
 
 def held_server(name):
