@@ -128,6 +128,25 @@ MI_EXTERN void mi_hash_to_hex(char out[MI_HASH_HEX_LEN + 1],
 MI_EXTERN mi_status mi_hash_from_hex(uint8_t out[MI_HASH_SIZE], const char *hex);
 
 /* ---------------------------------------------------------------------- */
+/* Media types                                                             */
+
+#define MI_MEDIA_VIDEO   0x1u /* a video (otherwise an image) */
+#define MI_MEDIA_UPLOAD  0x2u /* accepted by mi_store_* (and thumbnailed) */
+#define MI_MEDIA_PREVIEW 0x4u /* an image browsers cannot show themselves:
+                                 mi_preview_get() makes a JPEG of it */
+
+/**
+ * The `i`-th file-name extension the library indexes (lower case, without
+ * the dot), counting from 0; NULL past the last, so a client can list what
+ * the library takes (a gallery's upload filter, say) without a copy of its
+ * own.  `mime` and `flags` (MI_MEDIA_*) receive the type's MIME string and
+ * properties; either may be NULL.  The strings are static.
+ * Thread safety: any thread.
+ */
+MI_EXTERN const char *mi_media_type_at(size_t i, const char **mime,
+                                       unsigned int *flags);
+
+/* ---------------------------------------------------------------------- */
 /* The index                                                               */
 
 /**

@@ -32,10 +32,11 @@ static const mi_media_type media_types[] = {
     { "webp", "image/webp", MI_KIND_IMAGE, "webp" , false },
     { "heic", "image/heic", MI_KIND_IMAGE, "heif" , false },
     { "heif", "image/heif", MI_KIND_IMAGE, "heif" , false },
-    { "heics", "image/heic-sequence", MI_KIND_IMAGE, NULL , false },
-    { "heifs", "image/heif-sequence", MI_KIND_IMAGE, NULL , false },
+    { "heics", "image/heic-sequence", MI_KIND_IMAGE, "heif" , false },
+    { "heifs", "image/heif-sequence", MI_KIND_IMAGE, "heif" , false },
     { "avif", "image/avif", MI_KIND_IMAGE, "heif" , false },
-    { "hif", "image/avif", MI_KIND_IMAGE, "heif" , false },
+    /* Canon's and Fujifilm's in-camera HEIF: HEVC, not AV1. */
+    { "hif", "image/heif", MI_KIND_IMAGE, "heif" , false },
     { "jxl", "image/jxl", MI_KIND_IMAGE, NULL , false },
     { "ico", "image/vnd.microsoft.icon", MI_KIND_IMAGE, NULL , false },
     { "svg", "image/svg+xml", MI_KIND_IMAGE, NULL , false },
@@ -320,4 +321,25 @@ bool mi_media_browser_shows(const mi_media_type *t)
         if (strcmp(t->mime, mimes[i]) == 0)
             return true;
     return false;
+}
+
+const char *mi_media_type_at(size_t i, const char **mime, unsigned int *flags)
+{
+    const mi_media_type *t;
+
+    if (i >= MI_ARRAY_LEN(media_types))
+        return NULL;
+    t = &media_types[i];
+    if (mime)
+        *mime = t->mime;
+    if (flags) {
+        *flags = 0;
+        if (t->kind == MI_KIND_VIDEO)
+            *flags |= MI_MEDIA_VIDEO;
+        if (t->upload)
+            *flags |= MI_MEDIA_UPLOAD;
+        if (t->kind == MI_KIND_IMAGE && t->upload && !mi_media_browser_shows(t))
+            *flags |= MI_MEDIA_PREVIEW;
+    }
+    return t->ext;
 }

@@ -6,6 +6,8 @@
  *   GET|HEAD /status                 scan state, counts
  *   GET|HEAD /api/problems           files that could not be read or
  *                                    thumbnailed, and why
+ *   GET|HEAD /api/formats            the file types the library indexes,
+ *                                    accepts as uploads, makes previews of
  *   GET|HEAD /thumbnail/<sha256>     the 256x256 PNG
  *   GET|HEAD /preview/<sha256>       a 1600 px JPEG of HEIC, TIFF, raw
  *   GET|HEAD /image/<sha256>         the original bytes (Range, ETag)
@@ -409,6 +411,37 @@ static void route_problems(struct req *r, const char *limit_arg)
 }
 
 /* ---------------------------------------------------------------------- */
+/* GET /api/formats: the library's own table of media types                */
+
+/* {"types": [{"ext", "mime", "video", "upload", "preview"}, ...]}: one
+ * list for every client (the gallery's upload filter and viewer read it),
+ * so none keeps a copy that drifts from what the server takes. */
+static void route_formats(struct req *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "types") : NULL;
+    bool ok = list != NULL;
+    const char *ext, *mime;
+    unsigned int flags;
+
+    for (size_t i = 0; ok && (ext = mi_media_type_at(i, &mime, &flags)); i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        ok = e && cJSON_AddItemToArray(list, e) &&
+             cJSON_AddStringToObject(e, "ext", ext) &&
+             cJSON_AddStringToObject(e, "mime", mime) &&
+             cJSON_AddBoolToObject(e, "video", (flags & MI_MEDIA_VIDEO) != 0) &&
+             cJSON_AddBoolToObject(e, "upload", (flags & MI_MEDIA_UPLOAD) != 0) &&
+             cJSON_AddBoolToObject(e, "preview", (flags & MI_MEDIA_PREVIEW) != 0);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    send_cjson(r, 200, o, "Cache-Control: no-cache\r\n");
+}
+
+/* ---------------------------------------------------------------------- */
 /* The web gallery                                                         */
 
 /* The page loads nothing from elsewhere and runs no inline code. */
@@ -497,6 +530,11 @@ static void route(struct req *r, const struct path *p)
             query_var(r, "limit", limit, sizeof(limit));
             route_problems(r, limit);
         } else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (p->n == 2 && is(p, 0, "api") && is(p, 1, "formats")) {
+        if (get_or_head(r))
+            route_formats(r);
+        else
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 1 && is(p, 0, "status")) {
         if (get_or_head(r))

@@ -13,8 +13,23 @@
   const MONTH_GAP = 12;      // extra space after a month
   const MAX_ASPECT = 3;      // panoramas are cropped to this
   const UPLOAD_PARALLEL = 3;
-  const VIDEO_EXT = /\.(mp4|m4v|mov|webm|mkv|avi|3gp|3g2|mts|m2ts|mpg|mpeg|wmv|ogv)$/i;
-  const MEDIA_EXT = /\.(jpe?g|png|gif|bmp|webp|heic|heif|avif|tiff?|dng|cr2|cr3|nef|nrw|arw|pef|srw|orf|rw2|raf)$/i;
+  // What the server takes, from its own table (GET /api/formats): the
+  // extensions it accepts as uploads and the MIME types it makes JPEG
+  // previews of (HEIC, TIFF, raw...).  Filled once at start.
+  const formats = { upload: new Set(), preview: new Set() };
+  const formatsReady = fetch('/api/formats')
+    .then((r) => (r.ok ? r.json() : { types: [] }))
+    .catch(() => ({ types: [] }))
+    .then((f) => {
+      for (const t of (f && f.types) || []) {
+        if (t.upload) formats.upload.add(t.ext);
+        if (t.preview) formats.preview.add(t.mime);
+      }
+      // The picker offers photos and videos as the system knows them, and
+      // every extension the server takes (raw files often have no image/
+      // type on the client's system).
+      $('file-input').accept = ['image/*', 'video/*', ...[...formats.upload].map((x) => '.' + x)].join(',');
+    });
 
   const monthFmt = new Intl.DateTimeFormat(undefined, { month: 'long', year: 'numeric' });
   const shortMonthFmt = new Intl.DateTimeFormat(undefined, { month: 'short' });
@@ -70,8 +85,7 @@
     if (!Number.isFinite(t)) t = 0;
     const name = String(e.filename || e.original_filename || (e.file_path || '').split('/').pop() || sha);
     const mime = typeof e.mime_type === 'string' ? e.mime_type : '';
-    const video = e.kind === 'video' || mime.startsWith('video/') ||
-      (!mime && e.kind !== 'image' && VIDEO_EXT.test(name));
+    const video = e.kind === 'video' || mime.startsWith('video/');
     const w = num(e.width), h = num(e.height);
     const known = w > 0 && h > 0;
     const lat = num(e.latitude), lon = num(e.longitude);
@@ -362,8 +376,7 @@
   function thumbURL(it) { return '/thumbnail/' + it.sha; }
   function imageURL(it) { return '/image/' + it.sha; }
   // Formats browsers cannot show: the server's JPEG preview instead.
-  const PREVIEW_MIME = /^image\/(heic|heif|heic-sequence|heif-sequence|tiff|x-(adobe-dng|canon-cr[23]|nikon-ne?[fr]w?|sony-arw|pentax-pef|samsung-srw|olympus-orf|panasonic-rw2|fuji-raf))$/;
-  function viewURL(it) { return PREVIEW_MIME.test(it.mime) ? '/preview/' + it.sha : imageURL(it); }
+  function viewURL(it) { return formats.preview.has(it.mime) ? '/preview/' + it.sha : imageURL(it); }
 
   function altText(it) {
     const kind = it.video ? 'Video' : 'Photo';
@@ -819,6 +832,25 @@
     v.hidden = true;
   }
 
+  // Whether this browser decodes a video codec, by FFmpeg's codec name
+  // (from /list).  Unknown names are tried, and caught when they fail.
+  const CODEC_TYPES = {
+    h264: 'video/mp4; codecs="avc1.640028"',
+    hevc: 'video/mp4; codecs="hvc1.1.6.L120.B0"',
+    av1: 'video/mp4; codecs="av01.0.08M.08"',
+    vp9: 'video/webm; codecs="vp9"',
+    vp8: 'video/webm; codecs="vp8"',
+    theora: 'video/ogg; codecs="theora"',
+  };
+  const NEVER_PLAYED = new Set(['mpeg4', 'prores', 'mjpeg', 'dvvideo', 'wmv1', 'wmv2', 'wmv3',
+                                'vc1', 'mpeg2video', 'mpeg1video', 'msmpeg4v3', 'h263', 'flv1']);
+  function playable(codec) {
+    if (!codec) return true;
+    if (NEVER_PLAYED.has(codec)) return false;
+    const type = CODEC_TYPES[codec];
+    return !type || el.vVideo.canPlayType(type) !== '';
+  }
+
   function showItem(it) {
     stopVideo();
     el.vNote.hidden = true;
@@ -835,12 +867,22 @@
       if (it.thumb) el.vVideo.poster = thumbURL(it); else el.vVideo.removeAttribute('poster');
       // HEVC and other codecs this browser cannot play: the poster stays,
       // with a way to the file.
-      el.vVideo.onerror = () => {
+      const cannotPlay = () => {
         if (vItem !== it) return;
+        stopVideo();
+        el.vVideo.hidden = false;   // the poster stays
         el.vNote.textContent = `This browser cannot play this video${it.codec ? ' (' + it.codec.toUpperCase() + ')' : ''}; download it to watch.`;
         el.vNote.hidden = false;
       };
-      el.vVideo.src = imageURL(it);
+      el.vVideo.onerror = cannotPlay;
+      // A browser without the video's codec often plays its sound alone
+      // (HEVC from an iPhone in Chromium): no error fires, the picture is
+      // just 0x0.  Ask first, and check the picture once it is known.
+      el.vVideo.onloadedmetadata = () => {
+        if (vItem === it && el.vVideo.videoWidth === 0) cannotPlay();
+      };
+      if (playable(it.codec)) el.vVideo.src = imageURL(it);
+      else cannotPlay();
     } else {
       if (it.thumb) {
         el.vThumb.src = thumbURL(it);
@@ -858,13 +900,15 @@
         el.vNote.textContent = 'This browser cannot show this file; download the original to open it.';
         el.vNote.hidden = false;
       };
-      el.vFull.src = viewURL(it);
+      // The server's list of previewed types arrives at start; a viewer
+      // opened before it (a link to #/photo/...) waits for it.
+      formatsReady.then(() => { if (vItem === it) el.vFull.src = viewURL(it); });
       if (it.motion) {
         // The motion plays when the picture is pressed or pointed at.
         const play = () => {
           if (vItem !== it) return;
           const v = el.vVideo;
-          v.onerror = null;
+          v.onerror = v.onloadedmetadata = null;
           v.muted = true;
           v.loop = false;
           v.src = imageURL(it.motion);
@@ -1154,12 +1198,17 @@
   let needRefresh = false, insertTimer = 0;
   const pendingInserts = [];
 
+  // Exactly what the server accepts: its upload extensions.  (A browser's
+  // MIME guess is not asked: it calls .svg and .ogv image/ and video/,
+  // which the server refuses, and knows nothing of .hif or .mts.)
   function isMediaFile(f) {
-    return /^(image|video)\//.test(f.type) || MEDIA_EXT.test(f.name) || VIDEO_EXT.test(f.name);
+    const dot = f.name.lastIndexOf('.');
+    return dot > 0 && formats.upload.has(f.name.slice(dot + 1).toLowerCase());
   }
 
-  function addFiles(files) {
+  async function addFiles(files) {
     if (!files.length) return;
+    await formatsReady;
     el.uploads.hidden = false;
     for (const f of files) {
       const li = document.createElement('li');

@@ -534,7 +534,12 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   const made = make('heif-enc', ['-q', '80', '-o', path.join(dir, 'photo.heic'), src]) &&
     make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
                     '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', path.join(dir, 'clip.mp4')]) &&
-    make('ffmpeg', ['-y', '-loglevel', 'error', '-i', src, path.join(dir, 'scan.tif')]);
+    make('ffmpeg', ['-y', '-loglevel', 'error', '-i', src, path.join(dir, 'scan.tif')]) &&
+    // An iPhone-like HEVC clip with sound: browsers without HEVC play the
+    // sound alone unless the gallery notices.
+    make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=2',
+                    '-f', 'lavfi', '-i', 'sine=d=2', '-c:v', 'libx265', '-x265-params', 'log-level=error',
+                    '-tag:v', 'hvc1', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', path.join(dir, 'iphone.mov')]);
   fs.unlinkSync(src);
   // A Live Photo: a JPEG whose maker note carries Apple's id, and a MOV
   // whose QuickTime key carries the same.
@@ -558,10 +563,10 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   const b5 = await front(s5.url);
   const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'formats');
   await p.goto(b5 + '/');
-  await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 4, null, { timeout: 10000 });
+  await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 5, null, { timeout: 10000 });
   const sizes = await p.$$eval('#timeline a.cell img.loaded', (imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
-  eq(sizes, [[256, 256], [256, 256], [256, 256], [256, 256]], 'the HEIC, the TIFF, the video and the Live Photo all have a 256x256 thumbnail in the timeline');
-  eq(await p.$$eval('#timeline a.cell', (cs) => cs.length), 4, "the Live Photo's video is not a tile of its own");
+  eq(sizes, [[256, 256], [256, 256], [256, 256], [256, 256], [256, 256]], 'the HEIC, the TIFF, two videos and the Live Photo all have a 256x256 thumbnail in the timeline');
+  eq(await p.$$eval('#timeline a.cell', (cs) => cs.length), 5, "the Live Photo's video is not a tile of its own");
   eq(await p.$eval(`#timeline a.cell[href="#/photo/${shaOf['live.jpg']}"] .badge-live`, (b) => b.textContent), 'LIVE',
      'the Live Photo is marked LIVE');
   const badge = await p.$eval(`#timeline a.cell[href="#/photo/${shaOf['clip.mp4']}"] .badge`, (b) => b.textContent);
@@ -599,6 +604,41 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   await waitViewerOn(p, shaOf['clip.mp4']);
   const poster = await p.$eval('#v-video', (v) => v.getAttribute('poster'));
   eq(poster, '/thumbnail/' + shaOf['clip.mp4'], 'the video plays with its poster frame');
+  await p.waitForFunction(() => document.getElementById('v-video').videoWidth > 0, null, { timeout: 10000 });
+  ok(await p.$eval('#v-note', (n) => n.hidden), 'an H.264 clip plays, with no note');
+  await p.keyboard.press('Escape');
+  await p.waitForFunction(() => document.getElementById('viewer').hidden);
+  // The HEVC clip: a browser that decodes HEVC shows its picture; one that
+  // cannot keeps the poster and says so, instead of playing the sound alone.
+  await p.click(`#timeline a.cell[href="#/photo/${shaOf['iphone.mov']}"]`);
+  await waitViewerOn(p, shaOf['iphone.mov']);
+  const hevc = await p.$eval('#v-video', (v) => v.canPlayType('video/mp4; codecs="hvc1.1.6.L120.B0"'));
+  await p.waitForFunction(() => {
+    const v = document.getElementById('v-video');
+    return v.videoWidth > 0 || !document.getElementById('v-note').hidden;
+  }, null, { timeout: 10000 });
+  const seen = await p.$eval('#v-video', (v) => ({
+    note: document.getElementById('v-note').hidden ? '' : document.getElementById('v-note').textContent,
+    width: v.videoWidth, poster: v.getAttribute('poster'), hidden: v.hidden,
+    playing: !!v.getAttribute('src') && !v.paused }));
+  if (seen.width > 0) {
+    ok(hevc !== '', `this browser plays HEVC (canPlayType ${JSON.stringify(hevc)}) and shows its picture`);
+  } else {
+    ok(/cannot play this video \(HEVC\)/.test(seen.note), `the viewer says the HEVC clip cannot be played: ${JSON.stringify(seen.note)}`);
+    eq([seen.poster, seen.hidden, seen.playing], ['/thumbnail/' + shaOf['iphone.mov'], false, false],
+       'the poster stays and nothing plays (no sound without a picture)');
+  }
+  await shot(p, 'desktop-viewer-hevc');
+  await p.keyboard.press('Escape');
+  await p.waitForFunction(() => document.getElementById('viewer').hidden);
+  // The upload picker takes exactly what the server takes (GET /api/formats).
+  const accept = await p.$eval('#file-input', (i) => i.accept.split(','));
+  ok(['.dng', '.heic', '.hif', '.mts', '.cr3'].every((x) => accept.includes(x)),
+     `the picker offers raw, HEIF and camera video files: ${accept.join(',')}`);
+  await p.setInputFiles('#file-input', [{ name: 'drawing.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') }]);
+  await p.waitForFunction(() => [...document.querySelectorAll('#up-list li')].some((li) => /drawing\.svg/.test(li.textContent)), null, { timeout: 5000 });
+  const svgState = await p.$$eval('#up-list li', (lis) => lis.filter((li) => /drawing\.svg/.test(li.textContent)).map((li) => li.querySelector('.up-state').textContent));
+  eq(svgState, ['Skipped: not a photo or video'], 'an SVG (image/ to the browser, refused by the server) is skipped, not sent');
   await ctx.close();
   s5.proc.kill('SIGTERM');
 });

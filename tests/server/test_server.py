@@ -956,6 +956,37 @@ def _():
     check(not sanitizer_reports(srv4), sanitizer_reports(srv4))
 
 
+@test("GET /api/formats: the library's table; what it says PUT takes, PUT takes")
+def _():
+    rootp = new_root("formats-api")
+    s = Server(rootp)
+    try:
+        s.wait_idle()
+        st, h, j = s.json("GET", "/api/formats")
+        check(st == 200 and h["content-type"] == "application/json", st)
+        t = {e["ext"]: e for e in j["types"]}
+        check(len(t) == len(j["types"]), "an extension listed twice")
+        check(t["jpg"] == {"ext": "jpg", "mime": "image/jpeg", "video": False,
+                           "upload": True, "preview": False}, t["jpg"])
+        check(t["heic"]["preview"] and t["dng"]["preview"] and t["tif"]["preview"],
+              (t["heic"], t["dng"], t["tif"]))
+        check(t["hif"]["mime"] == "image/heif", t["hif"])   # HEVC, not AVIF
+        check(not t["avif"]["preview"] and not t["webp"]["preview"], t["avif"])
+        check(t["mov"]["video"] and t["mov"]["upload"] and not t["mov"]["preview"], t["mov"])
+        check(not t["svg"]["upload"] and not t["jxl"]["upload"], (t["svg"], t["jxl"]))
+        # An extension it calls refused is refused; one it takes is taken.
+        st, _, j = s.upload("drawing.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>", filename="drawing.svg")
+        check(st == 400, (st, j))
+        st, _, j = s.upload("photo.jfif", jpeg_bytes(701), filename="photo.jfif")
+        check(st == 201, (st, j))
+        st, _, _ = s.json("POST", "/api/formats")
+        check(st == 405)
+        stopped_cleanly(s)
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+
+
 # ---- what could not be read ---------------------------------------------------
 
 @test("GET /api/problems: an undecodable image is listed with why; /status counts it")
