@@ -1148,6 +1148,51 @@ def _():
                 s.proc.kill()
 
 
+@test("full disk during a rescan: its statistics count only what it committed; all of it is indexed once there is room")
+def _():
+    s = None
+    with small_disk("fullscan", 24) as d:
+        try:
+            for i in range(3):
+                with open(os.path.join(d, f"p{i}.jpg"), "wb") as f:
+                    f.write(jpeg_bytes(940 + i))
+            s = Server(d, "--rescan_interval", "1")
+            s.wait_idle()
+            check(len(s.listing()) == 3)
+            # Fill the disk, then give back just the blocks 40 new photos
+            # take: the next rescan finds them, and has no room for their
+            # thumbnails or (once the WAL must grow) its commit.
+            filler = fill_disk(d)
+            new = [jpeg_bytes(950 + i) for i in range(40)]
+            need = sum((len(b) + 4095) // 4096 * 4096 for b in new) + 40 * 4096
+            os.truncate(filler, max(0, os.path.getsize(filler) - need))
+            for i, b in enumerate(new):
+                with open(os.path.join(d, f"new{i}.jpg"), "wb") as f:
+                    f.write(b)
+            t0 = time.time()
+            st = s.wait_idle(after=t0 + 0.1, timeout=30)
+            stats = st["last_scan_stats"]
+            listed = len(s.listing()) - 3
+            print(f"# the rescan on a full disk: {listed} of 40 listed, {stats}")
+            # Whatever got in, the statistics say exactly that much.
+            check(stats["added"] == listed, (stats, listed, st))
+            if listed < 40:
+                check(stats["result"] != "success", stats)
+            # Room again: everything is indexed, the catalog intact.
+            os.unlink(filler)
+            wait_writable(s)
+            end = time.time() + 30
+            while len(s.listing()) < 43 and time.time() < end:
+                time.sleep(0.5)
+            lst = s.listing()
+            check(len(lst) == 43, len(lst))
+            check(all(sha(b) in lst for b in new), "a new photo is missing")
+            stopped_cleanly(s)
+        finally:
+            if s and s.proc.poll() is None:
+                s.proc.kill()
+
+
 @test("a brand-new folder on a full disk: starts, serves an empty library read-only, takes uploads once there is room")
 def _():
     s = None
