@@ -1425,9 +1425,10 @@
     } else if (wasScanning) {
       wasScanning = false;
       load({ keepScroll: true, quiet: true });
-      setTimeout(pollStatus, 30000);
+      setTimeout(pollStatus, ro ? 5000 : 30000);
     } else {
-      setTimeout(pollStatus, 30000);
+      // Read-only: asked again soon, so the note goes when space returns.
+      setTimeout(pollStatus, ro ? 5000 : 30000);
     }
   }
 

@@ -643,6 +643,49 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   s5.proc.kill('SIGTERM');
 });
 
+/* A full disk: the library is served read-only, and the top bar says so */
+await step('a full disk: the gallery shows "Disk full: read-only" and still shows the photos', async () => {
+  const dir = path.join(tmp, 'fulldisk');
+  fs.mkdirSync(dir);
+  const mounted = process.getuid && process.getuid() === 0 &&
+    (() => { try { execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', dir], { stdio: 'ignore' }); return true; } catch { return false; } })();
+  if (!mounted) { skip('the read-only pill', 'cannot mount a small tmpfs here (not root)'); return; }
+  let s6;
+  try {
+    fs.writeFileSync(path.join(dir, 'kept.jpg'), makeJpeg(320, 240, 21));
+    s6 = await startServer(dir);
+    await waitIdle(s6.url, 1);
+    s6.proc.kill('SIGTERM');
+    await new Promise((r) => s6.proc.once('exit', r));
+    // Fill the disk to its last block, then start again.
+    const fd = fs.openSync(path.join(dir, 'filler.bin'), 'w');
+    for (const size of [1 << 20, 4096, 512]) {
+      const buf = Buffer.alloc(size);
+      try { for (;;) fs.writeSync(fd, buf); } catch { /* full */ }
+    }
+    fs.closeSync(fd);
+    s6 = await startServer(dir);
+    const st = await waitIdle(s6.url, 1);
+    eq(st.writable, false, '/status says the catalog cannot be written');
+    const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'fulldisk');
+    await p.goto((await front(s6.url)) + '/');
+    await p.waitForFunction(() => !document.getElementById('readonly').hidden, null, { timeout: 10000 });
+    eq(await p.$eval('#readonly', (e) => e.textContent), 'Disk full: read-only', 'the top bar says the disk is full');
+    await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 1, null, { timeout: 10000 });
+    ok(true, 'the photo is still shown, with its thumbnail');
+    await shot(p, 'desktop-disk-full');
+    // Room again: the pill goes by itself (the page asks /status again).
+    fs.unlinkSync(path.join(dir, 'filler.bin'));
+    await p.waitForFunction(() => document.getElementById('readonly').hidden, null, { timeout: 20000 });
+    ok(true, 'the pill goes once there is room');
+    await ctx.close();
+  } finally {
+    if (s6 && s6.proc.exitCode === null) s6.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    try { execFileSync('umount', ['-l', dir], { stdio: 'ignore' }); } catch { /* gone */ }
+  }
+});
+
 eq(consoleErrors, [], 'no console errors');
 
 console.log(`1..${count}`);
