@@ -863,6 +863,7 @@
     const label = altText(it);
     if (it.video) {
       el.vVideo.hidden = false;
+      el.vVideo.controls = true;
       el.vVideo.setAttribute('aria-label', label);
       if (it.thumb) el.vVideo.poster = thumbURL(it); else el.vVideo.removeAttribute('poster');
       // HEVC and other codecs this browser cannot play: the poster stays,
@@ -870,7 +871,8 @@
       const cannotPlay = () => {
         if (vItem !== it) return;
         stopVideo();
-        el.vVideo.hidden = false;   // the poster stays
+        el.vVideo.hidden = false;   // the poster stays, with no play button
+        el.vVideo.controls = false;
         el.vNote.textContent = `This browser cannot play this video${it.codec ? ' (' + it.codec.toUpperCase() + ')' : ''}; download it to watch.`;
         el.vNote.hidden = false;
       };

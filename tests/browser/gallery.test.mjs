@@ -620,13 +620,13 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   const seen = await p.$eval('#v-video', (v) => ({
     note: document.getElementById('v-note').hidden ? '' : document.getElementById('v-note').textContent,
     width: v.videoWidth, poster: v.getAttribute('poster'), hidden: v.hidden,
-    playing: !!v.getAttribute('src') && !v.paused }));
+    playing: !!v.getAttribute('src') && !v.paused, controls: v.controls }));
   if (seen.width > 0) {
     ok(hevc !== '', `this browser plays HEVC (canPlayType ${JSON.stringify(hevc)}) and shows its picture`);
   } else {
     ok(/cannot play this video \(HEVC\)/.test(seen.note), `the viewer says the HEVC clip cannot be played: ${JSON.stringify(seen.note)}`);
-    eq([seen.poster, seen.hidden, seen.playing], ['/thumbnail/' + shaOf['iphone.mov'], false, false],
-       'the poster stays and nothing plays (no sound without a picture)');
+    eq([seen.poster, seen.hidden, seen.playing, seen.controls], ['/thumbnail/' + shaOf['iphone.mov'], false, false, false],
+       'the poster stays, with no play button, and nothing plays (no sound without a picture)');
   }
   await shot(p, 'desktop-viewer-hevc');
   await p.keyboard.press('Escape');
