@@ -436,6 +436,46 @@ def _():
         stopped_cleanly(s)
 
 
+@test("truncated HEIC, AVIF, WebP, TIFF and DNG on disk: each listed without a thumbnail, with a reason; a whole one beside them decodes, and a DNG cut in its raw data keeps its preview")
+def _():
+    need("photo.heic", "photo.avif", "photo.webp", "o1.tif", "jpeg.dng")
+    root = new_root("truncated")
+    cut = {}
+    for n in ("photo.heic", "photo.avif", "photo.webp", "o1.tif", "jpeg.dng"):
+        data = open(fixtures()[n], "rb").read()
+        # A fifth of each; the DNG inside its first IFD.
+        cut["cut-" + n] = data[:100] if n.endswith(".dng") else data[:max(64, len(data) // 5)]
+        with open(os.path.join(root, "cut-" + n), "wb") as f:
+            f.write(cut["cut-" + n])
+    shutil.copy(fixtures()["photo.heic"], os.path.join(root, "whole.heic"))
+    # A DNG cut inside its raw data (the last 16 KiB, after the preview):
+    # its whole embedded preview still makes the thumbnail.
+    data = open(fixtures()["jpeg.dng"], "rb").read()
+    with open(os.path.join(root, "rawcut.dng"), "wb") as f:
+        f.write(data[:len(data) - 8000])
+    s = Server(root)
+    try:
+        s.wait_idle(timeout=60)
+        lst = by_name(s.listing())
+        check(set(lst) == set(cut) | {"whole.heic", "rawcut.dng"}, sorted(lst))
+        for n in ("whole.heic", "rawcut.dng"):
+            check(lst[n]["thumbnail_file"], f"{n} has no thumbnail")
+            thumb(s, lst[n])
+        for n in cut:
+            check(lst[n]["thumbnail_file"] is None, f"{n}: {lst[n]['thumbnail_file']}")
+            st, _, _ = s.request("GET", "/thumbnail/" + sha(cut[n]))
+            check(st == 404, f"{n}: thumbnail {st}")
+            st, _, _ = s.request("GET", "/preview/" + sha(cut[n]))
+            check(400 <= st < 500, f"{n}: preview {st}")
+        st, _, j = s.json("GET", "/api/problems")
+        why = {p["path"]: p["reason"] for p in j["problems"]}
+        check(set(why) == set(cut), why)
+        check(all(why[n] for n in cut), why)
+        print("# " + "; ".join(f"{n}: {why[n]}" for n in sorted(why)))
+    finally:
+        stopped_cleanly(s)
+
+
 @test("uploads of each format: 201, then 200 for the same bytes; a truncated or fake video is refused with 400")
 def _():
     f = fixtures()
