@@ -30,11 +30,15 @@ enum mi_dformat {
     MI_DFMT_VIDEO = 5,   /* libavformat + libavcodec */
 };
 
+#define MI_DREQ_MAX_BOX 4096u
+
 typedef struct mi_dreq {
     uint32_t magic;
     uint32_t op;          /* mi_dop */
-    uint32_t box;         /* the pixels must cover box x box once
-                             shrunk to fit it; no side over 2 * box */
+    uint32_t box;         /* 1..MI_DREQ_MAX_BOX: the pixels must cover
+                             box x box once shrunk to fit it; no side
+                             over 2 * box (mi-decode answers with the
+                             image fitted to 2 * box, never enlarged) */
     uint32_t format;      /* mi_dformat: what the name and bytes say;
                              the helper checks the bytes again */
     uint64_t max_pixels;  /* decoders refuse images over this */

@@ -43,8 +43,12 @@ int64_t dfile_seek(dfile *f, int64_t off, int whence);
 int djob_fail(djob *j, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Answer with these RGBA (or RGB, channels = 3) rows, box-shrunk so that
- * no side exceeds 2 * box.  Returns MI_OK or MI_ENOMEM. */
+/* Answer with these RGBA (or RGB, channels = 3) rows, fitted to 2 * box:
+ * the long side is exactly min(2 * box, its own), the other in
+ * proportion (never enlarged).  Whole blocks are averaged first while the
+ * result still covers that size, then a filtered resample makes it exact,
+ * so the memory is a few times the answer's.  Returns MI_OK, MI_EFORMAT
+ * (no pixels) or MI_ENOMEM. */
 int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
                 int channels);
 
@@ -56,6 +60,13 @@ void decode_init(void);
 
 /* The decoder the request names (it resets the stream position). */
 int decode_file(djob *j);
+
+/* The request loop (serve.c): one request and its descriptor from
+ * `sock`, false at the end of the stream or on a malformed message (any
+ * descriptor that came with it closed); and its answer, written to `sock`
+ * (the descriptor closed).  `faults`: MI_DECODE_FAULTS, see main.c. */
+bool dserve_receive(int sock, mi_dreq *req, int *fd);
+void dserve_handle(int sock, const mi_dreq *req, int fd, bool faults);
 
 int decode_heif(djob *j);
 int decode_webp(djob *j);

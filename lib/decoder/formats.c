@@ -42,9 +42,29 @@ void decode_init(void)
     av_log_set_level(AV_LOG_QUIET);
 }
 
-/* The box-fitted size of a w x h image: what the pixels must cover. */
+/* A size read from the file, before any arithmetic on it: no pixels (a
+ * side of 0, or negative from a signed field) is not an image, and a side
+ * over MAX_SIDE is refused.  Returns MI_OK or the job's failure. */
+static int check_size(djob *j, int64_t w, int64_t h)
+{
+    if (w <= 0 || h <= 0)
+        return djob_fail(j, MI_EFORMAT, "an image of %lld x %lld pixels",
+                         (long long)w, (long long)h);
+    if (w > MAX_SIDE || h > MAX_SIDE)
+        return djob_fail(j, MI_ETOOBIG, "%lld x %lld pixels, over the decoder's limit",
+                         (long long)w, (long long)h);
+    return MI_OK;
+}
+
+/* The box-fitted size of a w x h image (never enlarged).  Callers have
+ * passed the sizes through check_size(); a size that was not is 1 x 1
+ * rather than a division by zero. */
 static void fit(int w, int h, int box, int *tw, int *th)
 {
+    if (w < 1 || h < 1 || box < 1) {
+        *tw = *th = 1;
+        return;
+    }
     if (w >= h) {
         *tw = w < box ? w : box;
         *th = (int)(((int64_t)h * *tw + w / 2) / w);
@@ -112,6 +132,8 @@ int decode_heif(djob *j)
      * decoded pixels have too: EXIF's orientation does not apply. */
     w = heif_image_handle_get_width(h);
     hh = heif_image_handle_get_height(h);
+    if (check_size(j, w, hh) != MI_OK)
+        goto out;
     j->res->full_w = (uint32_t)w;
     j->res->full_h = (uint32_t)hh;
     j->res->orientation = 1;
@@ -120,22 +142,26 @@ int decode_heif(djob *j)
     if (j->req->op != MI_DOP_PIXELS)
         goto out;
 
-    /* The smallest embedded thumbnail that covers the box, else the
-     * image itself. */
-    fit(w, hh, (int)j->req->box, &tw, &th);
+    /* The smallest embedded thumbnail that covers twice the box (what
+     * djob_pixels answers with), else the smallest that covers the box,
+     * else the image itself.  A thumbnail no smaller than the image, or
+     * of a size it may not have, is not one. */
     use = h;
     n = heif_image_handle_get_number_of_thumbnails(h);
-    if (n > 0 && n <= 16) {
+    for (int pass = 2; pass >= 1 && use == h && n > 0 && n <= 16; pass--) {
         heif_item_id ids[16];
         int got = heif_image_handle_get_list_of_thumbnail_IDs(h, ids, n);
+        fit(w, hh, pass * (int)j->req->box, &tw, &th);
         for (int i = 0; i < got; i++) {
             struct heif_image_handle *t = NULL;
+            int t_w, t_h;
             if (heif_image_handle_get_thumbnail(h, ids[i], &t).code != heif_error_Ok)
                 continue;
-            if (heif_image_handle_get_width(t) >= tw &&
-                heif_image_handle_get_height(t) >= th &&
-                (use == h || heif_image_handle_get_width(t) <
-                                 heif_image_handle_get_width(use))) {
+            t_w = heif_image_handle_get_width(t);
+            t_h = heif_image_handle_get_height(t);
+            if (t_w >= tw && t_h >= th && t_w <= w && t_h <= hh &&
+                !too_many(j, (uint64_t)t_w, (uint64_t)t_h) &&
+                (use == h || t_w < heif_image_handle_get_width(use))) {
                 if (use != h)
                     heif_image_handle_release(use);
                 use = t;
@@ -199,6 +225,9 @@ int decode_webp(djob *j)
         WebPDemuxDelete(dmx);
         return djob_fail(j, MI_EFORMAT, "a WebP image without a frame");
     }
+    if (check_size(j, WebPDemuxGetI(dmx, WEBP_FF_CANVAS_WIDTH),
+                   WebPDemuxGetI(dmx, WEBP_FF_CANVAS_HEIGHT)) != MI_OK)
+        goto out;
     j->res->full_w = WebPDemuxGetI(dmx, WEBP_FF_CANVAS_WIDTH);
     j->res->full_h = WebPDemuxGetI(dmx, WEBP_FF_CANVAS_HEIGHT);
     dtext(j->res->codec, sizeof j->res->codec, "webp");
@@ -209,11 +238,10 @@ int decode_webp(djob *j)
         djob_fail(j, MI_EFORMAT, "a WebP frame libwebp cannot read");
         goto out;
     }
-    if (too_many(j, (uint64_t)cfg.input.width, (uint64_t)cfg.input.height) &&
-        (uint64_t)cfg.input.width * (uint64_t)cfg.input.height > 16383ull * 16383ull) {
-        djob_fail(j, MI_ETOOBIG, "too many pixels");
+    /* (libwebp scales while it decodes: the frame is never held whole,
+     * so only the sides are limited, not the pixel count.) */
+    if (check_size(j, cfg.input.width, cfg.input.height) != MI_OK)
         goto out;
-    }
     /* Decode straight to twice the box (never enlarged). */
     fit(cfg.input.width, cfg.input.height, 2 * (int)j->req->box, &tw, &th);
     cfg.options.use_scaling = 1;
@@ -290,14 +318,16 @@ int decode_tiff(djob *j)
     TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orient);
     if (orient < 1 || orient > 8)
         orient = 1;
+    if (check_size(j, w, h) != MI_OK)
+        goto out;
     j->res->full_w = w;
     j->res->full_h = h;
     j->res->orientation = orient;
     dtext(j->res->codec, sizeof j->res->codec, "tiff");
     if (j->req->op != MI_DOP_PIXELS)
         goto out;
-    if (w == 0 || h == 0 || too_many(j, w, h)) {
-        djob_fail(j, w && h ? MI_ETOOBIG : MI_EFORMAT, "%u x %u pixels", w, h);
+    if (too_many(j, w, h)) {
+        djob_fail(j, MI_ETOOBIG, "%u x %u pixels, over the decoder's limit", w, h);
         goto out;
     }
     if (!TIFFRGBAImageOK(tif, emsg) || !TIFFRGBAImageBegin(&img, tif, 0, emsg)) {
@@ -340,9 +370,14 @@ static int jpeg_pixels(djob *j, const uint8_t *jpg, size_t len)
         tjDestroy(tj);
         return djob_fail(j, MI_EFORMAT, "the embedded preview is not a JPEG");
     }
-    /* The smallest DCT scale (1/8 .. 1) that still covers the box. */
+    if (check_size(j, w, h) != MI_OK) {
+        tjDestroy(tj);
+        return j->res->status;
+    }
+    /* The smallest DCT scale (1/8 .. 1) that still covers twice the box
+     * (what djob_pixels answers with), else the whole preview. */
     sf = tjGetScalingFactors(&n);
-    fit(w, h, (int)j->req->box, &tw, &th);
+    fit(w, h, 2 * (int)j->req->box, &tw, &th);
     {
         int bw = w, bh = h;
         for (int i = 0; sf && i < n; i++) {
@@ -396,6 +431,8 @@ int decode_raw(djob *j)
         djob_fail(j, MI_EFORMAT, "not a camera raw file libraw can read");
         goto out;
     }
+    if (check_size(j, lr->sizes.width, lr->sizes.height) != MI_OK)
+        goto out;
     flip = lr->sizes.flip;
     j->res->orientation = flip == 3 ? 3 : flip == 5 ? 8 : flip == 6 ? 6 : 1;
     j->res->full_w = lr->sizes.width;
@@ -427,9 +464,13 @@ int decode_raw(djob *j)
     if (t->type == LIBRAW_IMAGE_JPEG) {
         /* The preview's size, before the raw file's flip. */
         jpeg_pixels(j, t->data, t->data_size);
-    } else if (t->type == LIBRAW_IMAGE_BITMAP && t->bits == 8 && t->colors == 3 &&
-               (size_t)t->width * t->height * 3 <= t->data_size) {
-        djob_pixels(j, t->data, t->width, t->height, (size_t)t->width * 3, 3);
+    } else if (t->type == LIBRAW_IMAGE_BITMAP && t->bits == 8 && t->colors == 3) {
+        if (check_size(j, t->width, t->height) != MI_OK)
+            ;
+        else if ((size_t)t->width * t->height * 3 > t->data_size)
+            djob_fail(j, MI_EFORMAT, "the raw file's preview is cut short");
+        else
+            djob_pixels(j, t->data, t->width, t->height, (size_t)t->width * 3, 3);
         j->res->flags &= ~MI_DRES_ALPHA;
     } else {
         djob_fail(j, MI_EUNSUPPORTED, "the raw file's preview is in a form we do not read");
@@ -645,6 +686,13 @@ static int poster(djob *j, AVFormatContext *fc, AVStream *st)
         djob_fail(j, MI_EFORMAT, "no frame of the video could be decoded");
         goto out;
     }
+    /* The frame's own size, which need not be the stream's. */
+    if (check_size(j, fr->width, fr->height) != MI_OK)
+        goto out;
+    if (too_many(j, (uint64_t)fr->width, (uint64_t)fr->height)) {
+        djob_fail(j, MI_ETOOBIG, "a video frame of %d x %d", fr->width, fr->height);
+        goto out;
+    }
     fit(fr->width, fr->height, 2 * (int)j->req->box, &tw, &th);
     sws = sws_getContext(fr->width, fr->height, fr->format, tw, th, AV_PIX_FMT_RGBA,
                          SWS_AREA, NULL, NULL, NULL);
@@ -703,6 +751,8 @@ int decode_video(djob *j)
         djob_fail(j, MI_EFORMAT, "the video stream has no picture size");
         goto out;
     }
+    if (check_size(j, st->codecpar->width, st->codecpar->height) != MI_OK)
+        goto out;
     /* A file cut short keeps its index (moov first) but not the data
      * the index points at: a half-transferred upload. */
     {

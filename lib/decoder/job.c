@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mediaindex.h"
+#include "mi-private.h"     /* mi_stbir_resize_rgba (stb-resize.c) */
 
 /* ---------------------------------------------------------------------- */
 /* Files and answers                                                      */
@@ -100,47 +101,86 @@ void dtext(char *out, size_t n, const char *in)
     out[k] = '\0';
 }
 
-int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
-                int channels)
+/* Average f x f blocks of w x h pixels (RGB or RGBA) into ow x oh RGBA,
+ * colour weighted by alpha; the blocks at the right and bottom edges may
+ * be partial. */
+static void box_shrink(uint8_t *out, int ow, int oh, const uint8_t *px,
+                       int w, int h, size_t stride, int channels, int f)
 {
-    int lim = 2 * (int)j->req->box, f = 1, ow, oh;
-    uint8_t *out;
-
-    if (w <= 0 || h <= 0)
-        return djob_fail(j, MI_EFORMAT, "the image has no pixels");
-    while ((w + f - 1) / f > lim || (h + f - 1) / f > lim)
-        f++;
-    ow = (w + f - 1) / f;
-    oh = (h + f - 1) / f;
-    out = malloc((size_t)ow * (size_t)oh * 4);
-    if (!out)
-        return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
-            unsigned sum[4] = { 0, 0, 0, 0 }, cnt = 0;
+            /* 64 bits: a block may hold up to 2^32 pixels. */
+            uint64_t sum[3] = { 0, 0, 0 }, alpha = 0, cnt = 0;
+            uint8_t *o = out + ((size_t)oy * (size_t)ow + (size_t)ox) * 4;
             for (int y = oy * f; y < oy * f + f && y < h; y++) {
                 const uint8_t *p = px + (size_t)y * stride +
                                    (size_t)ox * (size_t)f * (size_t)channels;
                 for (int x = ox * f; x < ox * f + f && x < w; x++) {
-                    sum[0] += p[0];
-                    sum[1] += p[1];
-                    sum[2] += p[2];
-                    sum[3] += channels == 4 ? p[3] : 255;
+                    unsigned a = channels == 4 ? p[3] : 255;
+                    sum[0] += (uint64_t)p[0] * a;
+                    sum[1] += (uint64_t)p[1] * a;
+                    sum[2] += (uint64_t)p[2] * a;
+                    alpha += a;
                     p += channels;
                     cnt++;
                 }
             }
-            for (int c = 0; c < 4; c++)
-                out[((size_t)oy * (size_t)ow + (size_t)ox) * 4 + (size_t)c] =
-                    (uint8_t)((sum[c] + cnt / 2) / cnt);
+            for (int c = 0; c < 3; c++)
+                o[c] = alpha ? (uint8_t)((sum[c] + alpha / 2) / alpha) : 0;
+            o[3] = (uint8_t)((alpha + cnt / 2) / cnt);
         }
+    }
+}
+
+int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
+                int channels)
+{
+    int lim = 2 * (int)j->req->box, f = 1, tw, th, ow, oh;
+    uint8_t *mid, *out;
+
+    if (w <= 0 || h <= 0 || lim < 1)
+        return djob_fail(j, MI_EFORMAT, "the image has no pixels");
+    /* The answer's size: the long side min(lim, its own), the other in
+     * proportion, rounded as the library rounds its own fits. */
+    if (w >= h) {
+        tw = w < lim ? w : lim;
+        th = (int)(((int64_t)h * tw + w / 2) / w);
+    } else {
+        th = h < lim ? h : lim;
+        tw = (int)(((int64_t)w * th + h / 2) / h);
+    }
+    if (tw < 1)
+        tw = 1;
+    if (th < 1)
+        th = 1;
+    /* The largest whole factor that still leaves at least tw x th: less
+     * than twice the answer's sides, so the resample below works at a
+     * ratio under 2 and the intermediate is under 4 answers. */
+    while ((w + f) / (f + 1) >= tw && (h + f) / (f + 1) >= th)
+        f++;
+    ow = (w + f - 1) / f;
+    oh = (h + f - 1) / f;
+    mid = malloc((size_t)ow * (size_t)oh * 4);
+    if (!mid)
+        return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
+    box_shrink(mid, ow, oh, px, w, h, stride, channels, f);
+    if (ow == tw && oh == th) {
+        out = mid;
+    } else {
+        out = malloc((size_t)tw * (size_t)th * 4);
+        if (!out || !mi_stbir_resize_rgba(mid, ow, oh, ow * 4, out, tw, th,
+                                          tw * 4, channels == 4)) {
+            free(out);
+            free(mid);
+            return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
+        }
+        free(mid);
     }
     free(j->px);
     j->px = out;
-    j->res->w = (uint32_t)ow;
-    j->res->h = (uint32_t)oh;
+    j->res->w = (uint32_t)tw;
+    j->res->h = (uint32_t)th;
     if (channels == 4)
         j->res->flags |= MI_DRES_ALPHA;
     return MI_OK;
 }
-

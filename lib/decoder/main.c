@@ -115,102 +115,6 @@ static int sandbox(void)
     return rc;
 }
 
-/* ---------------------------------------------------------------------- */
-/* Requests                                                               */
-
-static bool send_all(const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-
-    while (n > 0) {
-        ssize_t r = send(SOCK, p, n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-/* One request, with its descriptor; false at the end of the stream. */
-static bool receive(mi_dreq *req, int *fd)
-{
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = { req, sizeof *req };
-    struct msghdr msg;
-    struct cmsghdr *c;
-    ssize_t r;
-
-    *fd = -1;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    do
-        r = recvmsg(SOCK, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-    while (r < 0 && errno == EINTR);
-    for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
-    if (r != (ssize_t)sizeof *req || req->magic != MI_DPROTO_MAGIC) {
-        if (*fd >= 0)
-            close(*fd);
-        return false;
-    }
-    return true;
-}
-
-static void injected_fault(const dfile *f)
-{
-    char mark[16];
-
-    if (!faults || dfile_pread(f, mark, sizeof mark, 16) != sizeof mark)
-        return;
-    if (memcmp(mark, "mi-decode:crash!", 16) == 0)
-        raise(SIGSEGV);
-    if (memcmp(mark, "mi-decode:hang!!", 16) == 0)
-        for (;;)
-            sched_yield();
-}
-
-static void handle(const mi_dreq *req, int fd)
-{
-    mi_dres res;
-    dfile file;
-    djob job = { req, &file, &res, NULL };
-    struct stat st;
-
-    memset(&res, 0, sizeof res);
-    res.magic = MI_DPROTO_MAGIC;
-    memset(&file, 0, sizeof file);
-    file.fd = fd;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY) {
-        djob_fail(&job, MI_EINVAL, "no file came with the request");
-    } else if ((req->op != MI_DOP_META && req->op != MI_DOP_PIXELS) ||
-               (req->op == MI_DOP_PIXELS &&
-                (req->box < 1 || req->box > 4096))) {
-        djob_fail(&job, MI_EINVAL, "a request the decoder does not know");
-    } else {
-        file.size = (uint64_t)st.st_size;
-        injected_fault(&file);
-        decode_file(&job);
-    }
-    if (res.status != MI_OK || req->op != MI_DOP_PIXELS)
-        res.w = res.h = 0;
-    if (send_all(&res, sizeof res) && res.w)
-        send_all(job.px, (size_t)res.w * res.h * 4);
-    free(job.px);
-    if (file.map)
-        munmap((void *)file.map, (size_t)file.size);
-    if (fd >= 0)
-        close(fd);
-}
-
 int main(int argc, char **argv)
 {
     unsigned long long as = argc > 1 ? strtoull(argv[1], NULL, 10) : 0;
@@ -228,6 +132,14 @@ int main(int argc, char **argv)
     }
     close_range(SOCK + 1, ~0u, 0);
     faults = getenv("MI_DECODE_FAULTS") && strcmp(getenv("MI_DECODE_FAULTS"), "1") == 0;
+    /* The local time zone, loaded while files can still be opened: libraw
+     * makes raw files' dates with mktime(), which under the sandbox could
+     * not read TZ's zone file or /etc/localtime and would silently use
+     * UTC.  glibc keeps the zone in memory and, as long as TZ does not
+     * change, never reads it again.  The library (exif.c) reads EXIF
+     * times the same way, in this process's parent's zone: the helper
+     * inherits its environment, TZ included. */
+    tzset();
     decode_init();
     {
         pthread_t t;
@@ -250,7 +162,7 @@ int main(int argc, char **argv)
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (sandbox() != 0)
         return 3;
-    while (receive(&req, &fd))
-        handle(&req, fd);
+    while (dserve_receive(SOCK, &req, &fd))
+        dserve_handle(SOCK, &req, fd, faults);
     return 0;
 }
