@@ -693,6 +693,11 @@ static int poster(djob *j, AVFormatContext *fc, AVStream *st)
         djob_fail(j, MI_ETOOBIG, "a video frame of %d x %d", fr->width, fr->height);
         goto out;
     }
+    /* The picture is the frame's, whatever the stream said (found by
+     * fuzz/fuzz-proto: a WebM whose track says 64 x 33 decodes to 64 x 48,
+     * and pixels larger than the image are refused by the library). */
+    j->res->full_w = (uint32_t)fr->width;
+    j->res->full_h = (uint32_t)fr->height;
     fit(fr->width, fr->height, 2 * (int)j->req->box, &tw, &th);
     sws = sws_getContext(fr->width, fr->height, fr->format, tw, th, AV_PIX_FMT_RGBA,
                          SWS_AREA, NULL, NULL, NULL);

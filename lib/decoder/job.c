@@ -149,6 +149,21 @@ int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
         th = h < lim ? h : lim;
         tw = (int)(((int64_t)w * th + h / 2) / h);
     }
+    /* Never more than the image as stored, which the library checks the
+     * pixels against: pixels larger than it (a raw file's preview larger
+     * than its sensor, a frame larger than its stream says) are fitted
+     * into it. */
+    if (j->res->full_w && j->res->full_h &&
+        ((uint32_t)tw > j->res->full_w || (uint32_t)th > j->res->full_h)) {
+        int64_t fw = j->res->full_w, fh = j->res->full_h;
+        if ((int64_t)tw * fh > (int64_t)th * fw) {
+            th = (int)((int64_t)th * fw / tw);
+            tw = (int)fw;
+        } else {
+            tw = (int)((int64_t)tw * fh / th);
+            th = (int)fh;
+        }
+    }
     if (tw < 1)
         tw = 1;
     if (th < 1)
