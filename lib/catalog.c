@@ -87,6 +87,17 @@ static const char schema_v5[] =
     "ALTER TABLE files ADD COLUMN live_id TEXT;"
     "UPDATE files SET mtime_ns = -1 WHERE kind = 2 OR thumb IN (2, 3);";
 
+/* Version 6: contents whose preview (mi_preview_get) the decoder could not
+ * make, so that asking again does not run it again; forgotten when a row
+ * of the content is written again (the file changed back, or was read
+ * again), and swept once no row has the hash. */
+static const char schema_v6[] =
+    "CREATE TABLE IF NOT EXISTS preview_failures ("
+    "  hash BLOB PRIMARY KEY,"
+    "  status INTEGER NOT NULL,"     /* mi_status */
+    "  reason TEXT NOT NULL"
+    ") WITHOUT ROWID;";
+
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
@@ -161,8 +172,10 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 5)
         rc = sqlite3_exec(db, schema_v5, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 6)
+        rc = sqlite3_exec(db, schema_v6, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -347,6 +360,13 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->del_problem,
                      "DELETE FROM problems WHERE path = ?1");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->set_preview,
+                     "INSERT OR REPLACE INTO preview_failures (hash, status, "
+                     "reason) VALUES (?1, ?2, ?3)");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->del_preview,
+                     "DELETE FROM preview_failures WHERE hash = ?1");
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "preparing statements", errbuf, errlen);
         if (s == MI_EDB)
@@ -377,6 +397,8 @@ void mi_catalog_close(mi_conn *c)
     sqlite3_finalize(c->hashes);
     sqlite3_finalize(c->set_problem);
     sqlite3_finalize(c->del_problem);
+    sqlite3_finalize(c->set_preview);
+    sqlite3_finalize(c->del_preview);
     sqlite3_close_v2(c->db);
     free(c);
 }
@@ -462,6 +484,14 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE)
         return db_error(c->db, rc, "insert", errbuf, errlen);
+    /* Read again: its preview may be tried again. */
+    sqlite3_bind_blob(c->del_preview, 1, row->hash, MI_HASH_SIZE, SQLITE_STATIC);
+    rc = sqlite3_step(c->del_preview);
+    sqlite3_reset(c->del_preview);
+    sqlite3_clear_bindings(c->del_preview);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "forgetting a preview failure", errbuf,
+                        errlen);
     return MI_OK;
 }
 
@@ -652,6 +682,12 @@ mi_status mi_catalog_sweep_problems(mi_conn *c, int64_t scan_start_ns,
             rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(c->db,
+                          "DELETE FROM preview_failures WHERE NOT EXISTS "
+                          "(SELECT 1 FROM files WHERE files.hash = "
+                          "preview_failures.hash)",
+                          NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return db_error(c->db, rc, "sweeping problems", errbuf, errlen);
     return MI_OK;
@@ -671,4 +707,84 @@ mi_status mi_catalog_count_problems(mi_conn *c, uint64_t *out)
     }
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? MI_OK : MI_EDB;
+}
+
+mi_status mi_catalog_get_problem(mi_conn *c, const char *path, size_t path_len,
+                                 int *stage, mi_status *status, char *reason,
+                                 size_t reason_len)
+{
+    sqlite3_stmt *st = NULL;
+    mi_status s = MI_ENOTFOUND;
+
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT stage, status, reason FROM problems "
+                           "WHERE path = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return MI_EDB;
+    }
+    sqlite3_bind_blob(st, 1, path, (int)path_len, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *r = sqlite3_column_text(st, 2);
+        *stage = sqlite3_column_int(st, 0);
+        *status = (mi_status)sqlite3_column_int(st, 1);
+        mi_bufprintf(reason, reason_len, "%s", r ? (const char *)r : "");
+        s = MI_OK;
+    }
+    sqlite3_finalize(st);
+    return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Preview failures                                                        */
+
+mi_status mi_catalog_get_preview_failure(mi_conn *c,
+                                         const uint8_t hash[MI_HASH_SIZE],
+                                         mi_status *status, char *reason,
+                                         size_t reason_len)
+{
+    sqlite3_stmt *st = NULL;
+    mi_status s = MI_ENOTFOUND;
+
+    /* Prepared here, not at open: a frozen catalog of an older schema
+     * has no such table, and then has nothing to say. */
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT status, reason FROM preview_failures "
+                           "WHERE hash = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return MI_ENOTFOUND;
+    }
+    sqlite3_bind_blob(st, 1, hash, MI_HASH_SIZE, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *r = sqlite3_column_text(st, 1);
+        *status = (mi_status)sqlite3_column_int(st, 0);
+        mi_bufprintf(reason, reason_len, "%s", r ? (const char *)r : "");
+        s = MI_OK;
+    }
+    sqlite3_finalize(st);
+    return s;
+}
+
+mi_status mi_catalog_set_preview_failure(mi_conn *c,
+                                         const uint8_t hash[MI_HASH_SIZE],
+                                         mi_status status, const char *reason,
+                                         char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = c->set_preview;
+    int rc;
+
+    if (!st)
+        return MI_EACCES;
+    sqlite3_bind_blob(st, 1, hash, MI_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)status);
+    sqlite3_bind_text(st, 3, reason && *reason ? reason : mi_strerror(status),
+                      -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "recording a preview failure", errbuf,
+                        errlen);
+    return MI_OK;
 }

@@ -315,6 +315,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
     if (!send_request(h->sock, req, fd) ||
         (r = read_by(h->sock, res, sizeof *res, deadline)) == -1) {
         death(h, why, why_len, "the decoder stopped (out of memory or CPU time)");
+        memset(res, 0, sizeof *res);
         return MI_EFORMAT;
     }
     if (r == -2) {
@@ -322,6 +323,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
         mi_bufprintf(what, sizeof what, "the decoder took longer than %u s on this file",
                      d->timeout_ms / 1000);
         death(h, why, why_len, what);
+        memset(res, 0, sizeof *res);
         return MI_EFORMAT;
     }
     res->reason[sizeof res->reason - 1] = '\0';
@@ -334,6 +336,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
         (res->w && req->op != MI_DOP_PIXELS) || res->orientation > 8 ||
         res->status > 0 || res->status < -64) {
         death(h, why, why_len, "the decoder answered nonsense");
+        memset(res, 0, sizeof *res);
         return MI_EFORMAT;
     }
     if (res->status != MI_OK) {
@@ -354,6 +357,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
     if (s != MI_OK) {
         /* The pixels are on their way: this helper's stream is lost. */
         death(h, why, why_len, "no memory for the decoded pixels");
+        memset(res, 0, sizeof *res);
         return s;
     }
     r = read_by(h->sock, *px, (size_t)bytes, deadline);
@@ -362,6 +366,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
         *px = NULL;
         mi_budget_release(budget, bytes);
         death(h, why, why_len, r == -2 ? "the decoder took too long" : "the decoder stopped");
+        memset(res, 0, sizeof *res);
         return MI_EFORMAT;
     }
     *reserved = bytes;
@@ -463,6 +468,49 @@ int mi_decoder_format(const uint8_t *head, size_t n, const mi_media_type *named)
     return 0;
 }
 
+bool mi_meta_wants_decoder(int format, const mi_meta *m)
+{
+    /* HEIF, WebP and TIFF metadata is EXIF's, read in process; the
+     * decoder only adds a size EXIF did not give. */
+    return format == MI_DFMT_VIDEO || format == MI_DFMT_RAW ||
+           (format != 0 && !(m->width && m->height));
+}
+
+void mi_meta_add_decoded(mi_meta *m, int format, const struct mi_dres *res)
+{
+    if (res->magic != MI_DPROTO_MAGIC || !mi_meta_wants_decoder(format, m))
+        return;
+    if (res->full_w && res->full_h && res->full_w <= 65535 && res->full_h <= 65535) {
+        int o = res->orientation ? (int)res->orientation : m->orientation;
+        bool turned = o >= 5 && o <= 8;
+        m->width = turned ? res->full_h : res->full_w;
+        m->height = turned ? res->full_w : res->full_h;
+    }
+    if (format == MI_DFMT_RAW && res->orientation && !m->orientation)
+        m->orientation = (int)res->orientation;
+    if ((res->flags & MI_DRES_DATE) && !m->has_date) {
+        m->has_date = true;
+        m->date = res->date;
+        m->date_source = format == MI_DFMT_VIDEO ? MI_DATE_CONTAINER
+                                                 : MI_DATE_EXIF_ORIGINAL;
+    }
+    if ((res->flags & MI_DRES_GPS) && !m->has_gps && res->lat >= -90 &&
+        res->lat <= 90 && res->lon >= -180 && res->lon <= 180) {
+        m->has_gps = true;
+        m->lat = res->lat;
+        m->lon = res->lon;
+    }
+    if (!m->make[0])
+        mi_bufprintf(m->make, sizeof m->make, "%s", res->make);
+    if (!m->model[0])
+        mi_bufprintf(m->model, sizeof m->model, "%s", res->model);
+    if (format != MI_DFMT_VIDEO && format != MI_DFMT_RAW)
+        return;
+    m->duration_ms = res->duration_ms;
+    mi_bufprintf(m->codec, sizeof m->codec, "%s", res->codec);
+    mi_bufprintf(m->live_id, sizeof m->live_id, "%s", res->content_id);
+}
+
 mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
                                mi_meta *m, char *why, size_t why_len)
 {
@@ -480,10 +528,7 @@ mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
     if (n <= 0)
         return MI_OK;
     req.format = (uint32_t)mi_decoder_format(head, (size_t)n, type);
-    /* HEIF, WebP and TIFF metadata is EXIF's, read in process; the
-     * decoder only adds a size EXIF did not give. */
-    if (req.format != MI_DFMT_VIDEO && req.format != MI_DFMT_RAW &&
-        (req.format == 0 || (m->width && m->height)))
+    if (!mi_meta_wants_decoder((int)req.format, m))
         return MI_OK;
     s = mi_decoders_run(mi_index_decoders(idx), fd, &req, &res, &px, NULL,
                         &reserved, why, why_len);
@@ -492,34 +537,6 @@ mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
         return MI_OK;      /* no decoder installed: index what EXIF says */
     if (s != MI_OK)
         return s;
-    if (res.full_w && res.full_h && res.full_w <= 65535 && res.full_h <= 65535) {
-        int o = res.orientation ? (int)res.orientation : m->orientation;
-        bool turned = o >= 5 && o <= 8;
-        m->width = turned ? res.full_h : res.full_w;
-        m->height = turned ? res.full_w : res.full_h;
-    }
-    if (req.format == MI_DFMT_RAW && res.orientation && !m->orientation)
-        m->orientation = (int)res.orientation;
-    if ((res.flags & MI_DRES_DATE) && !m->has_date) {
-        m->has_date = true;
-        m->date = res.date;
-        m->date_source = req.format == MI_DFMT_VIDEO ? MI_DATE_CONTAINER
-                                                      : MI_DATE_EXIF_ORIGINAL;
-    }
-    if ((res.flags & MI_DRES_GPS) && !m->has_gps && res.lat >= -90 &&
-        res.lat <= 90 && res.lon >= -180 && res.lon <= 180) {
-        m->has_gps = true;
-        m->lat = res.lat;
-        m->lon = res.lon;
-    }
-    if (!m->make[0])
-        mi_bufprintf(m->make, sizeof m->make, "%s", res.make);
-    if (!m->model[0])
-        mi_bufprintf(m->model, sizeof m->model, "%s", res.model);
-    if (req.format != MI_DFMT_VIDEO && req.format != MI_DFMT_RAW)
-        return MI_OK;
-    m->duration_ms = res.duration_ms;
-    mi_bufprintf(m->codec, sizeof m->codec, "%s", res.codec);
-    mi_bufprintf(m->live_id, sizeof m->live_id, "%s", res.content_id);
+    mi_meta_add_decoded(m, (int)req.format, &res);
     return MI_OK;
 }

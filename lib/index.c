@@ -46,6 +46,9 @@ struct mi_index {
     atomic_bool swept;     /* a scan swept the thumbnails folder */
 
     pthread_mutex_t slock[16]; /* upload commits, by hash */
+    pthread_mutex_t vlock; /* previews being made, and their waiters */
+    pthread_cond_t vcv;
+    mi_preview_slot *previews;
     pthread_mutex_t wlock; /* the writer connection */
     mi_conn *writer;
     pthread_mutex_t plock; /* the idle reader pool and the errslot list */
@@ -269,11 +272,15 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     for (size_t i = 0; i < MI_ARRAY_LEN(idx->slock); i++)
         pthread_mutex_init(&idx->slock[i], NULL);
     pthread_mutex_init(&idx->wlock, NULL);
+    pthread_mutex_init(&idx->vlock, NULL);
+    pthread_cond_init(&idx->vcv, NULL);
     pthread_mutex_init(&idx->plock, NULL);
     pthread_mutex_init(&idx->tlock, NULL);
     atomic_store(&idx->thumbs_fd, -1);
     if (pthread_key_create(&idx->errkey, NULL) != 0) {
         pthread_mutex_destroy(&idx->wlock);
+    pthread_mutex_destroy(&idx->vlock);
+    pthread_cond_destroy(&idx->vcv);
         pthread_mutex_destroy(&idx->plock);
         pthread_mutex_destroy(&idx->tlock);
         free(idx);
@@ -370,6 +377,8 @@ void mi_index_close(mi_index *idx)
     for (size_t i = 0; i < MI_ARRAY_LEN(idx->slock); i++)
         pthread_mutex_destroy(&idx->slock[i]);
     pthread_mutex_destroy(&idx->wlock);
+    pthread_mutex_destroy(&idx->vlock);
+    pthread_cond_destroy(&idx->vcv);
     pthread_mutex_destroy(&idx->plock);
     pthread_mutex_destroy(&idx->tlock);
     if (atomic_load(&idx->thumbs_fd) >= 0)
@@ -459,6 +468,37 @@ void mi_index_store_lock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
 void mi_index_store_unlock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
 {
     pthread_mutex_unlock(&idx->slock[hash[0] % MI_ARRAY_LEN(idx->slock)]);
+}
+
+void mi_index_preview_begin(mi_index *idx, mi_preview_slot *slot,
+                            const uint8_t hash[MI_HASH_SIZE])
+{
+    bool busy;
+
+    memcpy(slot->hash, hash, MI_HASH_SIZE);
+    pthread_mutex_lock(&idx->vlock);
+    do {
+        busy = false;
+        for (mi_preview_slot *o = idx->previews; o && !busy; o = o->next)
+            busy = memcmp(o->hash, hash, MI_HASH_SIZE) == 0;
+        if (busy)
+            pthread_cond_wait(&idx->vcv, &idx->vlock);
+    } while (busy);
+    slot->next = idx->previews;
+    idx->previews = slot;
+    pthread_mutex_unlock(&idx->vlock);
+}
+
+void mi_index_preview_end(mi_index *idx, mi_preview_slot *slot)
+{
+    pthread_mutex_lock(&idx->vlock);
+    for (mi_preview_slot **p = &idx->previews; *p; p = &(*p)->next)
+        if (*p == slot) {
+            *p = slot->next;
+            break;
+        }
+    pthread_cond_broadcast(&idx->vcv);
+    pthread_mutex_unlock(&idx->vlock);
 }
 
 mi_status mi_index_scan_begin(mi_index *idx)

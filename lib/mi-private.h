@@ -159,6 +159,20 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
                                      int orientation, mi_thumb_state *state,
                                      bool *written, char *why, size_t why_len);
 
+/*
+ * For a scan: the thumbnail as mi_thumb_write_fd_oriented() makes it,
+ * turned by meta->orientation, and what the decoder process knows of the
+ * file added to `meta` (mi_meta_from_decoder).  A file of a decoder
+ * format whose thumbnail is missing gets both from one request, so that
+ * a file which crashes or hangs the decoder costs it once; its failure
+ * is the thumbnail's (status, `why`).  With MI_INDEX_NO_THUMBNAILS only
+ * the metadata.
+ */
+mi_status mi_thumb_write_fd_meta(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                                 int fd, const mi_media_type *type,
+                                 mi_meta *meta, mi_thumb_state *state,
+                                 bool *written, char *why, size_t why_len);
+
 /* The thumbnail state that a status of mi_thumb_write_fd() records:
  * transient failures (I/O, memory) record NONE, to be tried again. */
 mi_thumb_state mi_thumb_state_of(mi_status s);
@@ -282,7 +296,10 @@ const char *mi_decoders_path(const mi_decoders *d);
 
 /* One request on the open file `fd`.  On MI_OK, *px (when the answer has
  * pixels) is malloc'd and holds *reserved bytes of `budget`.  On failure
- * `why` says why (a crash, the deadline, the decoder's own reason). */
+ * `why` says why (a crash, the deadline, the decoder's own reason), and
+ * res->magic tells who: MI_DPROTO_MAGIC when the helper itself answered
+ * (what it read before failing is in *res), 0 when it crashed, hung,
+ * answered nonsense or could not be started (*res all zero). */
 mi_status mi_decoders_run(mi_decoders *d, int fd, const struct mi_dreq *req,
                           struct mi_dres *res, uint8_t **px,
                           mi_budget *budget, uint64_t *reserved, char *why,
@@ -299,6 +316,16 @@ int mi_decoder_format(const uint8_t *head, size_t n, const mi_media_type *named)
  * video.  MI_OK and nothing added for other formats. */
 mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
                                mi_meta *meta, char *why, size_t why_len);
+
+/* Whether a file of mi-decode format `format` (0: none) has metadata to
+ * take from the decoder once EXIF gave `meta`: videos and raw files
+ * always, HEIF/WebP/TIFF only for a size EXIF did not give. */
+bool mi_meta_wants_decoder(int format, const mi_meta *meta);
+
+/* Add to `meta` what an answer of the decoder (either op) says, the way
+ * mi_meta_from_decoder does; nothing when the helper did not answer
+ * (res->magic 0) or mi_meta_wants_decoder says no. */
+void mi_meta_add_decoded(mi_meta *meta, int format, const struct mi_dres *res);
 
 /* The handle's decoder processes. */
 mi_decoders *mi_index_decoders(mi_index *idx);
@@ -362,11 +389,13 @@ typedef struct mi_conn {
     sqlite3_stmt *hashes;     /* distinct hashes, in order */
     sqlite3_stmt *set_problem; /* writer only */
     sqlite3_stmt *del_problem; /* writer only */
+    sqlite3_stmt *set_preview; /* writer only: a preview failure */
+    sqlite3_stmt *del_preview; /* writer only */
     bool frozen;              /* opened MI_CATALOG_FROZEN */
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 5
+#define MI_CATALOG_SCHEMA_VERSION 6
 /* Columns of an entry row (catalog.c's ROW_COLUMNS). */
 #define MI_CATALOG_ROW_COLUMNS 20
 
@@ -389,7 +418,8 @@ void mi_catalog_close(mi_conn *c);
 mi_status mi_catalog_begin(mi_conn *c, char *errbuf, size_t errlen);
 mi_status mi_catalog_commit(mi_conn *c, char *errbuf, size_t errlen);
 void mi_catalog_rollback(mi_conn *c);
-/* Insert or replace the row of row->path. */
+/* Insert or replace the row of row->path (and forget the preview failure
+ * of its content). */
 mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
                          char *errbuf, size_t errlen);
 /* Delete the row of a path; *deleted tells whether there was one. */
@@ -425,11 +455,27 @@ mi_status mi_catalog_clear_problem(mi_conn *c, const char *path,
                                    size_t path_len, char *errbuf,
                                    size_t errlen);
 /* After a complete scan that started at scan_start_ns: drop the read and
- * folder problems it did not meet again, and thumbnail problems of paths
- * no longer indexed. */
+ * folder problems it did not meet again, thumbnail problems of paths no
+ * longer indexed, and preview failures of contents no longer indexed. */
 mi_status mi_catalog_sweep_problems(mi_conn *c, int64_t scan_start_ns,
                                     char *errbuf, size_t errlen);
 mi_status mi_catalog_count_problems(mi_conn *c, uint64_t *out);
+/* The problem recorded for a path: MI_OK, or MI_ENOTFOUND. */
+mi_status mi_catalog_get_problem(mi_conn *c, const char *path, size_t path_len,
+                                 int *stage, mi_status *status, char *reason,
+                                 size_t reason_len);
+
+/* The failure remembered for the preview of a content (mi_preview_get):
+ * MI_OK with its status and reason, or MI_ENOTFOUND. */
+mi_status mi_catalog_get_preview_failure(mi_conn *c,
+                                         const uint8_t hash[MI_HASH_SIZE],
+                                         mi_status *status, char *reason,
+                                         size_t reason_len);
+/* Remember it, in the open transaction. */
+mi_status mi_catalog_set_preview_failure(mi_conn *c,
+                                         const uint8_t hash[MI_HASH_SIZE],
+                                         mi_status status, const char *reason,
+                                         char *errbuf, size_t errlen);
 
 /* ---------------------------------------------------------------------- */
 /* index.c: the handle                                                    */
@@ -461,6 +507,19 @@ void mi_index_writer_abort(mi_index *idx);
  * contents with other hashes mostly take other locks. */
 void mi_index_store_lock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]);
 void mi_index_store_unlock(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]);
+
+/* One preview of a content is made at a time: a thread that asks for one
+ * being made waits for it (and then finds the file, or the remembered
+ * failure) rather than giving the decoder the same file again.  `slot`
+ * is the caller's, registered until mi_index_preview_end. */
+typedef struct mi_preview_slot {
+    uint8_t hash[MI_HASH_SIZE];
+    struct mi_preview_slot *next;
+} mi_preview_slot;
+
+void mi_index_preview_begin(mi_index *idx, mi_preview_slot *slot,
+                            const uint8_t hash[MI_HASH_SIZE]);
+void mi_index_preview_end(mi_index *idx, mi_preview_slot *slot);
 
 /* store.c: remove the named temporary files a crash left (at open). */
 void mi_store_cleanup(mi_index *idx);

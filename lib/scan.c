@@ -128,8 +128,9 @@ typedef struct worker {
     bool started;
 } worker;
 
-/* Read one file: metadata, then hash, then the thumbnail (or only the
- * thumbnail of an unchanged file).  Never touches the catalog. */
+/* Read one file: its EXIF, then hash, then the thumbnail with what the
+ * decoder process knows (or only the thumbnail of an unchanged file).
+ * Never touches the catalog. */
 static void work(scan *sc, job *j, mi_hasher *h, void *buf)
 {
     struct stat st;
@@ -169,20 +170,21 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
     /* Bad metadata is not a failure: the file is still a photo to keep. */
     if (mi_meta_read_fd(&j->row.meta, fd, j->row.size, j->type) != MI_OK)
         memset(&j->row.meta, 0, sizeof(j->row.meta));
-    /* Videos and raw files: what the decoder process reads.  One that
-     * cannot be opened stays indexed; its thumbnail records why. */
-    mi_meta_from_decoder(sc->idx, fd, j->type, &j->row.meta, NULL, 0);
     errno = 0;
     j->status = mi_hash_fd(j->row.hash, fd, h, buf, MI_HASH_CHUNK, &j->bytes);
-    if (j->status != MI_OK)
+    if (j->status != MI_OK) {
         mi_bufprintf(j->why, sizeof(j->why), "cannot read: %s",
                      errno ? strerror(errno) : mi_strerror(j->status));
-    if (j->status == MI_OK && sc->thumbs) {
+    } else if (sc->thumbs) {
+        /* Videos and raw files: what the decoder process reads, from the
+         * thumbnail's own request.  One that cannot be opened stays
+         * indexed; its thumbnail records why. */
         j->thumb_tried = true;
-        j->thumb_status = mi_thumb_write_fd_oriented(
-            sc->idx, j->row.hash, fd, j->type, j->row.meta.orientation,
-            &j->row.thumb, &j->thumb_written, j->thumb_why,
-            sizeof(j->thumb_why));
+        j->thumb_status = mi_thumb_write_fd_meta(
+            sc->idx, j->row.hash, fd, j->type, &j->row.meta, &j->row.thumb,
+            &j->thumb_written, j->thumb_why, sizeof(j->thumb_why));
+    } else {
+        mi_meta_from_decoder(sc->idx, fd, j->type, &j->row.meta, NULL, 0);
     }
 out:
     close(fd);

@@ -293,7 +293,8 @@ out:
  */
 static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
                                int box, uint64_t max_pixels, mi_budget *budget,
-                               mi_decoders *dec, char *reason, size_t reason_len)
+                               mi_decoders *dec, char *reason, size_t reason_len,
+                               mi_dres *res_out)
 {
     mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_PIXELS, (uint32_t)box,
                     (uint32_t)format, max_pixels };
@@ -302,6 +303,8 @@ static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
     int fd = src->fd;
     mi_status s;
 
+    if (res_out)
+        memset(res_out, 0, sizeof *res_out);
     if (!dec)
         return MI_EUNSUPPORTED;
     if (fd < 0) {
@@ -324,6 +327,8 @@ static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
                         why, sizeof why);
     if (fd != src->fd)
         close(fd);
+    if (res_out)
+        *res_out = res;
     if (s != MI_OK) {
         if (reason && reason_len)
             mi_bufprintf(reason, reason_len, "%s", why);
@@ -372,7 +377,7 @@ static mi_status decode_any(mi_image *im, const mi_src *src,
         return decode_stb(im, src, orientation, max_pixels, budget);
     case CODEC_HELPER:
         return decode_helper(im, src, mi_decoder_format(head, (size_t)n, named),
-                             T, max_pixels, budget, dec, why, why_len);
+                             T, max_pixels, budget, dec, why, why_len, NULL);
     case CODEC_BROKEN:
         return MI_EFORMAT;
     case CODEC_NONE:
@@ -516,15 +521,62 @@ static void orient_copy(uint8_t *dst, size_t dstride, const uint8_t *src,
 /* ---------------------------------------------------------------------- */
 /* The pipeline                                                            */
 
+/* The thumbnail of decoded pixels, shown turned by EXIF `orientation`
+ * (1..8; the decoder's own, when it knows one, wins); frees `im`. */
+static mi_status png_of_image(uint8_t **png, size_t *png_len, mi_image *im,
+                              int orientation)
+{
+    uint8_t *canvas = NULL, *small = NULL;
+    const uint8_t *px;
+    int rw, rh, dw, dh;
+    mi_status s;
+
+    *png = NULL;
+    *png_len = 0;
+    if (orientation < 1 || orientation > 8)
+        orientation = 1;
+    if (im->orientation >= 1 && im->orientation <= 8)
+        orientation = im->orientation;
+
+    target(im->full_w, im->full_h, orientation, &rw, &rh);
+    px = im->px;
+    if (im->w != rw || im->h != rh) {
+        small = malloc((size_t)rw * (size_t)rh * 4);
+        if (!small) {
+            s = MI_ENOMEM;
+            goto out;
+        }
+        if (!mi_stbir_resize_rgba(im->px, im->w, im->h, im->w * 4, small, rw,
+                                  rh, rw * 4, im->alpha)) {
+            s = MI_ENOMEM;
+            goto out;
+        }
+        px = small;
+    }
+
+    canvas = calloc((size_t)T * T, 4);
+    if (!canvas) {
+        s = MI_ENOMEM;
+        goto out;
+    }
+    dw = orientation >= 5 ? rh : rw;
+    dh = orientation >= 5 ? rw : rh;
+    orient_copy(canvas + ((size_t)((T - dh) / 2) * T + (size_t)((T - dw) / 2)) * 4,
+                (size_t)T * 4, px, rw, rh, orientation);
+    s = mi_png_encode_rgba(png, png_len, canvas, T, T, (size_t)T * 4);
+out:
+    mi_image_free(im);
+    free(small);
+    free(canvas);
+    return s;
+}
+
 static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
                           const mi_media_type *named, int orientation,
                           uint64_t max_pixels, mi_budget *budget,
                           mi_decoders *dec, char *why, size_t why_len)
 {
-    uint8_t *canvas = NULL, *small = NULL;
-    const uint8_t *px;
     mi_image im;
-    int rw, rh, dw, dh;
     mi_status s;
 
     *png = NULL;
@@ -549,40 +601,7 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
                    why, why_len);
     if (s != MI_OK)
         return s;
-    if (im.orientation >= 1 && im.orientation <= 8)
-        orientation = im.orientation;
-
-    target(im.full_w, im.full_h, orientation, &rw, &rh);
-    px = im.px;
-    if (im.w != rw || im.h != rh) {
-        small = malloc((size_t)rw * (size_t)rh * 4);
-        if (!small) {
-            s = MI_ENOMEM;
-            goto out;
-        }
-        if (!mi_stbir_resize_rgba(im.px, im.w, im.h, im.w * 4, small, rw, rh,
-                                  rw * 4, im.alpha)) {
-            s = MI_ENOMEM;
-            goto out;
-        }
-        px = small;
-    }
-
-    canvas = calloc((size_t)T * T, 4);
-    if (!canvas) {
-        s = MI_ENOMEM;
-        goto out;
-    }
-    dw = orientation >= 5 ? rh : rw;
-    dh = orientation >= 5 ? rw : rh;
-    orient_copy(canvas + ((size_t)((T - dh) / 2) * T + (size_t)((T - dw) / 2)) * 4,
-                (size_t)T * 4, px, rw, rh, orientation);
-    s = mi_png_encode_rgba(png, png_len, canvas, T, T, (size_t)T * 4);
-out:
-    mi_image_free(&im);
-    free(small);
-    free(canvas);
-    return s;
+    return png_of_image(png, png_len, &im, orientation);
 }
 
 /* Without a handle: a decoder process of its own, for this one file, when
@@ -796,42 +815,64 @@ const char *mi_thumb_reason(mi_status s)
 }
 
 /* Make the thumbnail file of the content of `fd` (whatever the index's
- * flags say). */
+ * flags say).  With `meta`, also add to it what the decoder process knows
+ * (mi_meta_from_decoder), from the same request as the pixels when both
+ * are needed, and show the thumbnail turned by meta->orientation. */
 static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                              int fd, const mi_media_type *type,
-                             int orientation, bool *written, char *why,
-                             size_t why_len)
+                             int orientation, mi_meta *meta, bool *written,
+                             char *why, size_t why_len)
 {
     char name[NAME_LEN];
     uint8_t head[64], *png = NULL;
     size_t png_len = 0;
+    bool meta_done = !meta;
     mi_src src;
     ssize_t n;
     mi_status s;
-    int dirfd;
+    int dirfd, format;
 
     dirfd = mi_index_thumbs_fd(idx);
-    if (dirfd < 0)
-        return mi_index_fail(idx, MI_EIO, "no thumbnails folder");
+    if (dirfd < 0) {
+        s = mi_index_fail(idx, MI_EIO, "no thumbnails folder");
+        goto out;
+    }
     thumb_name(name, hash);
+    s = MI_OK;
     if (thumb_valid(dirfd, name))
-        return MI_OK;
+        goto out;
 
     /* Types we do not decode are told by their first bytes: no need to
      * read a 4 GB file of a format we cannot show. */
     n = pread(fd, head, sizeof(head), 0);
-    if (n < 0)
-        return MI_EIO;
-    if (n == 0)
-        return MI_EFORMAT;
-    if (classify(head, (size_t)n, type) == CODEC_NONE)
-        return MI_EUNSUPPORTED;
-
-    s = src_of_fd(&src, fd);
+    s = n < 0 ? MI_EIO : n == 0 ? MI_EFORMAT : MI_OK;
+    if (s == MI_OK && classify(head, (size_t)n, type) == CODEC_NONE)
+        s = MI_EUNSUPPORTED;
     if (s == MI_OK)
+        s = src_of_fd(&src, fd);
+    if (s != MI_OK)
+        goto out;
+    format = mi_decoder_format(head, (size_t)n, type);
+    if (meta && format && mi_meta_wants_decoder(format, meta)) {
+        /* One request for both: a file that hangs the decoder costs one
+         * deadline, not two. */
+        mi_image im;
+        mi_dres res;
+
+        s = decode_helper(&im, &src, format, T, mi_index_max_pixels(idx),
+                          mi_index_budget(idx), mi_index_decoders(idx), why,
+                          why_len, &res);
+        mi_meta_add_decoded(meta, format, &res);
+        meta_done = true;
+        if (s == MI_OK)
+            s = png_of_image(&png, &png_len, &im, meta->orientation);
+    } else {
+        if (meta)
+            orientation = meta->orientation;
         s = make_png(&png, &png_len, &src, type, orientation,
                      mi_index_max_pixels(idx), mi_index_budget(idx),
                      mi_index_decoders(idx), why, why_len);
+    }
     if (s == MI_OK) {
         s = write_atomic(dirfd, name, png, png_len);
         if (s != MI_OK)
@@ -841,6 +882,9 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
             *written = true;
     }
     free(png);
+out:
+    if (!meta_done)
+        mi_meta_from_decoder(idx, fd, type, meta, NULL, 0);
     return s;
 }
 
@@ -863,7 +907,33 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
         return MI_EINVAL;
     if (mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS)
         return MI_OK;
-    s = thumb_write(idx, hash, fd, type, orientation, written, why, why_len);
+    s = thumb_write(idx, hash, fd, type, orientation, NULL, written, why,
+                    why_len);
+    if (state)
+        *state = mi_thumb_state_of(s);
+    return s;
+}
+
+mi_status mi_thumb_write_fd_meta(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                                 int fd, const mi_media_type *type,
+                                 mi_meta *meta, mi_thumb_state *state,
+                                 bool *written, char *why, size_t why_len)
+{
+    mi_status s;
+
+    if (why && why_len)
+        why[0] = '\0';
+    if (state)
+        *state = MI_THUMB_NONE;
+    if (written)
+        *written = false;
+    if (!idx || !hash || fd < 0 || !meta)
+        return MI_EINVAL;
+    if (mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS) {
+        mi_meta_from_decoder(idx, fd, type, meta, NULL, 0);
+        return MI_OK;
+    }
+    s = thumb_write(idx, hash, fd, type, -1, meta, written, why, why_len);
     if (state)
         *state = mi_thumb_state_of(s);
     return s;
@@ -1043,7 +1113,7 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
         goto out;
     }
     s = thumb_write(idx, hash, fd, mi_media_from_name(r.paths[which]), -1, NULL,
-                    NULL, 0);
+                    NULL, NULL, 0);
     close(fd);
     now = mi_thumb_state_of(s);
     if (now != r.state) {
@@ -1103,7 +1173,8 @@ static bool jpeg_valid(int dirfd, const char *name)
  * enlarged), orient, encode as JPEG. */
 static mi_status make_preview(uint8_t **jpg, size_t *jpg_len, const mi_src *src,
                               int format, int orientation, uint64_t max_pixels,
-                              mi_budget *budget, mi_decoders *dec)
+                              mi_budget *budget, mi_decoders *dec, char *why,
+                              size_t why_len)
 {
     uint8_t *small = NULL, *out = NULL;
     const uint8_t *px;
@@ -1114,7 +1185,7 @@ static mi_status make_preview(uint8_t **jpg, size_t *jpg_len, const mi_src *src,
     *jpg = NULL;
     *jpg_len = 0;
     s = decode_helper(&im, src, format, PREVIEW / 2, max_pixels, budget, dec,
-                      NULL, 0);
+                      why, why_len, NULL);
     if (s != MI_OK)
         return s;
     if (im.orientation >= 1 && im.orientation <= 8)
@@ -1172,13 +1243,69 @@ out:
     return s;
 }
 
+/* Has the decoder failed on this content already: an earlier preview
+ * (remembered in the catalog), or its thumbnail (crashed, past the
+ * deadline, broken: recorded as the problem of its path)?  Then *status
+ * and `why` are that failure's. */
+static bool known_failure(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                          const rows *r, mi_status *status, char *why,
+                          size_t why_len)
+{
+    bool found = false;
+    mi_conn *c;
+
+    if (mi_index_reader(idx, &c) != MI_OK)
+        return false;
+    if (mi_catalog_get_preview_failure(c, hash, status, why, why_len) == MI_OK) {
+        found = true;
+    } else if (r->state == MI_THUMB_FAILED) {
+        for (size_t i = 0; i < r->n && !found; i++) {
+            mi_status ps;
+            int stage;
+            if (mi_catalog_get_problem(c, r->paths[i], strlen(r->paths[i]),
+                                       &stage, &ps, why, why_len) == MI_OK &&
+                stage == MI_PROBLEM_THUMBNAIL &&
+                mi_thumb_state_of(ps) == MI_THUMB_FAILED) {
+                *status = ps;
+                found = true;
+            }
+        }
+        if (!found) {
+            *status = MI_EFORMAT;
+            mi_bufprintf(why, why_len, "%s", mi_thumb_reason(MI_EFORMAT));
+            found = true;
+        }
+    }
+    mi_index_release(idx, c);
+    return found;
+}
+
+/* Remember that the decoder cannot make this content's preview (when the
+ * catalog can be written). */
+static void remember_failure(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                             mi_status status, const char *why)
+{
+    char err[256];
+    mi_conn *w = mi_index_writer_lock(idx);
+    mi_status ws = w ? mi_catalog_begin(w, err, sizeof(err)) : MI_EIO;
+
+    if (ws == MI_OK)
+        ws = mi_catalog_set_preview_failure(w, hash, status, why, err,
+                                            sizeof(err));
+    if (ws == MI_OK)
+        mi_index_writer_commit(idx, false, err, sizeof(err));
+    else if (w)
+        mi_index_writer_abort(idx);
+}
+
 mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
                          const uint8_t hash[MI_HASH_SIZE])
 {
-    char name[PREVIEW_NAME_LEN];
+    char name[PREVIEW_NAME_LEN], why[160] = "";
     uint8_t head[64], *jpg = NULL;
     size_t which, jpg_len = 0;
     const mi_media_type *type;
+    mi_preview_slot slot;
     mi_status s;
     mi_src src;
     ssize_t n;
@@ -1227,6 +1354,21 @@ mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
                           "browsers show this format themselves: no preview");
         goto out;
     }
+    /* A file that hangs the decoder holds one of its few processes for
+     * the whole deadline: it is given one try, never one per request. */
+    mi_index_preview_begin(idx, &slot, hash);
+    if (jpeg_valid(dirfd, name)) {
+        /* Made while this thread waited for it. */
+        mi_index_preview_end(idx, &slot);
+        close(fd);
+        goto done;
+    }
+    if (known_failure(idx, hash, &r, &s, why, sizeof(why))) {
+        mi_index_preview_end(idx, &slot);
+        close(fd);
+        mi_index_fail(idx, s, "no preview: %s", why);
+        goto out;
+    }
     s = src_of_fd(&src, fd);
     if (s == MI_OK) {
         mi_meta meta;
@@ -1234,16 +1376,25 @@ mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
             meta.orientation = 0;
         s = make_preview(&jpg, &jpg_len, &src, format, meta.orientation,
                          mi_index_max_pixels(idx), mi_index_budget(idx),
-                         mi_index_decoders(idx));
+                         mi_index_decoders(idx), why, sizeof(why));
     }
     close(fd);
     if (s == MI_OK)
         s = write_atomic(dirfd, name, jpg, jpg_len);
     free(jpg);
     if (s != MI_OK) {
-        mi_index_fail(idx, s, "no preview: %s", mi_strerror(s));
+        if (!why[0])
+            mi_bufprintf(why, sizeof(why), "%s", mi_strerror(s));
+        /* The decoder's verdict on these bytes (broken, crashed, past its
+         * deadline, too big) stands until the file is read again; I/O
+         * and memory failures are tried again. */
+        if (mi_thumb_state_of(s) == MI_THUMB_FAILED)
+            remember_failure(idx, hash, s, why);
+        mi_index_preview_end(idx, &slot);
+        mi_index_fail(idx, s, "no preview: %s", why);
         goto out;
     }
+    mi_index_preview_end(idx, &slot);
 done:
     mi_bufprintf(out, out_size, ".thumbnails/%s", name);
 out:

@@ -2,8 +2,9 @@
  * test-thumb-api.c - thumbnails through the public API: made by scans,
  * reused, regenerated when deleted, removed with their content, failed
  * ones not retried, unsupported types and videos recorded, mi_thumb_get,
- * MI_INDEX_NO_THUMBNAILS, temp-file cleanup, and a catalog from before
- * thumbnails (schema version 1).
+ * MI_INDEX_NO_THUMBNAILS, temp-file cleanup, a catalog from before
+ * thumbnails (schema version 1), and a file that hangs the decoder process
+ * costing one deadline per scan and one per preview, however often asked.
  */
 #include <mediaindex.h>
 
@@ -12,6 +13,7 @@
 #include "mi-test.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -368,6 +370,195 @@ static void test_same_as_make_file(void)
     free(dir);
 }
 
+/* ---------------------------------------------------------------------- */
+/* A file that hangs mi-decode                                             */
+
+#define DEADLINE_MS 1000
+
+/* A HEIC-looking file whose bytes 16..31 make mi-decode hang (with
+ * MI_DECODE_FAULTS=1 in its environment; tests/server/test_formats.py
+ * uses the same). `salt` makes contents differ. */
+static void write_hang(const char *dir, const char *rel, unsigned char salt)
+{
+    uint8_t b[32 + 64] = { 0, 0, 0, 32, 'f', 't', 'y', 'p', 'h', 'e', 'i', 'c' };
+    char *p = fx_path(dir, rel);
+
+    memcpy(b + 16, "mi-decode:hang!!", 16);
+    b[sizeof(b) - 1] = salt;
+    CHECK_OK(fx_write_file(p, b, sizeof(b)));
+    free(p);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static mi_index *open_faulty(const char *dir, unsigned flags)
+{
+    mi_index_options opts = MI_INDEX_OPTIONS_INIT;
+    char err[256] = "";
+    mi_index *idx = NULL;
+
+    opts.threads = 2;
+    opts.flags = flags;
+    opts.decoder_timeout_ms = DEADLINE_MS;
+    if (mi_index_open(&idx, dir, &opts, err, sizeof(err)) != MI_OK)
+        printf("# open: %s\n", err);
+    return idx;
+}
+
+/* The reason recorded for the thumbnail of `rel`, or "". */
+static void thumb_problem(mi_index *idx, const char *rel, char *out, size_t len)
+{
+    mi_problems *p = NULL;
+
+    out[0] = '\0';
+    if (mi_problems_new(&p, idx) != MI_OK)
+        return;
+    while (mi_problems_next(p) == MI_ROW)
+        if (strcmp(mi_problems_path(p, NULL), rel) == 0 &&
+            mi_problems_stage(p) == MI_PROBLEM_THUMBNAIL)
+            snprintf(out, len, "%d %s", (int)mi_problems_status(p),
+                     mi_problems_reason(p));
+    mi_problems_free(p);
+}
+
+/* mi_preview_get, timed: its status, message and seconds. */
+static mi_status timed_preview(mi_index *idx, const uint8_t h[MI_HASH_SIZE],
+                               char *msg, size_t msg_len, double *took)
+{
+    char out[128];
+    double t0 = now_s();
+    mi_status s = mi_preview_get(out, sizeof(out), idx, h);
+
+    *took = now_s() - t0;
+    snprintf(msg, msg_len, "%s", s == MI_OK ? "" : mi_index_errmsg(idx));
+    printf("# preview: %s in %.2f s: %s\n", mi_strerror(s), *took, msg);
+    return s;
+}
+
+typedef struct asker {
+    mi_index *idx;
+    const uint8_t *hash;
+    mi_status s;
+} asker;
+
+static void *ask_preview(void *arg)
+{
+    asker *a = arg;
+    char out[128];
+
+    a->s = mi_preview_get(out, sizeof(out), a->idx, a->hash);
+    return NULL;
+}
+
+/* Before: one hanging file cost a scan two deadlines (the metadata
+ * request, then the thumbnail's), and every mi_preview_get of it one
+ * more, each holding one of the two decoder processes. */
+static void test_hang_costs_one_deadline(void)
+{
+    const double d = DEADLINE_MS / 1000.0;
+    char *dir = fx_tempdir(), *dir2 = fx_tempdir(), why[256], msg[256],
+         msg2[256];
+    mi_scan_options so = MI_SCAN_OPTIONS_INIT;
+    uint8_t h[MI_HASH_SIZE];
+    mi_scan_stats st;
+    mi_index *idx;
+    double t0, took;
+    asker ask[4];
+    pthread_t th[4];
+
+    setenv("MI_DECODE_FAULTS", "1", 1);
+    write_hang(dir, "hang.heic", 0);
+    {
+        char *p = fx_path(dir, "ok.jpg");
+        CHECK_OK(fx_write_jpeg(p, 64, 48, 1, NULL));
+        free(p);
+    }
+    idx = open_faulty(dir, 0);
+    if (!idx)
+        goto out;
+
+    /* The scan: one deadline, the thumbnail failed with its reason. */
+    t0 = now_s();
+    CHECK_OK(scan(idx, &st));
+    took = now_s() - t0;
+    thumb_problem(idx, "hang.heic", why, sizeof(why));
+    printf("# scan with a hanging file: %.2f s (deadline %.1f s): %s\n", took,
+           d, why);
+    if (strstr(why, "not installed")) {
+        SKIP("mi-decode is not built");
+        mi_index_close(idx);
+        goto out;
+    }
+    CHECK_EQ_INT(st.added, 2);
+    CHECK_EQ_INT(st.thumbs_failed, 1);
+    CHECK(strstr(why, "longer than 1 s") != NULL);
+    CHECK(took >= 0.9 * d && took < 1.6 * d);
+
+    /* Its preview: at once, with the thumbnail's failure. */
+    ta_hash_of(h, dir, "hang.heic");
+    CHECK_EQ_INT(timed_preview(idx, h, msg, sizeof(msg), &took), MI_EFORMAT);
+    CHECK(took < 0.5 * d);
+    CHECK(strstr(msg, "longer than 1 s") != NULL);
+    mi_index_close(idx);
+
+    /* No thumbnail tried: the preview asks the decoder once, and a repeat
+     * gets the same answer at once, from this handle or another. */
+    write_hang(dir2, "hang.heic", 1);
+    idx = open_faulty(dir2, MI_INDEX_NO_THUMBNAILS);
+    if (!idx)
+        goto out;
+    t0 = now_s();
+    CHECK_OK(scan(idx, &st));
+    took = now_s() - t0;
+    CHECK(took < 1.6 * d);
+    ta_hash_of(h, dir2, "hang.heic");
+    CHECK_EQ_INT(timed_preview(idx, h, msg, sizeof(msg), &took), MI_EFORMAT);
+    CHECK(took >= 0.9 * d && took < 1.6 * d);
+    CHECK(strstr(msg, "longer than 1 s") != NULL);
+    CHECK_EQ_INT(timed_preview(idx, h, msg2, sizeof(msg2), &took), MI_EFORMAT);
+    CHECK(took < 0.5 * d);
+    CHECK_EQ_STR(msg2, msg);
+    mi_index_close(idx);
+    idx = open_faulty(dir2, MI_INDEX_NO_THUMBNAILS);
+    if (!idx)
+        goto out;
+    CHECK_EQ_INT(timed_preview(idx, h, msg2, sizeof(msg2), &took), MI_EFORMAT);
+    CHECK(took < 0.5 * d);
+    CHECK_EQ_STR(msg2, msg);
+
+    /* Read again (a full rescan): forgotten, tried once more; four
+     * clients at once cost one deadline between them, not two (two
+     * decoder processes), and all get the failure. */
+    so.flags = MI_SCAN_FULL;
+    CHECK_OK(mi_scan(idx, &so, NULL));
+    t0 = now_s();
+    for (int i = 0; i < 4; i++) {
+        ask[i].idx = idx;
+        ask[i].hash = h;
+        ask[i].s = MI_OK;
+        CHECK_OK(pthread_create(&th[i], NULL, ask_preview, &ask[i]));
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(ask[i].s, MI_EFORMAT);
+    }
+    took = now_s() - t0;
+    printf("# four previews at once after a full rescan: %.2f s\n", took);
+    CHECK(took >= 0.9 * d && took < 1.6 * d);
+    mi_index_close(idx);
+out:
+    unsetenv("MI_DECODE_FAULTS");
+    fx_rmtree(dir);
+    fx_rmtree(dir2);
+    free(dir);
+    free(dir2);
+}
+
 int main(void)
 {
     RUN(test_scan_lifecycle);
@@ -375,5 +566,6 @@ int main(void)
     RUN(test_temp_and_strays);
     RUN(test_catalog_v1);
     RUN(test_same_as_make_file);
+    RUN(test_hang_costs_one_deadline);
     return mi_test_done();
 }
