@@ -252,10 +252,17 @@ static void route_derived(struct req *r, const struct path *p,
                            : "no thumbnail for this media (a type without "
                              "thumbnails)");
             return;
-        case MI_EFORMAT:
-            send_error(r, 404, NULL, "no %s: the file could not be decoded",
-                       d->what);
+        case MI_EFORMAT: {
+            /* The decoder's own reason ("no preview: the decoder took
+             * longer than 30 s on this file"): names no path. */
+            const char *why = mi_index_errmsg(r->srv->idx);
+            if (*why)
+                send_error(r, 404, NULL, "%s", why);
+            else
+                send_error(r, 404, NULL, "no %s: the file could not be decoded",
+                           d->what);
             return;
+        }
         case MI_ETOOBIG:
             send_error(r, 404, NULL, "no %s: the image is too large", d->what);
             return;
