@@ -27,7 +27,7 @@ browser=
 case "${1:-}" in
 "") ;;
 --tests) pkgs="$pkgs $test_pkgs" ;;
---bench) pkgs="$pkgs $test_pkgs hyperfine wrk nginx-light libvips-tools ffmpegthumbnailer time jq openssl curl" ;;
+--bench) pkgs="$pkgs $test_pkgs hyperfine wrk nginx-light libvips-tools ffmpegthumbnailer libraw-bin time jq openssl curl" ;;
 --browser)
     browser=1
     pkgs="$pkgs $test_pkgs chromium"
