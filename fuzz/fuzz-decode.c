@@ -3,7 +3,7 @@
  * arbitrary bytes, in process, without the sandbox: the first byte picks
  * the decoder (HEIF, WebP, TIFF, raw, video) and the operation, the rest
  * is the file.  Checks that every answer is one the library would accept:
- * a status, and pixels no larger than twice the box.
+ * a status, and pixels no larger than twice the box or than the image.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,7 +48,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     file.size = size - 1;
     decode_file(&job);
     if (res.status == MI_OK && req.op == MI_DOP_PIXELS &&
-        (res.w > 2 * req.box || res.h > 2 * req.box || !job.px))
+        (res.w > 2 * req.box || res.h > 2 * req.box || !job.px ||
+         /* thumb.c believes only pixels no larger than the image */
+         res.w > res.full_w || res.h > res.full_h || res.full_w > 65535 ||
+         res.full_h > 65535))
         abort();
     free(job.px);
     if (file.map)

@@ -101,21 +101,22 @@ void dtext(char *out, size_t n, const char *in)
     out[k] = '\0';
 }
 
-/* Average f x f blocks of w x h pixels (RGB or RGBA) into ow x oh RGBA,
+/* Average fx x fy blocks of w x h pixels (RGB or RGBA) into ow x oh RGBA,
  * colour weighted by alpha; the blocks at the right and bottom edges may
  * be partial. */
 static void box_shrink(uint8_t *out, int ow, int oh, const uint8_t *px,
-                       int w, int h, size_t stride, int channels, int f)
+                       int w, int h, size_t stride, int channels, int fx,
+                       int fy)
 {
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             /* 64 bits: a block may hold up to 2^32 pixels. */
             uint64_t sum[3] = { 0, 0, 0 }, alpha = 0, cnt = 0;
             uint8_t *o = out + ((size_t)oy * (size_t)ow + (size_t)ox) * 4;
-            for (int y = oy * f; y < oy * f + f && y < h; y++) {
+            for (int y = oy * fy; y < oy * fy + fy && y < h; y++) {
                 const uint8_t *p = px + (size_t)y * stride +
-                                   (size_t)ox * (size_t)f * (size_t)channels;
-                for (int x = ox * f; x < ox * f + f && x < w; x++) {
+                                   (size_t)ox * (size_t)fx * (size_t)channels;
+                for (int x = ox * fx; x < ox * fx + fx && x < w; x++) {
                     unsigned a = channels == 4 ? p[3] : 255;
                     sum[0] += (uint64_t)p[0] * a;
                     sum[1] += (uint64_t)p[1] * a;
@@ -135,7 +136,7 @@ static void box_shrink(uint8_t *out, int ow, int oh, const uint8_t *px,
 int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
                 int channels)
 {
-    int lim = 2 * (int)j->req->box, f = 1, tw, th, ow, oh;
+    int lim = 2 * (int)j->req->box, fx, fy, tw, th, ow, oh;
     uint8_t *mid, *out;
 
     if (w <= 0 || h <= 0 || lim < 1)
@@ -168,17 +169,19 @@ int djob_pixels(djob *j, const uint8_t *px, int w, int h, size_t stride,
         tw = 1;
     if (th < 1)
         th = 1;
-    /* The largest whole factor that still leaves at least tw x th: less
-     * than twice the answer's sides, so the resample below works at a
-     * ratio under 2 and the intermediate is under 4 answers. */
-    while ((w + f) / (f + 1) >= tw && (h + f) / (f + 1) >= th)
-        f++;
-    ow = (w + f - 1) / f;
-    oh = (h + f - 1) / f;
+    /* Whole factors that still leave at least tw x th: under twice the
+     * answer's sides, so the resample below works at a ratio under 2 in
+     * each direction and the intermediate is under 4 answers.  (Computed,
+     * not searched: with tw = 1 every factor leaves at least 1, and a
+     * search found by fuzz/fuzz-proto never ended.) */
+    fx = w / tw;
+    fy = h / th;
+    ow = (w + fx - 1) / fx;
+    oh = (h + fy - 1) / fy;
     mid = malloc((size_t)ow * (size_t)oh * 4);
     if (!mid)
         return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
-    box_shrink(mid, ow, oh, px, w, h, stride, channels, f);
+    box_shrink(mid, ow, oh, px, w, h, stride, channels, fx, fy);
     if (ow == tw && oh == th) {
         out = mid;
     } else {
