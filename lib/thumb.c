@@ -888,30 +888,44 @@ out:
     return s;
 }
 
-mi_status mi_thumb_write_fd_oriented(mi_index *idx,
-                                     const uint8_t hash[MI_HASH_SIZE], int fd,
-                                     const mi_media_type *type,
-                                     int orientation, mi_thumb_state *state,
-                                     bool *written, char *why, size_t why_len)
+/* The two entry points below: outputs cleared, arguments checked, then
+ * thumb_write (with `meta`, the decoder's metadata is filled from the same
+ * request, and still read when thumbnails are off). */
+static mi_status write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
+                          int fd, const mi_media_type *type, int orientation,
+                          mi_meta *meta, mi_thumb_state *state, bool *written,
+                          char *why, size_t why_len)
 {
     mi_status s;
 
     if (why && why_len)
         why[0] = '\0';
-
     if (state)
         *state = MI_THUMB_NONE;
     if (written)
         *written = false;
     if (!idx || !hash || fd < 0)
         return MI_EINVAL;
-    if (mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS)
+    if (mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS) {
+        if (meta)
+            mi_meta_from_decoder(idx, fd, type, meta, NULL, 0);
         return MI_OK;
-    s = thumb_write(idx, hash, fd, type, orientation, NULL, written, why,
+    }
+    s = thumb_write(idx, hash, fd, type, orientation, meta, written, why,
                     why_len);
     if (state)
         *state = mi_thumb_state_of(s);
     return s;
+}
+
+mi_status mi_thumb_write_fd_oriented(mi_index *idx,
+                                     const uint8_t hash[MI_HASH_SIZE], int fd,
+                                     const mi_media_type *type,
+                                     int orientation, mi_thumb_state *state,
+                                     bool *written, char *why, size_t why_len)
+{
+    return write_fd(idx, hash, fd, type, orientation, NULL, state, written,
+                    why, why_len);
 }
 
 mi_status mi_thumb_write_fd_meta(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
@@ -919,24 +933,9 @@ mi_status mi_thumb_write_fd_meta(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]
                                  mi_meta *meta, mi_thumb_state *state,
                                  bool *written, char *why, size_t why_len)
 {
-    mi_status s;
-
-    if (why && why_len)
-        why[0] = '\0';
-    if (state)
-        *state = MI_THUMB_NONE;
-    if (written)
-        *written = false;
-    if (!idx || !hash || fd < 0 || !meta)
-        return MI_EINVAL;
-    if (mi_index_flags(idx) & MI_INDEX_NO_THUMBNAILS) {
-        mi_meta_from_decoder(idx, fd, type, meta, NULL, 0);
-        return MI_OK;
-    }
-    s = thumb_write(idx, hash, fd, type, -1, meta, written, why, why_len);
-    if (state)
-        *state = mi_thumb_state_of(s);
-    return s;
+    /* No `meta` is refused like no handle (MI_EINVAL, outputs cleared). */
+    return write_fd(meta ? idx : NULL, hash, fd, type, -1, meta, state,
+                    written, why, why_len);
 }
 
 mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
