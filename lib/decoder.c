@@ -279,10 +279,15 @@ static bool send_request(int sock, const mi_dreq *req, int fd)
 }
 
 /* How the helper ended, for the reason. */
-static void death(helper *h, char *why, size_t why_len, const char *what)
+/* The helper is gone (killed here if it was not): its answer, whatever
+ * of it arrived, is void, and `why` says what happened. */
+static void death(helper *h, mi_dres *res, char *why, size_t why_len,
+                  const char *what)
 {
     int st = 0;
     pid_t pid = h->pid;
+
+    memset(res, 0, sizeof *res);
 
     if (h->sock >= 0)
         close(h->sock);
@@ -314,16 +319,14 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
 
     if (!send_request(h->sock, req, fd) ||
         (r = read_by(h->sock, res, sizeof *res, deadline)) == -1) {
-        death(h, why, why_len, "the decoder stopped (out of memory or CPU time)");
-        memset(res, 0, sizeof *res);
+        death(h, res, why, why_len, "the decoder stopped (out of memory or CPU time)");
         return MI_EFORMAT;
     }
     if (r == -2) {
         char what[96];
         mi_bufprintf(what, sizeof what, "the decoder took longer than %u s on this file",
                      d->timeout_ms / 1000);
-        death(h, why, why_len, what);
-        memset(res, 0, sizeof *res);
+        death(h, res, why, why_len, what);
         return MI_EFORMAT;
     }
     res->reason[sizeof res->reason - 1] = '\0';
@@ -335,8 +338,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
         res->h > 2 * req->box || (res->w == 0) != (res->h == 0) ||
         (res->w && req->op != MI_DOP_PIXELS) || res->orientation > 8 ||
         res->status > 0 || res->status < -64) {
-        death(h, why, why_len, "the decoder answered nonsense");
-        memset(res, 0, sizeof *res);
+        death(h, res, why, why_len, "the decoder answered nonsense");
         return MI_EFORMAT;
     }
     if (res->status != MI_OK) {
@@ -356,8 +358,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
     }
     if (s != MI_OK) {
         /* The pixels are on their way: this helper's stream is lost. */
-        death(h, why, why_len, "no memory for the decoded pixels");
-        memset(res, 0, sizeof *res);
+        death(h, res, why, why_len, "no memory for the decoded pixels");
         return s;
     }
     r = read_by(h->sock, *px, (size_t)bytes, deadline);
@@ -365,8 +366,7 @@ static mi_status exchange(mi_decoders *d, helper *h, int fd, const mi_dreq *req,
         free(*px);
         *px = NULL;
         mi_budget_release(budget, bytes);
-        death(h, why, why_len, r == -2 ? "the decoder took too long" : "the decoder stopped");
-        memset(res, 0, sizeof *res);
+        death(h, res, why, why_len, r == -2 ? "the decoder took too long" : "the decoder stopped");
         return MI_EFORMAT;
     }
     *reserved = bytes;

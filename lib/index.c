@@ -279,8 +279,8 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     atomic_store(&idx->thumbs_fd, -1);
     if (pthread_key_create(&idx->errkey, NULL) != 0) {
         pthread_mutex_destroy(&idx->wlock);
-    pthread_mutex_destroy(&idx->vlock);
-    pthread_cond_destroy(&idx->vcv);
+        pthread_mutex_destroy(&idx->vlock);
+        pthread_cond_destroy(&idx->vcv);
         pthread_mutex_destroy(&idx->plock);
         pthread_mutex_destroy(&idx->tlock);
         free(idx);
