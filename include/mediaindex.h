@@ -429,25 +429,46 @@ MI_EXTERN void mi_free(void *p);
 /**
  * The thumbnail of the indexed content `hash`: writes its path relative to
  * the storage folder (".thumbnails/<sha256>.png") into `out` (at least 96
- * bytes), making the file first if it is missing.  MI_ENOTFOUND for an
- * unknown hash, MI_EUNSUPPORTED for a video or a type without thumbnails,
+ * bytes), making the file first if it is missing (a video's is its poster
+ * frame).  MI_ENOTFOUND for an unknown hash, MI_EUNSUPPORTED for a type
+ * without thumbnails,
  * MI_EFORMAT for an image that could not be decoded (not retried until the
  * file changes), MI_ETOOBIG over the pixel cap.
  */
 MI_EXTERN mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
                                  const uint8_t hash[MI_HASH_SIZE]);
 
+/** The long side of a large thumbnail, in pixels (never enlarged). */
+#define MI_THUMB_LARGE_SIZE 512
+
+/**
+ * The large thumbnail of content `hash`, for grids on HiDPI screens and
+ * large tiles: a JPEG of the image (a video's poster frame) as displayed,
+ * fitted into MI_THUMB_LARGE_SIZE x MI_THUMB_LARGE_SIZE without padding,
+ * at DIR/.thumbnails/<hex>-512.jpg; its path relative to the storage
+ * folder is written to `out` (at least 96 bytes).  Scans and uploads make
+ * it from the same decode as the thumbnail; it is made on request for
+ * contents indexed without it.  MI_ENOTFOUND, MI_EUNSUPPORTED (a type
+ * without thumbnails), MI_EFORMAT (could not be decoded: not retried until
+ * the file changes; the reason is in mi_index_errmsg), MI_ETOOBIG.
+ */
+MI_EXTERN mi_status mi_thumb_get_large(char *out, size_t out_size,
+                                       mi_index *idx,
+                                       const uint8_t hash[MI_HASH_SIZE]);
+
 /** The long side of a preview, in pixels (never enlarged). */
 #define MI_PREVIEW_SIZE 1600
 
 /**
- * A JPEG preview of content `hash` for a format browsers cannot show
- * (HEIC/HEIF, TIFF, camera raw): fitted into MI_PREVIEW_SIZE as displayed,
- * oriented, made on first request by the decoder process and kept at
- * DIR/.thumbnails/<hex>-preview.jpg, whose path relative to the storage
- * folder is written to `out` (at least 96 bytes).  MI_EUNSUPPORTED for
- * videos and for formats a browser shows itself (JPEG, PNG, GIF, WebP,
- * AVIF...), MI_ENOTFOUND, MI_EFORMAT.
+ * A JPEG preview of the image `hash` for the viewer: fitted into
+ * MI_PREVIEW_SIZE as displayed, oriented, made on first request and kept
+ * at DIR/.thumbnails/<hex>-preview.jpg, whose path relative to the storage
+ * folder is written to `out` (at least 96 bytes).  What a browser shows of
+ * a format it cannot show itself (mi_media_type_at's MI_MEDIA_PREVIEW:
+ * HEIC/HEIF, TIFF, camera raw), and a lighter stand-in for a large
+ * original of any other (a GIF's is its first frame).  MI_EUNSUPPORTED for
+ * videos and types without thumbnails (SVG...), MI_ENOTFOUND, MI_EFORMAT,
+ * MI_ETOOBIG.
  */
 MI_EXTERN mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
                                    const uint8_t hash[MI_HASH_SIZE]);

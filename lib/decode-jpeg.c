@@ -133,7 +133,7 @@ static uint64_t libjpeg_bytes(const struct jpeg_decompress_struct *c)
 }
 
 mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
-                         uint64_t max_pixels, mi_budget *budget)
+                         int box, uint64_t max_pixels, mi_budget *budget)
 {
     jdec *d = calloc(1, sizeof(*d));
     volatile uint64_t reserved = 0;
@@ -198,7 +198,7 @@ mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
     im->full_h = h;
 
     d->cinfo.scale_num = 1;
-    d->cinfo.scale_denom = (unsigned int)mi_thumb_jpeg_denom(w, h, orientation);
+    d->cinfo.scale_denom = (unsigned int)mi_thumb_jpeg_denom(w, h, orientation, box);
     d->cinfo.dct_method = JDCT_IFAST;
     d->cinfo.out_color_space =
         d->cinfo.jpeg_color_space == JCS_CMYK ||
@@ -211,7 +211,7 @@ mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
         goto out;
     }
     mi_thumb_factors(w, h, (int)d->cinfo.output_width,
-                     (int)d->cinfo.output_height, orientation, &fx, &fy);
+                     (int)d->cinfo.output_height, orientation, box, &fx, &fy);
 
     /* Reserve, then cap libjpeg to what was reserved for it. */
     {

@@ -70,7 +70,7 @@ static bool claims_too_big(const mi_src *src)
 }
 
 mi_status mi_decode_png(mi_image *im, const mi_src *src, int orientation,
-                        uint64_t max_pixels, mi_budget *budget)
+                        int box, uint64_t max_pixels, mi_budget *budget)
 {
     struct spng_ihdr ihdr;
     pread_state ps = { src, 0 };
@@ -107,7 +107,7 @@ mi_status mi_decode_png(mi_image *im, const mi_src *src, int orientation,
     im->full_w = (int)ihdr.width;
     im->full_h = (int)ihdr.height;
     mi_thumb_factors(im->full_w, im->full_h, im->full_w, im->full_h,
-                     orientation, &fx, &fy);
+                     orientation, box, &fx, &fy);
     row_len = (size_t)ihdr.width * 4;
     need = SPNG_FIXED + CHUNK_LIMIT + (uint64_t)ihdr.width * 8u * 2u +
            mi_shrink_bytes(im->full_w, im->full_h, fx, fy) +

@@ -221,7 +221,7 @@ typedef struct mi_src {
 /* Up to n bytes at `off`: how many were read (0 at the end), -1 on error. */
 long mi_src_pread(const mi_src *s, void *out, size_t n, uint64_t off);
 
-/* A decoded image, already box-shrunk to at most about 4x the thumbnail,
+/* A decoded image, already box-shrunk to at most about 4x what is made of it,
  * in the stored orientation; its pixels stay reserved in `budget`. */
 typedef struct mi_image {
     uint8_t *px;              /* w x h RGBA, no padding */
@@ -258,20 +258,22 @@ uint64_t mi_shrink_end(mi_shrink *k, mi_image *im, mi_budget *budget,
 void mi_shrink_free(mi_shrink *k);
 
 /* The box factors for an image of full size fw x fh, decoded at dw x dh,
- * shown turned by EXIF `orientation`: down to between 2x and 4x the
- * thumbnail, then the filtered resize does the rest. */
+ * shown turned by EXIF `orientation`: down to between 2x and 4x its fit
+ * into box x box, then the filtered resize does the rest. */
 void mi_thumb_factors(int fw, int fh, int dw, int dh, int orientation,
-                      int *fx, int *fy);
+                      int box, int *fx, int *fy);
 /* The smallest of the denominators 8, 4, 2 whose scaling of w x h still
- * covers the thumbnail of orientation `orientation`; 1 when none does. */
-int mi_thumb_jpeg_denom(int w, int h, int orientation);
+ * covers its fit into box x box as shown turned by `orientation`; 1 when
+ * none does. */
+int mi_thumb_jpeg_denom(int w, int h, int orientation, int box);
 
-/* The decoders: MI_OK, MI_EFORMAT (broken), MI_ETOOBIG (over the pixel cap
- * or the whole budget), MI_ENOMEM, MI_EIO. */
+/* The decoders, for pixels that cover the image's fit into box x box:
+ * MI_OK, MI_EFORMAT (broken), MI_ETOOBIG (over the pixel cap or the whole
+ * budget), MI_ENOMEM, MI_EIO. */
 mi_status mi_decode_jpeg(mi_image *im, const mi_src *src, int orientation,
-                         uint64_t max_pixels, mi_budget *budget);
+                         int box, uint64_t max_pixels, mi_budget *budget);
 mi_status mi_decode_png(mi_image *im, const mi_src *src, int orientation,
-                        uint64_t max_pixels, mi_budget *budget);
+                        int box, uint64_t max_pixels, mi_budget *budget);
 
 /* ---------------------------------------------------------------------- */
 /* decoder.c: the decoder processes (mi-decode)                            */

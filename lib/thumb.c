@@ -41,26 +41,32 @@
 #include <sqlite3.h>
 
 #define T MI_THUMB_SIZE
+#define LARGE MI_THUMB_LARGE_SIZE
+#define LARGE_QUALITY 82
+/* What the pixels of a thumbnail must cover: the large thumbnail too, so
+ * that both come from one decode. */
+#define DECODE_BOX LARGE
 #define MAX_FILE_BYTES (512u * 1024u * 1024u)
 #define NAME_LEN (MI_HASH_HEX_LEN + sizeof(".png"))
 #define PREVIEW_NAME_LEN (MI_HASH_HEX_LEN + sizeof("-preview.jpg"))
+#define LARGE_SUFFIX "-512.jpg"
 
 /* ---------------------------------------------------------------------- */
 /* Geometry                                                                */
 
-/* The size that W x H (as displayed) takes inside T x T: kept when it
- * fits, else scaled down so that its longer side is T. */
-static void fit(int W, int H, int *tw, int *th)
+/* The size that W x H (as displayed) takes inside box x box: kept when
+ * it fits, else scaled down so that its longer side is box. */
+static void fit(int W, int H, int box, int *tw, int *th)
 {
-    if (W <= T && H <= T) {
+    if (W <= box && H <= box) {
         *tw = W;
         *th = H;
     } else if (W >= H) {
-        *tw = T;
-        *th = (int)(((int64_t)H * T * 2 + W) / ((int64_t)W * 2));
+        *tw = box;
+        *th = (int)(((int64_t)H * box * 2 + W) / ((int64_t)W * 2));
     } else {
-        *th = T;
-        *tw = (int)(((int64_t)W * T * 2 + H) / ((int64_t)H * 2));
+        *th = box;
+        *tw = (int)(((int64_t)W * box * 2 + H) / ((int64_t)H * 2));
     }
     if (*tw < 1)
         *tw = 1;
@@ -70,12 +76,12 @@ static void fit(int W, int H, int *tw, int *th)
 
 /* The target of the resize for an image stored w x h: the fit of its
  * displayed size, turned back to the stored orientation. */
-static void target(int w, int h, int orientation, int *rw, int *rh)
+static void target(int w, int h, int orientation, int box, int *rw, int *rh)
 {
     bool turned = orientation >= 5 && orientation <= 8;
     int tw, th;
 
-    fit(turned ? h : w, turned ? w : h, &tw, &th);
+    fit(turned ? h : w, turned ? w : h, box, &tw, &th);
     *rw = turned ? th : tw;
     *rh = turned ? tw : th;
 }
@@ -120,11 +126,11 @@ void mi_image_free(mi_image *im)
 }
 
 void mi_thumb_factors(int fw, int fh, int dw, int dh, int orientation,
-                      int *fx, int *fy)
+                      int box, int *fx, int *fy)
 {
     int rw, rh;
 
-    target(fw, fh, orientation, &rw, &rh);
+    target(fw, fh, orientation, box, &rw, &rh);
     *fx = *fy = 1;
     if (dw / rw >= 4 || dh / rh >= 4) {
         *fx = dw / rw / 2 > 1 ? dw / rw / 2 : 1;
@@ -132,12 +138,12 @@ void mi_thumb_factors(int fw, int fh, int dw, int dh, int orientation,
     }
 }
 
-int mi_thumb_jpeg_denom(int w, int h, int orientation)
+int mi_thumb_jpeg_denom(int w, int h, int orientation, int box)
 {
     static const int denoms[] = { 8, 4, 2 };
     int rw, rh;
 
-    target(w, h, orientation, &rw, &rh);
+    target(w, h, orientation, box, &rw, &rh);
     for (size_t d = 0; d < MI_ARRAY_LEN(denoms); d++) {
         int n = denoms[d];
         if ((w + n - 1) / n >= rw && (h + n - 1) / n >= rh)
@@ -218,7 +224,7 @@ static mi_status read_all(const mi_src *src, uint8_t **out, size_t *out_len)
 /* GIF (first frame) and BMP through stb_image: whole in memory, so the
  * file, stb's pixels and its working memory are all reserved first. */
 static mi_status decode_stb(mi_image *im, const mi_src *src, int orientation,
-                            uint64_t max_pixels, mi_budget *budget)
+                            int box, uint64_t max_pixels, mi_budget *budget)
 {
     uint8_t head[1024], *file = NULL, *px = NULL;
     const uint8_t *buf;
@@ -250,7 +256,7 @@ static mi_status decode_stb(mi_image *im, const mi_src *src, int orientation,
         return MI_ETOOBIG;
     if (src->fd < 0 ? src->len > 0x7fffffffu : src->size > MAX_FILE_BYTES)
         return MI_ETOOBIG;
-    mi_thumb_factors(w, h, w, h, orientation, &fx, &fy);
+    mi_thumb_factors(w, h, w, h, orientation, box, &fx, &fy);
     need = (src->fd < 0 ? 0 : 3 * src->size) + (uint64_t)w * (uint64_t)h * 8u +
            (1u << 20) + mi_shrink_bytes(w, h, fx, fy);
     s = mi_budget_acquire(budget, need);
@@ -355,12 +361,15 @@ static mi_status decode_helper(mi_image *im, const mi_src *src, int format,
  * The one place that chooses a decoder: RGBA pixels of the image in `src`
  * in its stored orientation, already box-shrunk (JPEG: first scaled down
  * by the DCT), or MI_EUNSUPPORTED / MI_EFORMAT / MI_ETOOBIG / MI_ENOMEM /
- * MI_EIO.
+ * MI_EIO.  The pixels cover the image's fit into box x box; those of
+ * mi-decode cover hbox x hbox's (its embedded thumbnails and previews are
+ * used when they do), fitted into twice that.
  */
 static mi_status decode_any(mi_image *im, const mi_src *src,
                             const mi_media_type *named, int orientation,
-                            uint64_t max_pixels, mi_budget *budget,
-                            mi_decoders *dec, char *why, size_t why_len)
+                            int box, int hbox, uint64_t max_pixels,
+                            mi_budget *budget, mi_decoders *dec, char *why,
+                            size_t why_len)
 {
     uint8_t head[64];
     long n = mi_src_pread(src, head, sizeof(head), 0);
@@ -370,14 +379,14 @@ static mi_status decode_any(mi_image *im, const mi_src *src,
         return MI_EIO;
     switch (classify(head, (size_t)n, named)) {
     case CODEC_JPEG:
-        return mi_decode_jpeg(im, src, orientation, max_pixels, budget);
+        return mi_decode_jpeg(im, src, orientation, box, max_pixels, budget);
     case CODEC_PNG:
-        return mi_decode_png(im, src, orientation, max_pixels, budget);
+        return mi_decode_png(im, src, orientation, box, max_pixels, budget);
     case CODEC_STB:
-        return decode_stb(im, src, orientation, max_pixels, budget);
+        return decode_stb(im, src, orientation, box, max_pixels, budget);
     case CODEC_HELPER:
         return decode_helper(im, src, mi_decoder_format(head, (size_t)n, named),
-                             T, max_pixels, budget, dec, why, why_len, NULL);
+                             hbox, max_pixels, budget, dec, why, why_len, NULL);
     case CODEC_BROKEN:
         return MI_EFORMAT;
     case CODEC_NONE:
@@ -521,54 +530,134 @@ static void orient_copy(uint8_t *dst, size_t dstride, const uint8_t *src,
 /* ---------------------------------------------------------------------- */
 /* The pipeline                                                            */
 
-/* The thumbnail of decoded pixels, shown turned by EXIF `orientation`
- * (1..8; the decoder's own, when it knows one, wins); frees `im`. */
-static mi_status png_of_image(uint8_t **png, size_t *png_len, mi_image *im,
-                              int orientation)
+/* The orientation decoded pixels are shown turned by: the decoder's own
+ * when it knows one, else EXIF's `orientation`, else upright. */
+static int shown(const mi_image *im, int orientation)
 {
-    uint8_t *canvas = NULL, *small = NULL;
-    const uint8_t *px;
-    int rw, rh, dw, dh;
+    if (im->orientation >= 1 && im->orientation <= 8)
+        return im->orientation;
+    return orientation >= 1 && orientation <= 8 ? orientation : 1;
+}
+
+/* Decoded pixels fitted into box x box as shown turned by `orientation`
+ * (the image never enlarged; with `sharp`, nor the pixels decoded, when
+ * they are a smaller embedded preview), turned upright: *out is a
+ * malloc'd *dw x *dh RGBA image. */
+static mi_status fit_upright(uint8_t **out, int *dw, int *dh,
+                             const mi_image *im, int orientation, int box,
+                             bool sharp)
+{
+    uint8_t *small = NULL;
+    const uint8_t *px = im->px;
+    int rw, rh;
+
+    *out = NULL;
+    target(im->full_w, im->full_h, orientation, box, &rw, &rh);
+    if (sharp && (rw > im->w || rh > im->h)) {
+        rw = im->w;
+        rh = im->h;
+    }
+    if (im->w != rw || im->h != rh) {
+        small = malloc((size_t)rw * (size_t)rh * 4);
+        if (!small || !mi_stbir_resize_rgba(im->px, im->w, im->h, im->w * 4,
+                                            small, rw, rh, rw * 4, im->alpha)) {
+            free(small);
+            return MI_ENOMEM;
+        }
+        px = small;
+    }
+    *dw = orientation >= 5 ? rh : rw;
+    *dh = orientation >= 5 ? rw : rh;
+    *out = malloc((size_t)rw * (size_t)rh * 4);
+    if (*out)
+        orient_copy(*out, (size_t)*dw * 4, px, rw, rh, orientation);
+    free(small);
+    return *out ? MI_OK : MI_ENOMEM;
+}
+
+/* Do decoded pixels cover the image's fit into box x box? */
+static bool covers(const mi_image *im, int orientation, int box)
+{
+    int rw, rh;
+
+    target(im->full_w, im->full_h, orientation, box, &rw, &rh);
+    return rw <= im->w && rh <= im->h;
+}
+
+/* The thumbnail of decoded pixels, shown turned by EXIF `orientation`
+ * (1..8; the decoder's own, when it knows one, wins): centred in a
+ * transparent T x T canvas, at the size the whole image would take there
+ * (a gallery places the square by the image's own size). */
+static mi_status png_of_image(uint8_t **png, size_t *png_len,
+                              const mi_image *im, int orientation)
+{
+    uint8_t *canvas = NULL, *up = NULL;
+    int dw, dh;
     mi_status s;
 
     *png = NULL;
     *png_len = 0;
-    if (orientation < 1 || orientation > 8)
-        orientation = 1;
-    if (im->orientation >= 1 && im->orientation <= 8)
-        orientation = im->orientation;
-
-    target(im->full_w, im->full_h, orientation, &rw, &rh);
-    px = im->px;
-    if (im->w != rw || im->h != rh) {
-        small = malloc((size_t)rw * (size_t)rh * 4);
-        if (!small) {
-            s = MI_ENOMEM;
-            goto out;
-        }
-        if (!mi_stbir_resize_rgba(im->px, im->w, im->h, im->w * 4, small, rw,
-                                  rh, rw * 4, im->alpha)) {
-            s = MI_ENOMEM;
-            goto out;
-        }
-        px = small;
-    }
-
+    s = fit_upright(&up, &dw, &dh, im, shown(im, orientation), T, false);
+    if (s != MI_OK)
+        return s;
     canvas = calloc((size_t)T * T, 4);
     if (!canvas) {
-        s = MI_ENOMEM;
-        goto out;
+        free(up);
+        return MI_ENOMEM;
     }
-    dw = orientation >= 5 ? rh : rw;
-    dh = orientation >= 5 ? rw : rh;
-    orient_copy(canvas + ((size_t)((T - dh) / 2) * T + (size_t)((T - dw) / 2)) * 4,
-                (size_t)T * 4, px, rw, rh, orientation);
+    for (int y = 0; y < dh; y++)
+        memcpy(canvas + ((size_t)((T - dh) / 2 + y) * T + (size_t)((T - dw) / 2)) * 4,
+               up + (size_t)y * (size_t)dw * 4, (size_t)dw * 4);
     s = mi_png_encode_rgba(png, png_len, canvas, T, T, (size_t)T * 4);
-out:
-    mi_image_free(im);
-    free(small);
+    free(up);
     free(canvas);
     return s;
+}
+
+/* A JPEG of decoded pixels fitted into box x box as shown (no canvas). */
+static mi_status jpeg_of_image(uint8_t **jpg, size_t *jpg_len,
+                               const mi_image *im, int orientation, int box,
+                               int quality)
+{
+    uint8_t *up = NULL;
+    int dw, dh;
+    mi_status s;
+
+    *jpg = NULL;
+    *jpg_len = 0;
+    s = fit_upright(&up, &dw, &dh, im, shown(im, orientation), box, true);
+    if (s == MI_OK)
+        s = mi_jpeg_encode_rgba(jpg, jpg_len, up, dw, dh, (size_t)dw * 4,
+                                quality);
+    free(up);
+    return s;
+}
+
+/* decode_any, with *orientation the EXIF one (read from the file when
+ * < 0 on entry; 1..8 on return). */
+static mi_status decode_oriented(mi_image *im, const mi_src *src,
+                                 const mi_media_type *named, int *orientation,
+                                 int box, int hbox, uint64_t max_pixels,
+                                 mi_budget *budget, mi_decoders *dec,
+                                 char *why, size_t why_len)
+{
+    if (*orientation < 0) {
+        mi_meta meta;
+        uint8_t head[64];
+        long n = mi_src_pread(src, head, sizeof(head), 0);
+        const mi_media_type *t = n > 0 ? mi_media_sniff(head, (size_t)n) : NULL;
+
+        if (!t)
+            t = named;
+        if ((src->fd < 0 ? mi_meta_read_buffer(&meta, src->buf, src->len, t)
+                         : mi_meta_read_fd(&meta, src->fd, src->size, t)) != MI_OK)
+            meta.orientation = 0;
+        *orientation = meta.orientation;
+    }
+    if (*orientation < 1 || *orientation > 8)
+        *orientation = 1;
+    return decode_any(im, src, named, *orientation, box, hbox, max_pixels,
+                      budget, dec, why, why_len);
 }
 
 static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
@@ -581,27 +670,13 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
 
     *png = NULL;
     *png_len = 0;
-    if (orientation < 0) {
-        mi_meta meta;
-        uint8_t head[64];
-        long n = mi_src_pread(src, head, sizeof(head), 0);
-        const mi_media_type *t = n > 0 ? mi_media_sniff(head, (size_t)n) : NULL;
-
-        if (!t)
-            t = named;
-        if ((src->fd < 0 ? mi_meta_read_buffer(&meta, src->buf, src->len, t)
-                         : mi_meta_read_fd(&meta, src->fd, src->size, t)) != MI_OK)
-            meta.orientation = 0;
-        orientation = meta.orientation;
-    }
-    if (orientation < 1 || orientation > 8)
-        orientation = 1;
-
-    s = decode_any(&im, src, named, orientation, max_pixels, budget, dec,
-                   why, why_len);
+    s = decode_oriented(&im, src, named, &orientation, DECODE_BOX, T,
+                        max_pixels, budget, dec, why, why_len);
     if (s != MI_OK)
         return s;
-    return png_of_image(png, png_len, &im, orientation);
+    s = png_of_image(png, png_len, &im, orientation);
+    mi_image_free(&im);
+    return s;
 }
 
 /* Without a handle: a decoder process of its own, for this one file, when
@@ -706,6 +781,21 @@ static void thumb_name(char name[NAME_LEN], const uint8_t hash[MI_HASH_SIZE])
 {
     mi_hash_to_hex(name, hash);
     memcpy(name + MI_HASH_HEX_LEN, ".png", sizeof(".png"));
+}
+
+/* The names of what is made from a content: <hex><suffix>. */
+static void derived_name(char name[PREVIEW_NAME_LEN],
+                         const uint8_t hash[MI_HASH_SIZE], const char *suffix)
+{
+    char hex[MI_HASH_HEX_LEN + 1];
+    mi_hash_to_hex(hex, hash);
+    mi_bufprintf(name, PREVIEW_NAME_LEN, "%s%s", hex, suffix);
+}
+
+static void large_name(char name[PREVIEW_NAME_LEN],
+                       const uint8_t hash[MI_HASH_SIZE])
+{
+    derived_name(name, hash, LARGE_SUFFIX);
 }
 
 bool mi_thumb_exists(int dirfd, const uint8_t hash[MI_HASH_SIZE])
@@ -823,10 +913,11 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                              int orientation, mi_meta *meta, bool *written,
                              char *why, size_t why_len)
 {
-    char name[NAME_LEN];
-    uint8_t head[64], *png = NULL;
-    size_t png_len = 0;
+    char name[NAME_LEN], large[PREVIEW_NAME_LEN];
+    uint8_t head[64], *png = NULL, *jpg = NULL;
+    size_t png_len = 0, jpg_len = 0;
     bool meta_done = !meta;
+    mi_image im;
     mi_src src;
     ssize_t n;
     mi_status s;
@@ -853,26 +944,39 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     if (s != MI_OK)
         goto out;
     format = mi_decoder_format(head, (size_t)n, type);
+    memset(&im, 0, sizeof im);
     if (meta && format && mi_meta_wants_decoder(format, meta)) {
         /* One request for both: a file that hangs the decoder costs one
          * deadline, not two. */
-        mi_image im;
         mi_dres res;
 
-        s = decode_helper(&im, &src, format, T, mi_index_max_pixels(idx),
-                          mi_index_budget(idx), mi_index_decoders(idx), why,
-                          why_len, &res);
+        s = decode_helper(&im, &src, format, T,
+                          mi_index_max_pixels(idx), mi_index_budget(idx),
+                          mi_index_decoders(idx), why, why_len, &res);
         mi_meta_add_decoded(meta, format, &res);
         meta_done = true;
-        if (s == MI_OK)
-            s = png_of_image(&png, &png_len, &im, meta->orientation);
+        orientation = meta->orientation;
     } else {
         if (meta)
             orientation = meta->orientation;
-        s = make_png(&png, &png_len, &src, type, orientation,
-                     mi_index_max_pixels(idx), mi_index_budget(idx),
-                     mi_index_decoders(idx), why, why_len);
+        s = decode_oriented(&im, &src, type, &orientation, DECODE_BOX, T,
+                            mi_index_max_pixels(idx), mi_index_budget(idx),
+                            mi_index_decoders(idx), why, why_len);
     }
+    if (s != MI_OK)
+        goto out;
+    /* Decode once, resize twice: the large thumbnail is made on the way
+     * when the pixels cover it (not those of the 320 px thumbnail a phone
+     * embeds in its HEIC: that one is made on request, from the image).
+     * A failure to make it costs nothing: it is made on request. */
+    s = png_of_image(&png, &png_len, &im, orientation);
+    if (s == MI_OK && covers(&im, shown(&im, orientation), LARGE) &&
+        jpeg_of_image(&jpg, &jpg_len, &im, orientation, LARGE,
+                      LARGE_QUALITY) == MI_OK) {
+        large_name(large, hash);
+        write_atomic(dirfd, large, jpg, jpg_len);
+    }
+    mi_image_free(&im);
     if (s == MI_OK) {
         s = write_atomic(dirfd, name, png, png_len);
         if (s != MI_OK)
@@ -882,6 +986,7 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
             *written = true;
     }
     free(png);
+    free(jpg);
 out:
     if (!meta_done)
         mi_meta_from_decoder(idx, fd, type, meta, NULL, 0);
@@ -1139,15 +1244,27 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Previews: what the viewer shows of a format the browser cannot          */
 
-#define PREVIEW MI_PREVIEW_SIZE
+/* What is made on request, from the file itself: a large thumbnail (also
+ * made by scans, on the way to the thumbnail) and a preview. */
+typedef struct view {
+    int box;                 /* the long side, at most */
+    int hbox;                /* what mi-decode's pixels must cover: the
+                                320 px thumbnail a phone embeds in a HEIC
+                                will not do for a large thumbnail; a raw's
+                                embedded preview of half the size will do
+                                for a preview */
+    const char *suffix;      /* of DIR/.thumbnails/<hex><suffix> */
+    int quality;             /* JPEG's */
+    bool videos;             /* of a video too (its poster frame) */
+} view;
 
-static void preview_name(char name[PREVIEW_NAME_LEN],
-                         const uint8_t hash[MI_HASH_SIZE])
-{
-    char hex[MI_HASH_HEX_LEN + 1];
-    mi_hash_to_hex(hex, hash);
-    mi_bufprintf(name, PREVIEW_NAME_LEN, "%s-preview.jpg", hex);
-}
+static const view large_view = { LARGE, LARGE, LARGE_SUFFIX, LARGE_QUALITY,
+                                 true };
+static const view preview_view = { MI_PREVIEW_SIZE, MI_PREVIEW_SIZE / 2,
+                                   "-preview.jpg", 85, false };
+
+/* Every file made from a content ends so. */
+static const char *const made_suffixes[] = { ".png", LARGE_SUFFIX, "-preview.jpg" };
 
 /* A whole JPEG: its first and last markers. */
 static bool jpeg_valid(int dirfd, const char *name)
@@ -1166,80 +1283,6 @@ static bool jpeg_valid(int dirfd, const char *name)
              memcmp(tail, "\xff\xd9", 2) == 0;
     close(fd);
     return ok;
-}
-
-/* Decode (in mi-decode), fit into PREVIEW x PREVIEW as displayed (never
- * enlarged), orient, encode as JPEG. */
-static mi_status make_preview(uint8_t **jpg, size_t *jpg_len, const mi_src *src,
-                              int format, int orientation, uint64_t max_pixels,
-                              mi_budget *budget, mi_decoders *dec, char *why,
-                              size_t why_len)
-{
-    uint8_t *small = NULL, *out = NULL;
-    const uint8_t *px;
-    mi_image im;
-    int rw, rh, dw, dh, fw, fh;
-    mi_status s;
-
-    *jpg = NULL;
-    *jpg_len = 0;
-    s = decode_helper(&im, src, format, PREVIEW / 2, max_pixels, budget, dec,
-                      why, why_len, NULL);
-    if (s != MI_OK)
-        return s;
-    if (im.orientation >= 1 && im.orientation <= 8)
-        orientation = im.orientation;
-    if (orientation < 1 || orientation > 8)
-        orientation = 1;
-    /* The fitted size as displayed, then back to stored orientation. */
-    fw = orientation >= 5 ? im.full_h : im.full_w;
-    fh = orientation >= 5 ? im.full_w : im.full_h;
-    dw = fw;
-    dh = fh;
-    if (fw > PREVIEW || fh > PREVIEW) {
-        if (fw >= fh) {
-            dw = PREVIEW;
-            dh = (int)(((int64_t)fh * PREVIEW + fw / 2) / fw);
-        } else {
-            dh = PREVIEW;
-            dw = (int)(((int64_t)fw * PREVIEW + fh / 2) / fh);
-        }
-    }
-    if (dw < 1)
-        dw = 1;
-    if (dh < 1)
-        dh = 1;
-    /* Never larger than the pixels that came back. */
-    rw = orientation >= 5 ? dh : dw;
-    rh = orientation >= 5 ? dw : dh;
-    if (rw > im.w || rh > im.h) {
-        rw = im.w;
-        rh = im.h;
-        dw = orientation >= 5 ? rh : rw;
-        dh = orientation >= 5 ? rw : rh;
-    }
-    px = im.px;
-    if (im.w != rw || im.h != rh) {
-        small = malloc((size_t)rw * (size_t)rh * 4);
-        if (!small || !mi_stbir_resize_rgba(im.px, im.w, im.h, im.w * 4, small,
-                                            rw, rh, rw * 4, im.alpha)) {
-            s = MI_ENOMEM;
-            goto out;
-        }
-        px = small;
-    }
-    out = malloc((size_t)dw * (size_t)dh * 4);
-    if (!out) {
-        s = MI_ENOMEM;
-        goto out;
-    }
-    orient_copy(out, (size_t)dw * 4, px, rw, rh, orientation);
-    s = mi_jpeg_encode_rgba(jpg, jpg_len, out, dw, dh, (size_t)dw * 4, 85);
-out:
-    mi_image_free(&im);
-    free(small);
-    free(out);
-    return s;
 }
 
 /* Has the decoder failed on this content already: an earlier preview
@@ -1297,26 +1340,29 @@ static void remember_failure(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
         mi_index_writer_abort(idx);
 }
 
-mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
-                         const uint8_t hash[MI_HASH_SIZE])
+/* Make (or find) the view `v` of content `hash`; see mi_preview_get. */
+static mi_status view_get(char *out, size_t out_size, mi_index *idx,
+                          const uint8_t hash[MI_HASH_SIZE], const view *v)
 {
     char name[PREVIEW_NAME_LEN], why[160] = "";
     uint8_t head[64], *jpg = NULL;
     size_t which, jpg_len = 0;
     const mi_media_type *type;
     mi_preview_slot slot;
+    mi_image im;
     mi_status s;
     mi_src src;
     ssize_t n;
     rows r;
-    int dirfd, fd, format;
+    int dirfd, fd, orientation = -1;
+    codec c;
 
     if (out && out_size)
         out[0] = '\0';
     if (!out || out_size < sizeof(".thumbnails/") + PREVIEW_NAME_LEN || !idx ||
         !hash)
         return MI_EINVAL;
-    preview_name(name, hash);
+    derived_name(name, hash, v->suffix);
     s = rows_of(idx, hash, &r);
     if (s != MI_OK)
         return s;
@@ -1324,8 +1370,12 @@ mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
         s = mi_index_fail(idx, MI_ENOTFOUND, "no media with that hash");
         goto out;
     }
-    if (r.kind == MI_KIND_VIDEO) {
+    if (r.kind == MI_KIND_VIDEO && !v->videos) {
         s = mi_index_fail(idx, MI_EUNSUPPORTED, "a video's preview is its thumbnail");
+        goto out;
+    }
+    if (r.state == MI_THUMB_UNSUPPORTED) {
+        s = mi_index_fail(idx, MI_EUNSUPPORTED, "no thumbnails for this type");
         goto out;
     }
     dirfd = mi_index_thumbs_fd(idx);
@@ -1342,15 +1392,12 @@ mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
     }
     type = mi_media_from_name(r.paths[which]);
     n = pread(fd, head, sizeof(head), 0);
-    format = n > 0 ? mi_decoder_format(head, (size_t)n, type) : 0;
-    if (format && n > 0 && mi_media_sniff(head, (size_t)n))
-        type = mi_media_sniff(head, (size_t)n);   /* the bytes decide */
-    if (format == MI_DFMT_VIDEO || (type && mi_media_browser_shows(type)))
-        format = 0;
-    if (!format) {
+    /* The name's type goes on: a raw's bytes say TIFF, its name says raw
+     * (decode_oriented reads the metadata by the bytes). */
+    c = n > 0 ? classify(head, (size_t)n, type) : CODEC_BROKEN;
+    if (c == CODEC_NONE) {
         close(fd);
-        s = mi_index_fail(idx, MI_EUNSUPPORTED,
-                          "browsers show this format themselves: no preview");
+        s = mi_index_fail(idx, MI_EUNSUPPORTED, "no thumbnails for this type");
         goto out;
     }
     /* A file that hangs the decoder holds one of its few processes for
@@ -1365,32 +1412,34 @@ mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
     if (known_failure(idx, hash, &r, &s, why, sizeof(why))) {
         mi_index_preview_end(idx, &slot);
         close(fd);
-        mi_index_fail(idx, s, "no preview: %s", why);
+        mi_index_fail(idx, s, "no %s: %s", v == &large_view ? "large thumbnail"
+                                                            : "preview", why);
         goto out;
     }
     s = src_of_fd(&src, fd);
-    if (s == MI_OK) {
-        mi_meta meta;
-        if (mi_meta_read_fd(&meta, fd, src.size, type) != MI_OK)
-            meta.orientation = 0;
-        s = make_preview(&jpg, &jpg_len, &src, format, meta.orientation,
-                         mi_index_max_pixels(idx), mi_index_budget(idx),
-                         mi_index_decoders(idx), why, sizeof(why));
-    }
+    if (s == MI_OK)
+        s = decode_oriented(&im, &src, type, &orientation, v->box, v->hbox,
+                            mi_index_max_pixels(idx), mi_index_budget(idx),
+                            mi_index_decoders(idx), why, sizeof(why));
     close(fd);
+    if (s == MI_OK) {
+        s = jpeg_of_image(&jpg, &jpg_len, &im, orientation, v->box, v->quality);
+        mi_image_free(&im);
+    }
     if (s == MI_OK)
         s = write_atomic(dirfd, name, jpg, jpg_len);
     free(jpg);
     if (s != MI_OK) {
         if (!why[0])
-            mi_bufprintf(why, sizeof(why), "%s", mi_strerror(s));
+            mi_bufprintf(why, sizeof(why), "%s", mi_thumb_reason(s));
         /* The decoder's verdict on these bytes (broken, crashed, past its
          * deadline, too big) stands until the file is read again; I/O
          * and memory failures are tried again. */
         if (mi_thumb_state_of(s) == MI_THUMB_FAILED)
             remember_failure(idx, hash, s, why);
         mi_index_preview_end(idx, &slot);
-        mi_index_fail(idx, s, "no preview: %s", why);
+        mi_index_fail(idx, s, "no %s: %s", v == &large_view ? "large thumbnail"
+                                                            : "preview", why);
         goto out;
     }
     mi_index_preview_end(idx, &slot);
@@ -1399,6 +1448,18 @@ done:
 out:
     rows_free(&r);
     return s;
+}
+
+mi_status mi_preview_get(char *out, size_t out_size, mi_index *idx,
+                         const uint8_t hash[MI_HASH_SIZE])
+{
+    return view_get(out, out_size, idx, hash, &preview_view);
+}
+
+mi_status mi_thumb_get_large(char *out, size_t out_size, mi_index *idx,
+                             const uint8_t hash[MI_HASH_SIZE])
+{
+    return view_get(out, out_size, idx, hash, &large_view);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1447,12 +1508,17 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
         return MI_EIO;
     }
     rewinddir(dir);
-    /* The <hash>.png files, sorted: merged with the catalog's hashes. */
+    /* The hashes of the files made from contents, sorted: merged with the
+     * catalog's hashes. */
     while ((de = readdir(dir)) != NULL) {
         uint8_t h[MI_HASH_SIZE];
         char hex[MI_HASH_HEX_LEN + 1];
-        if (strlen(de->d_name) != MI_HASH_HEX_LEN + 4 ||
-            strcmp(de->d_name + MI_HASH_HEX_LEN, ".png") != 0)
+        bool ours = false;
+        if (strlen(de->d_name) < MI_HASH_HEX_LEN)
+            continue;
+        for (size_t k = 0; k < MI_ARRAY_LEN(made_suffixes); k++)
+            ours |= strcmp(de->d_name + MI_HASH_HEX_LEN, made_suffixes[k]) == 0;
+        if (!ours)
             continue;
         memcpy(hex, de->d_name, MI_HASH_HEX_LEN);
         hex[MI_HASH_HEX_LEN] = '\0';
@@ -1477,6 +1543,13 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
     if (s != MI_OK || n == 0)
         goto out;
     qsort(hashes, n, MI_HASH_SIZE, hash_cmp);
+    {
+        size_t u = 0;    /* one of each: a content has up to three files */
+        for (size_t k = 0; k < n; k++)
+            if (u == 0 || memcmp(hashes[u - 1], hashes[k], MI_HASH_SIZE) != 0)
+                memmove(hashes[u++], hashes[k], MI_HASH_SIZE);
+        n = u;
+    }
 
     s = mi_index_reader(idx, &c);
     if (s != MI_OK)
@@ -1504,14 +1577,15 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
         } else {
             /* Not in this snapshot.  An upload of this content may be
              * committing right now: look again under its lock. */
-            char name[NAME_LEN];
-            thumb_name(name, hashes[i]);
             mi_index_store_lock(idx, hashes[i]);
-            if (!indexed(idx, hashes[i]) && unlinkat(dirfd, name, 0) == 0) {
-                char pname[PREVIEW_NAME_LEN];
-                preview_name(pname, hashes[i]);
-                unlinkat(dirfd, pname, 0);
-                (*removed)++;
+            if (!indexed(idx, hashes[i])) {
+                bool any = false;
+                for (size_t k = 0; k < MI_ARRAY_LEN(made_suffixes); k++) {
+                    char name[PREVIEW_NAME_LEN];
+                    derived_name(name, hashes[i], made_suffixes[k]);
+                    any |= unlinkat(dirfd, name, 0) == 0;
+                }
+                *removed += any;
             }
             mi_index_store_unlock(idx, hashes[i]);
             i++;

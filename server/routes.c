@@ -8,8 +8,10 @@
  *                                    thumbnailed, and why
  *   GET|HEAD /api/formats            the file types the library indexes,
  *                                    accepts as uploads, makes previews of
- *   GET|HEAD /thumbnail/<sha256>     the 256x256 PNG
- *   GET|HEAD /preview/<sha256>       a 1600 px JPEG of HEIC, TIFF, raw
+ *   GET|HEAD /thumbnail/<sha256>     the 256x256 PNG (?size=512: a 512 px
+ *                                    JPEG for HiDPI grids)
+ *   GET|HEAD /preview/<sha256>       a 1600 px JPEG for the viewer (HEIC,
+ *                                    TIFF, raw; large originals)
  *   GET|HEAD /image/<sha256>         the original bytes (Range, ETag)
  *   GET|HEAD /image/sha256/<sha256>  the same
  *   PUT      /image/<filename>       upload (upload.c)
@@ -209,8 +211,8 @@ static int open_in_root(struct server *srv, const char *rel)
     return fd;
 }
 
-/* What the server makes from a file: the thumbnail, or the preview of a
- * format browsers cannot show. */
+/* What the server makes from a file: the thumbnail, the large one, or the
+ * preview for the viewer. */
 struct derived {
     const char *suffix;      /* of the file in .thumbnails/ */
     mi_status (*get)(char *, size_t, mi_index *, const uint8_t *);
@@ -219,6 +221,8 @@ struct derived {
 
 static const struct derived thumbnail = { ".png", mi_thumb_get, "image/png",
                                           "thumbnail" };
+static const struct derived large = { "-512.jpg", mi_thumb_get_large,
+                                      "image/jpeg", "large thumbnail" };
 static const struct derived preview = { "-preview.jpg", mi_preview_get,
                                         "image/jpeg", "preview" };
 
@@ -248,7 +252,7 @@ static void route_derived(struct req *r, const struct path *p,
         case MI_EUNSUPPORTED:
             send_error(r, 404, NULL, d == &preview
                            ? "no preview for this media (a video, or a "
-                             "format browsers show themselves)"
+                             "type without thumbnails)"
                            : "no thumbnail for this media (a type without "
                              "thumbnails)");
             return;
@@ -491,6 +495,21 @@ static void query_var(const struct req *r, const char *name, char *buf,
         snprintf(buf, len, "?");
 }
 
+/* GET /thumbnail/<sha256>[?size=256|512] */
+static void route_thumbnail(struct req *r, const struct path *p)
+{
+    char size[8];
+
+    query_var(r, "size", size, sizeof(size));
+    if (!*size || strcmp(size, "256") == 0)
+        route_derived(r, p, &thumbnail);
+    else if (strcmp(size, "512") == 0)
+        route_derived(r, p, &large);
+    else
+        send_error(r, 400, NULL, "size must be 256 (the PNG thumbnail) or "
+                                 "512 (a JPEG for HiDPI grids)");
+}
+
 /* GET /list, /list?from=D&to=D, /list/date/D, /list/daterange/A/B. */
 static void route_list_filtered(struct req *r, const struct path *p)
 {
@@ -550,7 +569,7 @@ static void route(struct req *r, const struct path *p)
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 2 && is(p, 0, "thumbnail")) {
         if (get_or_head(r))
-            route_derived(r, p, &thumbnail);
+            route_thumbnail(r, p);
         else
             method_not_allowed(r, "GET, HEAD");
     } else if (p->n == 2 && is(p, 0, "preview")) {

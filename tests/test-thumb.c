@@ -530,16 +530,19 @@ static void test_budget(void)
     if (!base || !prog || !small || !big)
         goto out;
     /* Baseline: a few rows at 1/8, within 3 MiB. */
-    CHECK_OK(mi_decode_jpeg(&im, &sb, 1, MI_THUMB_MAX_PIXELS_DEFAULT, small));
+    CHECK_OK(mi_decode_jpeg(&im, &sb, 1, MI_THUMB_SIZE,
+                            MI_THUMB_MAX_PIXELS_DEFAULT, small));
     CHECK(im.px && im.full_w == 2000 && im.w <= 1024 && im.w >= 500);
     CHECK(mi_budget_used(small) == im.reserved && im.reserved > 0);
     mi_image_free(&im);
     CHECK(mi_budget_used(small) == 0);
     /* Progressive keeps every coefficient (about 12 MB here). */
-    CHECK_EQ_INT(mi_decode_jpeg(&im, &sp, 1, MI_THUMB_MAX_PIXELS_DEFAULT,
+    CHECK_EQ_INT(mi_decode_jpeg(&im, &sp, 1, MI_THUMB_SIZE,
+                                MI_THUMB_MAX_PIXELS_DEFAULT,
                                 small), MI_ETOOBIG);
     CHECK(im.px == NULL && mi_budget_used(small) == 0);
-    CHECK_OK(mi_decode_jpeg(&im, &sp, 1, MI_THUMB_MAX_PIXELS_DEFAULT, big));
+    CHECK_OK(mi_decode_jpeg(&im, &sp, 1, MI_THUMB_SIZE,
+                            MI_THUMB_MAX_PIXELS_DEFAULT, big));
     CHECK(im.px && im.full_h == 2000);
     mi_image_free(&im);
     CHECK(mi_budget_used(big) == 0);

@@ -374,9 +374,19 @@
   }
 
   function thumbURL(it) { return '/thumbnail/' + it.sha; }
+  // The 512 px JPEG: sharp on HiDPI screens and large tiles (and lighter
+  // than the 256 px PNG).
+  function largeURL(it) { return '/thumbnail/' + it.sha + '?size=512'; }
   function imageURL(it) { return '/image/' + it.sha; }
-  // Formats browsers cannot show: the server's JPEG preview instead.
-  function viewURL(it) { return formats.preview.has(it.mime) ? '/preview/' + it.sha : imageURL(it); }
+  // Formats browsers cannot show, and large originals (a 1600 px JPEG
+  // loads many times faster than a 12 MP photo): the server's preview.
+  // A GIF's preview would lose its animation.
+  const PREVIEW_ABOVE = 3 * 1024 * 1024;
+  function wantsPreview(it) {
+    return formats.preview.has(it.mime) ||
+      (it.thumb && !it.video && it.mime !== 'image/gif' && it.size > PREVIEW_ABOVE);
+  }
+  function viewURL(it) { return wantsPreview(it) ? '/preview/' + it.sha : imageURL(it); }
 
   function altText(it) {
     const kind = it.video ? 'Video' : 'Photo';
@@ -398,16 +408,42 @@
     return h;
   }
 
+  // Sizes the tile's image; returns the side of its square in CSS px.
   function placeImg(img, it, w, h) {
-    // Thumbnails are the picture fitted in a 256x256 transparent square:
-    // size the square so the picture itself covers the cell.
-    if (!it.w) { img.style.cssText = ''; return; }
+    // Thumbnails are the picture fitted in a 256x256 transparent square
+    // (the large ones, fitted in 512x512 with object-fit: contain, take
+    // the same place): size the square so the picture covers the cell.
+    if (!it.w) { img.style.cssText = ''; return Math.max(w, h); }
     const a = it.a;
     const s = Math.ceil(Math.max(w / Math.min(1, a), h / Math.min(1, 1 / a)));
     img.style.width = s + 'px';
     img.style.height = s + 'px';
     img.style.left = Math.round((w - s) / 2) + 'px';
     img.style.top = Math.round((h - s) / 2) + 'px';
+    return s;
+  }
+
+  // The grid image for a square of `side` CSS px: the 256 px PNG while it
+  // is sharp enough, else the 512 px JPEG.
+  function gridURL(it, side) {
+    return side * (window.devicePixelRatio || 1) > 300 ? largeURL(it) : thumbURL(it);
+  }
+
+  // Start loading a tile's image.  A large thumbnail not made yet (a HEIC
+  // whose embedded thumbnail was enough for the small one) is made on this
+  // request and may take a second: the small one shows meanwhile, and the
+  // large one replaces it once it is there.
+  function loadThumb(img, url) {
+    img.src = url;
+    if (!url.endsWith('?size=512')) return;
+    setTimeout(() => {
+      if (img.complete || !img.isConnected) return;
+      const small = url.slice(0, -'?size=512'.length);
+      img.src = small;
+      const hi = new Image();
+      hi.onload = () => { if (img.isConnected && img.getAttribute('src') === small) img.src = url; };
+      hi.src = url;
+    }, 700);
   }
 
   function makeRow(b, loadNow) {
@@ -429,8 +465,8 @@
         img.alt = altText(it);
         img.decoding = 'async';
         img.draggable = false;
-        placeImg(img, it, cellW[i], h);
-        if (loadNow) img.src = thumbURL(it); else img.dataset.src = thumbURL(it);
+        const url = gridURL(it, placeImg(img, it, cellW[i], h));
+        if (loadNow) loadThumb(img, url); else img.dataset.src = url;
         a.append(img);
       } else {
         a.setAttribute('aria-label', altText(it));
@@ -505,7 +541,7 @@
   function fillPending() {
     if (performance.now() < fastUntil) { settleTimer = setTimeout(fillPending, 60); return; }
     for (const img of el.timeline.querySelectorAll('img[data-src]')) {
-      img.src = img.dataset.src;
+      loadThumb(img, img.dataset.src);
       delete img.dataset.src;
     }
   }
@@ -525,7 +561,11 @@
     }
   }, true);
   el.timeline.addEventListener('error', (e) => {
-    if (e.target.tagName === 'IMG') e.target.parentNode.classList.add('broken');
+    if (e.target.tagName !== 'IMG') return;
+    // A large thumbnail that could not be made: the small one, if any.
+    const src = e.target.getAttribute('src') || '';
+    if (src.endsWith('?size=512')) e.target.src = src.slice(0, -'?size=512'.length);
+    else e.target.parentNode.classList.add('broken');
   }, true);
 
   el.timeline.addEventListener('click', (e) => {
@@ -865,7 +905,7 @@
       el.vVideo.hidden = false;
       el.vVideo.controls = true;
       el.vVideo.setAttribute('aria-label', label);
-      if (it.thumb) el.vVideo.poster = thumbURL(it); else el.vVideo.removeAttribute('poster');
+      if (it.thumb) el.vVideo.poster = largeURL(it); else el.vVideo.removeAttribute('poster');
       // HEVC and other codecs this browser cannot play: the poster stays,
       // with a way to the file.
       const cannotPlay = () => {
@@ -899,6 +939,11 @@
       };
       el.vFull.onerror = () => {
         if (vItem !== it) return;
+        // A large original's preview that could not be made: the original.
+        if (el.vFull.getAttribute('src') !== imageURL(it) && !formats.preview.has(it.mime)) {
+          el.vFull.src = imageURL(it);
+          return;
+        }
         el.vNote.textContent = 'This browser cannot show this file; download the original to open it.';
         el.vNote.hidden = false;
       };

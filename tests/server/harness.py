@@ -100,6 +100,19 @@ def jpeg_bytes(seed=0, w=64, h=48, exif=()):
     return b"\xff\xd8\xff\xe0" + bytes(rnd.randrange(256) for _ in range(2000))
 
 
+def jpeg_size(data):
+    """(width, height) from a JPEG's SOF marker."""
+    check(data[:3] == b"\xff\xd8\xff", "not a JPEG")
+    pos = 2
+    while pos + 9 < len(data):
+        marker, n = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return w, h
+        pos += 2 + n
+    raise AssertionError("no SOF in the JPEG")
+
+
 def mp4_bytes(seed=0, size=3000):
     rnd = random.Random(seed)
     head = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + \

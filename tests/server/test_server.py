@@ -262,6 +262,44 @@ def _():
     check(os.path.exists(p))
 
 
+@test("GET /thumbnail?size=512: a JPEG as displayed, made by the scan and again on demand, cached by its own ETag; other sizes 400")
+def _():
+    if not thumbs_work:
+        raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
+    h = sha(files["a/one.jpg"])
+    p = os.path.join(root, ".thumbnails", h + "-512.jpg")
+    check(os.path.exists(p), "the scan made no 512 px thumbnail")
+    st, hd, body = srv.request("GET", f"/thumbnail/{h}?size=512")
+    check(st == 200 and hd["content-type"] == "image/jpeg", (st, hd))
+    check(jpeg_size(body) == (64, 48), jpeg_size(body))   # never enlarged
+    etag = hd.get("etag")
+    st, hd2, _ = srv.request("GET", f"/thumbnail/{h}")
+    check(st == 200 and hd2["content-type"] == "image/png" and
+          hd2.get("etag") != etag, (st, hd2, etag))
+    st, _, _ = srv.request("GET", f"/thumbnail/{h}?size=512",
+                           headers={"If-None-Match": etag})
+    check(st == 304, f"revalidation: {st}")
+    os.unlink(p)
+    st, hd, body2 = srv.request("GET", f"/thumbnail/{h}?size=512")
+    check(st == 200 and body2 == body, st)
+    check(os.path.exists(p), "not kept on disk")
+    st, _, body = srv.request("GET", f"/thumbnail/{sha(files['a/b/two.png'])}?size=512")
+    check(st == 200 and jpeg_size(body) == (16, 12), st)
+    st, _, body = srv.request("HEAD", f"/thumbnail/{h}?size=512")
+    check(st == 200 and body == b"", st)
+    st, _, body = srv.request("GET", f"/thumbnail/{h}?size=256")
+    check(st == 200 and body[:4] == b"\x89PNG", st)
+    st, _, body = srv.request("GET", f"/thumbnail/{h}?size=")
+    check(st == 200 and body[:4] == b"\x89PNG", f"size=: {st}")
+    for q in ("100", "1024", "abc", "512x", "-1"):
+        st, _, body = srv.json("GET", f"/thumbnail/{h}?size={q}")
+        check(st == 400 and "512" in body.get("error", ""), (q, st, body))
+    st, _, _ = srv.json("GET", f"/thumbnail/{'0' * 64}?size=512")
+    check(st == 404, st)
+    st, _, _ = srv.json("GET", f"/thumbnail/{sha(files['clip.mp4'])}?size=512")
+    check(st == 404, st)
+
+
 @test("unknown routes 404, wrong methods 405 with Allow, all JSON")
 def _():
     for path in ("/lists", "/list/", "/image", "/thumbnail",
