@@ -612,6 +612,659 @@ def _():
         stopped_cleanly(s)
 
 
+# ---------------------------------------------------------------------------
+# HEIF transforms, alpha, 10 bits, collections and sequences, embedded
+# thumbnails; video rotations, QuickTime's ©xyz place, more containers and
+# camera raws (uploads).
+
+def png_rgba(path, w, h, pixel, depth=8):
+    """A PNG (RGBA, or RGB at 16 bits) whose pixel(x, y) gives each pixel's bytes."""
+    raw = b"".join(b"\0" + b"".join(pixel(x, y) for x in range(w)) for y in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" +
+                chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth,
+                                           2 if depth == 16 else 6, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+RED, BLUE = b"\xd0\x10\x10\xff", b"\x10\x10\xd0\xff"
+
+
+def corner_png(path, w=320, h=160):
+    """Blue, with a red block in its top-left corner (a quarter of its width,
+    half its height): the corner and the aspect tell all eight ways of
+    showing it apart."""
+    png_rgba(path, w, h, lambda x, y: RED if x < w // 4 and y < h // 2 else BLUE)
+
+
+# The corner picture as a grid of 4 x 2 cells, as stored.
+CORNER = [["red", "blue", "blue", "blue"], ["blue", "blue", "blue", "blue"]]
+
+
+def rot_ccw(g):
+    """The grid turned a quarter anticlockwise (what irot's angle counts)."""
+    return [list(r) for r in zip(*g)][::-1]
+
+
+def mirrored(g, axis):
+    """imir as ISO/IEC 23008-12:2022 6.5.12 (and libavif, Apple) has it:
+    axis 0 exchanges top and bottom (EXIF's orientation 4), axis 1 left and
+    right (EXIF's 2)."""
+    return g[::-1] if axis == 0 else [r[::-1] for r in g]
+
+
+def shown(transforms):
+    """CORNER after the HEIF transforms, applied in their ipma order."""
+    g = CORNER
+    for kind, v in transforms:
+        if kind == "irot":
+            for _ in range(v % 4):
+                g = rot_ccw(g)
+        else:
+            g = mirrored(g, v)
+    return g
+
+
+def grid(px, rect, cols, rows):
+    """The colour at the centre of each of cols x rows cells of rect."""
+    x0, y0, x1, y1 = rect
+    return [[colour(px, x0 + (2 * c + 1) * (x1 - x0) // (2 * cols),
+                    y0 + (2 * r + 1) * (y1 - y0) // (2 * rows))
+             for c in range(cols)] for r in range(rows)]
+
+
+def boxes(data, pos, end):
+    """(type, start, header length, end) of each ISO-BMFF box in data[pos:end]."""
+    out = []
+    while pos + 8 <= end:
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        hdr = 8
+        if n == 1:
+            n, hdr = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+        elif n == 0:
+            n = end - pos
+        check(n >= hdr and pos + n <= end, f"bad box {kind} at {pos}")
+        out.append((kind, pos, hdr, pos + n))
+        pos += n
+    return out
+
+
+def bmff_box(kind, body):
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def heif_transform(data, transforms, thumbnails=False):
+    """A HEIF file (heif-enc's, whose meta box precedes its mdat) with
+    transformative properties added: transforms is a list of ("irot",
+    quarter turns anticlockwise) and ("imir", axis), in the order they
+    apply.  They go at the end of ipco, associated (essential) with the
+    primary item, and with its thumbnails too when thumbnails is true; the
+    item locations past the grown meta box move with it."""
+    meta = [b for b in boxes(data, 0, len(data)) if b[0] == b"meta"][0]
+    _, m0, mh, m1 = meta
+    kids = boxes(data, m0 + mh + 4, m1)
+    get = {k[0]: k for k in kids}
+    pitm = get[b"pitm"]
+    at = pitm[1] + pitm[2]
+    primary = int.from_bytes(data[at + 4:at + (6 if data[at] == 0 else 8)], "big")
+    targets = {primary}
+    if thumbnails and b"iref" in get:
+        r = get[b"iref"]
+        w = 2 if data[r[1] + r[2]] == 0 else 4
+        for kind, s0, h0, _ in boxes(data, r[1] + r[2] + 4, r[3]):
+            q = s0 + h0
+            frm = int.from_bytes(data[q:q + w], "big")
+            n = int.from_bytes(data[q + w:q + w + 2], "big")
+            to = [int.from_bytes(data[q + w + 2 + i * w:q + 2 * w + 2 + i * w], "big")
+                  for i in range(n)]
+            if kind == b"thmb" and primary in to:
+                targets.add(frm)
+    iprp = get[b"iprp"]
+    ipco, ipma = [{k[0]: k for k in boxes(data, iprp[1] + iprp[2], iprp[3])}[t]
+                  for t in (b"ipco", b"ipma")]
+    nprops = len(boxes(data, ipco[1] + ipco[2], ipco[3]))
+    new_ipco = bmff_box(b"ipco", data[ipco[1] + ipco[2]:ipco[3]] + b"".join(
+        bmff_box(k.encode(), bytes([v])) for k, v in transforms))
+    p = ipma[1] + ipma[2]
+    ver, wide = data[p], data[p + 3] & 1
+    count = struct.unpack(">I", data[p + 4:p + 8])[0]
+    body, p = bytearray(data[p:p + 8]), p + 8
+    for _ in range(count):
+        idlen = 2 if ver < 1 else 4
+        item = int.from_bytes(data[p:p + idlen], "big")
+        body += data[p:p + idlen]
+        p += idlen
+        n = data[p]
+        assoc = data[p + 1:p + 1 + n * (2 if wide else 1)]
+        p += 1 + len(assoc)
+        if item in targets:
+            for i in range(len(transforms)):
+                idx = nprops + 1 + i
+                assoc += struct.pack(">H", 0x8000 | idx) if wide else bytes([0x80 | idx])
+            n += len(transforms)
+        body += bytes([n]) + assoc
+    new_iprp = bmff_box(b"iprp", b"".join(
+        new_ipco if k[0] == b"ipco" else bmff_box(b"ipma", bytes(body))
+        if k[0] == b"ipma" else data[k[1]:k[3]]
+        for k in boxes(data, iprp[1] + iprp[2], iprp[3])))
+    delta = len(new_iprp) - (iprp[3] - iprp[1])
+    # iloc: offsets into the file past the meta box move by delta.
+    il = get[b"iloc"]
+    out = bytearray(data[il[1]:il[3]])
+    o = il[2]
+    iv = out[o]
+    o += 4
+    osz, lsz, bsz = out[o] >> 4, out[o] & 15, out[o + 1] >> 4
+    isz = out[o + 1] & 15 if iv in (1, 2) else 0
+    o += 2
+    cnt = int.from_bytes(out[o:o + (2 if iv < 2 else 4)], "big")
+    o += 2 if iv < 2 else 4
+    for _ in range(cnt):
+        o += 2 if iv < 2 else 4
+        method = 0
+        if iv in (1, 2):
+            method = int.from_bytes(out[o:o + 2], "big") & 15
+            o += 2
+        o += 2
+        base_at, base = o, int.from_bytes(out[o:o + bsz], "big")
+        o += bsz
+        ne = int.from_bytes(out[o:o + 2], "big")
+        o += 2
+        for _ in range(ne):
+            o += isz
+            eo = int.from_bytes(out[o:o + osz], "big")
+            if method == 0 and base < m1 <= base + eo:
+                out[o:o + osz] = (eo + delta).to_bytes(osz, "big")
+            o += osz + lsz
+        if method == 0 and bsz and base >= m1:
+            out[base_at:base_at + bsz] = (base + delta).to_bytes(bsz, "big")
+    new_meta = bmff_box(b"meta", data[m0 + mh:m0 + mh + 4] + b"".join(
+        new_iprp if k[0] == b"iprp" else bytes(out) if k[0] == b"iloc"
+        else data[k[1]:k[3]] for k in kids))
+    return data[:m0] + new_meta + data[m1:]
+
+
+def raw_tiff(path, make, model, magic=b"II*\0", orientation=1):
+    """A camera raw that is not a DNG: dng()'s layout without its DNG tags,
+    under another maker's name and, for ORF and RW2, their own magic."""
+    dng(path, orientation=orientation)
+    data = bytearray(open(path, "rb").read())
+    # dng() wrote "TestMake"/"TestModel"; same-length names keep every offset.
+    for old, new in ((b"TestMake\0", make), (b"TestModel\0", model)):
+        i = data.find(old)
+        check(i > 0 and len(new) + 1 <= len(old), (old, new))
+        data[i:i + len(old)] = new.encode().ljust(len(old), b"\0")
+    # Drop DNGVersion (50706): turn its tag into a private one nobody reads.
+    i = data.find(struct.pack("<HHI", 50706, 1, 4))
+    check(i > 0, "no DNGVersion")
+    data[i:i + 2] = struct.pack("<H", 65000)
+    data[0:4] = magic
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+_more = {}
+VIDEO_SRC = ["-f", "lavfi", "-i", "color=c=0xd01010:s=320x80:r=25:d=2",
+             "-f", "lavfi", "-i", "color=c=0x1010d0:s=320x80:r=25:d=2",
+             "-filter_complex", "vstack"]
+X264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+
+
+def more_fixtures():
+    """The fixtures of the tests below, made once: name -> path."""
+    if _more:
+        return _more
+    d = new_root("more-fixtures")
+    out = {}
+
+    def add(name, *cmd):
+        p = os.path.join(d, name)
+        try:
+            tool(*[a.replace("OUT", p) for a in cmd])
+            out[name] = p
+        except (Skip, AssertionError, subprocess.CalledProcessError,
+                subprocess.TimeoutExpired):
+            pass
+        return p
+    corner = os.path.join(d, "corner.png")
+    corner_png(corner)
+    big = os.path.join(d, "big.png")
+    corner_png(big, 1280, 640)
+    alpha = os.path.join(d, "alpha.png")   # left half transparent, right red
+    png_rgba(alpha, 320, 160, lambda x, y: b"\x10\x10\xd0\x00" if x < 160 else RED)
+    deep = os.path.join(d, "deep.png")     # 16 bits a channel, red over blue
+    png_rgba(deep, 320, 160, lambda x, y: struct.pack(
+        ">HHH", *((0xd000, 0x1000, 0x1000) if y < 80 else (0x1000, 0x1000, 0xd000))), 16)
+    add("corner.heic", "heif-enc", "-q", "85", "-o", "OUT", corner)
+    if "corner.heic" in out:
+        base = open(out["corner.heic"], "rb").read()
+        for name, t in HEIF_TRANSFORMS.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(heif_transform(base, t))
+            out[name] = os.path.join(d, name)
+        # EXIF orientation 6 in the file: alone, then beside irot.
+        p = os.path.join(d, "exif6.heic")
+        shutil.copy(out["corner.heic"], p)
+        try:
+            tool("exiftool", "-q", "-overwrite_original", "-n", "-Orientation=6", p)
+            out["exif6.heic"] = p
+            with open(os.path.join(d, "exif6-irot1.heic"), "wb") as f:
+                f.write(heif_transform(open(p, "rb").read(), [("irot", 1)]))
+            out["exif6-irot1.heic"] = os.path.join(d, "exif6-irot1.heic")
+        except (Skip, AssertionError, subprocess.CalledProcessError):
+            pass
+    add("thumbed.heic", "heif-enc", "-q", "70", "-t", "320", "-o", "OUT", big)
+    if "thumbed.heic" in out:
+        with open(os.path.join(d, "thumbed-irot1.heic"), "wb") as f:
+            f.write(heif_transform(open(out["thumbed.heic"], "rb").read(),
+                                   [("irot", 1)], thumbnails=True))
+        out["thumbed-irot1.heic"] = os.path.join(d, "thumbed-irot1.heic")
+    add("alpha.heic", "heif-enc", "-q", "85", "-o", "OUT", alpha)
+    add("deep.heic", "heif-enc", "-b", "10", "-q", "85", "-o", "OUT", deep)
+    # Two images in one file, the first the primary (what a burst is).
+    add("burst.heic", "heif-enc", "-q", "85", "-o", "OUT", corner, alpha)
+    # An AVIF image sequence (brand avis): its first frame red over blue,
+    # the four after it blue over red.
+    add("seq.avif", "ffmpeg", "-y", "-loglevel", "error",
+        "-f", "lavfi", "-i", "color=c=0xd01010:s=320x80:r=5:d=1",
+        "-f", "lavfi", "-i", "color=c=0x1010d0:s=320x80:r=5:d=1",
+        "-filter_complex", "[0][1]vstack,trim=end_frame=1[a];[1][0]vstack,trim=end_frame=4[b];"
+        "[a][b]concat,format=yuv420p", "-c:v", "libaom-av1", "-cpu-used", "8", "OUT")
+    # Videos 320 x 160, red over blue, 2 s.
+    for name, deg in (("r180.mp4", 180), ("r270.mov", 270)):
+        p = add(name, "ffmpeg", "-y", "-loglevel", "error", *VIDEO_SRC, *X264, "OUT")
+        if name in out:
+            try:
+                tool("exiftool", "-q", "-overwrite_original", f"-Rotation={deg}", p)
+            except (Skip, subprocess.CalledProcessError):
+                del out[name]
+    # The place as QuickTime's ©xyz: FFmpeg writes it in MOV (not in MP4);
+    # exiftool's UserData:GPSCoordinates writes it in an MP4 (as Android does).
+    add("xyz.mov", "ffmpeg", "-y", "-loglevel", "error", *VIDEO_SRC, *X264,
+        "-metadata", "location=+60.1470+024.9070/", "OUT")
+    p = add("xyz.mp4", "ffmpeg", "-y", "-loglevel", "error", *VIDEO_SRC, *X264, "OUT")
+    if "xyz.mp4" in out:
+        try:
+            tool("exiftool", "-q", "-overwrite_original",
+                 "-UserData:GPSCoordinates=-33.8568, -74.0445", p)
+            check(b"\xa9xyz" in open(p, "rb").read(), "exiftool wrote no ©xyz")
+        except (Skip, AssertionError, subprocess.CalledProcessError):
+            del out["xyz.mp4"]
+    # Containers phones and cameras write.
+    add("clip.3gp", "ffmpeg", "-y", "-loglevel", "error",
+        "-f", "lavfi", "-i", "color=c=0xd01010:s=176x72:r=15:d=2",
+        "-f", "lavfi", "-i", "color=c=0x1010d0:s=176x72:r=15:d=2",
+        "-filter_complex", "vstack", "-c:v", "h263", "OUT")
+    add("clip.mkv", "ffmpeg", "-y", "-loglevel", "error", *VIDEO_SRC, *X264, "OUT")
+    add("clip.avi", "ffmpeg", "-y", "-loglevel", "error", *VIDEO_SRC,
+        "-c:v", "mpeg4", "-q:v", "3", "OUT")
+    add("clip.mts", "ffmpeg", "-y", "-loglevel", "error", *VIDEO_SRC, *X264,
+        "-f", "mpegts", "OUT")
+    # Camera raws other than DNG, written by hand (libraw reads them by
+    # their maker's name; ORF by its own magic).
+    raw_tiff(os.path.join(d, "camera.nef"), "NIKON", "D3X")
+    out["camera.nef"] = os.path.join(d, "camera.nef")
+    raw_tiff(os.path.join(d, "camera.orf"), "OLYMPUS", "E-M10", b"IIRO")
+    out["camera.orf"] = os.path.join(d, "camera.orf")
+    _more.update(out)
+    return _more
+
+
+HEIF_TRANSFORMS = {
+    "irot1.heic": [("irot", 1)],
+    "irot2.heic": [("irot", 2)],
+    "irot3.heic": [("irot", 3)],
+    "imir0.heic": [("imir", 0)],
+    "imir1.heic": [("imir", 1)],
+    "imir0-irot1.heic": [("imir", 0), ("irot", 1)],
+    "irot1-imir0.heic": [("irot", 1), ("imir", 0)],
+}
+
+
+def need_more(*names):
+    f = more_fixtures()
+    missing = [n for n in names if n not in f]
+    if missing and os.environ.get("CI"):
+        raise AssertionError("could not make " + ", ".join(missing))
+    if missing:
+        raise Skip("could not make " + ", ".join(missing) +
+                   " (scripts/install-deps.sh --tests)")
+    return [f[n] for n in names]
+
+
+def scanned_more(names):
+    root = new_root("scan-" + str(len(os.listdir(work))))
+    for n in names:
+        shutil.copy(more_fixtures()[n], os.path.join(root, n))
+    s = Server(root)
+    s.wait_idle(timeout=60)
+    return s
+
+
+def jpeg_pixels(data):
+    """(w, h, RGBA rows) of a JPEG, decoded by FFmpeg (the tests have no
+    JPEG decoder of their own)."""
+    if not TOOLS.get("ffmpeg"):
+        raise Skip("ffmpeg is not installed")
+    w, h = jpeg_size(data)
+    r = subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "mjpeg", "-i", "pipe:0",
+                        "-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"],
+                       input=data, capture_output=True, timeout=60, check=True)
+    check(len(r.stdout) == w * h * 4, f"{len(r.stdout)} bytes for {w}x{h}")
+    return w, h, [r.stdout[y * w * 4:(y + 1) * w * 4] for y in range(h)]
+
+
+def landscape(g):
+    return len(g[0]) > len(g)
+
+
+def check_corner(s, e, want, what):
+    """The thumbnail and the preview of a corner picture show grid `want`."""
+    tw, th = (256, 128) if landscape(want) else (128, 256)
+    dw, dh = (320, 160) if landscape(want) else (160, 320)
+    check((e.get("width"), e.get("height")) == (dw, dh),
+          f"{what}: listed as {e.get('width')}x{e.get('height')}, shown as {dw}x{dh}")
+    px = thumb(s, e)
+    box = opaque_box(px)
+    check(box == ((256 - tw) // 2, (256 - th) // 2, (256 + tw) // 2, (256 + th) // 2),
+          f"{what}: thumbnail box {box}, want {tw}x{th} centred")
+    got = grid(px, box, len(want[0]), len(want))
+    check(got == want, f"{what}: thumbnail cells {got}, want {want}")
+    st, h, data = s.request("GET", "/preview/" + e["thumbnail_file"][:64])
+    check(st == 200 and h.get("content-type") == "image/jpeg", f"{what}: preview {st}")
+    check(jpeg_size(data) == (dw, dh), f"{what}: preview {jpeg_size(data)}, want {(dw, dh)}")
+    ppx = jpeg_pixels(data)
+    got = grid(ppx, (0, 0, dw, dh), len(want[0]), len(want))
+    check(got == want, f"{what}: preview cells {got}, want {want}")
+
+
+@test("HEIF transforms: irot 90/180/270, imir on either axis and both combined turn the thumbnail and the preview as the file says")
+def _():
+    need_more("corner.heic", *HEIF_TRANSFORMS)
+    names = ["corner.heic", *HEIF_TRANSFORMS]
+    s = scanned_more(names)
+    try:
+        lst = by_name(s.listing())
+        bad = []
+        for n in names:
+            try:
+                check(lst[n]["thumbnail_file"], f"{n}: no thumbnail")
+                check_corner(s, lst[n], shown(HEIF_TRANSFORMS.get(n, [])), n)
+            except AssertionError as ex:
+                bad.append(str(ex))
+        check(not bad, "\n".join(bad))
+    finally:
+        stopped_cleanly(s)
+
+
+@test("HEIF and EXIF orientation: EXIF's Orientation does not turn a HEIF (irot/imir do), alone or beside irot")
+def _():
+    need_more("exif6.heic", "exif6-irot1.heic")
+    s = scanned_more(["exif6.heic", "exif6-irot1.heic"])
+    try:
+        lst = by_name(s.listing())
+        bad = []
+        for n, want in (("exif6.heic", CORNER), ("exif6-irot1.heic", shown([("irot", 1)]))):
+            try:
+                check(lst[n]["thumbnail_file"], f"{n}: no thumbnail")
+                check_corner(s, lst[n], want, n)
+            except AssertionError as ex:
+                bad.append(str(ex))
+        check(not bad, "\n".join(bad))
+    finally:
+        stopped_cleanly(s)
+
+
+@test("HEIF with an embedded thumbnail item (heif-enc -t 320): thumbnail right and upright, with and without irot on both items")
+def _():
+    need_more("thumbed.heic", "thumbed-irot1.heic")
+    s = scanned_more(["thumbed.heic", "thumbed-irot1.heic"])
+    try:
+        lst = by_name(s.listing())
+        for n, want, size in (("thumbed.heic", CORNER, (1280, 640)),
+                              ("thumbed-irot1.heic", rot_ccw(CORNER), (640, 1280))):
+            e = lst[n]
+            check(e["thumbnail_file"], f"{n}: no thumbnail")
+            check((e.get("width"), e.get("height")) == size,
+                  f"{n}: {e.get('width')}x{e.get('height')}, want {size}")
+            px = thumb(s, e)
+            tw, th = (256, 128) if landscape(want) else (128, 256)
+            box = opaque_box(px)
+            check(box == ((256 - tw) // 2, (256 - th) // 2, (256 + tw) // 2, (256 + th) // 2),
+                  f"{n}: box {box}")
+            got = grid(px, box, len(want[0]), len(want))
+            check(got == want, f"{n}: cells {got}, want {want}")
+    finally:
+        stopped_cleanly(s)
+
+
+@test("HEIF with alpha keeps its transparent pixels; a 10-bit HEIF (heif-enc -b 10) thumbnails in its colours")
+def _():
+    need_more("alpha.heic", "deep.heic")
+    s = scanned_more(["alpha.heic", "deep.heic"])
+    try:
+        lst = by_name(s.listing())
+        e = lst["alpha.heic"]
+        check(e["thumbnail_file"], "alpha.heic: no thumbnail")
+        check((e.get("width"), e.get("height")) == (320, 160), e)
+        px = thumb(s, e)
+        # 256 x 128 at y 64..192: the left half clear, the right half red.
+        got = [colour(px, x, y) for y in (80, 128, 176) for x in (32, 96, 160, 224)]
+        check(got == ["clear", "clear", "red", "red"] * 3, f"alpha.heic: {got}")
+        check(opaque_box(px)[0] >= 120, f"alpha.heic: opaque from x {opaque_box(px)[0]}")
+        e = lst["deep.heic"]
+        check(e["thumbnail_file"], "deep.heic: no thumbnail")
+        check((e.get("width"), e.get("height")) == (320, 160), e)
+        px = thumb(s, e)
+        check(opaque_box(px) == (0, 64, 256, 192), f"deep.heic: box {opaque_box(px)}")
+        check(colour(px, 128, 80) == "red" and colour(px, 128, 176) == "blue",
+              f"deep.heic: {colour(px, 128, 80)} over {colour(px, 128, 176)}")
+    finally:
+        stopped_cleanly(s)
+
+
+@test("a HEIF holding two images (a burst) and an AVIF image sequence: one entry each, the primary image / first frame thumbnailed")
+def _():
+    need_more("burst.heic")
+    names = [n for n in ("burst.heic", "seq.avif") if n in more_fixtures()]
+    s = scanned_more(names)
+    try:
+        lst = by_name(s.listing())
+        check(sorted(lst) == sorted(names), sorted(lst))
+        e = lst["burst.heic"]
+        check(e["thumbnail_file"], "burst.heic: no thumbnail")
+        check_corner(s, e, CORNER, "burst.heic")
+        if "seq.avif" in lst:
+            e = lst["seq.avif"]
+            check(e["kind"] == "image" and e["mime_type"] == "image/avif", e)
+            check(e["thumbnail_file"], "seq.avif: no thumbnail")
+            check((e.get("width"), e.get("height")) == (320, 160), e)
+            px = thumb(s, e)
+            check(colour(px, 128, 80) == "red" and colour(px, 128, 176) == "blue",
+                  f"seq.avif: {colour(px, 128, 80)} over {colour(px, 128, 176)}")
+        else:
+            print("# no AVIF sequence: ffmpeg could not make one")
+    finally:
+        stopped_cleanly(s)
+
+
+@test("video rotation 180 (MP4) and 270 (MOV): posters upright, sizes as shown, durations")
+def _():
+    need_more("r180.mp4", "r270.mov")
+    s = scanned_more(["r180.mp4", "r270.mov"])
+    try:
+        lst = by_name(s.listing())
+        e = lst["r180.mp4"]
+        check((e.get("width"), e.get("height")) == (320, 160),
+              f"r180: {e.get('width')}x{e.get('height')}")
+        check(abs(e.get("duration", 0) - 2.0) < 0.2, f"r180 duration {e.get('duration')}")
+        px = thumb(s, e)
+        check(opaque_box(px) == (0, 64, 256, 192), f"r180: box {opaque_box(px)}")
+        # Turned half round: the top (red) now at the bottom.
+        check(colour(px, 128, 80) == "blue" and colour(px, 128, 176) == "red",
+              f"r180: {colour(px, 128, 80)} over {colour(px, 128, 176)}")
+        e = lst["r270.mov"]
+        check((e.get("width"), e.get("height")) == (160, 320),
+              f"r270: {e.get('width')}x{e.get('height')}")
+        check(abs(e.get("duration", 0) - 2.0) < 0.2, f"r270 duration {e.get('duration')}")
+        px = thumb(s, e)
+        check(opaque_box(px) == (64, 0, 192, 256), f"r270: box {opaque_box(px)}")
+        # Three quarters clockwise: the top (red) now on the left.
+        check(colour(px, 80, 128) == "red" and colour(px, 176, 128) == "blue",
+              f"r270: {colour(px, 80, 128)} | {colour(px, 176, 128)}")
+    finally:
+        stopped_cleanly(s)
+
+
+@test("video GPS from QuickTime's ©xyz atom (MOV by FFmpeg, MP4 by exiftool, southern and western signs)")
+def _():
+    need_more("xyz.mov")
+    names = [n for n in ("xyz.mov", "xyz.mp4") if n in more_fixtures()]
+    s = scanned_more(names)
+    try:
+        lst = by_name(s.listing())
+        want = {"xyz.mov": (60.1470, 24.9070), "xyz.mp4": (-33.8568, -74.0445)}
+        for n in names:
+            e = lst[n]
+            check(abs(e.get("latitude", 0) - want[n][0]) < 1e-4 and
+                  abs(e.get("longitude", 0) - want[n][1]) < 1e-4,
+                  f"{n}: {e.get('latitude')}, {e.get('longitude')}, want {want[n]}")
+            check(abs(e.get("duration", 0) - 2.0) < 0.2, f"{n} duration {e.get('duration')}")
+    finally:
+        stopped_cleanly(s)
+
+
+# name: (MIME type, duration in s, poster's width, height)
+CONTAINERS = {"clip.3gp": ("video/3gpp", 2.0, 176, 144),
+              "clip.mkv": ("video/x-matroska", 2.0, 320, 160),
+              "clip.avi": ("video/x-msvideo", 2.0, 320, 160),
+              "clip.mts": ("video/mp2t", 2.0, 320, 160)}
+RAWS = {"camera.nef": "image/x-nikon-nef", "camera.orf": "image/x-olympus-orf"}
+
+
+@test("uploads of 3GP, MKV, AVI and MTS videos and NEF and ORF raws: 201, then 200 for the same bytes, listed with a thumbnail, type and duration")
+def _():
+    need_more(*CONTAINERS, *RAWS)
+    f = more_fixtures()
+    s = Server(new_root("more-uploads"))
+    bad = []
+
+    def each(n, fn):
+        """fn's failure for format n noted, the other formats still checked."""
+        try:
+            fn()
+        except AssertionError as ex:
+            bad.append(str(ex))
+
+    def up(n):
+        data = open(f[n], "rb").read()
+        st, _, j = s.upload(n, data, filename=n)
+        check(st == 201, f"{n}: {st} {j}")
+        check(j.get("thumbnail_file"), f"{n}: no thumbnail in the answer {j}")
+        st, _, j = s.upload(n, data, filename=n)
+        check(st == 200, f"{n} again: {st} {j}")
+
+    def video(n):
+        mime, dur, w, h = CONTAINERS[n]
+        e = lst.get(n)
+        check(e, f"{n} not listed: {sorted(lst)}")
+        check(e["kind"] == "video" and e["mime_type"] == mime, f"{n}: {e}")
+        check((e.get("width"), e.get("height")) == (w, h), f"{n}: {e}")
+        check(abs(e.get("duration", 0) - dur) < 0.2, f"{n}: duration {e.get('duration')}")
+        px = thumb(s, e)
+        x0, y0, x1, y1 = opaque_box(px)
+        top, bottom = (colour(px, 128, y0 + (y1 - y0) // 4),
+                       colour(px, 128, y0 + 3 * (y1 - y0) // 4))
+        check((top, bottom) == ("red", "blue"), f"{n}: poster {top} over {bottom}")
+
+    def raw(n):
+        e = lst.get(n)
+        check(e, f"{n} not listed: {sorted(lst)}")
+        check(e["kind"] == "image" and e["mime_type"] == RAWS[n], f"{n}: {e}")
+        check(e["original_creation_date"] == local_epoch(2019, 3, 4, 5, 6, 7), f"{n}: {e}")
+        px = thumb(s, e)
+        check(colour(px, 128, 104) == "red" and colour(px, 128, 152) == "blue",
+              f"{n}: preview {colour(px, 128, 104)} over {colour(px, 128, 152)}")
+    try:
+        for n in (*CONTAINERS, *RAWS):
+            each(n, lambda: up(n))
+        s.wait_idle(timeout=60)
+        lst = by_name(s.listing())
+        for n in CONTAINERS:
+            each(n, lambda: video(n))
+        for n in RAWS:
+            each(n, lambda: raw(n))
+        # Known to fail (2026-12): every MTS upload is refused as "not a
+        # known image or video" though the same file on disk is indexed
+        # (the test below): the upload's type check does not see far enough
+        # into the file for MPEG-TS's second sync byte, at offset 188.
+        check(not bad, "\n".join(bad))
+    finally:
+        stopped_cleanly(s)
+
+
+@test("3GP, MKV, AVI and MTS on disk: listed by the scan with their type, size, duration and an upright poster")
+def _():
+    need_more(*CONTAINERS)
+    s = scanned_more(list(CONTAINERS))
+    try:
+        lst = by_name(s.listing())
+        bad = []
+        for n, (mime, dur, w, h) in CONTAINERS.items():
+            e = lst.get(n)
+            if not e:
+                bad.append(f"{n} not listed: {sorted(lst)}")
+                continue
+            if (e["kind"], e["mime_type"], e.get("width"), e.get("height")) != \
+                    ("video", mime, w, h) or abs(e.get("duration", 0) - dur) >= 0.2 or \
+                    not e["thumbnail_file"]:
+                bad.append(f"{n}: {e}")
+                continue
+            px = thumb(s, e)
+            x0, y0, x1, y1 = opaque_box(px)
+            top, bottom = (colour(px, 128, y0 + (y1 - y0) // 4),
+                           colour(px, 128, y0 + 3 * (y1 - y0) // 4))
+            if (top, bottom) != ("red", "blue"):
+                bad.append(f"{n}: poster {top} over {bottom}")
+        check(not bad, "\n".join(bad))
+    finally:
+        stopped_cleanly(s)
+
+
+@test("truncated uploads of 3GP, MKV, AVI, MTS, NEF and ORF (cut in half): each refused with 400 and a reason, nothing kept")
+def _():
+    need_more(*CONTAINERS, *RAWS)
+    f = more_fixtures()
+    s = Server(new_root("more-cut"))
+    try:
+        bad = []
+        for n in (*CONTAINERS, *RAWS):
+            data = open(f[n], "rb").read()
+            # Videos: half the file, and not on an MPEG-TS packet's
+            # boundary.  Raws: inside their first IFD (libraw reads a raw
+            # cut in its raw data for its preview, by design: see the DNG
+            # test above).
+            cut = data[:100] if n in RAWS else data[:len(data) // 2 + 61]
+            st, _, j = s.upload("cut-" + n, cut, filename="cut-" + n)
+            if st != 400 or "cannot be opened" not in (j or {}).get("error", ""):
+                bad.append(f"cut-{n} ({len(cut)} of {len(data)} bytes): {st} {j}")
+            else:
+                print(f"# cut-{n}: {j['error']}")
+        kept = sorted(uploads(s.root))
+        # Known to fail (2026-12): a Matroska file cut in half is stored
+        # (201, no thumbnail, listed as 2 s long) where MP4, 3GP and AVI cut
+        # the same way are refused; the cut MTS meets the MTS upload bug
+        # above before anything looks at its length.
+        check(not bad and not kept, "not refused as cut short:\n" + "\n".join(bad) +
+              "\nkept: " + ", ".join(kept))
+    finally:
+        stopped_cleanly(s)
+
+
 @test("corpus: every HEIC photo gets a thumbnail (the Nokia 8.3's irot 270 gives a portrait one)")
 def _():
     if not CORPUS:
