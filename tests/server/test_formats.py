@@ -65,19 +65,6 @@ def png_pixels(data):
     return w, h, rows
 
 
-def jpeg_size(data):
-    """(width, height) from a JPEG's SOF marker."""
-    check(data[:3] == b"\xff\xd8\xff", "not a JPEG")
-    pos = 2
-    while pos + 9 < len(data):
-        marker, n = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return w, h
-        pos += 2 + n
-    raise AssertionError("no SOF in the JPEG")
-
-
 def local_epoch(*t):
     return int(time.mktime((*t, 0, 0, -1)))
 
@@ -505,7 +492,7 @@ def _():
         stopped_cleanly(s)
 
 
-@test("previews for the viewer: HEIC and TIFF as JPEG (as displayed, not enlarged), cached; none for JPEG or video")
+@test("previews for the viewer: HEIC, TIFF and a large JPEG as JPEG (as displayed, not enlarged), cached; none for video; 512 px thumbnails of each")
 def _():
     need("photo.heic", "clip.mp4")
     root = new_root("previews")
@@ -513,6 +500,8 @@ def _():
         shutil.copy(fixtures()[n], os.path.join(root, n))
     with open(os.path.join(root, "plain.jpg"), "wb") as fh:
         fh.write(jpeg_bytes(3))
+    with open(os.path.join(root, "big.jpg"), "wb") as fh:
+        fh.write(jpeg_bytes(4, w=2400, h=1200))
     s = Server(root)
     try:
         s.wait_idle()
@@ -529,11 +518,24 @@ def _():
               "not cached on disk")
         st, h, data = s.request("GET", "/preview/" + sha_of["o6.tif"])
         check(st == 200 and jpeg_size(data) == (32, 64), (st, jpeg_size(data) if st == 200 else data))
-        for n in ("plain.jpg", "clip.mp4"):
-            st, _, _ = s.request("GET", "/preview/" + sha_of[n])
-            check(st == 404, f"{n}: {st}")
+        # A JPEG's: the viewer's lighter stand-in for a large original.
+        for n, size in (("big.jpg", (1600, 800)), ("plain.jpg", (64, 48))):
+            st, h, data = s.request("GET", "/preview/" + sha_of[n])
+            check(st == 200 and jpeg_size(data) == size,
+                  (n, st, jpeg_size(data) if st == 200 else data))
+        st, _, _ = s.request("GET", "/preview/" + sha_of["clip.mp4"])
+        check(st == 404, f"clip.mp4: {st}")
         st, _, _ = s.request("GET", "/preview/" + "0" * 64)
         check(st == 404, f"unknown hash: {st}")
+        # The 512 px grid thumbnails: as displayed (the clip turned a
+        # quarter), never enlarged, no padding.
+        for n, size in (("big.jpg", (512, 256)), ("plain.jpg", (64, 48)),
+                        ("photo.heic", (320, 160)), ("o6.tif", (32, 64)),
+                        ("clip.mp4", (160, 320))):
+            st, h, data = s.request("GET", f"/thumbnail/{sha_of[n]}?size=512")
+            check(st == 200 and h.get("content-type") == "image/jpeg" and
+                  jpeg_size(data) == size,
+                  (n, st, jpeg_size(data) if st == 200 else data))
     finally:
         stopped_cleanly(s)
 
