@@ -516,7 +516,7 @@ mi_status mi_meta_from_decoder(mi_index *idx, int fd, const mi_media_type *type,
 {
     mi_dreq req = { MI_DPROTO_MAGIC, MI_DOP_META, 0, 0,
                     mi_index_max_pixels(idx) };
-    uint8_t head[64], *px = NULL;
+    uint8_t head[MI_SNIFF_LEN], *px = NULL;
     uint64_t reserved = 0;
     mi_dres res;
     ssize_t n;

@@ -1046,7 +1046,7 @@ static bool ext_is(const mi_media_type *t, const char *ext)
 
 static mi_status read_meta(mi_meta *out, src *s, const mi_media_type *type)
 {
-    unsigned char head[64];
+    unsigned char head[MI_SNIFF_LEN];
     size_t n = src_read(s, 0, head, sizeof head);
     const mi_media_type *sniffed = mi_media_sniff(head, n);
     const mi_media_type *t = sniffed ? sniffed : type;

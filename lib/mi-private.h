@@ -43,8 +43,11 @@ const mi_media_type *mi_media_from_name(const char *name);
 
 /*
  * The media type that the first bytes of a file say it has, or NULL when
- * they match no format we know.  `len` may be short; 64 bytes suffice.
+ * they match no format we know.  `len` may be short; MI_SNIFF_LEN bytes
+ * suffice (an MPEG transport stream shows its second sync byte at 188,
+ * an .m2ts one at 196).
  */
+#define MI_SNIFF_LEN 256
 const mi_media_type *mi_media_sniff(const void *buf, size_t len);
 
 /* Whether browsers show images of this type themselves (JPEG, PNG, GIF,

@@ -37,7 +37,6 @@
 #define TMP_DIR ".mediaindex/tmp"
 #define UPLOADS_DIR "uploads"
 #define MAX_SUFFIX 100000     /* name_1 ... name_99999, then give up */
-#define SNIFF_LEN 64
 
 /*
  * Large uploads hash on a second thread: the uploading thread copies each
@@ -155,7 +154,7 @@ struct mi_store {
     mi_hasher *hasher;
     hash_pipe *pipe;              /* large uploads: hashing on a thread */
     uint64_t bytes, max_bytes;
-    unsigned char head[SNIFF_LEN];
+    unsigned char head[MI_SNIFF_LEN];
     mi_meta meta;            /* read at commit, indexed when placed */
     const mi_media_type *type;   /* by the name's extension */
     char name[MI_MAX_NAME + 1];  /* sanitised */
@@ -445,8 +444,8 @@ mi_status mi_store_write(mi_store *st, const void *buf, size_t len)
     if (st->max_bytes && (len > st->max_bytes || st->bytes > st->max_bytes - len))
         return store_fail(st, MI_ETOOBIG, "upload larger than %llu bytes",
                           (unsigned long long)st->max_bytes);
-    if (st->bytes < SNIFF_LEN) {
-        size_t k = len < SNIFF_LEN - st->bytes ? len : SNIFF_LEN - st->bytes;
+    if (st->bytes < MI_SNIFF_LEN) {
+        size_t k = len < MI_SNIFF_LEN - st->bytes ? len : MI_SNIFF_LEN - st->bytes;
         memcpy(st->head + st->bytes, p, k);
     }
     if (!st->pipe && st->bytes + len > HASH_PIPE_START)
@@ -692,8 +691,8 @@ mi_status mi_store_commit(mi_store *st)
         return store_fail(st, MI_EINVAL, "upload already committed");
     if (st->bytes == 0)
         return store_fail(st, MI_EFORMAT, "empty file");
-    sniffed = mi_media_sniff(st->head, st->bytes < SNIFF_LEN ? (size_t)st->bytes
-                                                             : SNIFF_LEN);
+    sniffed = mi_media_sniff(st->head, st->bytes < MI_SNIFF_LEN
+                                           ? (size_t)st->bytes : MI_SNIFF_LEN);
     if (!upload_family(sniffed) ||
         strcmp(upload_family(sniffed), upload_family(st->type)) != 0)
         return store_fail(st, MI_EFORMAT,

@@ -377,7 +377,7 @@ static mi_status decode_any(mi_image *im, const mi_src *src,
                             mi_budget *budget, mi_decoders *dec, char *why,
                             size_t why_len)
 {
-    uint8_t head[64];
+    uint8_t head[MI_SNIFF_LEN];
     long n = mi_src_pread(src, head, sizeof(head), 0);
 
     memset(im, 0, sizeof(*im));
@@ -649,7 +649,7 @@ static mi_status decode_oriented(mi_image *im, const mi_src *src,
 {
     if (*orientation < 0) {
         mi_meta meta;
-        uint8_t head[64];
+        uint8_t head[MI_SNIFF_LEN];
         long n = mi_src_pread(src, head, sizeof(head), 0);
         const mi_media_type *t = n > 0 ? mi_media_sniff(head, (size_t)n) : NULL;
 
@@ -691,7 +691,7 @@ static mi_status make_png_alone(uint8_t **png, size_t *png_len,
                                 const mi_src *src, const mi_media_type *named,
                                 uint64_t max_pixels)
 {
-    uint8_t head[64];
+    uint8_t head[MI_SNIFF_LEN];
     long n = mi_src_pread(src, head, sizeof(head), 0);
     mi_decoders *dec = NULL;
     mi_status s;
@@ -920,7 +920,7 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                              char *why, size_t why_len)
 {
     char name[NAME_LEN], large[PREVIEW_NAME_LEN];
-    uint8_t head[64], *png = NULL, *jpg = NULL;
+    uint8_t head[MI_SNIFF_LEN], *png = NULL, *jpg = NULL;
     size_t png_len = 0, jpg_len = 0;
     bool meta_done = !meta;
     mi_image im;
@@ -1351,7 +1351,7 @@ static mi_status view_get(char *out, size_t out_size, mi_index *idx,
                           const uint8_t hash[MI_HASH_SIZE], const view *v)
 {
     char name[PREVIEW_NAME_LEN], why[160] = "";
-    uint8_t head[64], *jpg = NULL;
+    uint8_t head[MI_SNIFF_LEN], *jpg = NULL;
     size_t which, jpg_len = 0;
     const mi_media_type *type;
     mi_preview_slot slot;
