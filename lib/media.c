@@ -231,6 +231,62 @@ static const mi_media_type *sniff_ebml(const unsigned char *b, size_t len)
     return find_ext("mkv");
 }
 
+/* An EBML variable-length integer at b[*pos]: its value without the
+ * length marker (all ones, "unknown", is UINT64_MAX); false when it does
+ * not fit in len. */
+static bool ebml_vint(const unsigned char *b, size_t len, size_t *pos,
+                      uint64_t *out)
+{
+    size_t n = 1;
+    uint64_t v, ones;
+
+    if (*pos >= len || b[*pos] == 0)
+        return false;
+    while (!(b[*pos] & (0x80u >> (n - 1))))
+        n++;
+    if (*pos + n > len)
+        return false;
+    v = b[*pos] & (0xffu >> n);
+    for (size_t i = 1; i < n; i++)
+        v = v << 8 | b[*pos + i];
+    ones = (UINT64_C(1) << (7 * n)) - 1;
+    *out = v == ones ? UINT64_MAX : v;
+    *pos += n;
+    return true;
+}
+
+const char *mi_media_cut_short(const void *buf, size_t len, uint64_t size)
+{
+    const unsigned char *b = buf;
+    size_t pos = 4;
+    uint64_t n;
+
+    if (!b || len < 4)
+        return NULL;
+    /* Matroska/WebM: the EBML header, then the Segment with its length
+     * (unknown in a live recording: nothing to tell then). */
+    if (has(b, len, 0, "\x1a\x45\xdf\xa3", 4)) {
+        if (!ebml_vint(b, len, &pos, &n) || n == UINT64_MAX || n > len - pos)
+            return NULL;
+        pos += (size_t)n;
+        if (!has(b, len, pos, "\x18\x53\x80\x67", 4))
+            return NULL;
+        pos += 4;
+        if (!ebml_vint(b, len, &pos, &n) || n == UINT64_MAX)
+            return NULL;
+        return n > size || pos > size - n
+                   ? "the file is shorter than its Matroska segment says"
+                   : NULL;
+    }
+    /* An MPEG transport stream is whole packets (188 bytes, 192 in
+     * .m2ts): one that ends inside a packet was cut. */
+    if (len > 188 && b[0] == 0x47 && b[188] == 0x47 && size % 188 != 0)
+        return "the transport stream ends inside a packet";
+    if (len > 196 && b[4] == 0x47 && b[196] == 0x47 && size % 192 != 0)
+        return "the transport stream ends inside a packet";
+    return NULL;
+}
+
 const mi_media_type *mi_media_sniff(const void *buf, size_t len)
 {
     static const unsigned char png[8] = { 0x89, 'P', 'N', 'G', '\r', '\n',

@@ -50,6 +50,14 @@ const mi_media_type *mi_media_from_name(const char *name);
 #define MI_SNIFF_LEN 256
 const mi_media_type *mi_media_sniff(const void *buf, size_t len);
 
+/*
+ * Why a video file of `size` bytes, whose first `len` bytes are in `buf`,
+ * is cut short as its container's own framing tells (a Matroska segment
+ * longer than the file, a transport stream ending inside a packet), or
+ * NULL when it does not tell.  A static string.
+ */
+const char *mi_media_cut_short(const void *buf, size_t len, uint64_t size);
+
 /* Whether browsers show images of this type themselves (JPEG, PNG, GIF,
  * WebP, AVIF...): no preview is made for those. */
 bool mi_media_browser_shows(const mi_media_type *t);

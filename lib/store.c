@@ -700,6 +700,16 @@ mi_status mi_store_commit(mi_store *st)
                           st->name,
                           sniffed ? sniffed->mime : "not a known image or video");
 
+    if (st->type->kind == MI_KIND_VIDEO) {
+        const char *cut = mi_media_cut_short(st->head, st->bytes < MI_SNIFF_LEN
+                                                           ? (size_t)st->bytes
+                                                           : MI_SNIFF_LEN,
+                                             st->bytes);
+        if (cut)
+            return store_fail(st, MI_EFORMAT, "the video is cut short: %s",
+                              cut);
+    }
+
     s = pipe_finish(st->pipe);
     st->pipe = NULL;
     if (s == MI_OK)
