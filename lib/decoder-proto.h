@@ -32,6 +32,12 @@ enum mi_dformat {
 
 #define MI_DREQ_MAX_BOX 4096u
 
+/* mi-decode's CPU time over its whole life (RLIMIT_CPU).  The library
+ * replaces a helper that has used half of it, so that the limit only
+ * ever ends a runaway decode, never a healthy helper in the middle of a
+ * file that is not to blame. */
+#define MI_DECODER_CPU_SECONDS 3600
+
 typedef struct mi_dreq {
     uint32_t magic;
     uint32_t op;          /* mi_dop */

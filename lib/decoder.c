@@ -10,7 +10,7 @@
  * answers nonsense, it is killed and reaped, the file fails with the
  * reason, and the next request starts a fresh one.  The helper is also
  * replaced after MAX_JOBS requests, which bounds what a slow leak in a
- * decoder library can grow to.
+ * decoder library can grow to, and once it has used half its CPU time.
  */
 #include "config.h"
 #include "mi-private.h"
@@ -55,6 +55,34 @@ struct mi_decoders {
     char path[PATH_MAX];
     bool found;
 };
+
+/* The CPU time process `pid` has used, in seconds (0 when unknown). */
+static uint64_t cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    const char *p;
+    long tick = sysconf(_SC_CLK_TCK);
+    ssize_t n;
+    int fd;
+
+    mi_bufprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || tick <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* After the command's closing parenthesis: state, then utime and
+     * stime are the 12th and 13th fields. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                     &ut, &st) != 2)
+        return 0;
+    return (ut + st) / (unsigned long long)tick;
+}
 
 /* Is there an executable helper at `p`? */
 static bool usable(const char *p)
@@ -397,12 +425,17 @@ mi_status mi_decoders_run(mi_decoders *d, int fd, const mi_dreq *req,
     h->busy = true;
     pthread_mutex_unlock(&d->mu);
 
-    /* Replaced after MAX_JOBS; and one that died meanwhile (the kernel's
-     * OOM killer, its CPU limit) is reaped, not handed this file. */
-    if (h->pid && (h->jobs >= MAX_JOBS || waitpid(h->pid, NULL, WNOHANG) == h->pid)) {
-        if (h->jobs < MAX_JOBS)
+    /* Replaced after MAX_JOBS or half its CPU time; and one that died
+     * meanwhile (the kernel's OOM killer) is reaped, not handed this
+     * file. */
+    if (h->pid) {
+        if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
             h->pid = 0;      /* reaped just now */
-        stop(h);
+            stop(h);
+        } else if (h->jobs >= MAX_JOBS ||
+                   cpu_seconds(h->pid) >= MI_DECODER_CPU_SECONDS / 2) {
+            stop(h);
+        }
     }
     s = h->pid ? MI_OK : start(d, h, why, why_len);
     if (s == MI_OK) {

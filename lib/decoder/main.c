@@ -45,7 +45,6 @@
 #include "mediaindex.h"
 
 #define SOCK 3
-#define CPU_SECONDS 3600      /* over the process's life; then restarted */
 
 static bool faults;
 static pid_t parent;
@@ -155,7 +154,7 @@ int main(int argc, char **argv)
 #else
     (void)as;
 #endif
-    limit(RLIMIT_CPU, CPU_SECONDS);
+    limit(RLIMIT_CPU, MI_DECODER_CPU_SECONDS);
     limit(RLIMIT_FSIZE, 0);
     limit(RLIMIT_CORE, 0);
     limit(RLIMIT_NOFILE, 16);
