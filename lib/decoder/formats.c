@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <libheif/heif.h>
+#include <libheif/heif_plugin.h>
 #include <libraw/libraw.h>
 #include <tiffio.h>
 #include <turbojpeg.h>
@@ -27,6 +28,7 @@
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
 #include "mediaindex.h"
@@ -107,21 +109,467 @@ static enum heif_reader_grow_status heif_grow(int64_t size, void *u)
                                                : heif_reader_grow_status_size_reached;
 }
 
+/*
+ * HEVC through FFmpeg's decoder, as a libheif decoder plugin registered
+ * on each context (not process-wide): several times faster than
+ * libde265, libheif's own, on phone photos (SIMD throughout).  libheif
+ * hands it one image's NAL units, each after a 4-byte big-endian length
+ * (the hvcC headers first, then the tile or image); they become one
+ * Annex B packet.  The decoded picture goes back as libheif's decoder
+ * gives it: YCbCr planes as coded, with the bitstream's colour
+ * description (libheif puts the file's nclx box, when there is one, over
+ * it).
+ */
+typedef struct hevc_dec {
+    uint8_t *buf;         /* Annex B, AV_INPUT_BUFFER_PADDING_SIZE spare */
+    size_t len, cap;
+} hevc_dec;
+
+static const struct heif_error hevc_ok = { heif_error_Ok, heif_suberror_Unspecified,
+                                           "Success" };
+
+static struct heif_error hevc_err(enum heif_error_code code, const char *why)
+{
+    struct heif_error e = { code, heif_suberror_Unspecified, why };
+    return e;
+}
+
+static const char *hevc_name(void)
+{
+    return "FFmpeg HEVC decoder (mi-decode)";
+}
+
+static int hevc_supports(enum heif_compression_format f)
+{
+    return f == heif_compression_HEVC ? 200 : 0;   /* over libde265's 100 */
+}
+
+static struct heif_error hevc_new(void **out)
+{
+    *out = calloc(1, sizeof(hevc_dec));
+    return *out ? hevc_ok : hevc_err(heif_error_Memory_allocation_error, "out of memory");
+}
+
+static void hevc_free(void *u)
+{
+    hevc_dec *d = u;
+
+    if (d)
+        free(d->buf);
+    free(d);
+}
+
+static struct heif_error hevc_push(void *u, const void *data, size_t size)
+{
+    hevc_dec *d = u;
+    const uint8_t *p = data;
+    size_t at = 0;
+
+    while (at < size) {
+        size_t n, need;
+        if (size - at < 4)
+            return hevc_err(heif_error_Decoder_plugin_error, "a NAL unit cut short");
+        n = (size_t)p[at] << 24 | (size_t)p[at + 1] << 16 | (size_t)p[at + 2] << 8 | p[at + 3];
+        at += 4;
+        if (n > size - at)
+            return hevc_err(heif_error_Decoder_plugin_error, "a NAL unit cut short");
+        /* A packet's size is an int. */
+        need = d->len + 4 + n + AV_INPUT_BUFFER_PADDING_SIZE;
+        if (n > INT_MAX / 2 || need > INT_MAX / 2)
+            return hevc_err(heif_error_Memory_allocation_error, "an image too large");
+        if (need > d->cap) {
+            size_t cap = need + need / 2;
+            uint8_t *b = realloc(d->buf, cap);
+            if (!b)
+                return hevc_err(heif_error_Memory_allocation_error, "out of memory");
+            d->buf = b;
+            d->cap = cap;
+        }
+        memcpy(d->buf + d->len, "\0\0\0\1", 4);
+        memcpy(d->buf + d->len + 4, p + at, n);
+        d->len += 4 + n;
+        at += n;
+    }
+    return hevc_ok;
+}
+
+/* The decoded frame as libheif's image. */
+static struct heif_error hevc_image(const AVFrame *fr, struct heif_image **out)
+{
+    static const enum heif_channel ch[3] = { heif_channel_Y, heif_channel_Cb,
+                                             heif_channel_Cr };
+    const AVPixFmtDescriptor *pd = av_pix_fmt_desc_get(fr->format);
+    struct heif_color_profile_nclx *nclx;
+    enum heif_chroma chroma;
+    struct heif_error e;
+    int planes, depth, bytes;
+
+    if (!pd || (pd->flags & (AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_PAL |
+                             AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL |
+                             AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_ALPHA)) ||
+        (pd->nb_components != 1 && pd->nb_components != 3) ||
+        fr->width <= 0 || fr->height <= 0)
+        return hevc_err(heif_error_Unsupported_feature, "a picture format libheif does not take");
+    planes = pd->nb_components;
+    depth = pd->comp[0].depth;
+    bytes = depth > 8 ? 2 : 1;
+    for (int c = 0; c < planes; c++)
+        if (pd->comp[c].plane != c || pd->comp[c].depth != depth ||
+            pd->comp[c].step != bytes || pd->comp[c].shift != 0 || depth > 16)
+            return hevc_err(heif_error_Unsupported_feature, "a picture format libheif does not take");
+    if (planes == 1)
+        chroma = heif_chroma_monochrome;
+    else if (pd->log2_chroma_w == 1 && pd->log2_chroma_h == 1)
+        chroma = heif_chroma_420;
+    else if (pd->log2_chroma_w == 1 && pd->log2_chroma_h == 0)
+        chroma = heif_chroma_422;
+    else if (pd->log2_chroma_w == 0 && pd->log2_chroma_h == 0)
+        chroma = heif_chroma_444;
+    else
+        return hevc_err(heif_error_Unsupported_feature, "a chroma layout libheif does not take");
+    e = heif_image_create(fr->width, fr->height,
+                          planes == 1 ? heif_colorspace_monochrome : heif_colorspace_YCbCr,
+                          chroma, out);
+    if (e.code != heif_error_Ok)
+        return e;
+    for (int c = 0; c < planes; c++) {
+        int w = c ? AV_CEIL_RSHIFT(fr->width, pd->log2_chroma_w) : fr->width;
+        int h = c ? AV_CEIL_RSHIFT(fr->height, pd->log2_chroma_h) : fr->height;
+        uint8_t *dst;
+        int stride;
+        e = heif_image_add_plane(*out, ch[c], w, h, depth);
+        if (e.code != heif_error_Ok)
+            break;
+        dst = heif_image_get_plane(*out, ch[c], &stride);
+        if (!dst || stride <= 0 || fr->linesize[c] <= 0) {
+            e = hevc_err(heif_error_Decoder_plugin_error, "no plane");
+            break;
+        }
+        for (int y = 0; y < h; y++)
+            memcpy(dst + (size_t)y * (size_t)stride,
+                   fr->data[c] + (size_t)y * (size_t)fr->linesize[c],
+                   (size_t)w * (size_t)bytes);
+    }
+    if (e.code != heif_error_Ok) {
+        heif_image_release(*out);
+        *out = NULL;
+        return e;
+    }
+    /* The bitstream's colour description, numbered as ISO/IEC 23091-4
+     * numbers it, as FFmpeg does: what libheif's libde265 plugin gives. */
+    nclx = heif_nclx_color_profile_alloc();
+    if (nclx) {
+        heif_nclx_color_profile_set_color_primaries(nclx, (uint16_t)fr->color_primaries);
+        heif_nclx_color_profile_set_transfer_characteristics(nclx, (uint16_t)fr->color_trc);
+        heif_nclx_color_profile_set_matrix_coefficients(nclx, (uint16_t)fr->colorspace);
+        nclx->full_range_flag = fr->color_range == AVCOL_RANGE_JPEG;
+        heif_image_set_nclx_color_profile(*out, nclx);
+        heif_nclx_color_profile_free(nclx);
+    }
+    return hevc_ok;
+}
+
+static struct heif_error hevc_decode(void *u, struct heif_image **out)
+{
+    hevc_dec *d = u;
+    const AVCodec *codec = avcodec_find_decoder(AV_CODEC_ID_HEVC);
+    AVCodecContext *cc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *fr = av_frame_alloc();
+    struct heif_error e = hevc_err(heif_error_Decoder_plugin_error,
+                                   "FFmpeg could not decode the HEVC image");
+
+    *out = NULL;
+    if (!pkt || !fr || !codec || !d->buf || !(cc = avcodec_alloc_context3(codec))) {
+        e = hevc_err(heif_error_Memory_allocation_error, "out of memory");
+        goto out;
+    }
+    cc->thread_count = 1;        /* libheif decodes tiles in parallel */
+    if (avcodec_open2(cc, codec, NULL) < 0)
+        goto out;
+    memset(d->buf + d->len, 0, AV_INPUT_BUFFER_PADDING_SIZE);
+    pkt->data = d->buf;
+    pkt->size = (int)d->len;
+    if (avcodec_send_packet(cc, pkt) < 0)
+        goto out;
+    avcodec_send_packet(cc, NULL);       /* the end: the picture out */
+    if (avcodec_receive_frame(cc, fr) == 0)
+        e = hevc_image(fr, out);
+out:
+    avcodec_free_context(&cc);
+    av_frame_free(&fr);
+    av_packet_free(&pkt);
+    return e;
+}
+
+static const struct heif_decoder_plugin hevc_plugin = {
+    .plugin_api_version = 3,
+    .get_plugin_name = hevc_name,
+    .does_support_format = hevc_supports,
+    .new_decoder = hevc_new,
+    .free_decoder = hevc_free,
+    .push_data = hevc_push,
+    .decode_image = hevc_decode,
+    .id_name = "mi-ffmpeg-hevc",
+};
+
+/*
+ * The primary image's geometric transforms (irot, imir), in the order
+ * the file lists them, read from the file's own boxes: libheif 1.15 turns
+ * and mirrors the whole decoded image (byte by byte, down the columns:
+ * a third of the time of a 12 MP portrait photo), so the decoder turns
+ * the small answer instead.  ops[i]: 1..3 quarter turns counter-clockwise
+ * (libheif's rotate_ccw), 4: a mirror left to right (imir axis 1, as
+ * libheif reads it), 5: top to bottom (axis 0).  Returns the count, or -1
+ * when anything is unclear (a crop, a box cut short, several ipma): then
+ * libheif applies them as before.
+ */
+#define HEIF_MAX_OPS 8
+
+typedef struct bx {
+    const uint8_t *p;     /* the payload */
+    uint64_t n;
+    char type[5];
+} bx;
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The box at *at in [base, base + len): its payload; *at moves past it.
+ * False at the end or on a box that does not fit. */
+static bool next_box(const uint8_t *base, uint64_t len, uint64_t *at, bx *b)
+{
+    uint64_t size, head = 8;
+
+    if (len - *at < 8)
+        return false;
+    size = be32(base + *at);
+    memcpy(b->type, base + *at + 4, 4);
+    b->type[4] = '\0';
+    if (size == 1) {
+        if (len - *at < 16)
+            return false;
+        size = (uint64_t)be32(base + *at + 8) << 32 | be32(base + *at + 12);
+        head = 16;
+    } else if (size == 0) {
+        size = len - *at;
+    }
+    if (size < head || size > len - *at)
+        return false;
+    b->p = base + *at + head;
+    b->n = size - head;
+    *at += size;
+    return true;
+}
+
+static int heif_ops(dfile *f, uint32_t item, uint8_t ops[HEIF_MAX_OPS])
+{
+    const uint8_t *map = dfile_map(f);
+    bx b, meta = { NULL, 0, "" }, ipco = { NULL, 0, "" }, ipma = { NULL, 0, "" };
+    uint64_t at = 0, k, count;
+    int nipma = 0, n = 0;
+
+    if (!map)
+        return -1;
+    while (next_box(map, f->size, &at, &b))
+        if (!strcmp(b.type, "meta")) {
+            meta = b;
+            break;
+        }
+    if (!meta.p || meta.n < 4)
+        return -1;
+    at = 4;                                   /* version, flags */
+    while (next_box(meta.p, meta.n, &at, &b)) {
+        uint64_t in = 0;
+        bx c;
+        if (strcmp(b.type, "iprp"))
+            continue;
+        while (next_box(b.p, b.n, &in, &c)) {
+            if (!strcmp(c.type, "ipco") && !ipco.p)
+                ipco = c;
+            else if (!strcmp(c.type, "ipma") && nipma++ == 0)
+                ipma = c;
+        }
+    }
+    if (!ipco.p || !ipma.p || nipma != 1 || ipma.n < 8)
+        return -1;
+    /* ipma: version, flags (bit 0: 15-bit indices), entries. */
+    {
+        unsigned version = ipma.p[0], wide = ipma.p[3] & 1;
+        uint64_t idlen = version < 1 ? 2 : 4, per = wide ? 2 : 1;
+        count = be32(ipma.p + 4);
+        at = 8;
+        for (k = 0; k < count; k++) {
+            uint32_t id;
+            unsigned na;
+            if (ipma.n - at < idlen + 1)
+                return -1;
+            id = idlen == 2 ? (uint32_t)ipma.p[at] << 8 | ipma.p[at + 1] : be32(ipma.p + at);
+            na = ipma.p[at + idlen];
+            at += idlen + 1;
+            if (ipma.n - at < (uint64_t)na * per)
+                return -1;
+            if (id != item) {
+                at += (uint64_t)na * per;
+                continue;
+            }
+            for (unsigned a = 0; a < na; a++, at += per) {
+                unsigned idx = wide ? ((unsigned)ipma.p[at] << 8 | ipma.p[at + 1]) & 0x7fff
+                                    : ipma.p[at] & 0x7f;
+                uint64_t in = 0;
+                unsigned i = 0;
+                bx prop;
+                bool found = false;
+                if (idx == 0)
+                    continue;
+                while (next_box(ipco.p, ipco.n, &in, &prop))
+                    if (++i == idx) {
+                        found = true;
+                        break;
+                    }
+                if (!found)
+                    return -1;
+                if (!strcmp(prop.type, "clap"))
+                    return -1;                /* cropped: libheif's way */
+                if (strcmp(prop.type, "irot") && strcmp(prop.type, "imir"))
+                    continue;
+                if (prop.n < 1 || n == HEIF_MAX_OPS)
+                    return -1;
+                if (prop.type[1] == 'r') {
+                    if (prop.p[0] & 3)
+                        ops[n++] = prop.p[0] & 3;
+                } else {
+                    ops[n++] = (prop.p[0] & 1) ? 4 : 5;
+                }
+            }
+            return n;                         /* libheif reads the first entry */
+        }
+    }
+    return 0;
+}
+
+/* Apply ops to the answer's pixels, as libheif would have to the image. */
+static int heif_apply_ops(djob *j, const uint8_t *ops, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int w = (int)j->res->w, h = (int)j->res->h, ow = w, oh = h;
+        const uint32_t *in = (const uint32_t *)j->px;
+        uint32_t *out;
+        if (ops[i] == 1 || ops[i] == 3) {
+            ow = h;
+            oh = w;
+        }
+        out = malloc((size_t)w * (size_t)h * 4);
+        if (!out)
+            return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                int sx, sy;
+                switch (ops[i]) {
+                case 1: sx = w - 1 - y; sy = x; break;              /* 90 ccw */
+                case 2: sx = w - 1 - x; sy = h - 1 - y; break;
+                case 3: sx = y; sy = h - 1 - x; break;              /* 270 ccw */
+                case 4: sx = w - 1 - x; sy = y; break;
+                default: sx = x; sy = h - 1 - y; break;
+                }
+                out[(size_t)y * (size_t)ow + (size_t)x] = in[(size_t)sy * (size_t)w + (size_t)sx];
+            }
+        free(j->px);
+        j->px = (uint8_t *)out;
+        j->res->w = (uint32_t)ow;
+        j->res->h = (uint32_t)oh;
+    }
+    return MI_OK;
+}
+
+/* Planar RGB (what libheif gives without converting once more to
+ * interleaved; 8 bits, or up to 16 in two bytes when libheif keeps a
+ * deep image deep) shrunk by whole blocks to no less than the fit into
+ * 2 * box, interleaved, for djob_pixels to finish. */
+static int heif_planes(djob *j, const struct heif_image *img)
+{
+    static const enum heif_channel ch[3] = { heif_channel_R, heif_channel_G,
+                                             heif_channel_B };
+    const uint8_t *pl[3];
+    size_t st[3];
+    int w = heif_image_get_width(img, heif_channel_R);
+    int h = heif_image_get_height(img, heif_channel_R);
+    int depth = heif_image_get_bits_per_pixel_range(img, heif_channel_R);
+    int tw, th, fx, fy, ow, oh, rc;
+    uint64_t top = ((uint64_t)1 << (depth > 0 && depth <= 16 ? depth : 8)) - 1;
+    uint8_t *mid;
+
+    if (w <= 0 || h <= 0 || depth < 8 || depth > 16)
+        return djob_fail(j, MI_EFORMAT, "libheif gave no pixels");
+    for (int c = 0; c < 3; c++) {
+        int s = 0;
+        pl[c] = heif_image_get_plane_readonly(img, ch[c], &s);
+        if (!pl[c] || s <= 0 || heif_image_get_bits_per_pixel_range(img, ch[c]) != depth ||
+            heif_image_get_width(img, ch[c]) != w || heif_image_get_height(img, ch[c]) != h ||
+            (size_t)s < (size_t)w * (depth > 8 ? 2 : 1))
+            return djob_fail(j, MI_EFORMAT, "libheif gave no pixels");
+        st[c] = (size_t)s;
+    }
+    fit(w, h, 2 * (int)j->req->box, &tw, &th);
+    fx = w / tw;
+    fy = h / th;
+    ow = (w + fx - 1) / fx;
+    oh = (h + fy - 1) / fy;
+    mid = malloc((size_t)ow * (size_t)oh * 3);
+    if (!mid)
+        return djob_fail(j, MI_ENOMEM, "out of memory for the pixels");
+    for (int oy = 0; oy < oh; oy++) {
+        int y1 = oy * fy + fy < h ? oy * fy + fy : h;
+        for (int c = 0; c < 3; c++) {
+            for (int ox = 0; ox < ow; ox++) {
+                int x1 = ox * fx + fx < w ? ox * fx + fx : w;
+                uint64_t sum = 0, cnt = (uint64_t)(x1 - ox * fx) * (uint64_t)(y1 - oy * fy);
+                for (int y = oy * fy; y < y1; y++) {
+                    const uint8_t *p = pl[c] + (size_t)y * st[c];
+                    if (depth == 8) {
+                        for (int x = ox * fx; x < x1; x++)
+                            sum += p[x];
+                    } else {
+                        for (int x = ox * fx; x < x1; x++) {
+                            uint16_t v;
+                            memcpy(&v, p + (size_t)x * 2, 2);
+                            sum += v <= top ? v : top;
+                        }
+                    }
+                }
+                /* The block's mean, from 0..top to 0..255, rounded. */
+                mid[((size_t)oy * (size_t)ow + (size_t)ox) * 3 + (size_t)c] =
+                    (uint8_t)((sum * 255 + cnt * top / 2) / (cnt * top));
+            }
+        }
+    }
+    rc = djob_pixels(j, mid, ow, oh, (size_t)ow * 3, 3);
+    free(mid);
+    return rc;
+}
+
 int decode_heif(djob *j)
 {
     static const struct heif_reader reader = { 1, heif_pos, heif_read,
                                                heif_seek, heif_grow };
     struct heif_context *ctx = heif_context_alloc();
     struct heif_image_handle *h = NULL, *use = NULL;
+    struct heif_decoding_options *opt = NULL;
     struct heif_image *img = NULL;
     struct heif_error e;
     const uint8_t *plane;
-    int w, hh, tw, th, stride, n;
+    uint8_t ops[HEIF_MAX_OPS];
+    int w, hh, tw, th, stride, n, nops = -1;
+    bool alpha, turned = false;
 
     if (!ctx)
         return djob_fail(j, MI_ENOMEM, "out of memory");
     heif_context_set_maximum_image_size_limit(ctx, MAX_SIDE);
-    e = heif_context_read_from_reader(ctx, &reader, j->file, NULL);
+    e = heif_register_decoder(ctx, &hevc_plugin);
+    if (e.code == heif_error_Ok)
+        e = heif_context_read_from_reader(ctx, &reader, j->file, NULL);
     if (e.code == heif_error_Ok)
         e = heif_context_get_primary_image_handle(ctx, &h);
     if (e.code != heif_error_Ok) {
@@ -174,24 +622,63 @@ int decode_heif(djob *j)
         djob_fail(j, MI_ETOOBIG, "%d x %d pixels, over the decoder's limit", w, hh);
         goto out;
     }
-    e = heif_decode_image(use, &img, heif_colorspace_RGB,
-                          heif_chroma_interleaved_RGBA, NULL);
+    opt = heif_decoding_options_alloc();
+    if (!opt) {
+        djob_fail(j, MI_ENOMEM, "out of memory");
+        goto out;
+    }
+    opt->convert_hdr_to_8bit = 1;
+    /* The image itself (not a thumbnail, small enough to turn as it is):
+     * decoded as stored when its transforms are known to be only turns
+     * and mirrors that give the size libheif reports, then turned small. */
+    if (use == h) {
+        heif_item_id id;
+        int iw = heif_image_handle_get_ispe_width(h);
+        int ih = heif_image_handle_get_ispe_height(h);
+        if (heif_context_get_primary_image_ID(ctx, &id).code == heif_error_Ok)
+            nops = heif_ops(j->file, id, ops);
+        for (int i = 0; i < nops; i++)
+            if (ops[i] == 1 || ops[i] == 3)
+                turned = !turned;
+        if (nops >= 0 && (turned ? ih : iw) == w && (turned ? iw : ih) == hh)
+            opt->ignore_transformations = 1;
+        else
+            nops = -1;
+    }
+    /* Without alpha, planar RGB: libheif's interleaving pass over the
+     * whole image is skipped (the block shrink reads the planes). */
+    alpha = heif_image_handle_has_alpha_channel(use) != 0;
+    e = alpha ? heif_decode_image(use, &img, heif_colorspace_RGB,
+                                  heif_chroma_interleaved_RGBA, opt)
+              : heif_decode_image(use, &img, heif_colorspace_RGB, heif_chroma_444, opt);
     if (e.code != heif_error_Ok) {
         djob_fail(j, e.code == heif_error_Memory_allocation_error ? MI_ENOMEM : MI_EFORMAT,
                   "libheif could not decode the image: %s", e.message);
         goto out;
     }
-    plane = heif_image_get_plane_readonly(img, heif_channel_interleaved, &stride);
-    if (!plane || stride <= 0) {
-        djob_fail(j, MI_EFORMAT, "libheif gave no pixels");
-        goto out;
+    /* djob_pixels fits into the image as decoded (before the turns). */
+    if (nops > 0 && turned) {
+        j->res->full_w = (uint32_t)hh;
+        j->res->full_h = (uint32_t)w;
     }
-    djob_pixels(j, plane, heif_image_get_width(img, heif_channel_interleaved),
-                heif_image_get_height(img, heif_channel_interleaved),
-                (size_t)stride, 4);
-    if (!heif_image_handle_has_alpha_channel(use))
+    if (alpha) {
+        plane = heif_image_get_plane_readonly(img, heif_channel_interleaved, &stride);
+        if (!plane || stride <= 0)
+            djob_fail(j, MI_EFORMAT, "libheif gave no pixels");
+        else
+            djob_pixels(j, plane, heif_image_get_width(img, heif_channel_interleaved),
+                        heif_image_get_height(img, heif_channel_interleaved),
+                        (size_t)stride, 4);
+    } else {
+        heif_planes(j, img);
         j->res->flags &= ~MI_DRES_ALPHA;
+    }
+    j->res->full_w = (uint32_t)w;
+    j->res->full_h = (uint32_t)hh;
+    if (j->res->status == MI_OK && nops > 0)
+        heif_apply_ops(j, ops, nops);
 out:
+    heif_decoding_options_free(opt);
     if (img)
         heif_image_release(img);
     if (use && use != h)
