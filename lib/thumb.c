@@ -1174,6 +1174,26 @@ static int open_unchanged(mi_index *idx, const rows *r, size_t *which)
     return -1;
 }
 
+/* Why the thumbnail of a content failed, as recorded with the problem of
+ * one of its paths (a status of mi_thumb_state MI_THUMB_FAILED). */
+static void thumb_failure(mi_conn *c, const rows *r, mi_status *status,
+                          char *why, size_t why_len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        mi_status ps;
+        int stage;
+        if (mi_catalog_get_problem(c, r->paths[i], strlen(r->paths[i]),
+                                   &stage, &ps, why, why_len) == MI_OK &&
+            stage == MI_PROBLEM_THUMBNAIL &&
+            mi_thumb_state_of(ps) == MI_THUMB_FAILED) {
+            *status = ps;
+            return;
+        }
+    }
+    *status = MI_EFORMAT;
+    mi_bufprintf(why, why_len, "%s", mi_thumb_reason(MI_EFORMAT));
+}
+
 mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
                        const uint8_t hash[MI_HASH_SIZE])
 {
@@ -1202,8 +1222,17 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
         goto out;
     }
     if (r.state == MI_THUMB_FAILED) {
-        s = mi_index_fail(idx, MI_EFORMAT, "the %s could not be decoded",
-                          r.kind == MI_KIND_VIDEO ? "video" : "image");
+        /* Not tried again until the file changes; why, as recorded. */
+        char why[160];
+        mi_conn *c;
+        s = MI_EFORMAT;
+        mi_bufprintf(why, sizeof why, "the %s could not be decoded",
+                     r.kind == MI_KIND_VIDEO ? "video" : "image");
+        if (mi_index_reader(idx, &c) == MI_OK) {
+            thumb_failure(c, &r, &s, why, sizeof why);
+            mi_index_release(idx, c);
+        }
+        mi_index_fail(idx, s, "no thumbnail: %s", why);
         goto out;
     }
     dirfd = mi_index_thumbs_fd(idx);
@@ -1307,22 +1336,8 @@ static bool known_failure(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     if (mi_catalog_get_preview_failure(c, hash, status, why, why_len) == MI_OK) {
         found = true;
     } else if (r->state == MI_THUMB_FAILED) {
-        for (size_t i = 0; i < r->n && !found; i++) {
-            mi_status ps;
-            int stage;
-            if (mi_catalog_get_problem(c, r->paths[i], strlen(r->paths[i]),
-                                       &stage, &ps, why, why_len) == MI_OK &&
-                stage == MI_PROBLEM_THUMBNAIL &&
-                mi_thumb_state_of(ps) == MI_THUMB_FAILED) {
-                *status = ps;
-                found = true;
-            }
-        }
-        if (!found) {
-            *status = MI_EFORMAT;
-            mi_bufprintf(why, why_len, "%s", mi_thumb_reason(MI_EFORMAT));
-            found = true;
-        }
+        thumb_failure(c, r, status, why, why_len);
+        found = true;
     }
     mi_index_release(idx, c);
     return found;

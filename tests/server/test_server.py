@@ -1056,6 +1056,10 @@ def _():
         # The image is still indexed and served; only its preview is missing.
         data = open(os.path.join(rootp, "broken.jpg"), "rb").read()
         check(sha(data) in s.listing())
+        # Its thumbnail and large thumbnail say why, as recorded.
+        for q in ("", "?size=512"):
+            st, _, j = s.json("GET", "/thumbnail/" + sha(data) + q)
+            check(st == 404 and p["reason"] in j.get("error", ""), (q, st, j, p))
         stopped_cleanly(s)
     finally:
         if s.proc.poll() is None:
