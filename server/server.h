@@ -9,6 +9,8 @@
 
 #include <mediaindex.h>
 
+#include "auth.h"
+
 #include <civetweb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,6 +24,8 @@ struct server {
     const char *root;          /* the storage folder, absolute */
     uint64_t max_upload;       /* cap on a PUT body, bytes */
     unsigned int rescan;       /* seconds between rescans; 0 = none */
+    auth *auth;                /* accounts (auth.c); NULL: none can exist */
+    const char *trusted_proxy; /* X-Forwarded-* are believed from it */
 
     /* Scan state for GET /status, guarded by lock. */
     pthread_mutex_t lock;
@@ -72,6 +76,15 @@ struct req {
     uint64_t bytes;      /* body bytes sent */
     bool head;           /* HEAD: headers only */
     bool close;          /* the connection must close after this reply */
+    /* Who asked (routes.c gate(), before any route). */
+    char client[48];     /* the client's address (X-Forwarded-For's last
+                            hop when remote_addr is --trusted-proxy) */
+    bool proxied;        /* it came through the trusted proxy */
+    bool https;          /* ... which says the client used TLS */
+    bool authed;         /* a session or key (not open mode) */
+    enum auth_verdict verdict;
+    struct auth_identity who;
+    struct auth_request arq;
 };
 
 /* respond.c */

@@ -1,0 +1,1263 @@
+/*
+ * auth.c - accounts, sessions and API keys (see auth.h).
+ *
+ * The store: DIR/.mediaindex/auth.sqlite3 (mode 0600, WAL, busy timeout),
+ * written by the server and by the command line (`media-server user ...`,
+ * `key ...`) while the server runs.  The server keeps one connection under
+ * one mutex and notices other writers through PRAGMA data_version: when it
+ * moves, everything cached from the store is dropped and read again.
+ *
+ * Passwords: libsodium crypto_pwhash_str (argon2id).  Measured on this
+ * machine (AMD EPYC, one core; verify of a correct password, mean of 5):
+ *     t=2  m=19 MiB   34 ms      t=3  m=32 MiB   48 ms
+ *     t=3  m=19 MiB   29 ms      t=4  m=64 MiB  139 ms
+ * A Raspberry Pi 4 runs argon2 about 6-8x slower, so t=3, m=32 MiB costs
+ * roughly 0.3-0.4 s there: slow enough for guessing, quick enough for a
+ * login, and AUTH_MAX_HASHES (2) of them hold 64 MiB of a 1 GB board at
+ * most.  Logins beyond that wait on a semaphore; beyond AUTH_MAX_QUEUE
+ * waiting, they are refused at once (busy) rather than pile up threads.
+ * A hash made with other parameters is re-made at the next good login
+ * (crypto_pwhash_str_needs_rehash).  An unknown user is checked against a
+ * dummy hash with the same parameters, so the time taken does not say
+ * whether a user exists.
+ *
+ * Tokens: 32 bytes from randombytes_buf, sent as base64url (43 chars;
+ * API keys prefixed "mik_"); the store keeps only their BLAKE2b hash
+ * (crypto_generichash), so a copy of the store opens no door.  Verified
+ * tokens are cached in memory by hash (compared with sodium_memcmp), so a
+ * request costs a hash and a table probe, never argon2 and usually no
+ * SQLite read; last-used times are written back at most once a minute.
+ *
+ * Failed logins are counted per client address and per user name (known
+ * or not): beyond a few, each failure doubles a wait (429, Retry-After),
+ * and each is logged on stderr with the address.
+ */
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AUTH_MAX_QUEUE 32         /* logins waiting for a hash slot */
+#define CACHE_SLOTS 1024          /* direct-mapped, by token hash */
+#define TOUCH_EVERY_S 60          /* last_seen / last_used write-back */
+#define THROTTLE_SLOTS 2048
+#define THROTTLE_FORGET_S 3600    /* a quiet hour forgets the failures */
+#define IP_FREE_FAILS 5           /* failures before waits begin */
+#define IP_MAX_WAIT_S 900
+#define USER_FREE_FAILS 10
+#define USER_MAX_WAIT_S 300
+#define BUSY_TIMEOUT_MS 5000
+
+struct cache_entry {
+    bool used;
+    uint8_t hash[32];
+    struct auth_identity who;
+    int64_t expires;              /* absolute; 0 = never */
+    int64_t last_seen;            /* sessions: idle expiry counts from it */
+    int64_t written;              /* last write-back of last_seen/used */
+};
+
+struct throttle {
+    char key[AUTH_NAME_MAX + 8];  /* "ip:ADDR" or "user:NAME" */
+    unsigned int fails;
+    int64_t last;
+    int64_t until;                /* blocked before this time */
+};
+
+struct auth {
+    pthread_mutex_t lock;         /* guards everything below but `hashes` */
+    sqlite3 *db;
+    sqlite3_stmt *st_version, *st_accounts, *st_session, *st_key,
+                 *st_touch_session, *st_touch_key;
+    int64_t data_version;
+    bool have_accounts;
+    struct cache_entry cache[CACHE_SLOTS];
+    struct throttle throttle[THROTTLE_SLOTS];
+
+    sem_t hashes;                 /* argon2 runs at once */
+    atomic_int waiting;           /* logins queued for one */
+    pthread_mutex_t dummy_lock;
+    bool dummy_ready;
+    char dummy[crypto_pwhash_STRBYTES];
+};
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void set_err(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Names                                                                   */
+
+const char *auth_role_name(enum auth_role r)
+{
+    switch (r) {
+    case AUTH_ROLE_ADMIN: return "admin";
+    case AUTH_ROLE_MEMBER: return "member";
+    case AUTH_ROLE_VIEWER: return "viewer";
+    case AUTH_ROLE_NONE: break;
+    }
+    return "none";
+}
+
+enum auth_role auth_role_parse(const char *s)
+{
+    if (!s)
+        return AUTH_ROLE_NONE;
+    if (strcmp(s, "admin") == 0)
+        return AUTH_ROLE_ADMIN;
+    if (strcmp(s, "member") == 0)
+        return AUTH_ROLE_MEMBER;
+    if (strcmp(s, "viewer") == 0)
+        return AUTH_ROLE_VIEWER;
+    return AUTH_ROLE_NONE;
+}
+
+unsigned int auth_scopes_parse(const char *s)
+{
+    unsigned int bits = 0;
+
+    if (!s || !*s)
+        return 0;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+
+        if (n == 4 && strncmp(s, "read", 4) == 0)
+            bits |= AUTH_SCOPE_READ;
+        else if (n == 6 && strncmp(s, "upload", 6) == 0)
+            bits |= AUTH_SCOPE_UPLOAD;
+        else if (n == 5 && strncmp(s, "admin", 5) == 0)
+            bits |= AUTH_SCOPE_ADMIN;
+        else
+            return 0;
+        s += n;
+        if (*s == ',')
+            s++;
+    }
+    return bits;
+}
+
+const char *auth_scopes_format(unsigned int scopes, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s%s",
+             scopes & AUTH_SCOPE_READ ? "read" : "",
+             (scopes & AUTH_SCOPE_READ) && (scopes & ~AUTH_SCOPE_READ & 6u)
+                 ? "," : "",
+             scopes & AUTH_SCOPE_UPLOAD ? "upload" : "",
+             (scopes & AUTH_SCOPE_UPLOAD) && (scopes & AUTH_SCOPE_ADMIN)
+                 ? "," : "",
+             scopes & AUTH_SCOPE_ADMIN ? "admin" : "");
+    return buf;
+}
+
+/* 1 to AUTH_NAME_MAX of [A-Za-z0-9._@+-], not starting with '-'. */
+bool auth_name_valid(const char *name)
+{
+    size_t n = 0;
+
+    if (!name || !*name || *name == '-')
+        return false;
+    for (; name[n]; n++) {
+        char c = name[n];
+        if (n >= AUTH_NAME_MAX)
+            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' ||
+              c == '+' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A key's label: 1 to AUTH_NAME_MAX bytes, no control characters. */
+static bool label_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > AUTH_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static bool role_allows_scopes(enum auth_role role, unsigned int scopes)
+{
+    if ((scopes & AUTH_SCOPE_ADMIN) && role < AUTH_ROLE_ADMIN)
+        return false;
+    if ((scopes & AUTH_SCOPE_UPLOAD) && role < AUTH_ROLE_MEMBER)
+        return false;
+    return role >= AUTH_ROLE_VIEWER;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The store                                                               */
+
+static const char *const schema =
+    "CREATE TABLE IF NOT EXISTS users("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin','member','viewer')),"
+    "  pwhash TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  pw_changed INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sessions("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  client TEXT);"
+    "CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);"
+    "CREATE TABLE IF NOT EXISTS api_keys("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  prefix TEXT NOT NULL,"
+    "  scopes INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  last_used INTEGER,"
+    "  expires INTEGER);"
+    "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);"
+    "PRAGMA user_version = 1;";
+
+static int prep(auth *a, sqlite3_stmt **st, const char *sql)
+{
+    return sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+                              NULL) == SQLITE_OK ? 0 : -1;
+}
+
+auth *auth_open(const char *storage_dir, char *err, size_t errlen)
+{
+    auth *a;
+    char path[4096];
+    int fd;
+    char *msg = NULL;
+
+    if (sodium_init() < 0) {
+        set_err(err, errlen, "libsodium failed to start");
+        return NULL;
+    }
+    if ((size_t)snprintf(path, sizeof(path), "%s/.mediaindex", storage_dir) >=
+        sizeof(path)) {
+        set_err(err, errlen, "storage folder path too long");
+        return NULL;
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    strcat(path, "/auth.sqlite3");
+    /* Created private before SQLite sees it (its -wal and -shm files take
+     * the same mode). */
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    close(fd);
+
+    a = calloc(1, sizeof(*a));
+    if (!a) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->dummy_lock, NULL);
+    sem_init(&a->hashes, 0, AUTH_MAX_HASHES);
+    atomic_init(&a->waiting, 0);
+    a->data_version = -1;
+
+    if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "cannot open %s: %s", path,
+                a->db ? sqlite3_errmsg(a->db) : "out of memory");
+        auth_close(a);
+        return NULL;
+    }
+    sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
+    if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                     "PRAGMA foreign_keys=ON;", NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(a->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(a->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+        set_err(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(a->db));
+        sqlite3_free(msg);
+        auth_close(a);
+        return NULL;
+    }
+    if (prep(a, &a->st_version, "PRAGMA data_version") ||
+        prep(a, &a->st_accounts, "SELECT EXISTS(SELECT 1 FROM users)") ||
+        prep(a, &a->st_session,
+             "SELECT s.id, s.user_id, u.name, u.role, s.last_seen, s.expires "
+             "FROM sessions s JOIN users u ON u.id = s.user_id "
+             "WHERE s.token_hash = ?1") ||
+        prep(a, &a->st_key,
+             "SELECT k.id, k.user_id, u.name, u.role, k.scopes, "
+             "coalesce(k.expires, 0), coalesce(k.last_used, 0) "
+             "FROM api_keys k JOIN users u ON u.id = k.user_id "
+             "WHERE k.token_hash = ?1") ||
+        prep(a, &a->st_touch_session,
+             "UPDATE sessions SET last_seen = ?2 WHERE id = ?1") ||
+        prep(a, &a->st_touch_key,
+             "UPDATE api_keys SET last_used = ?2 WHERE id = ?1")) {
+        set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+        auth_close(a);
+        return NULL;
+    }
+    return a;
+}
+
+void auth_close(auth *a)
+{
+    if (!a)
+        return;
+    sqlite3_finalize(a->st_version);
+    sqlite3_finalize(a->st_accounts);
+    sqlite3_finalize(a->st_session);
+    sqlite3_finalize(a->st_key);
+    sqlite3_finalize(a->st_touch_session);
+    sqlite3_finalize(a->st_touch_key);
+    sqlite3_close(a->db);
+    sem_destroy(&a->hashes);
+    pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->dummy_lock);
+    sodium_memzero(a->cache, sizeof(a->cache));
+    free(a);
+}
+
+/* Under lock: forget what was read from the store. */
+static void cache_clear(auth *a)
+{
+    memset(a->cache, 0, sizeof(a->cache));
+}
+
+/* Under lock: has another connection (the command line) changed the
+ * store?  Then drop the cache and re-read whether accounts exist. */
+static void refresh(auth *a)
+{
+    int64_t v = -2;
+
+    if (sqlite3_step(a->st_version) == SQLITE_ROW)
+        v = sqlite3_column_int64(a->st_version, 0);
+    sqlite3_reset(a->st_version);
+    if (v == a->data_version && v != -2)
+        return;
+    a->data_version = v;
+    cache_clear(a);
+    if (sqlite3_step(a->st_accounts) == SQLITE_ROW) {
+        bool had = a->have_accounts;
+
+        a->have_accounts = sqlite3_column_int(a->st_accounts, 0) != 0;
+        if (had != a->have_accounts && v != -2)
+            fprintf(stderr, "media-server: %s\n", a->have_accounts
+                    ? "accounts exist now: every request needs a login or "
+                      "an API key"
+                    : "the last account is gone: the server is OPEN again "
+                      "(anyone who can reach it can browse and upload)");
+    }
+    sqlite3_reset(a->st_accounts);
+}
+
+/* Under lock: after our own change of users, re-read as if another
+ * connection had written. */
+static void changed(auth *a)
+{
+    a->data_version = -3;
+    refresh(a);
+}
+
+bool auth_has_accounts(auth *a)
+{
+    bool yes;
+
+    if (!a)
+        return false;
+    pthread_mutex_lock(&a->lock);
+    refresh(a);
+    yes = a->have_accounts;
+    pthread_mutex_unlock(&a->lock);
+    return yes;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tokens                                                                  */
+
+static void token_new(uint8_t raw[32], char text[AUTH_TOKEN_TEXT + 1])
+{
+    randombytes_buf(raw, 32);
+    sodium_bin2base64(text, AUTH_TOKEN_TEXT + 1, raw, 32,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void token_hash(uint8_t out[32], const uint8_t raw[32])
+{
+    crypto_generichash(out, 32, raw, 32, NULL, 0);
+}
+
+/* Exactly AUTH_TOKEN_TEXT base64url characters -> hash of the 32 bytes. */
+static bool token_parse(const char *text, size_t len, uint8_t hash[32])
+{
+    uint8_t raw[32];
+    size_t n = 0;
+    const char *end = NULL;
+
+    if (len != AUTH_TOKEN_TEXT)
+        return false;
+    if (sodium_base642bin(raw, sizeof(raw), text, len, NULL, &n, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        n != 32 || end != text + len)
+        return false;
+    token_hash(hash, raw);
+    sodium_memzero(raw, sizeof(raw));
+    return true;
+}
+
+/* An API key text ("mik_" + token), surrounded by spaces or not. */
+static bool key_parse(const char *s, uint8_t hash[32])
+{
+    size_t n;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n != AUTH_KEY_TEXT || strncmp(s, AUTH_KEY_PREFIX, 4) != 0)
+        return false;
+    return token_parse(s + 4, n - 4, hash);
+}
+
+/* The session cookie's value in a Cookie header. */
+static bool cookie_parse(const char *c, uint8_t hash[32])
+{
+    const size_t nlen = strlen(AUTH_COOKIE);
+
+    while (c && *c) {
+        const char *e;
+
+        while (*c == ' ' || *c == ';')
+            c++;
+        e = strchr(c, ';');
+        if (strncmp(c, AUTH_COOKIE, nlen) == 0 && c[nlen] == '=') {
+            const char *v = c + nlen + 1;
+            size_t len = e ? (size_t)(e - v) : strlen(v);
+
+            while (len && v[len - 1] == ' ')
+                len--;
+            if (token_parse(v, len, hash))
+                return true;
+        }
+        c = e;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Who is this request                                                     */
+
+static struct cache_entry *cache_slot(auth *a, const uint8_t hash[32])
+{
+    uint32_t i;
+
+    memcpy(&i, hash, sizeof(i));
+    return &a->cache[i % CACHE_SLOTS];
+}
+
+/* Under lock: look a session or key up, cache first.  true and *who
+ * filled when valid now. */
+static bool identify(auth *a, enum auth_kind via, const uint8_t hash[32],
+                     struct auth_identity *who)
+{
+    struct cache_entry *c = cache_slot(a, hash);
+    int64_t now = now_s();
+    sqlite3_stmt *st;
+
+    if (c->used && c->who.via == via && sodium_memcmp(c->hash, hash, 32) == 0) {
+        if ((c->expires && now >= c->expires) ||
+            (via == AUTH_VIA_SESSION &&
+             now - c->last_seen >= AUTH_SESSION_IDLE_S)) {
+            c->used = false;
+            return false;
+        }
+        c->last_seen = now;
+        if (now - c->written >= TOUCH_EVERY_S) {
+            st = via == AUTH_VIA_SESSION ? a->st_touch_session : a->st_touch_key;
+            sqlite3_bind_int64(st, 1, c->who.token_id);
+            sqlite3_bind_int64(st, 2, now);
+            (void)sqlite3_step(st);
+            sqlite3_reset(st);
+            c->written = now;
+        }
+        *who = c->who;
+        return true;
+    }
+
+    st = via == AUTH_VIA_SESSION ? a->st_session : a->st_key;
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return false;
+    }
+    memset(who, 0, sizeof(*who));
+    who->via = via;
+    who->token_id = sqlite3_column_int64(st, 0);
+    who->user_id = sqlite3_column_int64(st, 1);
+    snprintf(who->user, sizeof(who->user), "%s",
+             (const char *)sqlite3_column_text(st, 2));
+    who->role = auth_role_parse((const char *)sqlite3_column_text(st, 3));
+    memcpy(who->token_hash, hash, 32);
+    {
+        struct cache_entry e;
+
+        memset(&e, 0, sizeof(e));
+        if (via == AUTH_VIA_SESSION) {
+            who->scopes = AUTH_SCOPE_ALL;
+            e.last_seen = sqlite3_column_int64(st, 4);
+            e.expires = sqlite3_column_int64(st, 5);
+        } else {
+            who->scopes = (unsigned int)sqlite3_column_int(st, 4) & AUTH_SCOPE_ALL;
+            e.expires = sqlite3_column_int64(st, 5);
+            e.last_seen = sqlite3_column_int64(st, 6);
+        }
+        sqlite3_reset(st);
+        if ((e.expires && now >= e.expires) || who->role == AUTH_ROLE_NONE ||
+            (via == AUTH_VIA_SESSION &&
+             now - e.last_seen >= AUTH_SESSION_IDLE_S))
+            return false;
+        e.used = true;
+        memcpy(e.hash, hash, 32);
+        e.who = *who;
+        e.written = 0;            /* write the first use back at once */
+        *c = e;
+    }
+    return identify(a, via, hash, who);    /* counts the use */
+}
+
+static bool safe_method(const char *m)
+{
+    return !m || strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+           strcmp(m, "OPTIONS") == 0;
+}
+
+bool auth_same_origin(const struct auth_request *rq)
+{
+    const char *o = rq->origin, *h = rq->host;
+
+    if (rq->sec_fetch_site)
+        return strcmp(rq->sec_fetch_site, "same-origin") == 0 ||
+               strcmp(rq->sec_fetch_site, "none") == 0;
+    if (!o)
+        return true;              /* no browser sends neither on a POST */
+    if (strncasecmp(o, "http://", 7) == 0)
+        o += 7;
+    else if (strncasecmp(o, "https://", 8) == 0)
+        o += 8;
+    else
+        return false;             /* "null", or nonsense */
+    return h && strcasecmp(o, h) == 0;
+}
+
+static bool allowed(const struct auth_identity *w, enum auth_need need)
+{
+    bool key = w->via == AUTH_VIA_KEY;
+
+    switch (need) {
+    case AUTH_PUBLIC:
+    case AUTH_ANY:
+        return true;
+    case AUTH_READ:
+        return w->role >= AUTH_ROLE_VIEWER &&
+               (!key || (w->scopes & AUTH_SCOPE_READ));
+    case AUTH_UPLOAD:
+        return w->role >= AUTH_ROLE_MEMBER &&
+               (!key || (w->scopes & AUTH_SCOPE_UPLOAD));
+    case AUTH_SELF:
+        return !key || (w->scopes & AUTH_SCOPE_ADMIN);
+    case AUTH_ADMIN:
+        return w->role >= AUTH_ROLE_ADMIN &&
+               (!key || (w->scopes & AUTH_SCOPE_ADMIN));
+    }
+    return false;
+}
+
+enum auth_verdict auth_check(auth *a, const struct auth_request *rq,
+                             enum auth_need need, struct auth_identity *who)
+{
+    uint8_t hash[32];
+    enum auth_kind via = AUTH_VIA_NONE;
+    bool ok;
+
+    memset(who, 0, sizeof(*who));
+    if (!a)
+        return AUTH_OPEN;         /* no store could be made: no accounts */
+    pthread_mutex_lock(&a->lock);
+    refresh(a);
+    if (!a->have_accounts) {
+        pthread_mutex_unlock(&a->lock);
+        return AUTH_OPEN;
+    }
+    if (need == AUTH_PUBLIC) {
+        pthread_mutex_unlock(&a->lock);
+        return AUTH_ALLOW;
+    }
+    /* A key, when one is sent, decides alone: a wrong key is a 401 even
+     * beside a good cookie. */
+    if (rq->authorization) {
+        const char *s = rq->authorization;
+
+        while (*s == ' ')
+            s++;
+        if (strncasecmp(s, "Bearer ", 7) == 0 && key_parse(s + 7, hash))
+            via = AUTH_VIA_KEY;
+        else {
+            pthread_mutex_unlock(&a->lock);
+            return AUTH_UNAUTHENTICATED;
+        }
+    } else if (rq->api_key) {
+        if (!key_parse(rq->api_key, hash)) {
+            pthread_mutex_unlock(&a->lock);
+            return AUTH_UNAUTHENTICATED;
+        }
+        via = AUTH_VIA_KEY;
+    } else if (rq->cookie && cookie_parse(rq->cookie, hash)) {
+        via = AUTH_VIA_SESSION;
+    }
+    ok = via != AUTH_VIA_NONE && identify(a, via, hash, who);
+    pthread_mutex_unlock(&a->lock);
+    if (!ok) {
+        memset(who, 0, sizeof(*who));
+        return AUTH_UNAUTHENTICATED;
+    }
+    if (via == AUTH_VIA_SESSION && !safe_method(rq->method) &&
+        !auth_same_origin(rq))
+        return AUTH_CROSS_ORIGIN;
+    return allowed(who, need) ? AUTH_ALLOW : AUTH_FORBIDDEN;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Passwords                                                               */
+
+/* Hash a password, one of AUTH_MAX_HASHES at a time. */
+static int pw_hash(auth *a, char out[crypto_pwhash_STRBYTES], const char *pw)
+{
+    int rc;
+
+    while (sem_wait(&a->hashes) != 0 && errno == EINTR)
+        ;
+    rc = crypto_pwhash_str(out, pw, strlen(pw), AUTH_PWHASH_OPSLIMIT,
+                           AUTH_PWHASH_MEMLIMIT);
+    sem_post(&a->hashes);
+    return rc;
+}
+
+static const char *dummy_hash(auth *a)
+{
+    pthread_mutex_lock(&a->dummy_lock);
+    if (!a->dummy_ready) {
+        char pw[AUTH_TOKEN_TEXT + 1];
+        uint8_t raw[32];
+
+        token_new(raw, pw);
+        if (pw_hash(a, a->dummy, pw) == 0)
+            a->dummy_ready = true;
+    }
+    pthread_mutex_unlock(&a->dummy_lock);
+    return a->dummy_ready ? a->dummy : NULL;
+}
+
+static bool password_ok_length(const char *pw, char *err, size_t errlen)
+{
+    size_t n = strlen(pw);
+
+    if (n < AUTH_PASSWORD_MIN) {
+        set_err(err, errlen, "the password is too short (at least %d "
+                "characters)", AUTH_PASSWORD_MIN);
+        return false;
+    }
+    if (n > AUTH_PASSWORD_MAX) {
+        set_err(err, errlen, "the password is too long (at most %d bytes)",
+                AUTH_PASSWORD_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Throttling failed logins                                                */
+
+/* Under lock: the entry for key, made if `make` (in a free slot, else
+ * in the one whose last failure is oldest). */
+static struct throttle *throttle_find(auth *a, const char *key, bool make)
+{
+    struct throttle *victim = NULL;
+    int64_t now = now_s();
+
+    for (size_t i = 0; i < THROTTLE_SLOTS; i++) {
+        struct throttle *t = &a->throttle[i];
+
+        if (t->key[0] && now - t->last > THROTTLE_FORGET_S && now >= t->until)
+            t->key[0] = '\0';
+        if (!t->key[0]) {
+            if (!victim || victim->key[0])
+                victim = t;
+            continue;
+        }
+        if (strcmp(t->key, key) == 0)
+            return t;
+        if (!victim || (victim->key[0] && t->last < victim->last))
+            victim = t;
+    }
+    if (!make || !victim)
+        return NULL;
+    memset(victim, 0, sizeof(*victim));
+    snprintf(victim->key, sizeof(victim->key), "%s", key);
+    return victim;
+}
+
+static void throttle_keys(char ip[AUTH_NAME_MAX + 8], char us[AUTH_NAME_MAX + 8],
+                          const char *client, const char *user)
+{
+    snprintf(ip, AUTH_NAME_MAX + 8, "ip:%.60s", client ? client : "?");
+    snprintf(us, AUTH_NAME_MAX + 8, "user:%s",
+             auth_name_valid(user) ? user : "?");
+}
+
+/* Under lock: seconds until key may try again, 0 = now. */
+static unsigned throttle_wait(auth *a, const char *key)
+{
+    struct throttle *t = throttle_find(a, key, false);
+    int64_t now = now_s();
+
+    return t && t->until > now ? (unsigned)(t->until - now) : 0;
+}
+
+static void throttle_fail(auth *a, const char *key, unsigned free_fails,
+                          unsigned max_wait)
+{
+    struct throttle *t = throttle_find(a, key, true);
+    int64_t now = now_s();
+
+    if (!t)
+        return;
+    t->fails++;
+    t->last = now;
+    if (t->fails > free_fails) {
+        unsigned shift = t->fails - free_fails - 1;
+        int64_t wait = shift >= 20 ? max_wait : (int64_t)1 << shift;
+
+        t->until = now + (wait > max_wait ? max_wait : wait);
+    }
+}
+
+static void throttle_forget(auth *a, const char *key)
+{
+    struct throttle *t = throttle_find(a, key, false);
+
+    if (t)
+        memset(t, 0, sizeof(*t));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Logins and sessions                                                     */
+
+static int exec_bind(auth *a, const char *sql, const char *fmt, ...);
+
+enum auth_login_result auth_login(auth *a, const char *user,
+                                  const char *password, const char *client,
+                                  char token_out[AUTH_TOKEN_TEXT + 1],
+                                  long *max_age, unsigned *retry_after,
+                                  struct auth_identity *who)
+{
+    char ipkey[AUTH_NAME_MAX + 8], ukey[AUTH_NAME_MAX + 8];
+    char stored[crypto_pwhash_STRBYTES];
+    const char *against;
+    bool found = false, good = false, rehash = false;
+    int64_t uid = 0;
+    enum auth_role role = AUTH_ROLE_NONE;
+    unsigned w1, w2;
+    sqlite3_stmt *st = NULL;
+    int64_t now;
+
+    memset(who, 0, sizeof(*who));
+    *retry_after = 0;
+    throttle_keys(ipkey, ukey, client, user);
+    pthread_mutex_lock(&a->lock);
+    w1 = throttle_wait(a, ipkey);
+    w2 = throttle_wait(a, ukey);
+    pthread_mutex_unlock(&a->lock);
+    if (w1 || w2) {
+        *retry_after = w1 > w2 ? w1 : w2;
+        fprintf(stderr, "media-server: login throttled: user \"%s\" from %s "
+                "(retry in %u s)\n", auth_name_valid(user) ? user : "?",
+                client ? client : "?", *retry_after);
+        return AUTH_LOGIN_THROTTLED;
+    }
+
+    if (atomic_fetch_add(&a->waiting, 1) >= AUTH_MAX_QUEUE) {
+        atomic_fetch_sub(&a->waiting, 1);
+        return AUTH_LOGIN_BUSY;
+    }
+    if (auth_name_valid(user)) {
+        pthread_mutex_lock(&a->lock);
+        if (sqlite3_prepare_v2(a->db, "SELECT id, role, pwhash FROM users "
+                               "WHERE name = ?1", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                const char *h = (const char *)sqlite3_column_text(st, 2);
+
+                uid = sqlite3_column_int64(st, 0);
+                role = auth_role_parse((const char *)sqlite3_column_text(st, 1));
+                if (h && strlen(h) < sizeof(stored)) {
+                    snprintf(stored, sizeof(stored), "%s", h);
+                    found = true;
+                }
+            }
+        }
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&a->lock);
+    }
+    against = found ? stored : dummy_hash(a);
+    if (against && password && strlen(password) <= AUTH_PASSWORD_MAX) {
+        while (sem_wait(&a->hashes) != 0 && errno == EINTR)
+            ;
+        good = crypto_pwhash_str_verify(against, password,
+                                        strlen(password)) == 0 && found;
+        if (good && crypto_pwhash_str_needs_rehash(stored, AUTH_PWHASH_OPSLIMIT,
+                                                   AUTH_PWHASH_MEMLIMIT) != 0)
+            rehash = crypto_pwhash_str(stored, password, strlen(password),
+                                       AUTH_PWHASH_OPSLIMIT,
+                                       AUTH_PWHASH_MEMLIMIT) == 0;
+        sem_post(&a->hashes);
+    }
+    atomic_fetch_sub(&a->waiting, 1);
+
+    pthread_mutex_lock(&a->lock);
+    if (!good || role == AUTH_ROLE_NONE) {
+        struct throttle *t;
+
+        throttle_fail(a, ipkey, IP_FREE_FAILS, IP_MAX_WAIT_S);
+        throttle_fail(a, ukey, USER_FREE_FAILS, USER_MAX_WAIT_S);
+        t = throttle_find(a, ipkey, false);
+        fprintf(stderr, "media-server: login failed: user \"%s\" from %s "
+                "(%u failures from there)\n", auth_name_valid(user) ? user : "?",
+                client ? client : "?", t ? t->fails : 0);
+        pthread_mutex_unlock(&a->lock);
+        return AUTH_LOGIN_WRONG;
+    }
+    throttle_forget(a, ipkey);
+    throttle_forget(a, ukey);
+    now = now_s();
+    if (rehash)
+        exec_bind(a, "UPDATE users SET pwhash = ?2 WHERE id = ?1", "is",
+                  uid, stored);
+    /* Sweep sessions that have ended, anybody's. */
+    exec_bind(a, "DELETE FROM sessions WHERE expires <= ?1 OR last_seen <= ?2",
+              "ii", now, now - AUTH_SESSION_IDLE_S);
+    {
+        uint8_t raw[32], hash[32];
+
+        token_new(raw, token_out);
+        token_hash(hash, raw);
+        sodium_memzero(raw, sizeof(raw));
+        if (sqlite3_prepare_v2(a->db, "INSERT INTO sessions(user_id, token_hash, "
+                               "created, last_seen, expires, client) "
+                               "VALUES (?1, ?2, ?3, ?3, ?4, ?5)", -1, &st,
+                               NULL) != SQLITE_OK) {
+            pthread_mutex_unlock(&a->lock);
+            return AUTH_LOGIN_ERROR;
+        }
+        sqlite3_bind_int64(st, 1, uid);
+        sqlite3_bind_blob(st, 2, hash, 32, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, now + AUTH_SESSION_MAX_S);
+        sqlite3_bind_text(st, 5, client ? client : "", -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            fprintf(stderr, "media-server: cannot store a session: %s\n",
+                    sqlite3_errmsg(a->db));
+            sqlite3_finalize(st);
+            pthread_mutex_unlock(&a->lock);
+            return AUTH_LOGIN_ERROR;
+        }
+        who->token_id = sqlite3_last_insert_rowid(a->db);
+        sqlite3_finalize(st);
+        memcpy(who->token_hash, hash, 32);
+    }
+    pthread_mutex_unlock(&a->lock);
+    who->via = AUTH_VIA_SESSION;
+    who->user_id = uid;
+    snprintf(who->user, sizeof(who->user), "%s", user);
+    who->role = role;
+    who->scopes = AUTH_SCOPE_ALL;
+    *max_age = AUTH_SESSION_MAX_S;
+    sodium_memzero(stored, sizeof(stored));
+    return AUTH_LOGIN_OK;
+}
+
+int auth_logout(auth *a, const struct auth_identity *who)
+{
+    int rc;
+
+    if (who->via != AUTH_VIA_SESSION)
+        return -1;
+    pthread_mutex_lock(&a->lock);
+    rc = exec_bind(a, "DELETE FROM sessions WHERE id = ?1", "i", who->token_id);
+    cache_clear(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int auth_logout_all(auth *a, int64_t user_id)
+{
+    int rc;
+
+    pthread_mutex_lock(&a->lock);
+    rc = exec_bind(a, "DELETE FROM sessions WHERE user_id = ?1", "i", user_id);
+    cache_clear(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Accounts and keys                                                       */
+
+/* Under lock: run sql with parameters ?1.. from fmt ('i' int64, 's'
+ * text); 0, or -1.  Changed rows in sqlite3_changes(). */
+static int exec_bind(auth *a, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *st;
+    va_list ap;
+    int i, rc;
+
+    if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    va_start(ap, fmt);
+    for (i = 0; fmt[i]; i++) {
+        if (fmt[i] == 'i')
+            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        else
+            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1,
+                              SQLITE_TRANSIENT);
+    }
+    va_end(ap);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int user_add(auth *a, const char *name, const char *password,
+                    enum auth_role role, bool first, char *err, size_t errlen)
+{
+    char h[crypto_pwhash_STRBYTES];
+    int rc;
+
+    if (!auth_name_valid(name)) {
+        set_err(err, errlen, "bad user name: 1 to %d letters, digits, '.', "
+                "'_', '@', '+' or '-' (not first)", AUTH_NAME_MAX);
+        return -1;
+    }
+    if (role == AUTH_ROLE_NONE) {
+        set_err(err, errlen, "bad role: admin, member or viewer");
+        return -1;
+    }
+    if (!password_ok_length(password, err, errlen))
+        return -1;
+    if (pw_hash(a, h, password) != 0) {
+        set_err(err, errlen, "out of memory hashing the password");
+        return -1;
+    }
+    pthread_mutex_lock(&a->lock);
+    rc = exec_bind(a, first
+                   ? "INSERT INTO users(name, role, pwhash, created, pw_changed) "
+                     "SELECT ?1, ?2, ?3, ?4, ?4 WHERE NOT EXISTS "
+                     "(SELECT 1 FROM users)"
+                   : "INSERT INTO users(name, role, pwhash, created, "
+                     "pw_changed) VALUES (?1, ?2, ?3, ?4, ?4)", "sssi", name,
+                   auth_role_name(role), h, now_s());
+    if (rc == 0 && first && sqlite3_changes(a->db) == 0) {
+        set_err(err, errlen, "an account exists already");
+        rc = -1;
+    } else if (rc != 0) {
+        if (sqlite3_extended_errcode(a->db) == SQLITE_CONSTRAINT_UNIQUE)
+            set_err(err, errlen, "user \"%s\" already exists", name);
+        else
+            set_err(err, errlen, "cannot add the user: %s",
+                    sqlite3_errmsg(a->db));
+    }
+    changed(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int auth_user_add(auth *a, const char *name, const char *password,
+                  enum auth_role role, char *err, size_t errlen)
+{
+    return user_add(a, name, password, role, false, err, errlen);
+}
+
+int auth_user_add_first(auth *a, const char *name, const char *password,
+                        char *err, size_t errlen)
+{
+    return user_add(a, name, password, AUTH_ROLE_ADMIN, true, err, errlen);
+}
+
+int auth_user_passwd(auth *a, const char *name, const char *password,
+                     char *err, size_t errlen)
+{
+    char h[crypto_pwhash_STRBYTES];
+    int rc;
+
+    if (!password_ok_length(password, err, errlen))
+        return -1;
+    if (pw_hash(a, h, password) != 0) {
+        set_err(err, errlen, "out of memory hashing the password");
+        return -1;
+    }
+    pthread_mutex_lock(&a->lock);
+    rc = exec_bind(a, "UPDATE users SET pwhash = ?2, pw_changed = ?3 "
+                   "WHERE name = ?1", "ssi", name, h, now_s());
+    if (rc == 0 && sqlite3_changes(a->db) == 0) {
+        set_err(err, errlen, "no user \"%s\"", name);
+        rc = -1;
+    } else if (rc != 0) {
+        set_err(err, errlen, "cannot change the password: %s",
+                sqlite3_errmsg(a->db));
+    } else {
+        /* A new password logs out every session (keys stay). */
+        exec_bind(a, "DELETE FROM sessions WHERE user_id = "
+                  "(SELECT id FROM users WHERE name = ?1)", "s", name);
+    }
+    changed(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int auth_user_del(auth *a, const char *name, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    bool last_admin = false;
+
+    pthread_mutex_lock(&a->lock);
+    /* The last admin goes only with the last account. */
+    if (sqlite3_prepare_v2(a->db,
+            "SELECT role = 'admin' AND "
+            "(SELECT count(*) FROM users WHERE role = 'admin') = 1 AND "
+            "(SELECT count(*) FROM users) > 1 FROM users WHERE name = ?1",
+            -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            last_admin = sqlite3_column_int(st, 0) != 0;
+    }
+    sqlite3_finalize(st);
+    if (last_admin) {
+        set_err(err, errlen, "\"%s\" is the last admin: make another user "
+                "admin first (or delete the others)", name);
+    } else if (exec_bind(a, "DELETE FROM users WHERE name = ?1", "s", name)) {
+        set_err(err, errlen, "cannot delete the user: %s", sqlite3_errmsg(a->db));
+    } else if (sqlite3_changes(a->db) == 0) {
+        set_err(err, errlen, "no user \"%s\"", name);
+    } else {
+        rc = 0;
+    }
+    changed(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int auth_user_list(auth *a,
+                   void (*fn)(const char *name, enum auth_role role,
+                              int64_t created, unsigned nkeys,
+                              unsigned nsessions, void *payload),
+                   void *payload)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    pthread_mutex_lock(&a->lock);
+    if (sqlite3_prepare_v2(a->db,
+            "SELECT name, role, created, "
+            "(SELECT count(*) FROM api_keys k WHERE k.user_id = u.id), "
+            "(SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND "
+            " s.expires > ?1 AND s.last_seen > ?2) "
+            "FROM users u ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&a->lock);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, now_s());
+    sqlite3_bind_int64(st, 2, now_s() - AUTH_SESSION_IDLE_S);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn((const char *)sqlite3_column_text(st, 0),
+           auth_role_parse((const char *)sqlite3_column_text(st, 1)),
+           sqlite3_column_int64(st, 2), (unsigned)sqlite3_column_int(st, 3),
+           (unsigned)sqlite3_column_int(st, 4), payload);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->lock);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int auth_key_create(auth *a, const char *user, const char *label,
+                    unsigned int scopes, int64_t expires,
+                    char key_out[AUTH_KEY_TEXT + 1], int64_t *id,
+                    char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t uid = 0;
+    enum auth_role role = AUTH_ROLE_NONE;
+    uint8_t raw[32], hash[32];
+    char text[AUTH_TOKEN_TEXT + 1], prefix[16];
+    int rc = -1;
+
+    if (!label || !label_valid(label)) {
+        set_err(err, errlen, "bad key name: 1 to %d characters, no control "
+                "characters", AUTH_NAME_MAX);
+        return -1;
+    }
+    if (!scopes || (scopes & ~AUTH_SCOPE_ALL)) {
+        set_err(err, errlen, "bad scopes: read, upload and/or admin");
+        return -1;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (sqlite3_prepare_v2(a->db, "SELECT id, role FROM users WHERE name = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            uid = sqlite3_column_int64(st, 0);
+            role = auth_role_parse((const char *)sqlite3_column_text(st, 1));
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!uid) {
+        set_err(err, errlen, "no user \"%s\"", user);
+        goto out;
+    }
+    if (!role_allows_scopes(role, scopes)) {
+        char s[32];
+        set_err(err, errlen, "a key of %s \"%s\" cannot have the scopes %s",
+                auth_role_name(role), user,
+                auth_scopes_format(scopes, s, sizeof(s)));
+        goto out;
+    }
+    token_new(raw, text);
+    token_hash(hash, raw);
+    sodium_memzero(raw, sizeof(raw));
+    snprintf(key_out, AUTH_KEY_TEXT + 1, "%s%s", AUTH_KEY_PREFIX, text);
+    snprintf(prefix, sizeof(prefix), "%.12s", key_out);
+    if (sqlite3_prepare_v2(a->db, "INSERT INTO api_keys(user_id, name, "
+                           "token_hash, prefix, scopes, created, expires) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        set_err(err, errlen, "cannot add the key: %s", sqlite3_errmsg(a->db));
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, uid);
+    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, (int)scopes);
+    sqlite3_bind_int64(st, 6, now_s());
+    if (expires > 0)
+        sqlite3_bind_int64(st, 7, expires);
+    else
+        sqlite3_bind_null(st, 7);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        set_err(err, errlen, "cannot add the key: %s", sqlite3_errmsg(a->db));
+        goto out;
+    }
+    if (id)
+        *id = sqlite3_last_insert_rowid(a->db);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    if (rc != 0 && key_out)
+        key_out[0] = '\0';
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int auth_key_list(auth *a, int64_t user_id,
+                  void (*fn)(const struct auth_key_info *k, void *payload),
+                  void *payload)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    pthread_mutex_lock(&a->lock);
+    if (sqlite3_prepare_v2(a->db,
+            "SELECT k.id, u.name, k.name, k.prefix, k.scopes, k.created, "
+            "coalesce(k.last_used, 0), coalesce(k.expires, 0) "
+            "FROM api_keys k JOIN users u ON u.id = k.user_id "
+            "WHERE ?1 = 0 OR k.user_id = ?1 ORDER BY k.id", -1, &st,
+            NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&a->lock);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, user_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct auth_key_info k;
+
+        k.id = sqlite3_column_int64(st, 0);
+        k.user = (const char *)sqlite3_column_text(st, 1);
+        k.name = (const char *)sqlite3_column_text(st, 2);
+        k.prefix = (const char *)sqlite3_column_text(st, 3);
+        k.scopes = (unsigned int)sqlite3_column_int(st, 4);
+        k.created = sqlite3_column_int64(st, 5);
+        k.last_used = sqlite3_column_int64(st, 6);
+        k.expires = sqlite3_column_int64(st, 7);
+        fn(&k, payload);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->lock);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int auth_key_revoke(auth *a, int64_t id, int64_t user_id, char *err,
+                    size_t errlen)
+{
+    int rc;
+
+    pthread_mutex_lock(&a->lock);
+    rc = exec_bind(a, "DELETE FROM api_keys WHERE id = ?1 AND "
+                   "(?2 = 0 OR user_id = ?2)", "ii", id, user_id);
+    if (rc != 0)
+        set_err(err, errlen, "cannot revoke the key: %s", sqlite3_errmsg(a->db));
+    else if (sqlite3_changes(a->db) == 0) {
+        set_err(err, errlen, "no key %" PRId64, id);
+        rc = -1;
+    }
+    cache_clear(a);
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}

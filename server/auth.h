@@ -1,0 +1,179 @@
+/*
+ * auth.h - access control for media-server: accounts, sessions and API
+ * keys, in their own SQLite store (DIR/.mediaindex/auth.sqlite3).
+ *
+ * The library (libmediaindex) knows nothing of people; this module knows
+ * nothing of HTTP or civetweb.  The HTTP layer fills a struct auth_request
+ * from the request's headers and asks auth_check() before any route runs:
+ * who is this, and may it do this?
+ *
+ * Thread-safety: one struct auth is shared by every request thread; every
+ * function may be called from any thread.  Password hashing (argon2id)
+ * runs outside the store's lock, at most AUTH_MAX_HASHES at once.
+ */
+#ifndef MEDIA_SERVER_AUTH_H
+#define MEDIA_SERVER_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* argon2id parameters (see auth.c for the measurements behind them). */
+#define AUTH_PWHASH_OPSLIMIT 3
+#define AUTH_PWHASH_MEMLIMIT (32u << 20)
+/* Password hashes computed at once (each holds AUTH_PWHASH_MEMLIMIT). */
+#define AUTH_MAX_HASHES 2
+
+#define AUTH_NAME_MAX 64          /* user names and key labels, bytes */
+#define AUTH_PASSWORD_MIN 8
+#define AUTH_PASSWORD_MAX 1024
+/* A session ends after this long unused, or this long after login. */
+#define AUTH_SESSION_IDLE_S (7 * 86400)
+#define AUTH_SESSION_MAX_S (30 * 86400)
+/* Session cookie and API key texts (base64url of 32 random bytes). */
+#define AUTH_COOKIE "mi_session"
+#define AUTH_KEY_PREFIX "mik_"
+#define AUTH_TOKEN_TEXT 43
+#define AUTH_KEY_TEXT (4 + AUTH_TOKEN_TEXT)
+
+typedef struct auth auth;
+
+enum auth_role { AUTH_ROLE_NONE = 0, AUTH_ROLE_VIEWER, AUTH_ROLE_MEMBER,
+                 AUTH_ROLE_ADMIN };
+
+/* API key scopes, a bit set. */
+#define AUTH_SCOPE_READ 1u
+#define AUTH_SCOPE_UPLOAD 2u
+#define AUTH_SCOPE_ADMIN 4u
+#define AUTH_SCOPE_ALL 7u
+
+/* How a request proved who it is. */
+enum auth_kind { AUTH_VIA_NONE = 0, AUTH_VIA_SESSION, AUTH_VIA_KEY };
+
+/* What a route needs. */
+enum auth_need {
+    AUTH_PUBLIC = 0,     /* anyone (the login page and its assets, login) */
+    AUTH_ANY,            /* any valid session or key (GET /api/auth/me) */
+    AUTH_READ,           /* browse: viewer, key scope read */
+    AUTH_UPLOAD,         /* upload: member, key scope upload */
+    AUTH_SELF,           /* manage one's own keys and sessions: a session,
+                            or a key with scope admin */
+    AUTH_ADMIN           /* admin role (and scope admin for a key) */
+};
+
+enum auth_verdict {
+    AUTH_OPEN = 0,       /* no account exists: today's open server */
+    AUTH_ALLOW,          /* identified, and allowed */
+    AUTH_UNAUTHENTICATED,/* no credentials, or wrong/expired/revoked: 401 */
+    AUTH_FORBIDDEN,      /* identified, but the role or scope is short: 403 */
+    AUTH_CROSS_ORIGIN,   /* cookie-authenticated and not same-origin: 403 */
+    AUTH_FAILED          /* the store failed: 500 */
+};
+
+/* What auth_check needs from a request; NULL for an absent header. */
+struct auth_request {
+    const char *method;
+    const char *cookie;           /* Cookie */
+    const char *authorization;    /* Authorization */
+    const char *api_key;          /* X-Api-Key */
+    const char *sec_fetch_site;   /* Sec-Fetch-Site */
+    const char *origin;           /* Origin */
+    const char *host;             /* Host */
+};
+
+/* Who a request is. */
+struct auth_identity {
+    enum auth_kind via;
+    int64_t user_id;
+    char user[AUTH_NAME_MAX + 1];
+    enum auth_role role;
+    unsigned int scopes;          /* a key's; AUTH_SCOPE_ALL for a session */
+    int64_t token_id;             /* the session's or key's row id */
+    uint8_t token_hash[32];       /* of the session token (for logout) */
+};
+
+/* Open (creating) DIR/.mediaindex/auth.sqlite3; NULL and a message in
+ * err on failure. */
+auth *auth_open(const char *storage_dir, char *err, size_t errlen);
+void auth_close(auth *a);
+
+/* Does any account exist?  (Re-read when the store changed.) */
+bool auth_has_accounts(auth *a);   /* false for a NULL store */
+
+/* The one question: who is this request, and may it do `need`?
+ * `who` is filled for AUTH_ALLOW, AUTH_FORBIDDEN and AUTH_CROSS_ORIGIN.
+ * A NULL store (none could be made: a read-only folder) is AUTH_OPEN. */
+enum auth_verdict auth_check(auth *a, const struct auth_request *rq,
+                             enum auth_need need, struct auth_identity *who);
+
+/* Is a cookie-authenticated state-changing request same-origin?
+ * (Sec-Fetch-Site, else Origin against Host; neither: not a browser.) */
+bool auth_same_origin(const struct auth_request *rq);
+
+/* Logins. */
+enum auth_login_result {
+    AUTH_LOGIN_OK = 0,
+    AUTH_LOGIN_WRONG,        /* unknown user or wrong password */
+    AUTH_LOGIN_THROTTLED,    /* too many failures: *retry_after seconds */
+    AUTH_LOGIN_BUSY,         /* too many hashes queued: try again soon */
+    AUTH_LOGIN_ERROR
+};
+/* Check a password and, when right, open a session: its cookie value
+ * (AUTH_TOKEN_TEXT + 1 bytes) and lifetime in seconds.  `client` is the
+ * address throttling counts against (and the log names). */
+enum auth_login_result auth_login(auth *a, const char *user,
+                                  const char *password, const char *client,
+                                  char token_out[AUTH_TOKEN_TEXT + 1],
+                                  long *max_age, unsigned *retry_after,
+                                  struct auth_identity *who);
+/* End one session, or every session of a user. */
+int auth_logout(auth *a, const struct auth_identity *who);
+int auth_logout_all(auth *a, int64_t user_id);
+
+/* Accounts.  0 on success, -1 with a message in err. */
+int auth_user_add(auth *a, const char *name, const char *password,
+                  enum auth_role role, char *err, size_t errlen);
+/* The first account, an admin, only while no account exists. */
+int auth_user_add_first(auth *a, const char *name, const char *password,
+                        char *err, size_t errlen);
+int auth_user_passwd(auth *a, const char *name, const char *password,
+                     char *err, size_t errlen);
+int auth_user_del(auth *a, const char *name, char *err, size_t errlen);
+/* Call fn for each user, by name. */
+int auth_user_list(auth *a,
+                   void (*fn)(const char *name, enum auth_role role,
+                              int64_t created, unsigned nkeys,
+                              unsigned nsessions, void *payload),
+                   void *payload);
+
+/* API keys.  Create: the key text (AUTH_KEY_TEXT + 1 bytes) shown once;
+ * expires 0 = never.  A key may not have a scope beyond its user's role. */
+int auth_key_create(auth *a, const char *user, const char *label,
+                    unsigned int scopes, int64_t expires,
+                    char key_out[AUTH_KEY_TEXT + 1], int64_t *id,
+                    char *err, size_t errlen);
+struct auth_key_info {
+    int64_t id;
+    const char *user, *name, *prefix;
+    unsigned int scopes;
+    int64_t created, last_used, expires;   /* 0 = never */
+};
+/* Keys of one user (user_id > 0) or of everybody (0). */
+int auth_key_list(auth *a, int64_t user_id,
+                  void (*fn)(const struct auth_key_info *k, void *payload),
+                  void *payload);
+/* Revoke key `id`; when user_id > 0 only if it is that user's.
+ * 0, or -1 (no such key: message in err). */
+int auth_key_revoke(auth *a, int64_t id, int64_t user_id, char *err,
+                    size_t errlen);
+
+/* Names. */
+const char *auth_role_name(enum auth_role r);
+enum auth_role auth_role_parse(const char *s);
+/* "read,upload" -> bits; 0 if malformed. */
+unsigned int auth_scopes_parse(const char *s);
+/* bits -> "read,upload" into buf. */
+const char *auth_scopes_format(unsigned int scopes, char *buf, size_t len);
+bool auth_name_valid(const char *name);
+
+#endif
