@@ -367,7 +367,7 @@ static void cache_clear(auth *a)
  * store?  Then drop the cache and re-read whether accounts exist. */
 static void refresh(auth *a)
 {
-    int64_t v = -2;
+    int64_t v = -2, before = a->data_version;
 
     if (sqlite3_step(a->st_version) == SQLITE_ROW)
         v = sqlite3_column_int64(a->st_version, 0);
@@ -380,7 +380,7 @@ static void refresh(auth *a)
         bool had = a->have_accounts;
 
         a->have_accounts = sqlite3_column_int(a->st_accounts, 0) != 0;
-        if (had != a->have_accounts && v != -2)
+        if (had != a->have_accounts && before != -1)
             fprintf(stderr, "media-server: %s\n", a->have_accounts
                     ? "accounts exist now: every request needs a login or "
                       "an API key"

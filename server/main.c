@@ -4,6 +4,9 @@
  *   media-server --storage_dir DIR [--port 8000] [--rescan_interval N]
  *                [--listen ADDR] [--threads N] [--max-upload-bytes N]
  *                [--decode-memory N] [--decoder-timeout SECONDS]
+ *                [--trusted-proxy ADDR]
+ *   media-server --storage_dir DIR user add|passwd|del|list [NAME] [--role R]
+ *   media-server --storage_dir DIR key create|list|revoke ...
  *
  * It listens at once and serves what the catalog holds; the first scan
  * runs in the background (GET /status says when it is done), then one
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +49,8 @@ struct options {
     uint64_t max_upload;
     uint64_t decode_memory;
     unsigned long decoder_timeout;
+    const char *trusted_proxy;
+    int cmd;                     /* argv index of "user"/"key"; 0 = serve */
 };
 
 static void usage(FILE *f)
@@ -54,7 +60,15 @@ static void usage(FILE *f)
         "[--rescan_interval SECONDS]\n"
         "                    [--listen ADDR] [--threads N] "
         "[--max-upload-bytes N] [--decode-memory N]\n"
-        "                    [--decoder-timeout SECONDS]\n"
+        "                    [--decoder-timeout SECONDS] "
+        "[--trusted-proxy ADDR]\n"
+        "       media-server --storage_dir DIR user add|passwd|del|list "
+        "[NAME] [--role R]\n"
+        "       media-server --storage_dir DIR key create --user NAME "
+        "--name LABEL\n"
+        "                    [--scope read,upload,admin] [--expires DAYS]\n"
+        "       media-server --storage_dir DIR key list [--user NAME] | "
+        "key revoke ID\n"
         "  --storage_dir DIR         the folder of photos and videos (required)\n"
         "  --port N                  TCP port (default 8000; 0 = any free port)\n"
         "  --listen ADDR             address to listen on (default: all IPv4)\n"
@@ -67,6 +81,24 @@ static void usage(FILE *f)
         "  --decoder-timeout N       seconds the decoder process may spend on "
         "one HEIC,\n"
         "                            video or raw file (default 30)\n"
+        "  --trusted-proxy ADDR      believe X-Forwarded-For/-Proto from this "
+        "address\n"
+        "                            (a reverse proxy doing HTTPS)\n"
+        "Accounts (while the server runs or not):\n"
+        "  --role R                  user add: admin, member or viewer "
+        "(default:\n"
+        "                            admin for the first account, else "
+        "member)\n"
+        "  --user NAME               key create/list: whose key\n"
+        "  --name LABEL              key create: what the key is for\n"
+        "  --scope S                 key create: read, upload, admin, "
+        "comma-separated\n"
+        "                            (default read,upload)\n"
+        "  --expires DAYS            key create: the key ends after DAYS "
+        "(default never)\n"
+        "A password is read from the terminal (not echoed), or from standard "
+        "input\n"
+        "when it is not a terminal.\n"
         "  --help, --version\n"
         "Flags take their value as --flag value or --flag=value.\n");
 }
@@ -115,6 +147,11 @@ static int parse_args(int argc, char **argv, struct options *o)
         uint64_t num;
 
         if (strncmp(a, "--", 2) != 0) {
+            if (strcmp(a, "user") == 0 || strcmp(a, "key") == 0) {
+                /* The command parses the rest (cli_main). */
+                o->cmd = i;
+                break;
+            }
             fprintf(stderr, "media-server: unexpected argument \"%s\"\n", a);
             return 2;
         }
@@ -167,6 +204,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(flag, "decoder_timeout") == 0 &&
                    parse_num(val, 3600, false, &num) && num > 0) {
             o->decoder_timeout = (unsigned long)num;
+        } else if (strcmp(flag, "trusted_proxy") == 0 && *val) {
+            o->trusted_proxy = val;
         } else if (strcmp(flag, "storage_dir") == 0 || strcmp(flag, "listen") == 0 ||
                    strcmp(flag, "port") == 0 || strcmp(flag, "rescan_interval") == 0 ||
                    strcmp(flag, "threads") == 0 ||
@@ -180,12 +219,284 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
     }
-    if (!o->storage_dir) {
+    if (!o->storage_dir && !o->cmd) {
         fprintf(stderr, "media-server: --storage_dir DIR is required "
                         "(see --help)\n");
         return 2;
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Accounts on the command line                                            */
+
+/* A password: from the terminal without echo (asked twice when `confirm`),
+ * else one line of standard input.  0, or -1 (message printed). */
+static int read_password(char *buf, size_t len, const char *prompt,
+                         bool confirm)
+{
+    char again[AUTH_PASSWORD_MAX + 2];
+    bool tty = isatty(STDIN_FILENO) != 0;
+    struct termios old, quiet;
+    size_t n;
+
+    for (int round = 0; round < (tty && confirm ? 2 : 1); round++) {
+        char *dst = round == 0 ? buf : again;
+        size_t cap = round == 0 ? len : sizeof(again);
+
+        if (tty) {
+            fprintf(stderr, "%s", round == 0 ? prompt : "Again: ");
+            fflush(stderr);
+            if (tcgetattr(STDIN_FILENO, &old) != 0)
+                return -1;
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            quiet.c_lflag |= ECHONL;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        }
+        if (!fgets(dst, (int)cap, stdin))
+            dst[0] = '\0';
+        if (tty)
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        n = strlen(dst);
+        if (n && dst[n - 1] != '\n' && !feof(stdin)) {
+            fprintf(stderr, "media-server: the password is too long (at most "
+                    "%d bytes)\n", AUTH_PASSWORD_MAX);
+            return -1;
+        }
+        while (n && (dst[n - 1] == '\n' || dst[n - 1] == '\r'))
+            dst[--n] = '\0';
+    }
+    if (tty && confirm && strcmp(buf, again) != 0) {
+        fprintf(stderr, "media-server: the passwords differ\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void print_user(const char *name, enum auth_role role, int64_t created,
+                       unsigned nkeys, unsigned nsessions, void *payload)
+{
+    char when[32];
+    time_t t = (time_t)created;
+    struct tm tm;
+
+    (void)payload;
+    strftime(when, sizeof(when), "%Y-%m-%d", localtime_r(&t, &tm));
+    printf("%-24s %-7s created %s  %u key%s, %u session%s\n", name,
+           auth_role_name(role), when, nkeys, nkeys == 1 ? "" : "s",
+           nsessions, nsessions == 1 ? "" : "s");
+}
+
+static void print_key(const struct auth_key_info *k, void *payload)
+{
+    char scopes[32], created[32], used[32] = "never", exp[32] = "never";
+    const char *only = payload;     /* --user, or NULL */
+    struct tm tm;
+    time_t t;
+
+    if (only && strcmp(only, k->user) != 0)
+        return;
+    t = (time_t)k->created;
+    strftime(created, sizeof(created), "%Y-%m-%d", localtime_r(&t, &tm));
+    if (k->last_used) {
+        t = (time_t)k->last_used;
+        strftime(used, sizeof(used), "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
+    }
+    if (k->expires) {
+        t = (time_t)k->expires;
+        strftime(exp, sizeof(exp), "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
+    }
+    printf("%-5" PRId64 " %-16s %-20s %s...  %-17s created %s, last used %s, "
+           "expires %s\n", k->id, k->user, k->name, k->prefix,
+           auth_scopes_format(k->scopes, scopes, sizeof(scopes)), created, used,
+           exp);
+}
+
+/* media-server [--storage_dir DIR] user|key ... : exit status. */
+static int cli_main(const char *dir, int argc, char **argv)
+{
+    const char *pos[4] = { NULL, NULL, NULL, NULL };
+    const char *role = NULL, *user = NULL, *name = NULL, *scope = NULL;
+    const char *expires = NULL;
+    int npos = 0, rc = 0;
+    char err[512], pw[AUTH_PASSWORD_MAX + 2];
+    auth *a;
+
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *val, *eq;
+        const char **dst = NULL;
+        size_t n;
+
+        if (strncmp(arg, "--", 2) != 0) {
+            if (npos == 4) {
+                fprintf(stderr, "media-server: too many arguments\n");
+                return 2;
+            }
+            pos[npos++] = arg;
+            continue;
+        }
+        arg += 2;
+        eq = strchr(arg, '=');
+        n = eq ? (size_t)(eq - arg) : strlen(arg);
+#define FLAG(s) (n == strlen(s) && strncmp(arg, s, n) == 0)
+        if (FLAG("role")) dst = &role;
+        else if (FLAG("user")) dst = &user;
+        else if (FLAG("name")) dst = &name;
+        else if (FLAG("scope") || FLAG("scopes")) dst = &scope;
+        else if (FLAG("expires")) dst = &expires;
+        else if (FLAG("storage_dir") || FLAG("storage-dir")) dst = &dir;
+#undef FLAG
+        if (!dst) {
+            fprintf(stderr, "media-server: unknown flag --%.*s for %s\n",
+                    (int)(n > 60 ? 60 : n), arg, pos[0]);
+            return 2;
+        }
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            fprintf(stderr, "media-server: --%.*s needs a value\n", (int)n, arg);
+            return 2;
+        }
+        *dst = val;
+    }
+    if (!dir) {
+        fprintf(stderr, "media-server: --storage_dir DIR is required\n");
+        return 2;
+    }
+    if (npos < 2) {
+        fprintf(stderr, "media-server: %s what? (see --help)\n", pos[0]);
+        return 2;
+    }
+    a = auth_open(dir, err, sizeof(err));
+    if (!a) {
+        fprintf(stderr, "media-server: %s\n", err);
+        return 1;
+    }
+    err[0] = '\0';
+    if (strcmp(pos[0], "user") == 0 && strcmp(pos[1], "list") == 0) {
+        if (auth_user_list(a, print_user, NULL) != 0) {
+            fprintf(stderr, "media-server: cannot list the users\n");
+            rc = 1;
+        } else if (!auth_has_accounts(a))
+            fprintf(stderr, "media-server: no accounts: the server is open to "
+                    "anyone who can reach it\n");
+    } else if (strcmp(pos[0], "user") == 0 &&
+               (strcmp(pos[1], "add") == 0 || strcmp(pos[1], "passwd") == 0 ||
+                strcmp(pos[1], "del") == 0)) {
+        bool add = strcmp(pos[1], "add") == 0;
+        enum auth_role r = AUTH_ROLE_NONE;
+        char prompt[128];
+
+        if (npos != 3) {
+            fprintf(stderr, "media-server: user %s NAME\n", pos[1]);
+            auth_close(a);
+            return 2;
+        }
+        if (add) {
+            r = role ? auth_role_parse(role)
+                     : auth_has_accounts(a) ? AUTH_ROLE_MEMBER : AUTH_ROLE_ADMIN;
+            if (r == AUTH_ROLE_NONE) {
+                fprintf(stderr, "media-server: --role must be admin, member or "
+                        "viewer\n");
+                auth_close(a);
+                return 2;
+            }
+            if (!auth_name_valid(pos[2])) {
+                fprintf(stderr, "media-server: bad user name \"%s\": 1 to %d "
+                        "letters, digits, '.', '_', '@', '+' or '-'\n", pos[2],
+                        AUTH_NAME_MAX);
+                auth_close(a);
+                return 2;
+            }
+        }
+        if (strcmp(pos[1], "del") == 0) {
+            rc = auth_user_del(a, pos[2], err, sizeof(err)) ? 1 : 0;
+        } else {
+            snprintf(prompt, sizeof(prompt), "Password for %s: ", pos[2]);
+            if (read_password(pw, sizeof(pw), prompt, true) != 0)
+                rc = 1;
+            else if (add)
+                rc = auth_user_add(a, pos[2], pw, r, err, sizeof(err)) ? 1 : 0;
+            else
+                rc = auth_user_passwd(a, pos[2], pw, err, sizeof(err)) ? 1 : 0;
+            explicit_bzero(pw, sizeof(pw));
+        }
+        if (rc)
+            fprintf(stderr, "media-server: %s\n", err[0] ? err : "failed");
+        else if (add)
+            fprintf(stderr, "media-server: user %s added (%s)\n", pos[2],
+                    auth_role_name(r));
+        else if (strcmp(pos[1], "del") == 0)
+            fprintf(stderr, "media-server: user %s deleted, with their keys "
+                    "and sessions\n", pos[2]);
+        else
+            fprintf(stderr, "media-server: password of %s changed; their "
+                    "sessions are logged out\n", pos[2]);
+    } else if (strcmp(pos[0], "key") == 0 && strcmp(pos[1], "create") == 0) {
+        unsigned int scopes = auth_scopes_parse(scope ? scope : "read,upload");
+        uint64_t days = 0;
+        char key[AUTH_KEY_TEXT + 1];
+        int64_t id = 0;
+
+        if (!user || !name || npos != 2) {
+            fprintf(stderr, "media-server: key create --user NAME --name LABEL "
+                    "[--scope read,upload] [--expires DAYS]\n");
+            auth_close(a);
+            return 2;
+        }
+        if (!scopes) {
+            fprintf(stderr, "media-server: --scope: read, upload and/or admin, "
+                    "comma-separated\n");
+            auth_close(a);
+            return 2;
+        }
+        if (expires && (!parse_num(expires, 36500, false, &days) || !days)) {
+            fprintf(stderr, "media-server: --expires: a number of days, 1 to "
+                    "36500\n");
+            auth_close(a);
+            return 2;
+        }
+        if (auth_key_create(a, user, name, scopes,
+                            days ? (int64_t)time(NULL) + (int64_t)days * 86400 : 0,
+                            key, &id, err, sizeof(err)) != 0) {
+            fprintf(stderr, "media-server: %s\n", err);
+            rc = 1;
+        } else {
+            printf("%s\n", key);
+            fprintf(stderr, "media-server: key %" PRId64 " for %s; it is shown "
+                    "only now: send it as \"Authorization: Bearer <key>\"\n",
+                    id, user);
+            explicit_bzero(key, sizeof(key));
+        }
+    } else if (strcmp(pos[0], "key") == 0 && strcmp(pos[1], "list") == 0) {
+        if (auth_key_list(a, 0, print_key, (void *)(uintptr_t)user) != 0) {
+            fprintf(stderr, "media-server: cannot list the keys\n");
+            rc = 1;
+        }
+    } else if (strcmp(pos[0], "key") == 0 && strcmp(pos[1], "revoke") == 0) {
+        uint64_t id;
+
+        if (npos != 3 || !parse_num(pos[2], INT64_MAX, false, &id)) {
+            fprintf(stderr, "media-server: key revoke ID (the number key list "
+                    "shows)\n");
+            auth_close(a);
+            return 2;
+        }
+        if (auth_key_revoke(a, (int64_t)id, 0, err, sizeof(err)) != 0) {
+            fprintf(stderr, "media-server: %s\n", err);
+            rc = 1;
+        } else
+            fprintf(stderr, "media-server: key %" PRIu64 " revoked\n", id);
+    } else {
+        fprintf(stderr, "media-server: unknown command \"%s %s\" (see --help)\n",
+                pos[0], pos[1]);
+        rc = 2;
+    }
+    auth_close(a);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -347,7 +658,7 @@ static void *stop_civetweb(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0 };
+    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0, NULL, 0 };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -370,6 +681,8 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
+    if (o.cmd)
+        return cli_main(o.storage_dir, argc - o.cmd, argv + o.cmd);
 
     /* The folder must exist and be a writable directory: say so in one
      * line, before listening. */
@@ -411,6 +724,22 @@ int main(int argc, char **argv)
     if (*mi_index_errmsg(srv.idx))
         fprintf(stderr, "media-server: note: %s\n", mi_index_errmsg(srv.idx));
     srv.root = mi_index_storage_dir(srv.idx);
+    srv.trusted_proxy = o.trusted_proxy;
+    srv.auth = auth_open(srv.root, err, sizeof(err));
+    if (!srv.auth) {
+        char path[4096];
+
+        /* No store and none can be made (a read-only folder): no account
+         * can exist, the server is open.  A store that exists but cannot
+         * be opened must not open the doors. */
+        snprintf(path, sizeof(path), "%s/.mediaindex/auth.sqlite3", srv.root);
+        if (access(path, F_OK) == 0 || errno != ENOENT) {
+            fprintf(stderr, "media-server: accounts: %s\n", err);
+            mi_index_close(srv.idx);
+            return 2;
+        }
+        fprintf(stderr, "media-server: note: no account store (%s)\n", err);
+    }
     srv.max_upload = o.max_upload;
     srv.rescan = (unsigned int)o.rescan;
     srv.stopping = srv.scanning = srv.have_last = false;
@@ -477,11 +806,20 @@ int main(int argc, char **argv)
     fprintf(stderr, "media-server: serving %s on http://%s:%d/ (%lu threads)\n",
             srv.root, o.listen ? o.listen : "0.0.0.0",
             nports > 0 ? ports[0].port : (int)o.port, o.threads);
-    if (!o.listen || strcmp(o.listen, "0.0.0.0") == 0)
-        fprintf(stderr, "media-server: note: listening on every interface: "
-                        "anyone who can reach this port can browse, download "
-                        "and upload (there are no accounts yet; --listen "
-                        "127.0.0.1 keeps it to this machine)\n");
+    if (!auth_has_accounts(srv.auth))
+        fprintf(stderr,
+                "media-server: WARNING: NO ACCOUNTS: anyone who can reach this "
+                "port can browse, download and upload%s.  Create the admin "
+                "account in the gallery from this machine "
+                "(http://127.0.0.1:%d/login), or with: media-server "
+                "--storage_dir %s user add NAME --role admin\n",
+                !o.listen || strcmp(o.listen, "0.0.0.0") == 0
+                    ? " (listening on every interface; --listen 127.0.0.1 "
+                      "keeps it to this machine)" : "",
+                nports > 0 ? ports[0].port : (int)o.port, srv.root);
+    else
+        fprintf(stderr, "media-server: accounts exist: every request needs a "
+                "login or an API key\n");
 
     if (conns_start_reaper(&srv, ports, nports) != 0) {
         fprintf(stderr, "media-server: cannot start the connection reaper\n");
@@ -576,6 +914,7 @@ int main(int argc, char **argv)
         _exit(1);
     }
     mi_index_close(srv.idx);
+    auth_close(srv.auth);
     mg_exit_library();
     pthread_mutex_destroy(&stopper.lock);
     pthread_cond_destroy(&stopper.done_cond);
