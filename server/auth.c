@@ -252,6 +252,20 @@ static const char *const schema =
     "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);"
     "PRAGMA user_version = 1;";
 
+static void refresh(auth *a);
+
+static int schema_version(auth *a)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+
+    if (sqlite3_prepare_v2(a->db, "PRAGMA user_version", -1, &st, NULL) ==
+        SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 static int prep(auth *a, sqlite3_stmt **st, const char *sql)
 {
     return sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
@@ -307,11 +321,17 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
         return NULL;
     }
     sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                     "PRAGMA foreign_keys=ON;", NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(a->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(a->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+    /* A store made already is only read here: it opens on a full disk. */
+    if (sqlite3_exec(a->db, "PRAGMA foreign_keys=ON;", NULL, NULL, &msg) !=
+            SQLITE_OK ||
+        (schema_version(a) < 1 &&
+         (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; "
+                       "PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
+          sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+          sqlite3_exec(a->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+          sqlite3_exec(a->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)) ||
+        sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) !=
+            SQLITE_OK) {
         set_err(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(a->db));
         sqlite3_free(msg);
         auth_close(a);
@@ -336,7 +356,43 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
         auth_close(a);
         return NULL;
     }
+    refresh(a);                   /* whether accounts exist, quietly */
     return a;
+}
+
+bool auth_store_may_have_accounts(const char *storage_dir)
+{
+    char path[4096], uri[4200];
+    struct stat sb;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool may = true;
+
+    snprintf(path, sizeof(path), "%s/.mediaindex/auth.sqlite3", storage_dir);
+    if (stat(path, &sb) != 0)
+        return errno != ENOENT;   /* cannot tell: assume it may */
+    if (sb.st_size == 0)
+        return false;
+    /* Committed transactions not yet checkpointed: cannot tell. */
+    snprintf(uri, sizeof(uri), "%s-wal", path);
+    if (stat(uri, &sb) == 0 && sb.st_size > 0)
+        return true;
+    /* Read the file as it is, without the WAL's shared memory (which a
+     * full disk may refuse). */
+    {
+        char *u = sqlite3_mprintf("file:%s?immutable=1", path);
+
+        if (u && sqlite3_open_v2(u, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                                 NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "SELECT EXISTS(SELECT 1 FROM users)", -1,
+                               &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            may = sqlite3_column_int(st, 0) != 0;
+        sqlite3_free(u);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return may;
 }
 
 void auth_close(auth *a)

@@ -96,6 +96,9 @@ struct auth_identity {
  * err on failure. */
 auth *auth_open(const char *storage_dir, char *err, size_t errlen);
 void auth_close(auth *a);
+/* When auth_open fails: might DIR's store hold an account?  (No file, an
+ * empty one, or one read as it is that holds no user: false.) */
+bool auth_store_may_have_accounts(const char *storage_dir);
 
 /* Does any account exist?  (Re-read when the store changed.) */
 bool auth_has_accounts(auth *a);   /* false for a NULL store */

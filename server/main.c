@@ -725,20 +725,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "media-server: note: %s\n", mi_index_errmsg(srv.idx));
     srv.root = mi_index_storage_dir(srv.idx);
     srv.trusted_proxy = o.trusted_proxy;
-    srv.auth = auth_open(srv.root, err, sizeof(err));
+    pthread_mutex_init(&srv.auth_lock, NULL);
+    srv.auth_retry = 0;
+    atomic_init(&srv.auth, auth_open(srv.root, err, sizeof(err)));
     if (!srv.auth) {
-        char path[4096];
-
-        /* No store and none can be made (a read-only folder): no account
-         * can exist, the server is open.  A store that exists but cannot
-         * be opened must not open the doors. */
-        snprintf(path, sizeof(path), "%s/.mediaindex/auth.sqlite3", srv.root);
-        if (access(path, F_OK) == 0 || errno != ENOENT) {
-            fprintf(stderr, "media-server: accounts: %s\n", err);
-            mi_index_close(srv.idx);
-            return 2;
-        }
-        fprintf(stderr, "media-server: note: no account store (%s)\n", err);
+        /* No store, and none can be made now (a full or read-only disk):
+         * no account can exist, so the server is open; it tries again
+         * while it runs.  A store with accounts in it that cannot be
+         * opened must not open the doors. */
+        if (auth_store_may_have_accounts(srv.root))
+            fprintf(stderr, "media-server: accounts: %s: every request is "
+                    "refused (503) until the store opens\n", err);
+        else
+            fprintf(stderr, "media-server: note: no account store yet (%s)\n",
+                    err);
     }
     srv.max_upload = o.max_upload;
     srv.rescan = (unsigned int)o.rescan;
@@ -920,6 +920,7 @@ int main(int argc, char **argv)
     pthread_cond_destroy(&stopper.done_cond);
     pthread_mutex_destroy(&srv.lock);
     pthread_mutex_destroy(&srv.conn_lock);
+    pthread_mutex_destroy(&srv.auth_lock);
     free(srv.busy);
     pthread_cond_destroy(&srv.wake);
     fprintf(stderr, "media-server: stopped\n");

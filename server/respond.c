@@ -87,12 +87,15 @@ static void respond(struct req *r, int status, const char *content_type,
     w = snprintf(buf, cap,
                  "HTTP/1.1 %d %s\r\n"
                  "%s%s%s"
-                 "Connection: %s\r\n",
+                 "Connection: %s\r\n%s",
                  status, mg_get_response_code_text(r->conn, status),
                  content_type ? "Content-Type: " : "",
                  content_type ? content_type : "",
                  content_type ? "\r\n" : "",
-                 r->close ? "close" : "keep-alive");
+                 r->close ? "close" : "keep-alive",
+                 /* HTTPS through the trusted proxy: browsers keep to it */
+                 r->https ? "Strict-Transport-Security: max-age=31536000\r\n"
+                          : "");
     n = w > 0 ? (size_t)w : 0;
     if (status == 304 || (status >= 100 && status < 200))
         w = 0;         /* no body, no length */
@@ -332,7 +335,7 @@ static int send_range(struct req *r, int fd, uint64_t off, uint64_t len,
 int send_file(struct req *r, int fd, const char *content_type,
               const char *etag, const char *cache_control, bool ranges)
 {
-    char extra[512];
+    char extra[512], cc[128];
     struct stat sb;
     uint64_t size, start = 0, end = 0;
     int rng = 0, n;
@@ -343,6 +346,11 @@ int send_file(struct req *r, int fd, const char *content_type,
         return -1;
     }
     size = (uint64_t)sb.st_size;
+    /* Behind a login, no shared cache may keep a copy. */
+    if (r->authed && cache_control && strncmp(cache_control, "public", 6) == 0) {
+        snprintf(cc, sizeof(cc), "private%s", cache_control + 6);
+        cache_control = cc;
+    }
     n = snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s",
                  etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "",
                  cache_control ? "Cache-Control: " : "",
@@ -496,7 +504,8 @@ void access_log(const struct req *r, double started)
         }
     }
     *o = '\0';
-    fprintf(stderr, "%s %s %s %d %" PRIu64 " %.1fms\n", r->ri->remote_addr,
+    fprintf(stderr, "%s %s %s %d %" PRIu64 " %.1fms\n",
+            r->client[0] ? r->client : r->ri->remote_addr,
             r->ri->request_method ? r->ri->request_method : "?", path,
             r->status, r->bytes, (now_mono() - started) * 1e3);
 }

@@ -15,21 +15,39 @@
  *   GET|HEAD /image/<sha256>         the original bytes (Range, ETag)
  *   GET|HEAD /image/sha256/<sha256>  the same
  *   PUT      /image/<filename>       upload (upload.c)
+ *
+ * Accounts (auth.c): before any route, gate() asks auth_check whether the
+ * request may do what its route needs (route_need).  While no account
+ * exists every route is open, as the origin's clients expect.
+ *   GET|HEAD /login                  the login page (public)
+ *   POST     /api/auth/login         {username, password} -> session cookie
+ *   POST     /api/auth/setup         the first (admin) account; only from
+ *                                    this machine, only while none exists
+ *   POST     /api/auth/logout        end this session
+ *   POST     /api/auth/logout-all    end every session of this user
+ *   GET      /api/auth/me            who am I (or: open, may set up)
+ *   GET|POST /api/keys               this user's API keys / a new one
+ *   DELETE   /api/keys/<id>          revoke one
  */
 #include "server.h"
 #include "web-assets.h"
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_SEGS 4
+/* Largest JSON body of the account routes. */
+#define AUTH_BODY_MAX 4096
 
 /* The request path, split at '/' and percent-decoded segment by segment,
  * so that "%2F" inside a file name stays inside that name. */
@@ -533,12 +551,567 @@ static void route_list_filtered(struct req *r, const struct path *p)
     route_list(r, from, to, strcmp(format, "ndjson") == 0);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Accounts: who is asking, the gate, the account routes                   */
+
+#define WWW_AUTHENTICATE "WWW-Authenticate: Bearer realm=\"mediaindex\"\r\n"
+
+static bool addr_valid(const char *s, size_t n)
+{
+    char buf[64];
+    unsigned char bin[16];
+
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1;
+}
+
+/* The client's address, and whether it used TLS: the peer's, or what the
+ * trusted proxy says (the last X-Forwarded-For hop is the one it added). */
+static void find_client(struct req *r)
+{
+    const char *xff, *proto, *last;
+    size_t n;
+
+    snprintf(r->client, sizeof(r->client), "%s", r->ri->remote_addr);
+    if (!r->srv->trusted_proxy ||
+        strcmp(r->ri->remote_addr, r->srv->trusted_proxy) != 0)
+        return;
+    r->proxied = true;
+    proto = mg_get_header(r->conn, "X-Forwarded-Proto");
+    r->https = proto && strcasecmp(proto, "https") == 0;
+    xff = mg_get_header(r->conn, "X-Forwarded-For");
+    if (!xff)
+        return;
+    last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    n = strlen(last);
+    while (n && last[n - 1] == ' ')
+        n--;
+    if (addr_valid(last, n))
+        snprintf(r->client, sizeof(r->client), "%.*s", (int)n, last);
+}
+
+static bool is_loopback(const char *a)
+{
+    return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 ||
+           strncmp(a, "::ffff:127.", 11) == 0;
+}
+
+/* From this machine, and not relayed by a proxy we were not told of (a
+ * proxy on this machine makes every client look local). */
+static bool local_client(const struct req *r)
+{
+    if (!is_loopback(r->client))
+        return false;
+    if (r->proxied)
+        return true;
+    return !mg_get_header(r->conn, "X-Forwarded-For") &&
+           !mg_get_header(r->conn, "X-Real-IP") &&
+           !mg_get_header(r->conn, "Forwarded");
+}
+
+/* What a route needs: see auth.h. */
+static enum auth_need route_need(const struct req *r, const struct path *p)
+{
+    const char *u = r->ri->local_uri, *m = r->ri->request_method;
+
+    if (strcmp(u, "/login") == 0 || strcmp(u, "/static/login.html") == 0 ||
+        strcmp(u, "/static/login.js") == 0 || strcmp(u, "/static/style.css") == 0)
+        return AUTH_PUBLIC;
+    if (p->n == 3 && is(p, 0, "api") && is(p, 1, "auth")) {
+        if (is(p, 2, "login") || is(p, 2, "setup"))
+            return AUTH_PUBLIC;
+        if (is(p, 2, "me"))
+            return AUTH_ANY;
+        return AUTH_SELF;
+    }
+    if (p->n >= 2 && is(p, 0, "api") && is(p, 1, "keys"))
+        return AUTH_SELF;
+    if (strcmp(m, "PUT") == 0 && p->n == 2 && is(p, 0, "image"))
+        return AUTH_UPLOAD;
+    return AUTH_READ;
+}
+
+static void send_asset_status(struct req *r, int status, const char *path,
+                              const char *more)
+{
+    const struct mi_web_asset *a = mi_web_asset_find(path);
+    char extra[1024];
+
+    if (!a) {
+        send_error(r, 500, NULL, "missing asset %s", path);
+        return;
+    }
+    snprintf(extra, sizeof(extra), "%s" GALLERY_HEADERS, more ? more : "");
+    send_headers(r, status, a->mime, (int64_t)a->len, extra);
+    send_body(r, a->data, a->len);
+}
+
+/* The account store; while there is none, try to make it (every few
+ * seconds).  NULL with *closed when a store exists but cannot be opened. */
+static auth *server_auth(struct server *srv, bool *closed)
+{
+    auth *a = atomic_load(&srv->auth);
+    char err[512];
+
+    *closed = false;
+    if (a)
+        return a;
+    pthread_mutex_lock(&srv->auth_lock);
+    if (!(a = atomic_load(&srv->auth)) && now_mono() >= srv->auth_retry) {
+        srv->auth_retry = now_mono() + 5;
+        a = auth_open(srv->root, err, sizeof(err));
+        if (a) {
+            atomic_store(&srv->auth, a);
+            fprintf(stderr, "media-server: the account store is open now\n");
+        }
+    }
+    pthread_mutex_unlock(&srv->auth_lock);
+    if (!a && auth_store_may_have_accounts(srv->root))
+        *closed = true;
+    return a;
+}
+
+/* May this request go on to its route?  Otherwise it has been answered. */
+static bool gate(struct req *r, const struct path *p)
+{
+    struct auth_request *q = &r->arq;
+    enum auth_need need = route_need(r, p);
+    char scopes[32];
+    bool closed;
+    auth *a = server_auth(r->srv, &closed);
+
+    if (closed) {
+        send_error(r, 503, "Retry-After: 5\r\n", "the account store cannot "
+                   "be opened");
+        return false;
+    }
+
+    q->method = r->ri->request_method;
+    q->cookie = mg_get_header(r->conn, "Cookie");
+    q->authorization = mg_get_header(r->conn, "Authorization");
+    q->api_key = mg_get_header(r->conn, "X-Api-Key");
+    q->sec_fetch_site = mg_get_header(r->conn, "Sec-Fetch-Site");
+    q->origin = mg_get_header(r->conn, "Origin");
+    q->host = mg_get_header(r->conn, "Host");
+    r->verdict = auth_check(a, q, need, &r->who);
+    r->authed = r->who.via != AUTH_VIA_NONE;
+    switch (r->verdict) {
+    case AUTH_OPEN:
+    case AUTH_ALLOW:
+        return true;
+    case AUTH_UNAUTHENTICATED:
+        if (strcmp(r->ri->local_uri, "/") == 0 && get_or_head(r) &&
+            !q->authorization && !q->api_key) {
+            /* The gallery without a session: the login page. */
+            send_asset_status(r, 401, "/static/login.html", WWW_AUTHENTICATE);
+            return false;
+        }
+        send_error(r, 401, WWW_AUTHENTICATE,
+                   q->authorization || q->api_key
+                       ? "invalid, expired or revoked API key"
+                       : "log in first, or send an API key (Authorization: "
+                         "Bearer <key>)");
+        return false;
+    case AUTH_FORBIDDEN:
+        if (r->who.via == AUTH_VIA_KEY)
+            send_error(r, 403, NULL, "this API key (scopes %s) of %s (%s) "
+                       "may not do this",
+                       auth_scopes_format(r->who.scopes, scopes, sizeof(scopes)),
+                       r->who.user, auth_role_name(r->who.role));
+        else
+            send_error(r, 403, NULL, "%s (%s) may not do this", r->who.user,
+                       auth_role_name(r->who.role));
+        return false;
+    case AUTH_CROSS_ORIGIN:
+        fprintf(stderr, "media-server: cross-origin %s refused (Origin %s, "
+                "Sec-Fetch-Site %s) from %s\n", q->method,
+                q->origin && utf8_valid(q->origin) && strlen(q->origin) < 200
+                    ? q->origin : "-",
+                q->sec_fetch_site && strlen(q->sec_fetch_site) < 40 &&
+                utf8_valid(q->sec_fetch_site) ? q->sec_fetch_site : "-",
+                r->client);
+        send_error(r, 403, NULL, "cross-origin request refused: a session "
+                   "cookie is only good from this site's own pages");
+        return false;
+    case AUTH_FAILED:
+        break;
+    }
+    send_error(r, 500, NULL, "cannot check the credentials");
+    return false;
+}
+
+/* A JSON object body of at most AUTH_BODY_MAX bytes, or NULL (answered). */
+static cJSON *read_json(struct req *r)
+{
+    const char *ct = mg_get_header(r->conn, "Content-Type");
+    long long len = r->ri->content_length;
+    char buf[AUTH_BODY_MAX + 1];
+    size_t got = 0;
+    cJSON *o;
+
+    r->close = true;
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+        send_error(r, 415, NULL, "send a JSON body (Content-Type: "
+                   "application/json)");
+        return NULL;
+    }
+    if (len < 0) {
+        send_error(r, 411, NULL, "a Content-Length is required");
+        return NULL;
+    }
+    if (len > AUTH_BODY_MAX) {
+        send_error(r, 413, NULL, "body larger than %d bytes", AUTH_BODY_MAX);
+        return NULL;
+    }
+    while (got < (size_t)len) {
+        int n = mg_read(r->conn, buf + got, (size_t)len - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got != (size_t)len) {
+        send_error(r, 400, NULL, "incomplete body");
+        return NULL;
+    }
+    buf[got] = '\0';
+    r->close = false;
+    o = cJSON_ParseWithLength(buf, got);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        send_error(r, 400, NULL, "the body is not a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+}
+
+static void session_cookie(const struct req *r, char *buf, size_t len,
+                           const char *token, long max_age)
+{
+    snprintf(buf, len, "Set-Cookie: " AUTH_COOKIE "=%s; Path=/; Max-Age=%ld; "
+             "HttpOnly; SameSite=Lax%s\r\nCache-Control: no-store\r\n",
+             token, max_age, r->https ? "; Secure" : "");
+}
+
+static cJSON *identity_object(const struct auth_identity *w)
+{
+    cJSON *o = cJSON_CreateObject(), *sc;
+    char scopes[32];
+
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "mode", "accounts");
+    cJSON_AddStringToObject(o, "user", w->user);
+    cJSON_AddStringToObject(o, "role", auth_role_name(w->role));
+    cJSON_AddStringToObject(o, "via", w->via == AUTH_VIA_KEY ? "key" : "session");
+    sc = cJSON_AddArrayToObject(o, "scopes");
+    auth_scopes_format(w->scopes, scopes, sizeof(scopes));
+    for (char *sv, *t = strtok_r(scopes, ",", &sv); sc && t;
+         t = strtok_r(NULL, ",", &sv))
+        cJSON_AddItemToArray(sc, cJSON_CreateString(t));
+    return o;
+}
+
+/* POST /api/auth/login and (first run) POST /api/auth/setup. */
+static void route_login(struct req *r, bool setup)
+{
+    char token[AUTH_TOKEN_TEXT + 1], extra[512], err[256];
+    const char *user, *pw;
+    struct auth_identity who;
+    unsigned retry = 0;
+    long max_age = 0;
+    enum auth_login_result res;
+    cJSON *body;
+
+    /* No logging in from another site's page (login CSRF). */
+    if (!auth_same_origin(&r->arq)) {
+        send_error(r, 403, NULL, "cross-origin login refused");
+        return;
+    }
+    if (setup) {
+        if (r->verdict != AUTH_OPEN) {
+            send_error(r, 409, NULL, "an account exists already: log in");
+            return;
+        }
+        if (!r->srv->auth) {
+            send_error(r, 503, NULL, "no account store: the storage folder "
+                       "is read-only");
+            return;
+        }
+        if (!local_client(r)) {
+            send_error(r, 403, NULL, "the first account can only be created "
+                       "from the server's own machine (or with media-server "
+                       "user add)");
+            return;
+        }
+    } else if (r->verdict == AUTH_OPEN) {
+        send_error(r, 409, NULL, "there are no accounts yet: create the admin "
+                   "account first");
+        return;
+    }
+    if (!(body = read_json(r)))
+        return;
+    user = json_str(body, "username");
+    pw = json_str(body, "password");
+    if (!user || !pw) {
+        cJSON_Delete(body);
+        send_error(r, 400, NULL, "expected {\"username\": ..., \"password\": ...}");
+        return;
+    }
+    if (setup) {
+        if (auth_user_add_first(r->srv->auth, user, pw, err, sizeof(err)) != 0) {
+            cJSON_Delete(body);
+            send_error(r, 400, NULL, "%s", err);
+            return;
+        }
+        fprintf(stderr, "media-server: admin account \"%s\" created from %s\n",
+                user, r->client);
+    }
+    res = auth_login(r->srv->auth, user, pw, r->client, token, &max_age, &retry,
+                     &who);
+    cJSON_Delete(body);
+    switch (res) {
+    case AUTH_LOGIN_OK:
+        session_cookie(r, extra, sizeof(extra), token, max_age);
+        sodium_memzero(token, sizeof(token));
+        r->who = who;
+        send_cjson(r, setup ? 201 : 200, identity_object(&who), extra);
+        return;
+    case AUTH_LOGIN_WRONG:
+        send_error(r, 401, WWW_AUTHENTICATE, "wrong user name or password");
+        return;
+    case AUTH_LOGIN_THROTTLED:
+        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+        send_error(r, 429, extra, "too many failed logins: try again in %u "
+                   "seconds", retry);
+        return;
+    case AUTH_LOGIN_BUSY:
+        send_error(r, 503, "Retry-After: 1\r\n", "too many logins at once: "
+                   "try again in a moment");
+        return;
+    case AUTH_LOGIN_ERROR:
+        break;
+    }
+    send_error(r, 500, NULL, "cannot log in: the account store failed");
+}
+
+static void route_auth(struct req *r, const struct path *p)
+{
+    bool post = strcmp(r->ri->request_method, "POST") == 0;
+    const char *clear = "Set-Cookie: " AUTH_COOKIE "=; Path=/; Max-Age=0; "
+                        "HttpOnly; SameSite=Lax\r\nCache-Control: no-store\r\n";
+
+    if (is(p, 2, "me")) {
+        cJSON *o;
+
+        if (!get_or_head(r)) {
+            method_not_allowed(r, "GET, HEAD");
+            return;
+        }
+        if (r->verdict == AUTH_OPEN) {
+            o = cJSON_CreateObject();
+            if (o) {
+                cJSON_AddStringToObject(o, "mode", "open");
+                cJSON_AddBoolToObject(o, "can_setup",
+                                      r->srv->auth && local_client(r));
+            }
+        } else {
+            o = identity_object(&r->who);
+        }
+        send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
+        return;
+    }
+    if (!post) {
+        method_not_allowed(r, "POST");
+        return;
+    }
+    if (is(p, 2, "login") || is(p, 2, "setup")) {
+        route_login(r, is(p, 2, "setup"));
+    } else if (r->verdict == AUTH_OPEN) {
+        send_error(r, 409, NULL, "there are no accounts: nothing to log out of");
+    } else if (is(p, 2, "logout")) {
+        if (r->who.via != AUTH_VIA_SESSION)
+            send_error(r, 400, NULL, "not a session: an API key is revoked, "
+                       "not logged out");
+        else if (auth_logout(r->srv->auth, &r->who) != 0)
+            send_error(r, 500, NULL, "cannot end the session");
+        else
+            send_json(r, 200, "{\"logged_out\":1}", clear);
+    } else if (is(p, 2, "logout-all")) {
+        if (auth_logout_all(r->srv->auth, r->who.user_id) != 0)
+            send_error(r, 500, NULL, "cannot end the sessions");
+        else
+            send_json(r, 200, "{\"logged_out\":\"everywhere\"}",
+                      r->who.via == AUTH_VIA_SESSION ? clear : NULL);
+    } else {
+        send_error(r, 404, NULL, "no such route");
+    }
+}
+
+static void add_key_json(const struct auth_key_info *k, void *payload)
+{
+    cJSON *list = payload, *o = cJSON_CreateObject(), *sc;
+    char scopes[32];
+
+    if (!o || !cJSON_AddItemToArray(list, o)) {
+        cJSON_Delete(o);
+        return;
+    }
+    cJSON_AddNumberToObject(o, "id", (double)k->id);
+    json_add_string(o, "name", k->name);
+    cJSON_AddStringToObject(o, "prefix", k->prefix);
+    sc = cJSON_AddArrayToObject(o, "scopes");
+    auth_scopes_format(k->scopes, scopes, sizeof(scopes));
+    for (char *sv, *t = strtok_r(scopes, ",", &sv); sc && t;
+         t = strtok_r(NULL, ",", &sv))
+        cJSON_AddItemToArray(sc, cJSON_CreateString(t));
+    cJSON_AddNumberToObject(o, "created", (double)k->created);
+    if (k->last_used)
+        cJSON_AddNumberToObject(o, "last_used", (double)k->last_used);
+    else
+        cJSON_AddNullToObject(o, "last_used");
+    if (k->expires)
+        cJSON_AddNumberToObject(o, "expires", (double)k->expires);
+    else
+        cJSON_AddNullToObject(o, "expires");
+}
+
+/* GET /api/keys, POST /api/keys {name, scopes}, DELETE /api/keys/<id>:
+ * the keys of the user asking. */
+static void route_keys(struct req *r, const struct path *p)
+{
+    const char *m = r->ri->request_method;
+    char err[256];
+
+    if (r->verdict == AUTH_OPEN) {
+        send_error(r, 409, NULL, "there are no accounts yet: API keys belong "
+                   "to an account");
+        return;
+    }
+    if (p->n == 2 && get_or_head(r)) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *list = o ? cJSON_AddArrayToObject(o, "keys") : NULL;
+
+        if (!list || auth_key_list(r->srv->auth, r->who.user_id, add_key_json,
+                                   list) != 0) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
+    } else if (p->n == 2 && strcmp(m, "POST") == 0) {
+        cJSON *body = read_json(r), *sc, *o;
+        const char *name;
+        unsigned int scopes = 0;
+        char key[AUTH_KEY_TEXT + 1];
+        int64_t id = 0;
+
+        if (!body)
+            return;
+        name = json_str(body, "name");
+        sc = cJSON_GetObjectItemCaseSensitive(body, "scopes");
+        if (!sc) {
+            scopes = AUTH_SCOPE_READ |
+                     (r->who.role >= AUTH_ROLE_MEMBER ? AUTH_SCOPE_UPLOAD : 0);
+        } else if (cJSON_IsString(sc)) {
+            scopes = auth_scopes_parse(sc->valuestring);
+        } else if (cJSON_IsArray(sc) && cJSON_GetArraySize(sc) <= 3) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, sc) {
+                unsigned int b = cJSON_IsString(e)
+                                     ? auth_scopes_parse(e->valuestring) : 0;
+                if (!b) {
+                    scopes = 0;
+                    break;
+                }
+                scopes |= b;
+            }
+        }
+        if (!name || !utf8_valid(name) || !scopes) {
+            cJSON_Delete(body);
+            send_error(r, 400, NULL, "expected {\"name\": \"...\", \"scopes\": "
+                       "[\"read\", \"upload\", \"admin\"]}");
+            return;
+        }
+        if (auth_key_create(r->srv->auth, r->who.user, name, scopes, 0, key, &id,
+                            err, sizeof(err)) != 0) {
+            cJSON_Delete(body);
+            send_error(r, 400, NULL, "%s", err);
+            return;
+        }
+        /* The key itself, this once, beside what the list will show. */
+        o = cJSON_CreateArray();
+        {
+            char prefix[16];
+            struct auth_key_info k = { id, r->who.user, name, prefix, scopes,
+                                       (int64_t)now_epoch(), 0, 0 };
+            cJSON *e;
+
+            snprintf(prefix, sizeof(prefix), "%.12s", key);
+            if (o)
+                add_key_json(&k, o);
+            e = cJSON_DetachItemFromArray(o, 0);
+            cJSON_Delete(o);
+            o = e;
+        }
+        cJSON_Delete(body);
+        if (o && !cJSON_AddStringToObject(o, "key", key)) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        sodium_memzero(key, sizeof(key));
+        send_cjson(r, 201, o, "Cache-Control: no-store\r\n");
+    } else if (p->n == 3 && strcmp(m, "DELETE") == 0) {
+        char *end;
+        long long id;
+
+        errno = 0;
+        id = strtoll(p->seg[2], &end, 10);
+        if (errno || *end || id <= 0 || p->nul[2]) {
+            send_error(r, 400, NULL, "a key id is a positive number");
+            return;
+        }
+        /* An admin (scope admin) may revoke anybody's key. */
+        if (auth_key_revoke(r->srv->auth, id,
+                            r->who.role == AUTH_ROLE_ADMIN ? 0 : r->who.user_id,
+                            err, sizeof(err)) != 0)
+            send_error(r, 404, NULL, "%s", err);
+        else
+            send_json(r, 200, "{\"revoked\":true}", NULL);
+    } else if (p->n == 2) {
+        method_not_allowed(r, "GET, HEAD, POST");
+    } else if (p->n == 3) {
+        method_not_allowed(r, "DELETE");
+    } else {
+        send_error(r, 404, NULL, "no such route");
+    }
+}
+
 static void route(struct req *r, const struct path *p)
 {
     const char *m = r->ri->request_method;
     const struct mi_web_asset *asset = mi_web_asset_find(r->ri->local_uri);
 
-    if (asset) {
+    if (p->n == 3 && is(p, 0, "api") && is(p, 1, "auth")) {
+        route_auth(r, p);
+    } else if (p->n >= 2 && p->n <= 3 && is(p, 0, "api") && is(p, 1, "keys")) {
+        route_keys(r, p);
+    } else if (strcmp(r->ri->local_uri, "/login") == 0) {
+        if (get_or_head(r))
+            send_asset_status(r, 200, "/static/login.html", NULL);
+        else
+            method_not_allowed(r, "GET, HEAD");
+    } else if (asset) {
         if (get_or_head(r))
             route_asset(r, asset);
         else
@@ -611,6 +1184,7 @@ int handle_request(struct mg_connection *conn, void *cbdata)
     r.conn = conn;
     r.ri = mg_get_request_info(conn);
     r.head = strcmp(r.ri->request_method, "HEAD") == 0;
+    find_client(&r);
     uploads = conns_enter(r.srv, r.ri, strcmp(r.ri->request_method, "PUT") == 0);
     /* A body nobody reads is not worth draining: close after replying.
      * The upload route reads its body and decides for itself. */
@@ -629,6 +1203,8 @@ int handle_request(struct mg_connection *conn, void *cbdata)
                    r.ri->remote_addr, MAX_UPLOADS_PER_ADDR);
     } else if (!path_split(&p, r.ri->local_uri))
         send_error(&r, 500, NULL, "out of memory");
+    else if (!gate(&r, &p))
+        ;                       /* answered (401 before saying 404) */
     else if (p.n < 0)
         send_error(&r, 404, NULL, "no such route");
     else
@@ -654,6 +1230,7 @@ int handle_http_error(struct mg_connection *conn, int status, const char *msg)
     r.close = true;
     if (r.ri->request_method)
         r.head = strcmp(r.ri->request_method, "HEAD") == 0;
+    snprintf(r.client, sizeof(r.client), "%s", r.ri->remote_addr);
     send_error(&r, status, NULL, "%s",
                msg && *msg ? msg : mg_get_response_code_text(conn, status));
     access_log(&r, now_mono());

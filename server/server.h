@@ -24,7 +24,12 @@ struct server {
     const char *root;          /* the storage folder, absolute */
     uint64_t max_upload;       /* cap on a PUT body, bytes */
     unsigned int rescan;       /* seconds between rescans; 0 = none */
-    auth *auth;                /* accounts (auth.c); NULL: none can exist */
+    /* Accounts (auth.c).  NULL while no store could be made (a full or
+     * read-only disk): no account exists, and gate() tries again every
+     * few seconds, under auth_lock. */
+    _Atomic(auth *) auth;
+    pthread_mutex_t auth_lock;
+    double auth_retry;         /* now_mono() of the next try */
     const char *trusted_proxy; /* X-Forwarded-* are believed from it */
 
     /* Scan state for GET /status, guarded by lock. */
