@@ -56,7 +56,7 @@
 #define TOUCH_EVERY_S 60          /* last_seen / last_used write-back */
 #define THROTTLE_SLOTS 2048
 #define THROTTLE_FORGET_S 3600    /* a quiet hour forgets the failures */
-#define IP_FREE_FAILS 5           /* failures before waits begin */
+#define IP_FREE_FAILS 5           /* the failure from which waits begin */
 #define IP_MAX_WAIT_S 900
 #define USER_FREE_FAILS 10
 #define USER_MAX_WAIT_S 300
@@ -829,8 +829,8 @@ static void throttle_fail(auth *a, const char *key, unsigned free_fails,
         return;
     t->fails++;
     t->last = now;
-    if (t->fails > free_fails) {
-        unsigned shift = t->fails - free_fails - 1;
+    if (t->fails >= free_fails) {
+        unsigned shift = t->fails - free_fails;
         int64_t wait = shift >= 20 ? max_wait : (int64_t)1 << shift;
 
         t->until = now + (wait > max_wait ? max_wait : wait);
