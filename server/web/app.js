@@ -58,7 +58,18 @@
     upList: $('up-list'), upClose: $('up-close'), toast: $('toast'), main: $('main'),
     problemsBtn: $('problems-btn'), problems: $('problems'), prList: $('pr-list'),
     prClose: $('pr-close'), prMore: $('pr-more'), readonly: $('readonly'),
+    accountBtn: $('account-btn'), account: $('account'), setupLink: $('setup-link'),
   };
+
+  // The session ended (logged out elsewhere, expired, a new password): the
+  // server answers 401, and / shows its login page, which comes back here.
+  let reloading = false;
+  function authLost(status) {
+    if (status !== 401 || reloading) return false;
+    reloading = true;
+    location.reload();
+    return true;
+  }
 
   /* ---------------------------------------------------------------- data */
 
@@ -195,6 +206,7 @@
     let drewEarly = false;
     try {
       const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/x-ndjson, application/json' } });
+      if (authLost(r.status)) return;
       if (!r.ok) throw new Error('HTTP ' + r.status);
       list = await readList(r, seq, opts.keepScroll || opts.quiet ? null : (first) => {
         // The first screenful: lay it out and draw it now.
@@ -1297,6 +1309,7 @@
       if (e.lengthComputable) job.bar.value = Math.round((e.loaded / e.total) * 100);
     };
     xhr.onload = () => {
+      if (authLost(xhr.status)) return;
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
       if (xhr.status === 201) {
@@ -1450,6 +1463,7 @@
     let st;
     try {
       const r = await fetch('/status', { cache: 'no-store' });
+      if (authLost(r.status)) return;
       if (!r.ok) return;
       st = await r.json();
     } catch { return; }
@@ -1542,9 +1556,116 @@
   });
   el.prClose.addEventListener('click', () => { closeProblems(); el.problemsBtn.focus(); });
 
+  /* ------------------------------------------------- account and API keys */
+
+  async function api(method, url, body) {
+    const r = await fetch(url, {
+      method, cache: 'no-store', credentials: 'same-origin',
+      headers: body ? { 'Content-Type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (authLost(r.status)) throw new Error('logged out');
+    let j = null;
+    try { j = await r.json(); } catch { /* no body */ }
+    if (!r.ok) throw new Error((j && j.error) || 'HTTP ' + r.status);
+    return j;
+  }
+
+  async function whoAmI() {
+    let me;
+    try { me = await api('GET', '/api/auth/me'); } catch { return; }
+    if (me.mode === 'open') {
+      el.setupLink.hidden = !me.can_setup;
+      return;
+    }
+    el.accountBtn.hidden = false;
+    $('account-name').textContent = me.user;
+    el.accountBtn.title = `${me.user} (${me.role})`;
+    $('ac-who').textContent = `Logged in as ${me.user} (${me.role}).`;
+    // A viewer browses: no upload button, no upload keys.
+    if (me.role === 'viewer') {
+      el.uploadBtn.hidden = true;
+      $('key-upload').checked = false;
+      $('key-upload').disabled = true;
+    }
+  }
+
+  function keyItem(k) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'up-name';
+    name.textContent = k.name;
+    const meta = document.createElement('span');
+    meta.className = 'key-meta';
+    const used = k.last_used ? 'last used ' + dayFmt.format(new Date(k.last_used * 1000)) : 'never used';
+    meta.textContent = `${k.prefix}… · ${(k.scopes || []).join(', ')} · ${used}`;
+    const revoke = document.createElement('button');
+    revoke.type = 'button';
+    revoke.className = 'btn';
+    revoke.textContent = 'Revoke';
+    revoke.setAttribute('aria-label', 'Revoke the key ' + k.name);
+    revoke.addEventListener('click', async () => {
+      if (!confirm(`Revoke the key "${k.name}"? Whatever uses it stops working.`)) return;
+      try { await api('DELETE', '/api/keys/' + k.id); li.remove(); } catch (err) { toast('Could not revoke: ' + err.message); }
+    });
+    li.append(name, revoke, meta);
+    return li;
+  }
+
+  async function loadKeys() {
+    const list = $('key-list');
+    try {
+      const j = await api('GET', '/api/keys');
+      list.textContent = '';
+      for (const k of j.keys || []) list.append(keyItem(k));
+      if (!(j.keys || []).length) {
+        const li = document.createElement('li');
+        li.className = 'key-meta';
+        li.textContent = 'No API keys yet.';
+        list.append(li);
+      }
+    } catch (err) { toast('Could not load the API keys: ' + err.message); }
+  }
+
+  function openAccount() {
+    el.account.hidden = false;
+    el.accountBtn.setAttribute('aria-expanded', 'true');
+    $('key-new').hidden = true;
+    loadKeys();
+    $('ac-close').focus();
+  }
+  function closeAccount() {
+    el.account.hidden = true;
+    el.accountBtn.setAttribute('aria-expanded', 'false');
+    $('key-new-text').textContent = '';
+  }
+  el.accountBtn.addEventListener('click', () => { if (el.account.hidden) openAccount(); else closeAccount(); });
+  $('ac-close').addEventListener('click', () => { closeAccount(); el.accountBtn.focus(); });
+  $('key-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const scopes = [];
+    if ($('key-read').checked) scopes.push('read');
+    if ($('key-upload').checked) scopes.push('upload');
+    if (!scopes.length) { toast('Choose what the key may do.'); return; }
+    try {
+      const k = await api('POST', '/api/keys', { name: $('key-name').value.trim(), scopes });
+      $('key-new-text').textContent = k.key;
+      $('key-new').hidden = false;
+      $('key-name').value = '';
+      loadKeys();
+    } catch (err) { toast('Could not create the key: ' + err.message); }
+  });
+  async function logout(all) {
+    try { await api('POST', all ? '/api/auth/logout-all' : '/api/auth/logout'); } catch { /* reload anyway */ }
+    location.replace('/');
+  }
+  $('logout-btn').addEventListener('click', () => logout(false));
+  $('logout-all-btn').addEventListener('click', () => logout(true));
+
   /* ---------------------------------------------------------------- boot */
 
   readFilterFromURL();
   load();
   pollStatus();
+  whoAmI();
 })();
