@@ -441,6 +441,15 @@ await step('phone', async () => {
   ok(width <= 390, 'no horizontal scrolling at 390 px', width);
   const perRow = await ph.$$eval('#timeline .row', (rows) => rows.slice(1, 4).map((r) => r.children.length));
   ok(perRow.every((n) => n >= 2 && n <= 5), 'two to five thumbnails per row on a phone', perRow.join(','));
+  // Twice as many device pixels: a square over 150 CSS px takes the 512 px
+  // JPEG, a smaller one the 256 px PNG.
+  const picks = await ph.$$eval('#timeline a.cell img', (imgs) => imgs
+    .filter((i) => i.style.width)
+    .map((i) => [parseFloat(i.style.width), i.getAttribute('src') || i.dataset.src || '']));
+  const large = picks.filter(([, src]) => src.endsWith('?size=512')).length;
+  ok(picks.length > 0 && picks.every(([side, src]) => src.endsWith('?size=512') === side * 2 > 300),
+     `on a HiDPI phone the 512 px thumbnail goes to squares over 150 px (${large} of ${picks.length})`,
+     JSON.stringify(picks.slice(0, 12)));
   await shot(ph, 'phone-timeline');
   await ph.tap('#menu-btn');
   await ph.waitForSelector('#sidebar.open');
@@ -564,8 +573,21 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   const { ctx, page: p } = await newPage({ viewport: { width: 1280, height: 800 } }, 'formats');
   await p.goto(b5 + '/');
   await p.waitForFunction(() => document.querySelectorAll('#timeline a.cell img.loaded').length === 5, null, { timeout: 10000 });
-  const sizes = await p.$$eval('#timeline a.cell img.loaded', (imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
-  eq(sizes, [[256, 256], [256, 256], [256, 256], [256, 256], [256, 256]], 'the HEIC, the TIFF, two videos and the Live Photo all have a 256x256 thumbnail in the timeline');
+  // Each tile: the 256 px PNG square, or (a tile wider than 300 device
+  // pixels) the 512 px JPEG of the picture as displayed, never enlarged.
+  const tiles = await p.$$eval('#timeline a.cell img.loaded', (imgs) => imgs.map((i) =>
+    [i.getAttribute('src'), i.naturalWidth, i.naturalHeight]));
+  const fit512 = (w, h) => (w <= 512 && h <= 512 ? [w, h]
+    : w >= h ? [512, Math.round(h * 512 / w)] : [Math.round(w * 512 / h), 512]);
+  const want = tiles.map(([src]) => {
+    const e = lst[src.slice('/thumbnail/'.length, '/thumbnail/'.length + 64)];
+    return [src, ...(src.endsWith('?size=512') ? fit512(e.width, e.height) : [256, 256])];
+  });
+  eq(tiles, want, 'the HEIC, the TIFF, two videos and the Live Photo all have a thumbnail in the timeline, at its size');
+  const sides = await p.$$eval('#timeline a.cell img.loaded', (imgs) => imgs.map((i) =>
+    [parseFloat(i.style.width), i.getAttribute('src').endsWith('?size=512')]));
+  ok(sides.some(([, large]) => large) && sides.every(([side, large]) => large === side > 300),
+     'squares over 300 px load the 512 px thumbnail, smaller ones the 256 px PNG', JSON.stringify(sides));
   eq(await p.$$eval('#timeline a.cell', (cs) => cs.length), 5, "the Live Photo's video is not a tile of its own");
   eq(await p.$eval(`#timeline a.cell[href="#/photo/${shaOf['live.jpg']}"] .badge-live`, (b) => b.textContent), 'LIVE',
      'the Live Photo is marked LIVE');
@@ -603,7 +625,7 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   await p.click(`#timeline a.cell[href="#/photo/${shaOf['clip.mp4']}"]`);
   await waitViewerOn(p, shaOf['clip.mp4']);
   const poster = await p.$eval('#v-video', (v) => v.getAttribute('poster'));
-  eq(poster, '/thumbnail/' + shaOf['clip.mp4'], 'the video plays with its poster frame');
+  eq(poster, '/thumbnail/' + shaOf['clip.mp4'] + '?size=512', 'the video plays with its 512 px poster frame');
   await p.waitForFunction(() => document.getElementById('v-video').videoWidth > 0, null, { timeout: 10000 });
   ok(await p.$eval('#v-note', (n) => n.hidden), 'an H.264 clip plays, with no note');
   await p.keyboard.press('Escape');
@@ -625,7 +647,7 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
     ok(hevc !== '', `this browser plays HEVC (canPlayType ${JSON.stringify(hevc)}) and shows its picture`);
   } else {
     ok(/cannot play this video \(HEVC\)/.test(seen.note), `the viewer says the HEVC clip cannot be played: ${JSON.stringify(seen.note)}`);
-    eq([seen.poster, seen.hidden, seen.playing, seen.controls], ['/thumbnail/' + shaOf['iphone.mov'], false, false, false],
+    eq([seen.poster, seen.hidden, seen.playing, seen.controls], ['/thumbnail/' + shaOf['iphone.mov'] + '?size=512', false, false, false],
        'the poster stays, with no play button, and nothing plays (no sound without a picture)');
   }
   await shot(p, 'desktop-viewer-hevc');
