@@ -176,7 +176,7 @@ static struct heif_error hevc_push(void *u, const void *data, size_t size)
         /* A packet's size is an int. */
         need = d->len + 4 + n + AV_INPUT_BUFFER_PADDING_SIZE;
         if (n > INT_MAX / 2 || need > INT_MAX / 2)
-            return hevc_err(heif_error_Memory_allocation_error, "an image too large");
+            return hevc_err(heif_error_Invalid_input, "an image too large");
         if (need > d->cap) {
             size_t cap = need + need / 2;
             uint8_t *b = realloc(d->buf, cap);
@@ -193,7 +193,10 @@ static struct heif_error hevc_push(void *u, const void *data, size_t size)
     return hevc_ok;
 }
 
-/* The decoded frame as libheif's image. */
+/* The decoded frame as libheif's image.  Planar GBR is what FFmpeg makes
+ * of 4:4:4 coded with matrix_coefficients 0 (identity): its planes are
+ * the coded ones in order (G, B, R as Y, Cb, Cr), which libheif turns
+ * back by the same nclx matrix 0, as it does libde265's. */
 static struct heif_error hevc_image(const AVFrame *fr, struct heif_image **out)
 {
     static const enum heif_channel ch[3] = { heif_channel_Y, heif_channel_Cb,
@@ -204,17 +207,26 @@ static struct heif_error hevc_image(const AVFrame *fr, struct heif_image **out)
     struct heif_error e;
     int planes, depth, bytes;
 
+    bool gbr = pd && (pd->flags & AV_PIX_FMT_FLAG_RGB) &&
+               (pd->flags & AV_PIX_FMT_FLAG_PLANAR) && pd->nb_components == 3;
+
     if (!pd || (pd->flags & (AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_PAL |
                              AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL |
-                             AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_ALPHA)) ||
+                             AV_PIX_FMT_FLAG_ALPHA)) ||
+        ((pd->flags & AV_PIX_FMT_FLAG_RGB) && !gbr) ||
         (pd->nb_components != 1 && pd->nb_components != 3) ||
         fr->width <= 0 || fr->height <= 0)
         return hevc_err(heif_error_Unsupported_feature, "a picture format libheif does not take");
+    /* The size the stream says, which libheif has not checked (only the
+     * file's ispe): a tile or an image, never over 16384 x 16384 (HEVC's
+     * levels stop at 8192 x 4320). */
+    if ((uint64_t)fr->width * (uint64_t)fr->height > (uint64_t)1 << 28)
+        return hevc_err(heif_error_Invalid_input, "an HEVC picture too large");
     planes = pd->nb_components;
     depth = pd->comp[0].depth;
     bytes = depth > 8 ? 2 : 1;
     for (int c = 0; c < planes; c++)
-        if (pd->comp[c].plane != c || pd->comp[c].depth != depth ||
+        if ((!gbr && pd->comp[c].plane != c) || pd->comp[c].depth != depth ||
             pd->comp[c].step != bytes || pd->comp[c].shift != 0 || depth > 16)
             return hevc_err(heif_error_Unsupported_feature, "a picture format libheif does not take");
     if (planes == 1)
@@ -280,7 +292,11 @@ static struct heif_error hevc_decode(void *u, struct heif_image **out)
                                    "FFmpeg could not decode the HEVC image");
 
     *out = NULL;
-    if (!pkt || !fr || !codec || !d->buf || !(cc = avcodec_alloc_context3(codec))) {
+    if (!d->buf) {
+        e = hevc_err(heif_error_Invalid_input, "no HEVC data");
+        goto out;
+    }
+    if (!pkt || !fr || !codec || !(cc = avcodec_alloc_context3(codec))) {
         e = hevc_err(heif_error_Memory_allocation_error, "out of memory");
         goto out;
     }
@@ -373,10 +389,13 @@ static int heif_ops(dfile *f, uint32_t item, uint8_t ops[HEIF_MAX_OPS])
 
     if (!map)
         return -1;
+    /* One meta box, one iprp in it: a file with more is read libheif's
+     * way (which of them it keeps is its business). */
     while (next_box(map, f->size, &at, &b))
         if (!strcmp(b.type, "meta")) {
+            if (meta.p)
+                return -1;
             meta = b;
-            break;
         }
     if (!meta.p || meta.n < 4)
         return -1;
@@ -386,6 +405,8 @@ static int heif_ops(dfile *f, uint32_t item, uint8_t ops[HEIF_MAX_OPS])
         bx c;
         if (strcmp(b.type, "iprp"))
             continue;
+        if (ipco.p || ipma.p)
+            return -1;
         while (next_box(b.p, b.n, &in, &c)) {
             if (!strcmp(c.type, "ipco") && !ipco.p)
                 ipco = c;
@@ -512,9 +533,10 @@ static int heif_planes(djob *j, const struct heif_image *img)
             return djob_fail(j, MI_EFORMAT, "libheif gave no pixels");
         st[c] = (size_t)s;
     }
+    /* One factor for both directions: djob_pixels fits what it is given
+     * as the image's own shape. */
     fit(w, h, 2 * (int)j->req->box, &tw, &th);
-    fx = w / tw;
-    fy = h / th;
+    fx = fy = w / tw < h / th ? w / tw : h / th;
     ow = (w + fx - 1) / fx;
     oh = (h + fy - 1) / fy;
     mid = malloc((size_t)ow * (size_t)oh * 3);

@@ -1267,6 +1267,46 @@ def _():
         stopped_cleanly(s)
 
 
+@test("a wide HEIC's preview and 512 px thumbnail keep its shape (4798 x 2400: 1600 x 800, 512 x 256), its corner where it is")
+def _():
+    root = new_root("wide-heic")
+    w, h = 4798, 2400
+    red = b"\xd0\x10\x10" * (w // 4) + b"\x10\x10\xd0" * (w - w // 4)
+    blue = b"\x10\x10\xd0" * w
+    raw = b"".join(b"\0" + (red if y < h // 2 else blue) for y in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body))
+    src = os.path.join(root, "wide.png.src")
+    with open(src, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" +
+                chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+    os.rename(src, src + ".png")
+    tool("heif-enc", "-q", "60", "-o", os.path.join(root, "wide.heic"), src + ".png")
+    os.unlink(src + ".png")
+    s = Server(root)
+    try:
+        s.wait_idle(timeout=120)
+        sha_ = next(iter(s.listing()))
+        for route, size in (("/preview/" + sha_, (1600, 800)),
+                            (f"/thumbnail/{sha_}?size=512", (512, 256))):
+            st, _, data = s.request("GET", route)
+            check(st == 200, (route, st, data[:200]))
+            pw, ph, rows = jpeg_pixels(data)
+            check((pw, ph) == size, (route, pw, ph))
+            # Red in the top-left quarter-by-half, blue elsewhere.
+            px = lambda x, y: rows[y][x * 4:x * 4 + 3]
+            for x, y, want in ((pw // 8, ph // 4, "red"), (pw // 2, ph // 4, "blue"),
+                               (pw // 8, ph * 3 // 4, "blue")):
+                r, g, b = px(x, y)
+                got = "red" if r > 150 and b < 100 else "blue" if b > 150 and r < 100 else "?"
+                check(got == want, (route, x, y, (r, g, b)))
+    finally:
+        stopped_cleanly(s)
+
+
 @test("corpus: every HEIC photo gets a thumbnail (the Nokia 8.3's irot 270 gives a portrait one)")
 def _():
     if not CORPUS:
