@@ -279,11 +279,14 @@ const char *mi_media_cut_short(const void *buf, size_t len, uint64_t size)
                    : NULL;
     }
     /* An MPEG transport stream is whole packets (188 bytes, 192 in
-     * .m2ts): one that ends inside a packet was cut. */
-    if (len > 188 && b[0] == 0x47 && b[188] == 0x47 && size % 188 != 0)
-        return "the transport stream ends inside a packet";
-    if (len > 196 && b[4] == 0x47 && b[196] == 0x47 && size % 192 != 0)
-        return "the transport stream ends inside a packet";
+     * .m2ts): one that ends inside a packet of every layout its first
+     * bytes allow was cut (an .m2ts may begin 0x47 by chance too). */
+    {
+        bool ts = len > 188 && b[0] == 0x47 && b[188] == 0x47;
+        bool m2ts = len > 196 && b[4] == 0x47 && b[196] == 0x47;
+        if ((ts || m2ts) && !(ts && size % 188 == 0) && !(m2ts && size % 192 == 0))
+            return "the transport stream ends inside a packet";
+    }
     return NULL;
 }
 

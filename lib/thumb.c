@@ -620,7 +620,10 @@ static mi_status png_of_image(uint8_t **png, size_t *png_len,
     return s;
 }
 
-/* A JPEG of decoded pixels fitted into box x box as shown (no canvas). */
+/* A JPEG of decoded pixels fitted into box x box as shown (no canvas).
+ * JPEG has no alpha: what is transparent is shown over white, as a
+ * browser shows the image on a page (not black, the colour the shrink
+ * gives a transparent pixel). */
 static mi_status jpeg_of_image(uint8_t **jpg, size_t *jpg_len,
                                const mi_image *im, int orientation, int box,
                                int quality)
@@ -632,6 +635,15 @@ static mi_status jpeg_of_image(uint8_t **jpg, size_t *jpg_len,
     *jpg = NULL;
     *jpg_len = 0;
     s = fit_upright(&up, &dw, &dh, im, shown(im, orientation), box, true);
+    if (s == MI_OK && im->alpha) {
+        for (size_t i = 0, n = (size_t)dw * (size_t)dh; i < n; i++) {
+            uint8_t *p = up + i * 4;
+            unsigned a = p[3];
+            for (int c = 0; c < 3; c++)
+                p[c] = (uint8_t)((p[c] * a + 255u * (255u - a) + 127u) / 255u);
+            p[3] = 255;
+        }
+    }
     if (s == MI_OK)
         s = mi_jpeg_encode_rgba(jpg, jpg_len, up, dw, dh, (size_t)dw * 4,
                                 quality);
@@ -1454,9 +1466,10 @@ static mi_status view_get(char *out, size_t out_size, mi_index *idx,
         if (!why[0])
             mi_bufprintf(why, sizeof(why), "%s", mi_thumb_reason(s));
         /* The decoder's verdict on these bytes (broken, crashed, past its
-         * deadline, too big) stands until the file is read again; I/O
-         * and memory failures are tried again. */
-        if (mi_thumb_state_of(s) == MI_THUMB_FAILED)
+         * deadline) stands for both views until the file is read again;
+         * "too big" depends on the view's size, and I/O and memory
+         * failures pass: those are tried again. */
+        if (s == MI_EFORMAT)
             remember_failure(idx, hash, s, why);
         mi_index_preview_end(idx, &slot);
         mi_index_fail(idx, s, "no %s: %s", v == &large_view ? "large thumbnail"

@@ -1058,6 +1058,16 @@ def _():
         got = [colour(px, x, y) for y in (80, 128, 176) for x in (32, 96, 160, 224)]
         check(got == ["clear", "clear", "red", "red"] * 3, f"alpha.heic: {got}")
         check(opaque_box(px)[0] >= 120, f"alpha.heic: opaque from x {opaque_box(px)[0]}")
+        # JPEG has no alpha: the 512 px thumbnail and the preview show the
+        # clear half over white, as a page would (not black).
+        h64 = e["thumbnail_file"][:64]
+        for route in (f"/thumbnail/{h64}?size=512", f"/preview/{h64}"):
+            st, _, data = s.request("GET", route)
+            check(st == 200, (route, st))
+            w, h, rows = jpeg_pixels(data)
+            left, right = rows[h // 2][w // 8 * 4:w // 8 * 4 + 3], rows[h // 2][w * 7 // 8 * 4:w * 7 // 8 * 4 + 3]
+            check(min(left) > 235, (route, "clear half", tuple(left)))
+            check(right[0] > 150 and right[2] < 100, (route, "red half", tuple(right)))
         e = lst["deep.heic"]
         check(e["thumbnail_file"], "deep.heic: no thumbnail")
         check((e.get("width"), e.get("height")) == (320, 160), e)
