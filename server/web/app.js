@@ -392,11 +392,12 @@
   function imageURL(it) { return '/image/' + it.sha; }
   // Formats browsers cannot show, and large originals (a 1600 px JPEG
   // loads many times faster than a 12 MP photo): the server's preview.
-  // A GIF's preview would lose its animation.
+  // A GIF's, an APNG's or a WebP's preview would lose its animation.
   const PREVIEW_ABOVE = 3 * 1024 * 1024;
+  const MAY_MOVE = new Set(['image/gif', 'image/apng', 'image/webp']);
   function wantsPreview(it) {
     return formats.preview.has(it.mime) ||
-      (it.thumb && !it.video && it.mime !== 'image/gif' && it.size > PREVIEW_ABOVE);
+      (it.thumb && !it.video && !MAY_MOVE.has(it.mime) && it.size > PREVIEW_ABOVE);
   }
   function viewURL(it) { return wantsPreview(it) ? '/preview/' + it.sha : imageURL(it); }
 
@@ -441,21 +442,19 @@
     return side * (window.devicePixelRatio || 1) > 300 ? largeURL(it) : thumbURL(it);
   }
 
-  // Start loading a tile's image.  A large thumbnail not made yet (a HEIC
-  // whose embedded thumbnail was enough for the small one) is made on this
-  // request and may take a second: the small one shows meanwhile, and the
-  // large one replaces it once it is there.
+  // Start loading a tile's image.  A large thumbnail not made yet (most
+  // are made on their first request: about 60 ms for a phone's JPEG, a
+  // second for a HEIC) is fetched aside, once: the small one shows if it
+  // takes long, and the large one replaces it when it is there; if it
+  // cannot be made, the small one stays.
   function loadThumb(img, url) {
-    img.src = url;
-    if (!url.endsWith('?size=512')) return;
-    setTimeout(() => {
-      if (img.complete || !img.isConnected) return;
-      const small = url.slice(0, -'?size=512'.length);
-      img.src = small;
-      const hi = new Image();
-      hi.onload = () => { if (img.isConnected && img.getAttribute('src') === small) img.src = url; };
-      hi.src = url;
-    }, 700);
+    if (!url.endsWith('?size=512')) { img.src = url; return; }
+    const small = url.slice(0, -'?size=512'.length);
+    const hi = new Image();
+    const slow = setTimeout(() => { if (img.isConnected && !img.getAttribute('src')) img.src = small; }, 700);
+    hi.onload = () => { clearTimeout(slow); if (img.isConnected) img.src = url; };
+    hi.onerror = () => { clearTimeout(slow); if (img.isConnected && img.getAttribute('src') !== small) img.src = small; };
+    hi.src = url;
   }
 
   function makeRow(b, loadNow) {
@@ -566,6 +565,7 @@
   el.timeline.addEventListener('load', (e) => {
     if (e.target.tagName !== 'IMG') return;
     e.target.classList.add('loaded');
+    e.target.parentNode.classList.remove('broken');   // the large one came after all
     if (!firstThumb) {
       firstThumb = true;
       performance.mark('mi:first-thumb');
@@ -917,7 +917,15 @@
       el.vVideo.hidden = false;
       el.vVideo.controls = true;
       el.vVideo.setAttribute('aria-label', label);
-      if (it.thumb) el.vVideo.poster = largeURL(it); else el.vVideo.removeAttribute('poster');
+      if (it.thumb) {
+        // The 512 px poster, or the 256 px one if it cannot be made.
+        el.vVideo.poster = largeURL(it);
+        const probe = new Image();
+        probe.onerror = () => { if (vItem === it) el.vVideo.poster = thumbURL(it); };
+        probe.src = largeURL(it);
+      } else {
+        el.vVideo.removeAttribute('poster');
+      }
       // HEVC and other codecs this browser cannot play: the poster stays,
       // with a way to the file.
       const cannotPlay = () => {

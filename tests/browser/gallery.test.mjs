@@ -320,8 +320,11 @@ await step('viewer', async () => {
   await page.keyboard.press('ArrowLeft');
   await waitViewerOn(page, order[k - 1].sha);
   ok(true, 'ArrowLeft twice shows the previous (newer) items');
-  const preloaded = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
-  ok(preloaded.includes('/image/' + order[k - 2].sha) || order[k - 2].video, 'neighbours are preloaded');
+  // A resource timing entry appears when its response has arrived: wait.
+  const preloaded = order[k - 2].video || await page.waitForFunction((p) =>
+    performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname === p),
+  '/image/' + order[k - 2].sha, { timeout: 5000 }).then(() => true, () => false);
+  ok(preloaded, 'neighbours are preloaded');
 
   await page.keyboard.press('Escape');
   await page.waitForFunction(() => document.getElementById('viewer').hidden && location.hash === '');
