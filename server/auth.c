@@ -82,7 +82,10 @@ struct auth {
     pthread_mutex_t lock;         /* guards everything below but `hashes` */
     sqlite3 *db;
     sqlite3_stmt *st_version, *st_accounts, *st_session, *st_key,
-                 *st_touch_session, *st_touch_key;
+                 *st_touch_session, *st_touch_key, *st_share, *st_share_item;
+    bool shares_ok;               /* the store has the share tables */
+    uint8_t grant_key[crypto_generichash_KEYBYTES]; /* unlocked links'
+                                     cookies; new at each start */
     int64_t data_version;
     bool have_accounts;
     struct cache_entry cache[CACHE_SLOTS];
@@ -210,6 +213,15 @@ static bool label_valid(const char *s)
     return true;
 }
 
+/* A link's label: no control characters (UTF-8 checked by the caller). */
+static bool label_valid_long(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
 static bool role_allows_scopes(enum auth_role role, unsigned int scopes)
 {
     if ((scopes & AUTH_SCOPE_ADMIN) && role < AUTH_ROLE_ADMIN)
@@ -251,6 +263,28 @@ static const char *const schema =
     "  expires INTEGER);"
     "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);"
     "PRAGMA user_version = 1;";
+
+/* Version 2: share links. */
+static const char *const schema2 =
+    "CREATE TABLE IF NOT EXISTS shares("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    "  date_from TEXT NOT NULL DEFAULT '',"
+    "  date_to TEXT NOT NULL DEFAULT '',"
+    "  nitems INTEGER NOT NULL DEFAULT 0,"
+    "  pwhash TEXT,"
+    "  flags INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER);"
+    "CREATE INDEX IF NOT EXISTS shares_user ON shares(user_id);"
+    "CREATE TABLE IF NOT EXISTS share_items("
+    "  share_id INTEGER NOT NULL REFERENCES shares(id) ON DELETE CASCADE,"
+    "  sha BLOB NOT NULL,"
+    "  PRIMARY KEY (share_id, sha)) WITHOUT ROWID;"
+    "PRAGMA user_version = 2;";
 
 static void refresh(auth *a);
 
@@ -356,6 +390,26 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
         auth_close(a);
         return NULL;
     }
+    /* Share links came with version 2.  A store that cannot take them (a
+     * full disk) still opens: accounts work, links answer 503. */
+    if (schema_version(a) < 2 &&
+        (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+         sqlite3_exec(a->db, schema2, NULL, NULL, &msg) != SQLITE_OK ||
+         sqlite3_exec(a->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)) {
+        fprintf(stderr, "media-server: %s: no share links: %s\n", path,
+                msg ? msg : sqlite3_errmsg(a->db));
+        sqlite3_free(msg);
+        msg = NULL;
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    a->shares_ok = schema_version(a) >= 2 &&
+        prep(a, &a->st_share,
+             "SELECT id, user_id, kind, date_from, date_to, label, "
+             "pwhash IS NOT NULL, flags, created, coalesce(expires, 0), "
+             "nitems FROM shares WHERE token_hash = ?1") == 0 &&
+        prep(a, &a->st_share_item,
+             "SELECT 1 FROM share_items WHERE share_id = ?1 AND sha = ?2") == 0;
+    randombytes_buf(a->grant_key, sizeof(a->grant_key));
     refresh(a);                   /* whether accounts exist, quietly */
     return a;
 }
@@ -405,11 +459,14 @@ void auth_close(auth *a)
     sqlite3_finalize(a->st_key);
     sqlite3_finalize(a->st_touch_session);
     sqlite3_finalize(a->st_touch_key);
+    sqlite3_finalize(a->st_share);
+    sqlite3_finalize(a->st_share_item);
     sqlite3_close(a->db);
     sem_destroy(&a->hashes);
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->dummy_lock);
     sodium_memzero(a->cache, sizeof(a->cache));
+    sodium_memzero(a->grant_key, sizeof(a->grant_key));
     free(a);
 }
 
@@ -661,6 +718,9 @@ static bool allowed(const struct auth_identity *w, enum auth_need need)
                (!key || (w->scopes & AUTH_SCOPE_UPLOAD));
     case AUTH_SELF:
         return !key || (w->scopes & AUTH_SCOPE_ADMIN);
+    case AUTH_SHARE:
+        return w->role >= AUTH_ROLE_MEMBER &&
+               (!key || (w->scopes & AUTH_SCOPE_UPLOAD));
     case AUTH_ADMIN:
         return w->role >= AUTH_ROLE_ADMIN &&
                (!key || (w->scopes & AUTH_SCOPE_ADMIN));
@@ -1316,4 +1376,477 @@ int auth_key_revoke(auth *a, int64_t id, int64_t user_id, char *err,
     cache_clear(a);
     pthread_mutex_unlock(&a->lock);
     return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Share links                                                             */
+
+static bool day_valid(const char *d)
+{
+    int y, m, dd, n = 0;
+
+    if (!*d)
+        return true;
+    return sscanf(d, "%4d-%2d-%2d%n", &y, &m, &dd, &n) == 3 && n == 10 &&
+           !d[n] && y >= 1000 && m >= 1 && m <= 12 && dd >= 1 && dd <= 31;
+}
+
+int auth_share_create(auth *a, int64_t user_id, const struct auth_share_new *n,
+                      char token_out[AUTH_TOKEN_TEXT + 1], int64_t *id,
+                      char *err, size_t errlen)
+{
+    char h[crypto_pwhash_STRBYTES];
+    uint8_t raw[32], hash[32];
+    sqlite3_stmt *st = NULL;
+    const char *label = n->label ? n->label : "";
+    int64_t sid = 0;
+    int rc = -1;
+
+    token_out[0] = '\0';
+    if (!a || !a->shares_ok) {
+        set_err(err, errlen, "the account store has no share links (is the "
+                "disk full?)");
+        return -1;
+    }
+    if (strlen(label) > AUTH_NAME_MAX * 4 || (*label && !label_valid_long(label))) {
+        set_err(err, errlen, "bad link name: at most %d bytes, no control "
+                "characters", AUTH_NAME_MAX * 4);
+        return -1;
+    }
+    if (n->kind == AUTH_SHARE_ITEMS) {
+        if (n->nitems == 0 || n->nitems > AUTH_SHARE_ITEMS_MAX) {
+            set_err(err, errlen, "a link shares 1 to %d items",
+                    AUTH_SHARE_ITEMS_MAX);
+            return -1;
+        }
+    } else if (n->kind == AUTH_SHARE_RANGE) {
+        if (!n->from || !n->to || !day_valid(n->from) || !day_valid(n->to) ||
+            (!*n->from && !*n->to)) {
+            set_err(err, errlen, "a date range is from and/or to, YYYY-MM-DD");
+            return -1;
+        }
+        if (*n->from && *n->to && strcmp(n->from, n->to) > 0) {
+            set_err(err, errlen, "the range ends before it starts");
+            return -1;
+        }
+    } else {
+        set_err(err, errlen, "share items or a date range");
+        return -1;
+    }
+    if (n->flags & ~(AUTH_SHARE_GPS | AUTH_SHARE_ORIGINALS)) {
+        set_err(err, errlen, "unknown share options");
+        return -1;
+    }
+    if (n->expires && n->expires <= now_s()) {
+        set_err(err, errlen, "the expiry is in the past");
+        return -1;
+    }
+    if (n->password) {
+        if (!password_ok_length(n->password, err, errlen))
+            return -1;
+        if (pw_hash(a, h, n->password) != 0) {
+            set_err(err, errlen, "out of memory hashing the password");
+            return -1;
+        }
+    }
+    token_new(raw, token_out);
+    token_hash(hash, raw);
+    sodium_memzero(raw, sizeof(raw));
+
+    pthread_mutex_lock(&a->lock);
+    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "cannot add the link: %s", sqlite3_errmsg(a->db));
+        goto out;
+    }
+    if (sqlite3_prepare_v2(a->db, "INSERT INTO shares(user_id, token_hash, "
+                           "label, kind, date_from, date_to, nitems, pwhash, "
+                           "flags, created, expires) VALUES (?1, ?2, ?3, ?4, "
+                           "?5, ?6, ?7, ?8, ?9, ?10, ?11)", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, label, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, (int)n->kind);
+    sqlite3_bind_text(st, 5, n->kind == AUTH_SHARE_RANGE ? n->from : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, n->kind == AUTH_SHARE_RANGE ? n->to : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, n->kind == AUTH_SHARE_ITEMS ? (int64_t)n->nitems
+                                                          : 0);
+    if (n->password)
+        sqlite3_bind_text(st, 8, h, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 8);
+    sqlite3_bind_int(st, 9, (int)n->flags);
+    sqlite3_bind_int64(st, 10, now_s());
+    if (n->expires)
+        sqlite3_bind_int64(st, 11, n->expires);
+    else
+        sqlite3_bind_null(st, 11);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    sid = sqlite3_last_insert_rowid(a->db);
+    if (n->kind == AUTH_SHARE_ITEMS) {
+        size_t i, added = 0;
+
+        if (sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO share_items("
+                               "share_id, sha) VALUES (?1, ?2)", -1, &st,
+                               NULL) != SQLITE_OK)
+            goto fail;
+        for (i = 0; i < n->nitems; i++) {
+            sqlite3_bind_int64(st, 1, sid);
+            sqlite3_bind_blob(st, 2, n->items[i], 32, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                goto fail;
+            added += (size_t)sqlite3_changes(a->db);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (exec_bind(a, "UPDATE shares SET nitems = ?2 WHERE id = ?1", "ii",
+                      sid, (int64_t)added) != 0)
+            goto fail;
+    }
+    if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (id)
+        *id = sid;
+    rc = 0;
+    goto out;
+fail:
+    set_err(err, errlen, "cannot add the link: %s", sqlite3_errmsg(a->db));
+    sqlite3_finalize(st);
+    st = NULL;
+    sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&a->lock);
+    sodium_memzero(h, sizeof(h));
+    if (rc != 0)
+        sodium_memzero(token_out, AUTH_TOKEN_TEXT + 1);
+    return rc;
+}
+
+/* Under lock: the share row st is on -> *s. */
+static void share_row(sqlite3_stmt *st, struct auth_share *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->id = sqlite3_column_int64(st, 0);
+    s->user_id = sqlite3_column_int64(st, 1);
+    s->kind = sqlite3_column_int(st, 2) == 2 ? AUTH_SHARE_RANGE
+                                             : AUTH_SHARE_ITEMS;
+    snprintf(s->from, sizeof(s->from), "%s",
+             (const char *)sqlite3_column_text(st, 3));
+    snprintf(s->to, sizeof(s->to), "%s",
+             (const char *)sqlite3_column_text(st, 4));
+    snprintf(s->label, sizeof(s->label), "%s",
+             (const char *)sqlite3_column_text(st, 5));
+    s->password = sqlite3_column_int(st, 6) != 0;
+    s->flags = (unsigned int)sqlite3_column_int(st, 7);
+    s->created = sqlite3_column_int64(st, 8);
+    s->expires = sqlite3_column_int64(st, 9);
+    s->nitems = (size_t)sqlite3_column_int64(st, 10);
+}
+
+int auth_share_list(auth *a, int64_t user_id,
+                    void (*fn)(const struct auth_share *s, const char *owner,
+                               void *payload),
+                    void *payload)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (!a || !a->shares_ok)
+        return -1;
+    pthread_mutex_lock(&a->lock);
+    if (sqlite3_prepare_v2(a->db,
+            "SELECT s.id, s.user_id, s.kind, s.date_from, s.date_to, s.label, "
+            "s.pwhash IS NOT NULL, s.flags, s.created, coalesce(s.expires, 0), "
+            "s.nitems, u.name FROM shares s JOIN users u ON u.id = s.user_id "
+            "WHERE ?1 = 0 OR s.user_id = ?1 ORDER BY s.id DESC", -1, &st,
+            NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&a->lock);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, user_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct auth_share s;
+
+        share_row(st, &s);
+        fn(&s, (const char *)sqlite3_column_text(st, 11), payload);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->lock);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int auth_share_revoke(auth *a, int64_t id, int64_t user_id, char *err,
+                      size_t errlen)
+{
+    int rc;
+
+    if (!a || !a->shares_ok) {
+        set_err(err, errlen, "no share links in this store");
+        return -1;
+    }
+    pthread_mutex_lock(&a->lock);
+    rc = exec_bind(a, "DELETE FROM shares WHERE id = ?1 AND "
+                   "(?2 = 0 OR user_id = ?2)", "ii", id, user_id);
+    if (rc != 0)
+        set_err(err, errlen, "cannot revoke the link: %s", sqlite3_errmsg(a->db));
+    else if (sqlite3_changes(a->db) == 0) {
+        set_err(err, errlen, "no link %" PRId64, id);
+        rc = -1;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+/* A grant: 8 bytes of expiry (big-endian) and a keyed BLAKE2b of the
+ * link's token hash and that expiry. */
+static void grant_mac(const auth *a, uint8_t mac[32], const uint8_t th[32],
+                      const uint8_t exp[8])
+{
+    crypto_generichash_state g;
+
+    crypto_generichash_init(&g, a->grant_key, sizeof(a->grant_key), 32);
+    crypto_generichash_update(&g, (const uint8_t *)"mi-share-grant", 14);
+    crypto_generichash_update(&g, th, 32);
+    crypto_generichash_update(&g, exp, 8);
+    crypto_generichash_final(&g, mac, 32);
+}
+
+static bool grant_ok(const auth *a, const uint8_t th[32], const char *v,
+                     size_t len)
+{
+    uint8_t raw[40], mac[32];
+    size_t n = 0;
+    const char *end = NULL;
+    int64_t exp = 0;
+    int i;
+
+    if (len != AUTH_GRANT_TEXT ||
+        sodium_base642bin(raw, sizeof(raw), v, len, NULL, &n, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        n != 40 || end != v + len)
+        return false;
+    grant_mac(a, mac, th, raw);
+    if (sodium_memcmp(mac, raw + 8, 32) != 0)
+        return false;
+    for (i = 0; i < 8; i++)
+        exp = (exp << 8) | raw[i];
+    return exp > now_s();
+}
+
+/* Any mi_share cookie in the header that unlocks the link th. */
+static bool grant_in_cookie(const auth *a, const uint8_t th[32], const char *c)
+{
+    const size_t nlen = strlen(AUTH_SHARE_COOKIE);
+
+    while (c && *c) {
+        const char *e;
+
+        while (*c == ' ' || *c == ';')
+            c++;
+        e = strchr(c, ';');
+        if (strncmp(c, AUTH_SHARE_COOKIE, nlen) == 0 && c[nlen] == '=') {
+            const char *v = c + nlen + 1;
+            size_t len = e ? (size_t)(e - v) : strlen(v);
+
+            while (len && v[len - 1] == ' ')
+                len--;
+            if (grant_ok(a, th, v, len))
+                return true;
+        }
+        c = e;
+    }
+    return false;
+}
+
+/* Under lock: the link of this token, valid now. */
+static enum auth_share_verdict share_find(auth *a, const char *token,
+                                          struct auth_share *out)
+{
+    uint8_t th[32];
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!a || !a->shares_ok || !token ||
+        !token_parse(token, strlen(token), th))
+        return AUTH_SHARE_NONE;
+    sqlite3_bind_blob(a->st_share, 1, th, 32, SQLITE_STATIC);
+    rc = sqlite3_step(a->st_share);
+    if (rc == SQLITE_ROW)
+        share_row(a->st_share, out);
+    sqlite3_reset(a->st_share);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? AUTH_SHARE_NONE : AUTH_SHARE_ERROR;
+    memcpy(out->token_hash, th, 32);
+    if (out->expires && now_s() >= out->expires)
+        return AUTH_SHARE_NONE;
+    return AUTH_SHARE_OK;
+}
+
+enum auth_share_verdict auth_share_open(auth *a, const char *token,
+                                        const char *cookie,
+                                        struct auth_share *out)
+{
+    enum auth_share_verdict v;
+
+    if (!a) {
+        memset(out, 0, sizeof(*out));
+        return AUTH_SHARE_NONE;
+    }
+    pthread_mutex_lock(&a->lock);
+    v = share_find(a, token, out);
+    pthread_mutex_unlock(&a->lock);
+    if (v == AUTH_SHARE_OK && out->password &&
+        !grant_in_cookie(a, out->token_hash, cookie))
+        v = AUTH_SHARE_LOCKED;
+    return v;
+}
+
+bool auth_share_has(auth *a, const struct auth_share *s, const uint8_t sha[32])
+{
+    bool yes;
+
+    if (!a || !a->shares_ok || s->kind != AUTH_SHARE_ITEMS)
+        return false;
+    pthread_mutex_lock(&a->lock);
+    sqlite3_bind_int64(a->st_share_item, 1, s->id);
+    sqlite3_bind_blob(a->st_share_item, 2, sha, 32, SQLITE_STATIC);
+    yes = sqlite3_step(a->st_share_item) == SQLITE_ROW;
+    sqlite3_reset(a->st_share_item);
+    pthread_mutex_unlock(&a->lock);
+    return yes;
+}
+
+int auth_share_items(auth *a, const struct auth_share *s,
+                     uint8_t (**out)[32], size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t (*v)[32];
+    size_t cap = s->nitems < AUTH_SHARE_ITEMS_MAX ? s->nitems
+                                                  : AUTH_SHARE_ITEMS_MAX;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (!a || !a->shares_ok || s->kind != AUTH_SHARE_ITEMS)
+        return -1;
+    v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (!v)
+        return -1;
+    pthread_mutex_lock(&a->lock);
+    if (sqlite3_prepare_v2(a->db, "SELECT sha FROM share_items WHERE "
+                           "share_id = ?1", -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&a->lock);
+        free(v);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, s->id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
+        if (sqlite3_column_bytes(st, 0) == 32)
+            memcpy(v[(*n)++], sqlite3_column_blob(st, 0), 32);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->lock);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        free(v);
+        *n = 0;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+enum auth_login_result auth_share_unlock(auth *a, const char *token,
+                                         const char *password,
+                                         const char *client,
+                                         char grant_out[AUTH_GRANT_TEXT + 1],
+                                         long *max_age, unsigned *retry_after)
+{
+    char ipkey[AUTH_NAME_MAX + 8], skey[AUTH_NAME_MAX + 8], unused[AUTH_NAME_MAX + 8];
+    char stored[crypto_pwhash_STRBYTES];
+    struct auth_share s;
+    enum auth_share_verdict v;
+    bool good = false, found = false;
+    unsigned w1, w2;
+    sqlite3_stmt *st = NULL;
+    int64_t exp;
+    uint8_t raw[40];
+    int i;
+
+    *retry_after = 0;
+    grant_out[0] = '\0';
+    pthread_mutex_lock(&a->lock);
+    v = share_find(a, token, &s);
+    if (v != AUTH_SHARE_OK) {
+        pthread_mutex_unlock(&a->lock);
+        return v == AUTH_SHARE_ERROR ? AUTH_LOGIN_ERROR : AUTH_LOGIN_WRONG;
+    }
+    throttle_keys(ipkey, unused, client, NULL);
+    snprintf(skey, sizeof(skey), "share:%" PRId64, s.id);
+    w1 = throttle_wait(a, ipkey);
+    w2 = throttle_wait(a, skey);
+    if (!w1 && !w2 && s.password &&
+        sqlite3_prepare_v2(a->db, "SELECT pwhash FROM shares WHERE id = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, s.id);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+            strlen((const char *)sqlite3_column_text(st, 0)) < sizeof(stored)) {
+            snprintf(stored, sizeof(stored), "%s",
+                     (const char *)sqlite3_column_text(st, 0));
+            found = true;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->lock);
+    if (w1 || w2) {
+        *retry_after = w1 > w2 ? w1 : w2;
+        return AUTH_LOGIN_THROTTLED;
+    }
+    if (!s.password) {
+        good = true;              /* nothing to unlock */
+    } else if (found && password && strlen(password) <= AUTH_PASSWORD_MAX) {
+        if (atomic_fetch_add(&a->waiting, 1) >= AUTH_MAX_QUEUE) {
+            atomic_fetch_sub(&a->waiting, 1);
+            return AUTH_LOGIN_BUSY;
+        }
+        while (sem_wait(&a->hashes) != 0 && errno == EINTR)
+            ;
+        good = crypto_pwhash_str_verify(stored, password,
+                                        strlen(password)) == 0;
+        sem_post(&a->hashes);
+        atomic_fetch_sub(&a->waiting, 1);
+    }
+    sodium_memzero(stored, sizeof(stored));
+    pthread_mutex_lock(&a->lock);
+    if (!good) {
+        struct throttle *t;
+
+        throttle_fail(a, ipkey, IP_FREE_FAILS, IP_MAX_WAIT_S);
+        throttle_fail(a, skey, USER_FREE_FAILS, USER_MAX_WAIT_S);
+        t = throttle_find(a, ipkey, false);
+        fprintf(stderr, "media-server: share link password wrong: link %"
+                PRId64 " from %s (%u failures from there)\n", s.id,
+                client ? client : "?", t ? t->fails : 0);
+        pthread_mutex_unlock(&a->lock);
+        return AUTH_LOGIN_WRONG;
+    }
+    throttle_forget(a, skey);
+    pthread_mutex_unlock(&a->lock);
+    exp = now_s() + AUTH_SHARE_GRANT_S;
+    if (s.expires && s.expires < exp)
+        exp = s.expires;
+    *max_age = (long)(exp - now_s());
+    for (i = 7; i >= 0; i--) {
+        raw[i] = (uint8_t)(exp & 0xff);
+        exp >>= 8;
+    }
+    grant_mac(a, raw + 8, s.token_hash, raw);
+    sodium_bin2base64(grant_out, AUTH_GRANT_TEXT + 1, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return AUTH_LOGIN_OK;
 }

@@ -58,6 +58,8 @@ enum auth_need {
     AUTH_UPLOAD,         /* upload: member, key scope upload */
     AUTH_SELF,           /* manage one's own keys and sessions: a session,
                             or a key with scope admin */
+    AUTH_SHARE,          /* make, list and revoke one's share links: member
+                            (a key needs scope upload) */
     AUTH_ADMIN           /* admin role (and scope admin for a key) */
 };
 
@@ -169,6 +171,89 @@ int auth_key_list(auth *a, int64_t user_id,
  * 0, or -1 (no such key: message in err). */
 int auth_key_revoke(auth *a, int64_t id, int64_t user_id, char *err,
                     size_t errlen);
+
+/* ---------------------------------------------------------------------- */
+/* Share links: read-only access to some items for someone without an
+ * account.  The token (AUTH_TOKEN_TEXT base64url characters) travels in
+ * the URL path, /s/<token>/...; the store keeps its BLAKE2b hash.  A link
+ * shows one or more items (by hash) or a range of days, optionally ends,
+ * optionally needs a password (argon2id, as accounts), and goes with its
+ * owner's account. */
+#define AUTH_SHARE_ITEMS_MAX 10000  /* hashes in one link */
+#define AUTH_SHARE_COOKIE "mi_share"/* an unlocked link's grant, Path=/s/<t> */
+#define AUTH_SHARE_GRANT_S (12 * 3600) /* how long an unlock lasts */
+#define AUTH_GRANT_TEXT 54          /* base64url of 40 bytes */
+
+enum auth_share_kind { AUTH_SHARE_ITEMS = 1, AUTH_SHARE_RANGE = 2 };
+/* What a link shows beyond the pictures, a bit set. */
+#define AUTH_SHARE_GPS 1u        /* latitude/longitude in its list */
+#define AUTH_SHARE_ORIGINALS 2u  /* the original files (download, video,
+                                    full size): they keep their embedded
+                                    metadata, GPS included */
+
+struct auth_share_new {
+    enum auth_share_kind kind;
+    const uint8_t (*items)[32];   /* AUTH_SHARE_ITEMS: nitems hashes */
+    size_t nitems;
+    const char *from, *to;        /* AUTH_SHARE_RANGE: YYYY-MM-DD, "" open */
+    const char *label;            /* NULL or "": none */
+    const char *password;         /* NULL: none */
+    unsigned int flags;
+    int64_t expires;              /* epoch seconds; 0 = never */
+};
+
+/* A link as its page sees it. */
+struct auth_share {
+    int64_t id, user_id;
+    enum auth_share_kind kind;
+    char from[16], to[16];
+    char label[AUTH_NAME_MAX * 4 + 1];
+    unsigned int flags;
+    bool password;
+    int64_t created, expires;     /* 0 = never */
+    size_t nitems;
+    uint8_t token_hash[32];
+};
+
+/* Make a link for user_id: its token (shown once).  0, or -1 with a
+ * message in err. */
+int auth_share_create(auth *a, int64_t user_id, const struct auth_share_new *n,
+                      char token_out[AUTH_TOKEN_TEXT + 1], int64_t *id,
+                      char *err, size_t errlen);
+/* Links of one user (user_id > 0) or everybody's (0), newest first. */
+int auth_share_list(auth *a, int64_t user_id,
+                    void (*fn)(const struct auth_share *s, const char *owner,
+                               void *payload),
+                    void *payload);
+/* Revoke link `id`; when user_id > 0 only if it is that user's. */
+int auth_share_revoke(auth *a, int64_t id, int64_t user_id, char *err,
+                      size_t errlen);
+
+enum auth_share_verdict {
+    AUTH_SHARE_NONE = 0,     /* no such link (wrong, revoked, expired): 404 */
+    AUTH_SHARE_OK,
+    AUTH_SHARE_LOCKED,       /* it needs its password first: 401 */
+    AUTH_SHARE_ERROR         /* the store failed: 500 */
+};
+/* The link whose token is `token` (from the URL), if it is valid now; a
+ * password link is OK only with a grant for it in `cookie`. */
+enum auth_share_verdict auth_share_open(auth *a, const char *token,
+                                        const char *cookie,
+                                        struct auth_share *out);
+/* Is item `sha` in link `s` (AUTH_SHARE_ITEMS)? */
+bool auth_share_has(auth *a, const struct auth_share *s, const uint8_t sha[32]);
+/* The hashes of link `s`, malloc'd (the caller frees), at most
+ * AUTH_SHARE_ITEMS_MAX; -1 on failure. */
+int auth_share_items(auth *a, const struct auth_share *s,
+                     uint8_t (**out)[32], size_t *n);
+/* Check a link's password; when right, a grant for the cookie
+ * (AUTH_GRANT_TEXT + 1 bytes) good for *max_age seconds.  Throttled like
+ * logins (per address, and per link). */
+enum auth_login_result auth_share_unlock(auth *a, const char *token,
+                                         const char *password,
+                                         const char *client,
+                                         char grant_out[AUTH_GRANT_TEXT + 1],
+                                         long *max_age, unsigned *retry_after);
 
 /* Names. */
 const char *auth_role_name(enum auth_role r);

@@ -82,6 +82,7 @@ struct tpl {
          has_live;
     char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40], du[24];
     char *fixed[7];        /* U+FFFD-repaired copies of this entry's strings */
+    unsigned int hide;     /* LIST_NO_GPS, LIST_NO_PATH */
 };
 
 static cJSON *raw_ref(char *text)
@@ -206,7 +207,9 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
     bool gps;
 
     if (!set_str(t, t->filename, 0, mi_entry_filename(e)) ||
-        !set_str(t, t->file_path, 1, mi_entry_path(e)))
+        !set_str(t, t->file_path, 1, (t->hide & LIST_NO_PATH)
+                                         ? mi_entry_filename(e)
+                                         : mi_entry_path(e)))
         return 0;
     if (thumb) {
         /* The contract names the thumbnail by its bare file name,
@@ -232,7 +235,7 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
         put_u64(t->w, mi_entry_width(e));
         put_u64(t->h, mi_entry_height(e));
     }
-    gps = mi_entry_gps(e, &lat, &lon) != 0;
+    gps = !(t->hide & LIST_NO_GPS) && mi_entry_gps(e, &lat, &lon) != 0;
     set_optional(t->o, &t->has_gps, gps, t->lat, "latitude", t->lon,
                  "longitude");
     if (gps) {
@@ -332,7 +335,22 @@ cJSON *list_entry_object(const mi_entry *e)
     return o;
 }
 
+bool list_day_range(const char *from, const char *to, int64_t *lo,
+                    int64_t *hi)
+{
+    *lo = INT64_MIN;
+    *hi = INT64_MAX;
+    return (!*from || local_midnight(from, 0, lo)) &&
+           (!*to || local_midnight(to, 1, hi));
+}
+
 void route_list(struct req *r, const char *from, const char *to, bool ndjson)
+{
+    route_list_ex(r, from, to, ndjson, 0);
+}
+
+void route_list_ex(struct req *r, const char *from, const char *to,
+                   bool ndjson, unsigned int hide)
 {
     struct server *srv = r->srv;
     char etag[128], extra[192];
@@ -360,9 +378,9 @@ void route_list(struct req *r, const char *from, const char *to, bool ndjson)
     }
     if (ndjson)
         co.flags |= MI_CURSOR_NEWEST_FIRST;
-    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s%s\"",
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s%s%s\"",
              mi_index_generation(srv->idx), *from ? "-f" : "", from,
-             *to ? "-t" : "", to, ndjson ? "-n" : "");
+             *to ? "-t" : "", to, ndjson ? "-n" : "", hide ? "-s" : "");
     snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
              etag);
     if (if_none_match(r, etag)) {
@@ -378,6 +396,7 @@ void route_list(struct req *r, const char *from, const char *to, bool ndjson)
         s = MI_ENOMEM;
     else
         s = mi_cursor_new_with(&cur, srv->idx, &co);
+    t.hide = hide;
     if (s == MI_OK)
         s = mi_cursor_next(cur);
     if (s != MI_ROW && s != MI_DONE) {
@@ -440,6 +459,92 @@ void route_list(struct req *r, const char *from, const char *to, bool ndjson)
     }
 done:
     mi_cursor_free(cur);
+    free(out.buf);
+    tpl_free(&t);
+}
+
+/* The entries of these hashes (a share link's items), as NDJSON, newest
+ * first; hashes no longer indexed are left out. */
+struct hrow {
+    int64_t date;
+    size_t i;
+};
+
+static int hrow_newest_first(const void *x, const void *y)
+{
+    const struct hrow *a = x, *b = y;
+
+    return a->date < b->date ? 1 : a->date > b->date ? -1
+         : a->i < b->i ? -1 : a->i > b->i;
+}
+
+void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
+                       unsigned int hide)
+{
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    struct hrow *rows = NULL;
+    struct tpl t;
+    size_t i, nr = 0;
+    bool ok;
+
+    if (r->head) {
+        send_headers(r, 200, "application/x-ndjson", -1,
+                     "Cache-Control: no-store\r\n");
+        return;
+    }
+    ok = tpl_init(&t, true) && (out.buf = malloc(LIST_CHUNK)) &&
+         (rows = malloc((n ? n : 1) * sizeof(*rows)));
+    t.hide = hide;
+    /* Dates first, to send the newest first as /list?format=ndjson does. */
+    for (i = 0; ok && i < n; i++) {
+        mi_entry *e = NULL;
+
+        if (mi_lookup(&e, r->srv->idx, h[i]) != MI_OK)
+            continue;
+        rows[nr].date = mi_entry_creation_date(e);
+        rows[nr++].i = i;
+        mi_entry_free(e);
+    }
+    if (!ok) {
+        send_error(r, 500, NULL, "out of memory");
+        goto done;
+    }
+    qsort(rows, nr, sizeof(*rows), hrow_newest_first);
+    send_headers(r, 200, "application/x-ndjson", -1,
+                 "Cache-Control: no-store\r\n");
+    for (i = 0; i < nr && !out.failed; i++) {
+        mi_entry *e = NULL;
+        size_t need;
+
+        if (mi_lookup(&e, r->srv->idx, h[rows[i].i]) != MI_OK)
+            continue;
+        need = tpl_set(&t, e);
+        if (!need || !out_room(&out, need + MI_HASH_HEX_LEN + 8)) {
+            mi_entry_free(e);
+            ok = false;
+            break;
+        }
+        t.sha->valuestring = (char *)mi_entry_hash_hex(e);
+        if (!cJSON_PrintPreallocated(t.o, out.buf + out.len,
+                                     (int)(out.cap - out.len), 0)) {
+            mi_entry_free(e);
+            ok = false;
+            break;
+        }
+        mi_entry_free(e);
+        out.len += strlen(out.buf + out.len);
+        out.buf[out.len++] = '\n';
+    }
+    if (ok) {
+        out_flush(&out);
+        if (!out.failed)
+            mg_send_chunk(r->conn, "", 0);
+    } else {
+        r->close = true;
+        mg_disable_connection_keep_alive(r->conn);
+    }
+done:
+    free(rows);
     free(out.buf);
     tpl_free(&t);
 }

@@ -244,7 +244,7 @@ static const struct derived large = { "-512.jpg", mi_thumb_get_large,
 static const struct derived preview = { "-preview.jpg", mi_preview_get,
                                         "image/jpeg", "preview" };
 
-static void route_derived(struct req *r, const struct path *p,
+static void route_derived(struct req *r, const struct path *p, int i,
                           const struct derived *d)
 {
     uint8_t hash[MI_HASH_SIZE];
@@ -252,7 +252,7 @@ static void route_derived(struct req *r, const struct path *p,
     mi_status s;
     int fd;
 
-    if (!url_hash(r, p, 1, hash, hex))
+    if (!url_hash(r, p, i, hash, hex))
         return;
     /* Fast path: the file is on disk (the scan removes those of contents
      * that are gone). */
@@ -513,16 +513,16 @@ static void query_var(const struct req *r, const char *name, char *buf,
         snprintf(buf, len, "?");
 }
 
-/* GET /thumbnail/<sha256>[?size=256|512] */
-static void route_thumbnail(struct req *r, const struct path *p)
+/* GET /thumbnail/<sha256>[?size=256|512]; the hash is segment i. */
+static void route_thumbnail(struct req *r, const struct path *p, int i)
 {
     char size[8];
 
     query_var(r, "size", size, sizeof(size));
     if (!*size || strcmp(size, "256") == 0)
-        route_derived(r, p, &thumbnail);
+        route_derived(r, p, i, &thumbnail);
     else if (strcmp(size, "512") == 0)
-        route_derived(r, p, &large);
+        route_derived(r, p, i, &large);
     else
         send_error(r, 400, NULL, "size must be 256 (the PNG thumbnail) or "
                                  "512 (a JPEG for HiDPI grids)");
@@ -615,28 +615,6 @@ static bool local_client(const struct req *r)
            !mg_get_header(r->conn, "Forwarded");
 }
 
-/* What a route needs: see auth.h. */
-static enum auth_need route_need(const struct req *r, const struct path *p)
-{
-    const char *u = r->ri->local_uri, *m = r->ri->request_method;
-
-    if (strcmp(u, "/login") == 0 || strcmp(u, "/static/login.html") == 0 ||
-        strcmp(u, "/static/login.js") == 0 || strcmp(u, "/static/style.css") == 0)
-        return AUTH_PUBLIC;
-    if (p->n == 3 && is(p, 0, "api") && is(p, 1, "auth")) {
-        if (is(p, 2, "login") || is(p, 2, "setup"))
-            return AUTH_PUBLIC;
-        if (is(p, 2, "me"))
-            return AUTH_ANY;
-        return AUTH_SELF;
-    }
-    if (p->n >= 2 && is(p, 0, "api") && is(p, 1, "keys"))
-        return AUTH_SELF;
-    if (strcmp(m, "PUT") == 0 && p->n == 2 && is(p, 0, "image"))
-        return AUTH_UPLOAD;
-    return AUTH_READ;
-}
-
 static void send_asset_status(struct req *r, int status, const char *path,
                               const char *more)
 {
@@ -678,10 +656,9 @@ static auth *server_auth(struct server *srv, bool *closed)
 }
 
 /* May this request go on to its route?  Otherwise it has been answered. */
-static bool gate(struct req *r, const struct path *p)
+static bool gate(struct req *r, enum auth_need need)
 {
     struct auth_request *q = &r->arq;
-    enum auth_need need = route_need(r, p);
     char scopes[32];
     bool closed;
     auth *a = server_auth(r->srv, &closed);
@@ -746,12 +723,12 @@ static bool gate(struct req *r, const struct path *p)
     return false;
 }
 
-/* A JSON object body of at most AUTH_BODY_MAX bytes, or NULL (answered). */
-static cJSON *read_json(struct req *r)
+/* A JSON object body of at most `cap` bytes, or NULL (answered). */
+static cJSON *read_json_max(struct req *r, size_t cap)
 {
     const char *ct = mg_get_header(r->conn, "Content-Type");
     long long len = r->ri->content_length;
-    char buf[AUTH_BODY_MAX + 1];
+    char *buf;
     size_t got = 0;
     cJSON *o;
 
@@ -765,8 +742,12 @@ static cJSON *read_json(struct req *r)
         send_error(r, 411, NULL, "a Content-Length is required");
         return NULL;
     }
-    if (len > AUTH_BODY_MAX) {
-        send_error(r, 413, NULL, "body larger than %d bytes", AUTH_BODY_MAX);
+    if ((unsigned long long)len > cap) {
+        send_error(r, 413, NULL, "body larger than %zu bytes", cap);
+        return NULL;
+    }
+    if (!(buf = malloc((size_t)len + 1))) {
+        send_error(r, 500, NULL, "out of memory");
         return NULL;
     }
     while (got < (size_t)len) {
@@ -776,18 +757,25 @@ static cJSON *read_json(struct req *r)
         got += (size_t)n;
     }
     if (got != (size_t)len) {
+        free(buf);
         send_error(r, 400, NULL, "incomplete body");
         return NULL;
     }
     buf[got] = '\0';
     r->close = false;
     o = cJSON_ParseWithLength(buf, got);
+    free(buf);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         send_error(r, 400, NULL, "the body is not a JSON object");
         return NULL;
     }
     return o;
+}
+
+static cJSON *read_json(struct req *r)
+{
+    return read_json_max(r, AUTH_BODY_MAX);
 }
 
 static const char *json_str(const cJSON *o, const char *key)
@@ -1097,79 +1085,665 @@ static void route_keys(struct req *r, const struct path *p)
     }
 }
 
-static void route(struct req *r, const struct path *p)
+/* ---------------------------------------------------------------------- */
+/* Share links                                                             */
+
+/* Largest POST /api/shares body: a selection of AUTH_SHARE_ITEMS_MAX
+ * hashes (67 bytes each in JSON) and the rest. */
+#define SHARE_BODY_MAX ((size_t)AUTH_SHARE_ITEMS_MAX * 70 + 4096)
+/* Longest expiry: about ten years. */
+#define SHARE_EXPIRES_MAX ((int64_t)10 * 366 * 86400)
+
+#define SHARE_AUTHENTICATE "WWW-Authenticate: SharePassword realm=\"mediaindex\"\r\n"
+
+/* The link of /s/<token>/...: OK (its items may be shown), or answered
+ * (404 no such link, 401 locked) unless `locked_ok` and it is locked. */
+static enum auth_share_verdict share_open(struct req *r, const struct path *p,
+                                          struct auth_share *sh, bool locked_ok)
+{
+    enum auth_share_verdict v = AUTH_SHARE_NONE;
+
+    /* Nothing of a link may stay in a shared cache. */
+    r->authed = true;
+    if (!p->nul[1])
+        v = auth_share_open(atomic_load(&r->srv->auth), p->seg[1],
+                            mg_get_header(r->conn, "Cookie"), sh);
+    switch (v) {
+    case AUTH_SHARE_OK:
+        return v;
+    case AUTH_SHARE_LOCKED:
+        if (!locked_ok)
+            send_json(r, 401, "{\"error\":\"this link needs its password\","
+                      "\"password_required\":true}", SHARE_AUTHENTICATE);
+        return v;
+    case AUTH_SHARE_NONE:
+        send_error(r, 404, NULL, "no such link: it may have expired or been "
+                   "revoked");
+        return v;
+    case AUTH_SHARE_ERROR:
+        break;
+    }
+    send_error(r, 500, NULL, "cannot read the share link");
+    return AUTH_SHARE_ERROR;
+}
+
+/* Is this hash one of the link's items?  (A range: the item's date.) */
+static bool share_contains(struct req *r, const struct auth_share *sh,
+                           const uint8_t hash[MI_HASH_SIZE])
+{
+    mi_entry *e = NULL;
+    int64_t lo, hi, d;
+
+    if (sh->kind == AUTH_SHARE_ITEMS)
+        return auth_share_has(atomic_load(&r->srv->auth), sh, hash);
+    if (!list_day_range(sh->from, sh->to, &lo, &hi) ||
+        mi_lookup(&e, r->srv->idx, hash) != MI_OK)
+        return false;
+    d = mi_entry_creation_date(e);
+    mi_entry_free(e);
+    return d >= lo && d < hi;
+}
+
+static unsigned int share_hide(const struct auth_share *sh)
+{
+    return LIST_NO_PATH | ((sh->flags & AUTH_SHARE_GPS) ? 0 : LIST_NO_GPS);
+}
+
+/* GET /s/<token>: the gallery, which sees its path and shows the link. */
+static void route_share_page(struct req *r, const struct path *p)
+{
+    struct auth_share sh;
+    enum auth_share_verdict v = AUTH_SHARE_NONE;
+
+    r->authed = true;
+    if (!p->nul[1])
+        v = auth_share_open(atomic_load(&r->srv->auth), p->seg[1], NULL, &sh);
+    /* A link gone is said by the page itself (it asks /info). */
+    send_asset_status(r, v == AUTH_SHARE_NONE ? 404 : 200, "/",
+                      "Cache-Control: no-store\r\n");
+}
+
+static void route_share_info(struct req *r, const struct path *p)
+{
+    struct auth_share sh;
+    enum auth_share_verdict v = share_open(r, p, &sh, true);
+    cJSON *o;
+
+    if (v != AUTH_SHARE_OK && v != AUTH_SHARE_LOCKED)
+        return;
+    o = cJSON_CreateObject();
+    if (o && v == AUTH_SHARE_LOCKED) {
+        cJSON_AddBoolToObject(o, "locked", true);
+    } else if (o) {
+        cJSON_AddBoolToObject(o, "locked", false);
+        json_add_string(o, "name", sh.label);
+        cJSON_AddStringToObject(o, "kind", sh.kind == AUTH_SHARE_ITEMS
+                                               ? "items" : "range");
+        if (sh.kind == AUTH_SHARE_RANGE) {
+            cJSON_AddStringToObject(o, "from", sh.from);
+            cJSON_AddStringToObject(o, "to", sh.to);
+        } else {
+            cJSON_AddNumberToObject(o, "count", (double)sh.nitems);
+        }
+        cJSON_AddBoolToObject(o, "gps", (sh.flags & AUTH_SHARE_GPS) != 0);
+        cJSON_AddBoolToObject(o, "originals",
+                              (sh.flags & AUTH_SHARE_ORIGINALS) != 0);
+        if (sh.expires)
+            cJSON_AddNumberToObject(o, "expires", (double)sh.expires);
+        else
+            cJSON_AddNullToObject(o, "expires");
+    }
+    send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
+}
+
+static void route_share_list(struct req *r, const struct path *p)
+{
+    struct auth_share sh;
+    uint8_t (*h)[32] = NULL;
+    size_t n = 0;
+
+    if (share_open(r, p, &sh, false) != AUTH_SHARE_OK)
+        return;
+    if (sh.kind == AUTH_SHARE_RANGE) {
+        route_list_ex(r, sh.from, sh.to, true, share_hide(&sh));
+        return;
+    }
+    if (auth_share_items(atomic_load(&r->srv->auth), &sh, &h, &n) != 0) {
+        send_error(r, 500, NULL, "cannot read the share link");
+        return;
+    }
+    route_list_hashes(r, (const uint8_t (*)[32])h, n, share_hide(&sh));
+    free(h);
+}
+
+/* /s/<token>/thumbnail|preview|image/<sha256>: of the link's items only. */
+static void route_share_media(struct req *r, const struct path *p)
+{
+    struct auth_share sh;
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1];
+
+    if (share_open(r, p, &sh, false) != AUTH_SHARE_OK)
+        return;
+    if (!url_hash(r, p, 3, hash, hex))
+        return;
+    /* The same answer as for a hash nobody has: no oracle of the rest. */
+    if (!share_contains(r, &sh, hash)) {
+        send_error(r, 404, NULL, "no image with this hash");
+        return;
+    }
+    if (is(p, 2, "thumbnail")) {
+        route_thumbnail(r, p, 3);
+    } else if (is(p, 2, "preview")) {
+        route_derived(r, p, 3, &preview);
+    } else if (!(sh.flags & AUTH_SHARE_ORIGINALS)) {
+        send_error(r, 403, NULL, "the owner of this link did not share the "
+                   "original files");
+    } else {
+        route_image(r, p, 3);
+    }
+}
+
+static void route_share_formats(struct req *r, const struct path *p)
+{
+    struct auth_share sh;
+
+    if (share_open(r, p, &sh, false) == AUTH_SHARE_OK)
+        route_formats(r);
+}
+
+/* POST /s/<token>/unlock {"password": ...}: a cookie for this link's path. */
+static void route_share_unlock(struct req *r, const struct path *p)
+{
+    char grant[AUTH_GRANT_TEXT + 1], extra[512];
+    struct auth_share sh;
+    unsigned retry = 0;
+    long max_age = 0;
+    const char *pw;
+    cJSON *body;
+    enum auth_login_result res;
+
+    if (share_open(r, p, &sh, true) == AUTH_SHARE_NONE ||
+        sh.id == 0)
+        return;
+    if (!auth_same_origin(&r->arq)) {
+        send_error(r, 403, NULL, "cross-origin request refused");
+        return;
+    }
+    if (!(body = read_json(r)))
+        return;
+    pw = json_str(body, "password");
+    if (!pw) {
+        cJSON_Delete(body);
+        send_error(r, 400, NULL, "expected {\"password\": ...}");
+        return;
+    }
+    res = auth_share_unlock(atomic_load(&r->srv->auth), p->seg[1], pw,
+                            r->client, grant, &max_age, &retry);
+    cJSON_Delete(body);
+    switch (res) {
+    case AUTH_LOGIN_OK:
+        snprintf(extra, sizeof(extra), "Set-Cookie: " AUTH_SHARE_COOKIE
+                 "=%s; Path=/s/%s; Max-Age=%ld; HttpOnly; SameSite=Lax%s\r\n"
+                 "Cache-Control: no-store\r\n", grant, p->seg[1], max_age,
+                 r->https ? "; Secure" : "");
+        sodium_memzero(grant, sizeof(grant));
+        send_json(r, 200, "{\"unlocked\":true}", extra);
+        return;
+    case AUTH_LOGIN_WRONG:
+        send_error(r, 401, SHARE_AUTHENTICATE, "wrong password");
+        return;
+    case AUTH_LOGIN_THROTTLED:
+        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+        send_error(r, 429, extra, "too many wrong passwords: try again in %u "
+                   "seconds", retry);
+        return;
+    case AUTH_LOGIN_BUSY:
+        send_error(r, 503, "Retry-After: 1\r\n", "too many at once: try again "
+                   "in a moment");
+        return;
+    case AUTH_LOGIN_ERROR:
+        break;
+    }
+    send_error(r, 500, NULL, "cannot check the password");
+}
+
+static void add_share_json(const struct auth_share *sh, const char *owner,
+                           void *payload)
+{
+    cJSON *list = payload, *o = cJSON_CreateObject();
+
+    if (!o || !cJSON_AddItemToArray(list, o)) {
+        cJSON_Delete(o);
+        return;
+    }
+    cJSON_AddNumberToObject(o, "id", (double)sh->id);
+    json_add_string(o, "name", sh->label);
+    json_add_string(o, "owner", owner);
+    cJSON_AddStringToObject(o, "kind", sh->kind == AUTH_SHARE_ITEMS ? "items"
+                                                                     : "range");
+    if (sh->kind == AUTH_SHARE_RANGE) {
+        cJSON_AddStringToObject(o, "from", sh->from);
+        cJSON_AddStringToObject(o, "to", sh->to);
+    } else {
+        cJSON_AddNumberToObject(o, "count", (double)sh->nitems);
+    }
+    cJSON_AddBoolToObject(o, "password", sh->password);
+    cJSON_AddBoolToObject(o, "gps", (sh->flags & AUTH_SHARE_GPS) != 0);
+    cJSON_AddBoolToObject(o, "originals",
+                          (sh->flags & AUTH_SHARE_ORIGINALS) != 0);
+    cJSON_AddNumberToObject(o, "created", (double)sh->created);
+    if (sh->expires)
+        cJSON_AddNumberToObject(o, "expires", (double)sh->expires);
+    else
+        cJSON_AddNullToObject(o, "expires");
+    cJSON_AddBoolToObject(o, "expired",
+                          sh->expires && sh->expires <= (int64_t)now_epoch());
+}
+
+static int hash_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+static bool json_flag(const cJSON *o, const char *key)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* POST /api/shares: {"items": [sha256...]} or {"from": D, "to": D}, and
+ * optionally "name", "expires" (epoch seconds) or "expires_in" (seconds),
+ * "password", "gps", "originals" (false by default). */
+static void route_share_create(struct req *r)
+{
+    struct auth_share_new n = { 0 };
+    cJSON *body = read_json_max(r, SHARE_BODY_MAX), *items, *v, *o;
+    uint8_t (*h)[32] = NULL;
+    char token[AUTH_TOKEN_TEXT + 1], err[256], url[AUTH_TOKEN_TEXT + 8];
+    const char *pw;
+    int64_t id = 0, now = (int64_t)now_epoch();
+    size_t i = 0;
+
+    if (!body)
+        return;
+    items = cJSON_GetObjectItemCaseSensitive(body, "items");
+    if (items) {
+        int count = cJSON_GetArraySize(items);
+
+        if (!cJSON_IsArray(items) || count < 1 ||
+            count > AUTH_SHARE_ITEMS_MAX) {
+            send_error(r, 400, NULL, "items: an array of 1 to %d sha256 "
+                       "hashes", AUTH_SHARE_ITEMS_MAX);
+            goto out;
+        }
+        if (!(h = malloc((size_t)count * sizeof(*h)))) {
+            send_error(r, 500, NULL, "out of memory");
+            goto out;
+        }
+        cJSON_ArrayForEach(v, items) {
+            mi_entry *e = NULL;
+            mi_status s;
+
+            if (!cJSON_IsString(v) || !v->valuestring ||
+                mi_hash_from_hex(h[i], v->valuestring) != MI_OK) {
+                send_error(r, 400, NULL, "items: a malformed hash (64 "
+                           "hexadecimal characters)");
+                goto out;
+            }
+            s = mi_lookup(&e, r->srv->idx, h[i]);
+            mi_entry_free(e);
+            if (s == MI_ENOTFOUND) {
+                char hex[MI_HASH_HEX_LEN + 1];
+                mi_hash_to_hex(hex, h[i]);
+                send_error(r, 400, NULL, "no item %s", hex);
+                goto out;
+            }
+            if (s != MI_OK) {
+                send_mi_error(r, s, "cannot look the items up");
+                goto out;
+            }
+            i++;
+        }
+        /* Each item once. */
+        qsort(h, i, sizeof(*h), hash_cmp);
+        n.nitems = i ? 1 : 0;
+        for (size_t k = 1; k < i; k++)
+            if (memcmp(h[k], h[n.nitems - 1], 32) != 0)
+                memcpy(h[n.nitems++], h[k], 32);
+        n.kind = AUTH_SHARE_ITEMS;
+        n.items = (const uint8_t (*)[32])h;
+    } else {
+        n.kind = AUTH_SHARE_RANGE;
+        n.from = json_str(body, "from") ? json_str(body, "from") : "";
+        n.to = json_str(body, "to") ? json_str(body, "to") : "";
+    }
+    n.label = json_str(body, "name");
+    if (n.label && !utf8_valid(n.label)) {
+        send_error(r, 400, NULL, "name: not UTF-8");
+        goto out;
+    }
+    pw = json_str(body, "password");
+    n.password = pw && *pw ? pw : NULL;
+    n.flags = (json_flag(body, "gps") ? AUTH_SHARE_GPS : 0) |
+              (json_flag(body, "originals") ? AUTH_SHARE_ORIGINALS : 0);
+    if ((v = cJSON_GetObjectItemCaseSensitive(body, "expires_in")) &&
+        !cJSON_IsNull(v)) {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+            v->valuedouble > (double)SHARE_EXPIRES_MAX) {
+            send_error(r, 400, NULL, "expires_in: seconds, 1 to %" PRId64,
+                       SHARE_EXPIRES_MAX);
+            goto out;
+        }
+        n.expires = now + (int64_t)v->valuedouble;
+    } else if ((v = cJSON_GetObjectItemCaseSensitive(body, "expires")) &&
+               !cJSON_IsNull(v)) {
+        if (!cJSON_IsNumber(v) || v->valuedouble <= (double)now ||
+            v->valuedouble > (double)(now + SHARE_EXPIRES_MAX)) {
+            send_error(r, 400, NULL, "expires: a time (epoch seconds) in the "
+                       "next ten years");
+            goto out;
+        }
+        n.expires = (int64_t)v->valuedouble;
+    }
+    if (auth_share_create(atomic_load(&r->srv->auth), r->who.user_id, &n,
+                          token, &id, err, sizeof(err)) != 0) {
+        send_error(r, 400, NULL, "%s", err);
+        goto out;
+    }
+    /* The link itself, this once, beside what the list will show. */
+    o = cJSON_CreateArray();
+    {
+        struct auth_share sh;
+
+        memset(&sh, 0, sizeof(sh));
+        sh.id = id;
+        sh.kind = n.kind;
+        snprintf(sh.from, sizeof(sh.from), "%s", n.kind == AUTH_SHARE_RANGE
+                                                      ? n.from : "");
+        snprintf(sh.to, sizeof(sh.to), "%s", n.kind == AUTH_SHARE_RANGE
+                                                  ? n.to : "");
+        snprintf(sh.label, sizeof(sh.label), "%s", n.label ? n.label : "");
+        sh.flags = n.flags;
+        sh.password = n.password != NULL;
+        sh.created = now;
+        sh.expires = n.expires;
+        sh.nitems = n.nitems;
+        if (o)
+            add_share_json(&sh, r->who.user, o);
+        v = cJSON_DetachItemFromArray(o, 0);
+        cJSON_Delete(o);
+        o = v;
+    }
+    snprintf(url, sizeof(url), "/s/%s", token);
+    if (o && (!cJSON_AddStringToObject(o, "token", token) ||
+              !cJSON_AddStringToObject(o, "url", url))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(url, sizeof(url));
+    fprintf(stderr, "media-server: %s shared %s (link %" PRId64 ")\n",
+            r->who.user, n.kind == AUTH_SHARE_ITEMS ? "items" : "a date range",
+            id);
+    send_cjson(r, 201, o, "Cache-Control: no-store\r\n");
+out:
+    free(h);
+    cJSON_Delete(body);
+}
+
+/* GET /api/shares, POST /api/shares, DELETE /api/shares/<id>: the links
+ * of the user asking (an admin may revoke anybody's). */
+static void route_shares(struct req *r, const struct path *p)
+{
+    char err[256];
+
+    if (r->verdict == AUTH_OPEN) {
+        /* Open mode: everything is visible to whoever reaches the server,
+         * so a link would add nothing but a false sense of privacy. */
+        send_error(r, 409, NULL, "there are no accounts: the server is open "
+                   "to everyone who reaches it; share links need accounts");
+        return;
+    }
+    if (p->n == 2 && get_or_head(r)) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *list = o ? cJSON_AddArrayToObject(o, "shares") : NULL;
+
+        if (!list || auth_share_list(atomic_load(&r->srv->auth),
+                                     r->who.user_id, add_share_json,
+                                     list) != 0) {
+            cJSON_Delete(o);
+            send_error(r, 503, NULL, "share links are not available");
+            return;
+        }
+        send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
+    } else if (p->n == 2) {
+        route_share_create(r);
+    } else {
+        char *end;
+        long long id;
+
+        errno = 0;
+        id = strtoll(p->seg[2], &end, 10);
+        if (errno || *end || id <= 0 || p->nul[2]) {
+            send_error(r, 400, NULL, "a link id is a positive number");
+            return;
+        }
+        if (auth_share_revoke(atomic_load(&r->srv->auth), id,
+                              r->who.role == AUTH_ROLE_ADMIN ? 0
+                                                             : r->who.user_id,
+                              err, sizeof(err)) != 0)
+            send_error(r, 404, NULL, "%s", err);
+        else
+            send_json(r, 200, "{\"revoked\":true}", NULL);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* The route table                                                         */
+
+static void r_login_page(struct req *r, const struct path *p)
+{
+    (void)p;
+    send_asset_status(r, 200, "/static/login.html", NULL);
+}
+
+static void r_list(struct req *r, const struct path *p)
+{
+    route_list_filtered(r, p);
+}
+
+static void r_problems(struct req *r, const struct path *p)
+{
+    char limit[24];
+
+    (void)p;
+    query_var(r, "limit", limit, sizeof(limit));
+    route_problems(r, limit);
+}
+
+static void r_formats(struct req *r, const struct path *p)
+{
+    (void)p;
+    route_formats(r);
+}
+
+static void r_status(struct req *r, const struct path *p)
+{
+    (void)p;
+    route_status(r);
+}
+
+static void r_thumbnail(struct req *r, const struct path *p)
+{
+    route_thumbnail(r, p, 1);
+}
+
+static void r_preview(struct req *r, const struct path *p)
+{
+    route_derived(r, p, 1, &preview);
+}
+
+static void r_image(struct req *r, const struct path *p)
+{
+    route_image(r, p, p->n - 1);
+}
+
+static void r_put(struct req *r, const struct path *p)
+{
+    if (p->nul[1]) {
+        r->close = true;
+        send_error(r, 400, NULL, "file name contains a NUL byte");
+    } else {
+        handle_put(r, p->seg[1]);
+    }
+}
+
+/* A route: its path ("*" is any one segment), the methods it answers
+ * (space-separated) and what it needs (auth.h).  The first row whose path
+ * and method match runs; a path that matches with no method is a 405,
+ * after the need of its first row is checked (401 before 405). */
+struct route {
+    const char *path;
+    const char *methods;
+    enum auth_need need;
+    void (*fn)(struct req *r, const struct path *p);
+};
+
+static const struct route routes[] = {
+    { "/login",                 "GET HEAD", AUTH_PUBLIC, r_login_page },
+    { "/api/auth/login",        "POST",     AUTH_PUBLIC, route_auth },
+    { "/api/auth/setup",        "POST",     AUTH_PUBLIC, route_auth },
+    { "/api/auth/me",           "GET HEAD", AUTH_ANY,    route_auth },
+    { "/api/auth/logout",       "POST",     AUTH_SELF,   route_auth },
+    { "/api/auth/logout-all",   "POST",     AUTH_SELF,   route_auth },
+    { "/api/keys",              "GET HEAD POST", AUTH_SELF, route_keys },
+    { "/api/keys/*",            "DELETE",   AUTH_SELF,   route_keys },
+    { "/api/shares",            "GET HEAD POST", AUTH_SHARE, route_shares },
+    { "/api/shares/*",          "DELETE",   AUTH_SHARE,  route_shares },
+    { "/list",                  "GET HEAD", AUTH_READ,   r_list },
+    { "/list/date/*",           "GET HEAD", AUTH_READ,   r_list },
+    { "/list/daterange/*/*",    "GET HEAD", AUTH_READ,   r_list },
+    { "/api/problems",          "GET HEAD", AUTH_READ,   r_problems },
+    { "/api/formats",           "GET HEAD", AUTH_READ,   r_formats },
+    { "/status",                "GET HEAD", AUTH_READ,   r_status },
+    { "/thumbnail/*",           "GET HEAD", AUTH_READ,   r_thumbnail },
+    { "/preview/*",             "GET HEAD", AUTH_READ,   r_preview },
+    { "/image/sha256/*",        "GET HEAD", AUTH_READ,   r_image },
+    { "/image/*",               "GET HEAD", AUTH_READ,   r_image },
+    { "/image/*",               "PUT",      AUTH_UPLOAD, r_put },
+    /* Share links: public here, the token checked by each route. */
+    { "/s/*",                   "GET HEAD", AUTH_PUBLIC, route_share_page },
+    { "/s/*/",                  "GET HEAD", AUTH_PUBLIC, route_share_page },
+    { "/s/*/info",              "GET HEAD", AUTH_PUBLIC, route_share_info },
+    { "/s/*/unlock",            "POST",     AUTH_PUBLIC, route_share_unlock },
+    { "/s/*/list",              "GET HEAD", AUTH_PUBLIC, route_share_list },
+    { "/s/*/formats",           "GET HEAD", AUTH_PUBLIC, route_share_formats },
+    { "/s/*/thumbnail/*",       "GET HEAD", AUTH_PUBLIC, route_share_media },
+    { "/s/*/preview/*",         "GET HEAD", AUTH_PUBLIC, route_share_media },
+    { "/s/*/image/*",           "GET HEAD", AUTH_PUBLIC, route_share_media },
+};
+
+/* The gallery's files anyone may load: the login page's, and the script
+ * a share link's page runs (it holds no data). */
+static bool public_asset(const char *u)
+{
+    return strcmp(u, "/static/login.html") == 0 ||
+           strcmp(u, "/static/login.js") == 0 ||
+           strcmp(u, "/static/style.css") == 0 ||
+           strcmp(u, "/static/app.js") == 0;
+}
+
+static bool path_matches(const char *pat, const struct path *p)
+{
+    int i = 0;
+
+    if (*pat++ != '/')
+        return false;
+    for (;;) {
+        const char *e = strchr(pat, '/');
+        size_t len = e ? (size_t)(e - pat) : strlen(pat);
+
+        if (i >= p->n)
+            return false;
+        if (!(len == 1 && *pat == '*') &&
+            (strlen(p->seg[i]) != len || memcmp(p->seg[i], pat, len) != 0 ||
+             p->nul[i]))
+            return false;
+        i++;
+        if (!e)
+            return i == p->n;
+        pat = e + 1;
+    }
+}
+
+static bool method_in(const char *methods, const char *m)
+{
+    size_t n = strlen(m);
+
+    for (const char *s = methods; (s = strstr(s, m)) != NULL; s += n)
+        if ((s == methods || s[-1] == ' ') && (s[n] == ' ' || !s[n]))
+            return true;
+    return false;
+}
+
+static void dispatch(struct req *r, const struct path *p)
 {
     const char *m = r->ri->request_method;
-    const struct mi_web_asset *asset = mi_web_asset_find(r->ri->local_uri);
+    const struct route *hit = NULL, *first = NULL;
+    const struct mi_web_asset *asset;
+    char allow[64] = "";
+    size_t i;
 
-    if (p->n == 3 && is(p, 0, "api") && is(p, 1, "auth")) {
-        route_auth(r, p);
-    } else if (p->n >= 2 && p->n <= 3 && is(p, 0, "api") && is(p, 1, "keys")) {
-        route_keys(r, p);
-    } else if (strcmp(r->ri->local_uri, "/login") == 0) {
-        if (get_or_head(r))
-            send_asset_status(r, 200, "/static/login.html", NULL);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (asset) {
+    if (p->n < 0) {
+        if (gate(r, AUTH_READ))
+            send_error(r, 404, NULL, "no such route");
+        return;
+    }
+    /* The gallery's own files: "/" and "/static/...". */
+    asset = mi_web_asset_find(r->ri->local_uri);
+    if (asset) {
+        if (!gate(r, public_asset(r->ri->local_uri) ? AUTH_PUBLIC : AUTH_READ))
+            return;
         if (get_or_head(r))
             route_asset(r, asset);
         else
             method_not_allowed(r, "GET, HEAD");
-    } else if (is(p, 0, "list") &&
-               (p->n == 1 || (p->n == 3 && is(p, 1, "date")) ||
-                (p->n == 4 && is(p, 1, "daterange")))) {
-        if (get_or_head(r))
-            route_list_filtered(r, p);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 2 && is(p, 0, "api") && is(p, 1, "problems")) {
-        if (get_or_head(r)) {
-            char limit[24];
-            query_var(r, "limit", limit, sizeof(limit));
-            route_problems(r, limit);
-        } else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 2 && is(p, 0, "api") && is(p, 1, "formats")) {
-        if (get_or_head(r))
-            route_formats(r);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 1 && is(p, 0, "status")) {
-        if (get_or_head(r))
-            route_status(r);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 2 && is(p, 0, "thumbnail")) {
-        if (get_or_head(r))
-            route_thumbnail(r, p);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 2 && is(p, 0, "preview")) {
-        if (get_or_head(r))
-            route_derived(r, p, &preview);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 3 && is(p, 0, "image") && is(p, 1, "sha256")) {
-        if (get_or_head(r))
-            route_image(r, p, 2);
-        else
-            method_not_allowed(r, "GET, HEAD");
-    } else if (p->n == 2 && is(p, 0, "image")) {
-        if (get_or_head(r))
-            route_image(r, p, 1);
-        else if (strcmp(m, "PUT") == 0) {
-            if (p->nul[1]) {
-                r->close = true;
-                send_error(r, 400, NULL, "file name contains a NUL byte");
-            } else {
-                handle_put(r, p->seg[1]);
-            }
-        } else
-            method_not_allowed(r, "GET, HEAD, PUT");
-    } else {
-        send_error(r, 404, NULL, "no such route");
+        return;
     }
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *rt = &routes[i];
+
+        if (!path_matches(rt->path, p))
+            continue;
+        if (!first)
+            first = rt;
+        if (method_in(rt->methods, m)) {
+            hit = rt;
+            break;
+        }
+        /* Allow: the union of the rows' methods, comma-separated. */
+        for (const char *s = rt->methods; *s;) {
+            size_t n = strcspn(s, " ");
+            char one[16];
+
+            snprintf(one, sizeof(one), "%.*s", (int)n, s);
+            if (!strstr(allow, one) && strlen(allow) + n + 3 < sizeof(allow))
+                snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow),
+                         "%s%s", *allow ? ", " : "", one);
+            s += n;
+            while (*s == ' ')
+                s++;
+        }
+    }
+    /* Unknown paths need a reader: 401 before saying 404. */
+    if (!gate(r, hit ? hit->need : first ? first->need : AUTH_READ))
+        return;
+    if (hit)
+        hit->fn(r, p);
+    else if (first)
+        method_not_allowed(r, allow);
+    else
+        send_error(r, 404, NULL, "no such route");
 }
 
 int handle_request(struct mg_connection *conn, void *cbdata)
@@ -1203,12 +1777,8 @@ int handle_request(struct mg_connection *conn, void *cbdata)
                    r.ri->remote_addr, MAX_UPLOADS_PER_ADDR);
     } else if (!path_split(&p, r.ri->local_uri))
         send_error(&r, 500, NULL, "out of memory");
-    else if (!gate(&r, &p))
-        ;                       /* answered (401 before saying 404) */
-    else if (p.n < 0)
-        send_error(&r, 404, NULL, "no such route");
     else
-        route(&r, &p);
+        dispatch(&r, &p);
     path_free(&p);
     if (!r.status)
         send_error(&r, 500, NULL, "no reply");

@@ -124,6 +124,18 @@ int handle_http_error(struct mg_connection *conn, int status, const char *msg);
  * local day `to`, both included ("" = open end; YYYY-MM-DD).  With
  * `ndjson`, newest first, one {"sha256":...,...} object per line. */
 void route_list(struct req *r, const char *from, const char *to, bool ndjson);
+/* The same with some metadata left out (a share link's view). */
+#define LIST_NO_GPS 1u     /* no latitude/longitude */
+#define LIST_NO_PATH 2u    /* file_path is the file name, no folders */
+void route_list_ex(struct req *r, const char *from, const char *to,
+                   bool ndjson, unsigned int hide);
+/* The entries of n hashes, NDJSON, newest first (a share link's items). */
+void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
+                       unsigned int hide);
+/* [lo, hi) in epoch seconds of the local days from..to ("" = open end);
+ * false when one is not YYYY-MM-DD. */
+bool list_day_range(const char *from, const char *to, int64_t *lo,
+                    int64_t *hi);
 /* One entry as its /list JSON object (the caller's), or NULL. */
 struct cJSON *list_entry_object(const mi_entry *e);
 

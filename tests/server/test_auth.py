@@ -115,6 +115,11 @@ def _():
     check(st == 201, (st, j))
     check(jreq(srv, "GET", "/api/keys")[0] == 409)
     check(login(srv, "x", "yyyyyyyy")[0] == 409)
+    # Open mode: no share links (everything is open already), none to open.
+    st, _, j = jreq(srv, "POST", "/api/shares", {"items": [SHA]})
+    check(st == 409 and "need accounts" in j["error"], (st, j))
+    check(jreq(srv, "GET", "/api/shares")[0] == 409)
+    check(req(srv, "GET", "/s/" + "A" * 43 + "/list")[0] == 404)
 
 
 @test("first-run setup: refused through an unknown proxy and from afar")
@@ -246,7 +251,7 @@ CREDS = {
 ROUTES = [
     ("GET", "/", "read", 200),
     ("HEAD", "/", "read", 200),
-    ("GET", "/static/app.js", "read", 200),
+    ("GET", "/static/app.js", "public", 200),     # a share link's page runs it
     ("GET", "/list", "read", 200),
     ("HEAD", "/list", "read", 200),
     ("GET", "/list?format=ndjson", "read", 200),
@@ -273,6 +278,14 @@ ROUTES = [
     ("POST", "/api/keys", "self", 201),
     ("DELETE", "/api/keys/999999", "self", 404),
     ("POST", "/api/auth/logout-all", "self", None),      # tested apart
+    ("GET", "/api/shares", "share", 200),
+    ("POST", "/api/shares", "share", 201),
+    ("DELETE", "/api/shares/999999", "share", 404),
+    ("PATCH", "/api/shares", "share", 405),
+    ("GET", "/s/" + "A" * 43, "public", 404),
+    ("GET", "/s/" + "A" * 43 + "/list", "public", 404),
+    ("GET", "/s/" + "A" * 43 + "/thumbnail/" + SHA, "public", 404),
+    ("GET", "/s/" + "A" * 43 + "/status", "read", 404),
     ("GET", "/login", "public", 200),
     ("GET", "/static/login.js", "public", 200),
     ("GET", "/static/style.css", "public", 200),
@@ -295,7 +308,8 @@ def expected(need, cred, method, ok_status):
     ok = {"any": True,
           "read": rank >= 1 and "read" in sc,
           "upload": rank >= 2 and "upload" in sc,
-          "self": not key or "admin" in sc}[need]
+          "self": not key or "admin" in sc,
+          "share": rank >= 2 and "upload" in sc}[need]
     return ok_status if ok else 403
 
 
@@ -316,6 +330,9 @@ def _():
             elif method == "POST" and path == "/api/keys":
                 body = json.dumps({"name": "t%d" % n,
                                    "scopes": ["read"]}).encode()
+                h["Content-Type"] = "application/json"
+            elif method == "POST" and path == "/api/shares":
+                body = json.dumps({"items": [SHA]}).encode()
                 h["Content-Type"] = "application/json"
             n += 1
             st, hd, data = req(srv, method, path, body, h)
@@ -602,6 +619,320 @@ def _():
     check(rc == 0, err)
     check(req(s, "GET", "/list")[0] == 200)
     check(logged(s, lambda l: "OPEN again" in l), "\n".join(s.log[-5:]))
+
+
+# ---------------------------------------------------------------------------
+# Share links
+
+SH = {}          # name -> sha of the share fixtures
+
+
+def share_setup():
+    """A store of its own: three dated photos (one with GPS), a member, a
+    second member and a viewer."""
+    r = new_root("share")
+    for name, seed, date in (("a.jpg", 7401, "2021:05:01 10:00:00"),
+                             ("b.jpg", 7402, "2021:06:15 10:00:00"),
+                             ("c.jpg", 7403, "2022:01:01 10:00:00")):
+        data = jpeg_bytes(seed, 64, 48, (date, "Acme", "Cam 1"))
+        path = os.path.join(r, "private-folder", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        if name == "a.jpg":
+            g = subprocess.run(["exiftool", "-q", "-overwrite_original",
+                                "-GPSLatitude=48.8584", "-GPSLatitudeRef=N",
+                                "-GPSLongitude=2.2945", "-GPSLongitudeRef=E",
+                                path], capture_output=True)
+            if g.returncode != 0:
+                raise Skip("exiftool cannot add GPS: " + g.stderr.decode())
+            data = open(path, "rb").read()
+        SH[name[0]] = sha(data)
+    s = start(r)
+    s.wait_idle()            # while it is open: /status needs no login
+    for name, role in (("ann", "member"), ("bob", "member"),
+                       ("vic", "viewer"), ("adm", "admin")):
+        rc, _, err = cli(r, "user", "add", name, "--role", role,
+                         password=name + "-password")
+        check(rc == 0, err)
+    return r, s
+
+
+SHARE = {}
+
+
+def share(cookie, obj):
+    st, _, j = jreq(SHARE["srv"], "POST", "/api/shares", obj,
+                    {"Cookie": cookie})
+    check(st == 201, (st, j))
+    check(re.match(r"^/s/[A-Za-z0-9_-]{43}$", j["url"]) and
+          j["url"] == "/s/" + j["token"], j)
+    return j
+
+
+def ndjson(data):
+    return [json.loads(l) for l in data.decode().splitlines() if l]
+
+
+@test("share links: made by a member (not a viewer, not a read key), shown once")
+def _():
+    try:
+        r, s = share_setup()
+    except Skip:
+        if os.environ.get("CI") == "true":
+            raise AssertionError("exiftool missing under CI")
+        raise
+    SHARE["root"], SHARE["srv"] = r, s
+    for u in ("ann", "bob", "vic", "adm"):
+        st, c, _, _ = login(s, u, u + "-password")
+        check(st == 200, st)
+        SHARE[u] = c
+    st, _, j = jreq(s, "POST", "/api/shares", {"items": [SH["a"]]},
+                    {"Cookie": SHARE["vic"]})
+    check(st == 403, (st, j))
+    rc, out, err = cli(r, "key", "create", "--user", "ann", "--name", "r",
+                       "--scope", "read")
+    st, _, j = jreq(s, "POST", "/api/shares", {"items": [SH["a"]]},
+                    {"Authorization": "Bearer " + key_of(out)})
+    check(st == 403, (st, j))
+    j = share(SHARE["ann"], {"items": [SH["a"]], "name": "Paris"})
+    SHARE["one"] = j
+    check(j["kind"] == "items" and j["count"] == 1 and j["gps"] is False and
+          j["originals"] is False and j["password"] is False and
+          j["expires"] is None and j["name"] == "Paris", j)
+    st, _, lst = jreq(s, "GET", "/api/shares", None, {"Cookie": SHARE["ann"]})
+    check(st == 200 and [x["id"] for x in lst["shares"]] == [j["id"]], lst)
+    check("token" not in lst["shares"][0] and "url" not in lst["shares"][0])
+    st, _, lst = jreq(s, "GET", "/api/shares", None, {"Cookie": SHARE["bob"]})
+    check(st == 200 and lst["shares"] == [], lst)
+    # Bad requests.
+    for body, what in (({"items": []}, "1 to"),
+                       ({"items": ["xyz"]}, "malformed"),
+                       ({"items": ["0" * 64]}, "no item"),
+                       ({"items": "abc"}, "items"),
+                       ({"from": "2021-13-01"}, "range"),
+                       ({"from": "2022-01-01", "to": "2021-01-01"}, "ends"),
+                       ({}, "range"),
+                       ({"items": [SH["a"]], "expires_in": -5}, "expires_in"),
+                       ({"items": [SH["a"]], "expires": 1000}, "expires"),
+                       ({"items": [SH["a"]], "password": "short"}, "short"),
+                       ({"items": [SH["a"]], "name": "a\nb"}, "name")):
+        st, _, e = jreq(s, "POST", "/api/shares", body,
+                        {"Cookie": SHARE["ann"]})
+        check(st == 400 and what in e["error"], (body, st, e))
+    st, _, e = jreq(s, "POST", "/api/shares",
+                    {"items": [SH["a"]] * 10001}, {"Cookie": SHARE["ann"]})
+    check(st == 400, (st, e))
+    st, _, _ = req(s, "POST", "/api/shares", b"{" + b" " * 800000 + b"}",
+                   {"Cookie": SHARE["ann"], "Content-Type": "application/json"})
+    check(st == 413, st)
+
+
+@test("share link: its page, its item, and nothing else (a stolen link)")
+def _():
+    s, t = SHARE["srv"], SHARE["one"]["token"]
+    base = "/s/" + t
+    st, h, body = req(s, "GET", base)
+    check(st == 200 and b"timeline" in body and "text/html" in
+          h["content-type"] and h["referrer-policy"] == "no-referrer", st)
+    check(req(s, "GET", "/static/app.js")[0] == 200)
+    st, h, data = req(s, "GET", base + "/list")
+    rows = ndjson(data)
+    check(st == 200 and [e["sha256"] for e in rows] == [SH["a"]], data)
+    check(h["cache-control"] in ("no-store", "no-cache"), h)
+    e = rows[0]
+    check("latitude" not in e and "longitude" not in e, e)
+    check(e["file_path"] == "a.jpg" and "private-folder" not in data.decode(),
+          e)
+    st, _, j = jreq(s, "GET", base + "/info")
+    check(st == 200 and j["locked"] is False and j["count"] == 1 and
+          j["name"] == "Paris" and j["gps"] is False, j)
+    for path, want in (("/thumbnail/" + SH["a"], 200),
+                       ("/thumbnail/" + SH["a"] + "?size=512", 200),
+                       ("/preview/" + SH["a"], 200),
+                       ("/image/" + SH["a"], 403),       # no originals
+                       ("/thumbnail/" + SH["b"], 404),
+                       ("/preview/" + SH["b"], 404),
+                       ("/image/" + SH["b"], 404),
+                       ("/thumbnail/" + "0" * 64, 404),
+                       ("/image/sha256/" + SH["a"], 401),
+                       ("/thumbnail/nothex", 400),
+                       ("/status", 401), ("/api/problems", 401),
+                       ("/../../list", 401), ("/list/x", 401)):
+        st, h, data = req(s, "GET", base + path)
+        check(st == want, (path, st, data[:100]))
+        if st == 200:
+            check(h["cache-control"].startswith("private"), h)
+    st, _, data = req(s, "GET", base + "/thumbnail/" + SH["a"])
+    check(data[:4] == b"\x89PNG", data[:8])
+    st, _, data = req(s, "GET", base + "/preview/" + SH["a"])
+    check(data[:2] == b"\xff\xd8" and b"Exif" not in data[:4096] and
+          b"GPS" not in data, "the preview carries EXIF")
+    # The token is no credential anywhere else.
+    for h in ({"Authorization": "Bearer " + t}, {"x-api-key": t},
+              {"Authorization": "Bearer mik_" + t},
+              {"Cookie": "mi_session=" + t}, {"Cookie": "mi_share=" + t},
+              {}):
+        for path in ("/list", "/list?format=ndjson", "/thumbnail/" + SH["b"],
+                     "/image/" + SH["a"], "/image/" + SH["b"],
+                     "/preview/" + SH["c"], "/status", "/api/shares", "/"):
+            st, _, _ = req(s, "GET", path, None, h)
+            check(st == 401, (path, h, st))
+    # Another token, or one letter changed: nothing.
+    bad = t[:-1] + ("A" if t[-1] != "A" else "B")
+    for tok in (bad, t + "A", t[:-1], "A" * 43, "%00" + t[3:]):
+        st, _, _ = req(s, "GET", "/s/" + tok + "/list")
+        check(st == 404, (tok, st))
+    # The log keeps no token; the store keeps only its hash.
+    time.sleep(0.2)
+    check(not any(t in l for l in s.log), "the token in the log")
+    check(any("/s/" + t[:6] + "..." in l for l in s.log), s.log[-3:])
+    p = os.path.join(SHARE["root"], ".mediaindex", "auth.sqlite3")
+    blob = b"".join(open(p + x, "rb").read() for x in ("", "-wal")
+                    if os.path.exists(p + x))
+    check(t.encode() not in blob, "a share token in clear")
+
+
+@test("share links: a selection with GPS and originals; a date range")
+def _():
+    s = SHARE["srv"]
+    j = share(SHARE["ann"], {"items": [SH["a"], SH["b"], SH["a"]], "gps": True,
+                             "originals": True})
+    check(j["count"] == 2, j)
+    base = j["url"]
+    st, _, data = req(s, "GET", base + "/list")
+    rows = {e["sha256"]: e for e in ndjson(data)}
+    check(set(rows) == {SH["a"], SH["b"]}, rows)
+    check(abs(rows[SH["a"]]["latitude"] - 48.8584) < 1e-3, rows[SH["a"]])
+    st, _, data = req(s, "GET", base + "/image/" + SH["b"])
+    check(st == 200 and sha(data) == SH["b"], st)
+    check(req(s, "GET", base + "/image/" + SH["c"])[0] == 404)
+    # A range: May and June 2021 hold a and b; c (2022) is not in it.
+    j = share(SHARE["ann"], {"from": "2021-05-01", "to": "2021-06-30"})
+    check(j["kind"] == "range" and j["from"] == "2021-05-01", j)
+    base = j["url"]
+    st, _, data = req(s, "GET", base + "/list")
+    rows = ndjson(data)
+    check(st == 200 and sorted(e["sha256"] for e in rows) ==
+          sorted([SH["a"], SH["b"]]), data)
+    check(all("latitude" not in e for e in rows), rows)
+    check(req(s, "GET", base + "/thumbnail/" + SH["b"])[0] == 200)
+    check(req(s, "GET", base + "/thumbnail/" + SH["c"])[0] == 404)
+    check(req(s, "GET", base + "/image/" + SH["a"])[0] == 403)
+    j = share(SHARE["ann"], {"from": "2022-01-01", "to": ""})
+    st, _, data = req(s, "GET", j["url"] + "/list")
+    check([e["sha256"] for e in ndjson(data)] == [SH["c"]], data)
+
+
+@test("share links: expiry (set, checked, refused in the past)")
+def _():
+    s = SHARE["srv"]
+    j = share(SHARE["ann"], {"items": [SH["c"]], "expires_in": 2})
+    check(abs(j["expires"] - (time.time() + 2)) < 2, j)
+    check(req(s, "GET", j["url"] + "/list")[0] == 200)
+    time.sleep(2.2)
+    check(req(s, "GET", j["url"] + "/list")[0] == 404)
+    check(req(s, "GET", j["url"] + "/thumbnail/" + SH["c"])[0] == 404)
+    st, _, body = req(s, "GET", j["url"])
+    check(st == 404 and b"timeline" in body, st)     # the page says so
+    j = share(SHARE["ann"], {"items": [SH["c"]],
+                             "expires": int(time.time()) + 3600})
+    check(req(s, "GET", j["url"] + "/list")[0] == 200)
+    with db(SHARE["root"]) as d:
+        d.execute("UPDATE shares SET expires = ? WHERE id = ?",
+                  (int(time.time()) - 1, j["id"]))
+    check(req(s, "GET", j["url"] + "/list")[0] == 404)
+    st, _, lst = jreq(s, "GET", "/api/shares", None, {"Cookie": SHARE["ann"]})
+    mine = [x for x in lst["shares"] if x["id"] == j["id"]][0]
+    check(mine["expired"] is True, mine)
+
+
+@test("share links: a password (argon2id, never stored in clear), unlock")
+def _():
+    s, r = SHARE["srv"], SHARE["root"]
+    j = share(SHARE["ann"], {"items": [SH["b"]], "password": "open-sesame"})
+    check(j["password"] is True, j)
+    base, tok = j["url"], j["token"]
+    st, h, e = jreq(s, "GET", base + "/list")
+    check(st == 401 and e["password_required"] is True and
+          "www-authenticate" in h, (st, e))
+    check(req(s, "GET", base + "/thumbnail/" + SH["b"])[0] == 401)
+    st, _, e = jreq(s, "GET", base + "/info")
+    check(st == 200 and e == {"locked": True}, e)
+    check(req(s, "GET", base)[0] == 200)       # the page asks for it
+    st, h, e = jreq(s, "POST", base + "/unlock", {"password": "wrong-one"})
+    check(st == 401 and "set-cookie" not in h, (st, e))
+    st, h, e = jreq(s, "POST", base + "/unlock", {"password": "open-sesame"},
+                    {"Origin": "http://evil.example"})
+    check(st == 403, (st, e))
+    st, h, e = jreq(s, "POST", base + "/unlock", {"password": "open-sesame"})
+    check(st == 200, (st, e))
+    c = h["set-cookie"]
+    check(f"Path=/s/{tok}" in c and "HttpOnly" in c and "SameSite=Lax" in c,
+          c)
+    grant = re.match(r"(mi_share=[^;]*)", c).group(1)
+    check(req(s, "GET", base + "/list", None, {"Cookie": grant})[0] == 200)
+    check(req(s, "GET", base + "/thumbnail/" + SH["b"], None,
+              {"Cookie": grant})[0] == 200)
+    # The grant is for this link only, and opens nothing else.
+    j2 = share(SHARE["ann"], {"items": [SH["b"]], "password": "open-sesame"})
+    check(req(s, "GET", j2["url"] + "/list", None, {"Cookie": grant})[0] == 401)
+    check(req(s, "GET", "/list", None, {"Cookie": grant})[0] == 401)
+    forged = grant[:-2] + ("AA" if grant[-2:] != "AA" else "BB")
+    check(req(s, "GET", base + "/list", None, {"Cookie": forged})[0] == 401)
+    with db(r) as d:
+        (ph,) = d.execute("SELECT pwhash FROM shares WHERE id = ?",
+                          (j["id"],)).fetchone()
+    check(ph.startswith("$argon2id$"), ph)
+    p = os.path.join(r, ".mediaindex", "auth.sqlite3")
+    blob = b"".join(open(p + x, "rb").read() for x in ("", "-wal")
+                    if os.path.exists(p + x))
+    check(b"open-sesame" not in blob, "the link's password in clear")
+    # Guessing is throttled like logins.
+    codes = [jreq(s, "POST", j2["url"] + "/unlock",
+                  {"password": "guess-%d" % i})[0] for i in range(7)]
+    check(codes[-1] == 429, codes)
+    SHARE["grant"], SHARE["locked"] = grant, j
+
+
+@test("share links: revoked by the owner (or an admin), at once")
+def _():
+    s = SHARE["srv"]
+    j = SHARE["one"]
+    base = j["url"]
+    check(req(s, "GET", base + "/thumbnail/" + SH["a"])[0] == 200)
+    for who, want in (("bob", 404), ("vic", 403)):
+        st, _, e = jreq(s, "DELETE", "/api/shares/%d" % j["id"], None,
+                        {"Cookie": SHARE[who]})
+        check(st == want, (who, st, e))
+    st, _, e = jreq(s, "DELETE", "/api/shares/%d" % j["id"], None,
+                    {"Cookie": SHARE["ann"]})
+    check(st == 200, (st, e))
+    for path in ("/list", "/info", "/thumbnail/" + SH["a"],
+                 "/preview/" + SH["a"]):
+        check(req(s, "GET", base + path)[0] == 404, path)
+    check(jreq(s, "DELETE", "/api/shares/%d" % j["id"], None,
+               {"Cookie": SHARE["ann"]})[0] == 404)
+    # An admin may revoke anybody's (the unlocked one: its grant dies too).
+    lk = SHARE["locked"]
+    st, _, _ = jreq(s, "DELETE", "/api/shares/%d" % lk["id"], None,
+                    {"Cookie": SHARE["adm"]})
+    check(st == 200, st)
+    check(req(s, "GET", lk["url"] + "/list", None,
+              {"Cookie": SHARE["grant"]})[0] == 404)
+    st, _, e = jreq(s, "DELETE", "/api/shares/abc", None,
+                    {"Cookie": SHARE["ann"]})
+    check(st == 400, st)
+
+
+@test("share links go with their owner's account")
+def _():
+    s, r = SHARE["srv"], SHARE["root"]
+    j = share(SHARE["bob"], {"items": [SH["c"]]})
+    check(req(s, "GET", j["url"] + "/list")[0] == 200)
+    rc, _, err = cli(r, "user", "del", "bob")
+    check(rc == 0, err)
+    check(req(s, "GET", j["url"] + "/list")[0] == 404)
 
 
 @test("servers stop cleanly, no sanitizer report")
