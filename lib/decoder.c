@@ -75,8 +75,8 @@ static uint64_t cpu_seconds(pid_t pid)
     if (n <= 0 || tick <= 0)
         return 0;
     buf[n] = '\0';
-    /* After the command's closing parenthesis: state, then utime and
-     * stime are the 12th and 13th fields. */
+    /* After the command's closing parenthesis (field 2): utime and stime
+     * are fields 14 and 15 of proc(5), the 12th and 13th from there. */
     p = strrchr(buf, ')');
     if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                      &ut, &st) != 2)
