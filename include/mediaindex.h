@@ -175,6 +175,13 @@ typedef struct mi_index_options {
                                sandboxed process; NULL = next to the
                                library, else where it is installed */
     unsigned int decoder_timeout_ms; /* per file; 0 = 30 s */
+    /* Version 4: resumable uploads (mi_upload_*) */
+    uint64_t upload_partial_max; /* bytes all unfinished uploads may
+                                    reserve together; 0 =
+                                    MI_UPLOAD_PARTIAL_MAX_DEFAULT */
+    unsigned int upload_expiry_s; /* an unfinished upload that receives
+                                     nothing for this long is removed;
+                                     0 = MI_UPLOAD_EXPIRY_DEFAULT */
 } mi_index_options;
 
 /* Flags for mi_index_options. */
@@ -183,8 +190,9 @@ typedef struct mi_index_options {
 /* Sized for a 1 GB machine: the decoders of a whole server stay under it. */
 #define MI_DECODE_MEMORY_DEFAULT (64u * 1024u * 1024u)
 
-#define MI_INDEX_OPTIONS_VERSION 3
-#define MI_INDEX_OPTIONS_INIT { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0, NULL, 0 }
+#define MI_INDEX_OPTIONS_VERSION 4
+#define MI_INDEX_OPTIONS_INIT \
+    { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0, NULL, 0, 0, 0 }
 
 /**
  * Open (creating if needed) the index of the folder `storage_dir`.  The
@@ -337,6 +345,25 @@ typedef struct mi_entry mi_entry;
 MI_EXTERN mi_status mi_lookup(mi_entry **out, mi_index *idx,
                               const uint8_t hash[MI_HASH_SIZE]);
 
+/**
+ * Is the content `hash` indexed?  MI_OK when it is, and then its primary
+ * path (relative to the storage folder) goes into `path` when `path` is not
+ * NULL (MI_ETOOBIG, and "", when path_size is too small: MI_MAX_PATH_LEN + 1
+ * always suffices); MI_ENOTFOUND when it is not (a normal answer: no detail
+ * is recorded).  With MI_HAS_ON_DISK, a path counts only while a regular
+ * file of the indexed size is still there (the content's other paths are
+ * tried in turn), the test an upload's de-duplication makes.  Cheap enough
+ * to answer "which of these 50,000 do you have?" one hash at a time: one
+ * read of the catalog's hash index (plus one stat with MI_HAS_ON_DISK),
+ * no allocation.
+ */
+MI_EXTERN mi_status mi_index_has(char *path, size_t path_size, mi_index *idx,
+                                 const uint8_t hash[MI_HASH_SIZE],
+                                 unsigned int flags);
+
+#define MI_HAS_ON_DISK 0x1u   /* only a file still on disk counts */
+#define MI_MAX_PATH_LEN 4096  /* bytes in a relative path, without the NUL */
+
 /** Free an entry from mi_lookup(); NULL is a no-op. */
 MI_EXTERN void mi_entry_free(mi_entry *e);
 
@@ -444,11 +471,13 @@ MI_EXTERN mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
 /**
  * The large thumbnail of content `hash`, for grids on HiDPI screens and
  * large tiles: a JPEG of the image (a video's poster frame) as displayed,
- * fitted into MI_THUMB_LARGE_SIZE x MI_THUMB_LARGE_SIZE without padding,
- * at DIR/.thumbnails/<hex>-512.jpg; its path relative to the storage
- * folder is written to `out` (at least 96 bytes).  Scans and uploads make
- * it from the same decode as the thumbnail; it is made on request for
- * contents indexed without it.  MI_ENOTFOUND, MI_EUNSUPPORTED (a type
+ * fitted into MI_THUMB_LARGE_SIZE x MI_THUMB_LARGE_SIZE without padding
+ * (what is transparent shown over white), at DIR/.thumbnails/<hex>-512.jpg;
+ * its path relative to the storage folder is written to `out` (at least
+ * 96 bytes).  Scans and uploads make it from the thumbnail's own decode
+ * when that covers it (videos, WebP, TIFF; not a phone's JPEG, decoded
+ * at 1/8, nor a HEIC's 320 px embedded thumbnail); else it is made on the
+ * first request.  MI_ENOTFOUND, MI_EUNSUPPORTED (a type
  * without thumbnails), MI_EFORMAT (could not be decoded: not retried until
  * the file changes; the reason is in mi_index_errmsg), MI_ETOOBIG.
  */
@@ -461,8 +490,9 @@ MI_EXTERN mi_status mi_thumb_get_large(char *out, size_t out_size,
 
 /**
  * A JPEG preview of the image `hash` for the viewer: fitted into
- * MI_PREVIEW_SIZE as displayed, oriented, made on first request and kept
- * at DIR/.thumbnails/<hex>-preview.jpg, whose path relative to the storage
+ * MI_PREVIEW_SIZE as displayed, oriented (what is transparent shown over
+ * white), made on first request and kept at
+ * DIR/.thumbnails/<hex>-preview.jpg, whose path relative to the storage
  * folder is written to `out` (at least 96 bytes).  What a browser shows of
  * a format it cannot show itself (mi_media_type_at's MI_MEDIA_PREVIEW:
  * HEIC/HEIF, TIFF, camera raw), and a lighter stand-in for a large
@@ -536,6 +566,211 @@ MI_EXTERN void mi_store_free(mi_store *st);
  */
 MI_EXTERN mi_status mi_filename_sanitize(char *out, size_t out_size,
                                          const char *in);
+
+/* ---------------------------------------------------------------------- */
+/* Resumable uploads                                                       */
+
+/*
+ * An upload that may arrive in many pieces, over many connections and
+ * across restarts of the program (the tus protocol's model): created with
+ * its client's file name and length, given an id, then appended to at its
+ * current offset until complete, and finished through exactly the commit
+ * of mi_store_commit() (magic bytes, de-duplication, dated folder,
+ * no-overwrite placement, fsync, index, thumbnail).
+ *
+ * State lives in DIR/.mediaindex/uploads/: <id>.part holds the bytes
+ * received, <id>.info the rest (written whole to a temporary name, synced
+ * and renamed).  The offset of an upload is the size of its .part file:
+ * bytes are synced before mi_upload_append() (or mi_upload_sync()) returns,
+ * so after a crash or kill -9 the upload resumes from what is on disk.
+ *
+ * Limits: an upload may not grow past its length, nor past the max_bytes
+ * it was created with; all unfinished uploads of a folder together reserve
+ * at most mi_index_options.upload_partial_max bytes (an upload of known
+ * length reserves its whole length when created; one of deferred length
+ * reserves what it has received), and at most MI_UPLOAD_MAX_COUNT of them
+ * exist at once; one that receives nothing for upload_expiry_s is removed
+ * (by mi_upload_sweep(), or when it is next opened).  The reservations are
+ * counted per mi_index handle, from the disk when first needed.
+ *
+ * Statuses, and what an HTTP (tus) server may answer:
+ *   MI_ENOTFOUND  no such upload: unknown, malformed id, expired, finished
+ *                 or deleted (404; 410 if the server remembers it);
+ *   MI_EACCES     the upload belongs to another owner (403, or 404);
+ *   MI_EBUSY      another handle has it open (423 Locked, or 409);
+ *   MI_EEXISTS    the offset given is not the upload's offset: nothing was
+ *                 written (409 Conflict);
+ *   MI_ETOOBIG    past the upload's length or max_bytes (413);
+ *   MI_ENOSPACE   the partial-bytes cap or the count cap is reached, or
+ *                 the disk is full (507; retry later);
+ *   MI_EFORMAT    not an accepted image or video name (at creation), or
+ *                 content (at the end: the upload is removed) (400/415);
+ *   MI_EINVAL     at mi_upload_finish(): the bytes do not hash to the
+ *                 client's sha256 (the upload is removed) (460), or the
+ *                 upload is not complete; elsewhere a misuse (400).
+ * The detail is in mi_index_errmsg().
+ *
+ * Thread safety: an mi_upload belongs to one thread.  Different uploads
+ * may be used from many threads at once (and from other processes on the
+ * same folder: the lock is an flock() on the .part file).
+ */
+
+#define MI_UPLOAD_ID_LEN 32  /* lower-case hex characters, without the NUL */
+#define MI_UPLOAD_LENGTH_DEFERRED UINT64_MAX /* length not known yet */
+#define MI_UPLOAD_OWNER_MAX 255  /* bytes in an owner string */
+#define MI_UPLOAD_MAX_COUNT 10000u /* unfinished uploads per folder */
+#define MI_UPLOAD_EXPIRY_DEFAULT (24u * 3600u)  /* seconds */
+#define MI_UPLOAD_PARTIAL_MAX_DEFAULT (8ull * 1024 * 1024 * 1024)
+
+/** An open upload, holding its lock.  Belongs to one thread. */
+typedef struct mi_upload mi_upload;
+
+/** Options for mi_upload_create(); start from MI_UPLOAD_OPTIONS_INIT. */
+typedef struct mi_upload_options {
+    unsigned int version;      /* MI_UPLOAD_OPTIONS_VERSION */
+    uint64_t max_bytes;        /* the largest length this upload may have
+                                  (checked at creation, and as bytes arrive
+                                  while the length is deferred); 0 = none
+                                  but upload_partial_max */
+    const char *fallback_name; /* gives the extension when the name has
+                                  none, as for mi_store_begin(); may be
+                                  NULL */
+    const uint8_t *sha256;     /* the client's SHA-256 of the whole file,
+                                  MI_HASH_SIZE bytes, checked at the end;
+                                  NULL = none */
+} mi_upload_options;
+
+#define MI_UPLOAD_OPTIONS_VERSION 1
+#define MI_UPLOAD_OPTIONS_INIT { MI_UPLOAD_OPTIONS_VERSION, 0, NULL, NULL }
+
+/** What is known of an upload.  Start from MI_UPLOAD_INFO_INIT; the library
+ *  fills the fields of the version the caller names. */
+typedef struct mi_upload_info {
+    unsigned int version;      /* MI_UPLOAD_INFO_VERSION */
+    uint64_t offset;           /* bytes received: where the next one goes */
+    uint64_t length;           /* MI_UPLOAD_LENGTH_DEFERRED until known */
+    uint64_t max_bytes;        /* as created; 0 = none */
+    int64_t created;           /* seconds since the epoch */
+    int64_t expires;           /* removed at this time (seconds since the
+                                  epoch) unless more bytes arrive first */
+    int has_sha256;            /* the client gave its hash */
+    uint8_t sha256[MI_HASH_SIZE];
+    char name[256];            /* the sanitised file name */
+    char owner[MI_UPLOAD_OWNER_MAX + 1];
+} mi_upload_info;
+
+#define MI_UPLOAD_INFO_VERSION 1
+#define MI_UPLOAD_INFO_INIT \
+    { MI_UPLOAD_INFO_VERSION, 0, 0, 0, 0, 0, 0, { 0 }, "", "" }
+
+/**
+ * Create an upload of `length` bytes (or MI_UPLOAD_LENGTH_DEFERRED) under
+ * the client's file `name` (sanitised with mi_filename_sanitize()),
+ * belonging to `owner` (NULL or "" for none; at most MI_UPLOAD_OWNER_MAX
+ * bytes, no control characters).  Its new id, 32 random lower-case hex
+ * characters, is written to `id`.  MI_EFORMAT when the name (or
+ * fallback_name) is not that of an accepted image or video, or the length
+ * is 0 (an empty file); MI_ETOOBIG when the length is over max_bytes or
+ * upload_partial_max; MI_ENOSPACE when the other unfinished uploads leave
+ * no room for it now.  `opts` may be NULL.
+ */
+MI_EXTERN mi_status mi_upload_create(char id[MI_UPLOAD_ID_LEN + 1],
+                                     mi_index *idx, const char *name,
+                                     uint64_t length, const char *owner,
+                                     const mi_upload_options *opts);
+
+/**
+ * Describe an upload without opening it (no lock: for a tus HEAD while a
+ * PATCH holds the upload; the offset may then include bytes being
+ * written).  `owner` NULL skips the owner check; otherwise it must be the
+ * upload's (else MI_EACCES).
+ */
+MI_EXTERN mi_status mi_upload_stat(mi_upload_info *info, mi_index *idx,
+                                   const char *id, const char *owner);
+
+/**
+ * Open an upload and take its lock: MI_EBUSY at once if another handle
+ * (of this process or another) has it.  `owner` as for mi_upload_stat().
+ * An upload past its expiry is removed here (MI_ENOTFOUND).
+ */
+MI_EXTERN mi_status mi_upload_open(mi_upload **out, mi_index *idx,
+                                   const char *id, const char *owner);
+
+/** The open upload's state (as mi_upload_stat()). */
+MI_EXTERN mi_status mi_upload_info_get(mi_upload_info *info,
+                                       const mi_upload *up);
+
+/** Where the next byte goes: the bytes received so far. */
+MI_EXTERN uint64_t mi_upload_offset(const mi_upload *up);
+
+/**
+ * Append `len` bytes at `offset`, which must be the upload's offset (else
+ * MI_EEXISTS and nothing is written), and sync them: when it returns
+ * MI_OK, the offset has advanced and the bytes survive a crash.  On any
+ * failure the upload is as it was.
+ */
+MI_EXTERN mi_status mi_upload_append(mi_upload *up, uint64_t offset,
+                                     const void *buf, size_t len);
+
+/**
+ * The same for a chunk that arrives in pieces (a request body): each piece
+ * is written at `offset` (which must be the upload's offset) without being
+ * synced; mi_upload_sync() then makes the chunk durable, or
+ * mi_upload_rollback() discards everything written since the last sync
+ * (or the open), e.g. when the chunk's checksum does not match.  A handle
+ * closed without either keeps the bytes, unsynced.
+ */
+MI_EXTERN mi_status mi_upload_write(mi_upload *up, uint64_t offset,
+                                    const void *buf, size_t len);
+MI_EXTERN mi_status mi_upload_sync(mi_upload *up);
+MI_EXTERN mi_status mi_upload_rollback(mi_upload *up);
+
+/**
+ * Set the length of an upload created with MI_UPLOAD_LENGTH_DEFERRED:
+ * MI_EINVAL if it is already known (unless equal) or below the offset,
+ * MI_ETOOBIG over max_bytes, MI_ENOSPACE over the partial-bytes cap.
+ */
+MI_EXTERN mi_status mi_upload_set_length(mi_upload *up, uint64_t length);
+
+/**
+ * Finish a complete upload (offset == length): the bytes are hashed again
+ * from the disk (streaming), checked against the client's sha256 when it
+ * gave one, and committed exactly as mi_store_commit() commits a stored
+ * upload.  On MI_OK the upload's state is gone and the getters below tell
+ * the result.  After MI_EFORMAT (content not accepted) or MI_EINVAL for a
+ * hash mismatch nothing is kept and the upload is gone too; after a
+ * transient failure (MI_EIO, MI_ENOSPACE, MI_EDB...) it stays, to be
+ * finished again.  The handle is still closed with mi_upload_close().
+ */
+MI_EXTERN mi_status mi_upload_finish(mi_upload *up);
+
+/** After a successful finish, as mi_store_hash_hex(), mi_store_path(),
+ *  mi_store_filename() and mi_store_created(); "" or 0 before.  Valid
+ *  until mi_upload_close(). */
+MI_EXTERN const char *mi_upload_hash_hex(const mi_upload *up);
+MI_EXTERN const char *mi_upload_path(const mi_upload *up);
+MI_EXTERN const char *mi_upload_filename(const mi_upload *up);
+MI_EXTERN int mi_upload_created(const mi_upload *up);
+
+/** Release the lock and free the handle; the upload stays, to be opened
+ *  again.  NULL is a no-op. */
+MI_EXTERN void mi_upload_close(mi_upload *up);
+
+/**
+ * Remove an unfinished upload and its bytes (tus termination).  `owner`
+ * as for mi_upload_stat(); MI_EBUSY while a handle has it open.
+ */
+MI_EXTERN mi_status mi_upload_delete(mi_index *idx, const char *id,
+                                     const char *owner);
+
+/**
+ * Remove the uploads that received nothing for upload_expiry_s before
+ * `now` (seconds since the epoch; 0 = the current time), skipping those
+ * open, and what an interrupted creation left.  *removed (may be NULL)
+ * counts the uploads removed.  A server calls it now and then (hourly).
+ */
+MI_EXTERN mi_status mi_upload_sweep(mi_index *idx, int64_t now,
+                                    uint64_t *removed);
 
 /* ---------------------------------------------------------------------- */
 /* Cursors: iterate over every entry                                       */

@@ -44,6 +44,9 @@ struct mi_index {
     pthread_mutex_t tlock; /* opening thumbs_fd */
     atomic_int thumbs_fd;  /* DIR/.thumbnails, -1 until opened */
     atomic_bool swept;     /* a scan swept the thumbnails folder */
+    mi_uploads *uploads;   /* resumable uploads' reservations */
+    uint64_t upload_partial_max;
+    unsigned int upload_expiry_s;
 
     pthread_mutex_t slock[16]; /* upload commits, by hash */
     pthread_mutex_t vlock; /* previews being made, and their waiters */
@@ -297,6 +300,15 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
                       opts && opts->version >= 2 && opts->decode_memory
                           ? opts->decode_memory
                           : MI_DECODE_MEMORY_DEFAULT);
+    idx->upload_partial_max = opts && opts->version >= 4 &&
+                                      opts->upload_partial_max
+                                  ? opts->upload_partial_max
+                                  : MI_UPLOAD_PARTIAL_MAX_DEFAULT;
+    idx->upload_expiry_s = opts && opts->version >= 4 && opts->upload_expiry_s
+                               ? opts->upload_expiry_s
+                               : MI_UPLOAD_EXPIRY_DEFAULT;
+    if (s == MI_OK)
+        s = mi_uploads_new(&idx->uploads);
     if (s == MI_OK) {
         bool v3 = opts && opts->version >= 3;
         unsigned procs = idx->threads < 2 ? idx->threads : 2;
@@ -387,6 +399,7 @@ void mi_index_close(mi_index *idx)
         close(idx->root_fd);
     mi_decoders_free(idx->decoders);
     mi_budget_free(idx->budget);
+    mi_uploads_free(idx->uploads);
     free(idx->root);
     free(idx->db_path);
     free(idx);
@@ -415,6 +428,21 @@ unsigned int mi_index_flags(const mi_index *idx)
 uint64_t mi_index_max_pixels(const mi_index *idx)
 {
     return idx->max_pixels;
+}
+
+mi_uploads *mi_index_uploads(mi_index *idx)
+{
+    return idx->uploads;
+}
+
+uint64_t mi_index_upload_partial_max(const mi_index *idx)
+{
+    return idx->upload_partial_max;
+}
+
+unsigned int mi_index_upload_expiry_s(const mi_index *idx)
+{
+    return idx->upload_expiry_s;
 }
 
 mi_decoders *mi_index_decoders(mi_index *idx)
@@ -959,6 +987,64 @@ out:
     }
     *out = e;
     return MI_OK;
+}
+
+/* The lookup statement's rows of one hash, in path order, read only as
+ * far as the first that counts. */
+mi_status mi_index_has(char *path, size_t path_size, mi_index *idx,
+                       const uint8_t hash[MI_HASH_SIZE], unsigned int flags)
+{
+    mi_status s = MI_ENOTFOUND;
+    mi_conn *c;
+    int rc;
+
+    if (path && path_size)
+        path[0] = '\0';
+    if (!idx || !hash || (path && !path_size) || (flags & ~MI_HAS_ON_DISK))
+        return MI_EINVAL;
+    s = mi_index_reader(idx, &c);
+    if (s != MI_OK)
+        return s;
+    s = MI_ENOTFOUND;
+    sqlite3_bind_blob(c->lookup, 1, hash, MI_HASH_SIZE, SQLITE_STATIC);
+    while ((rc = sqlite3_step(c->lookup)) == SQLITE_ROW) {
+        const char *p = sqlite3_column_blob(c->lookup, 1);
+        int n = sqlite3_column_bytes(c->lookup, 1);
+        char rel[MI_MAX_PATH + 1];
+
+        if (!p || n <= 0 || n > MI_MAX_PATH)
+            continue;
+        memcpy(rel, p, (size_t)n);
+        rel[n] = '\0';
+        if (flags & MI_HAS_ON_DISK) {
+            /* As an upload's de-duplication judges: the catalog may be
+             * behind the disk. */
+            struct stat sb;
+
+            if (memchr(rel, '\0', (size_t)n) ||
+                fstatat(idx->root_fd, rel, &sb, 0) != 0 ||
+                !S_ISREG(sb.st_mode) ||
+                (uint64_t)sb.st_size !=
+                    (uint64_t)sqlite3_column_int64(c->lookup, 2))
+                continue;
+        }
+        s = MI_OK;
+        if (path) {
+            if ((size_t)n < path_size)
+                memcpy(path, rel, (size_t)n + 1);
+            else
+                s = mi_index_fail(idx, MI_ETOOBIG,
+                                  "a path of %d bytes does not fit in %zu",
+                                  n, path_size);
+        }
+        break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        s = mi_index_fail(idx, MI_EDB, "lookup: %s", sqlite3_errmsg(c->db));
+    sqlite3_reset(c->lookup);
+    sqlite3_clear_bindings(c->lookup);
+    mi_index_release(idx, c);
+    return s;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -537,6 +537,35 @@ void mi_index_preview_end(mi_index *idx, mi_preview_slot *slot);
 /* store.c: remove the named temporary files a crash left (at open). */
 void mi_store_cleanup(mi_index *idx);
 
+/* store.c: the name an upload called `name` (or `fallback_name`'s
+ * extension) is stored under, sanitised, into `out`; MI_EFORMAT (detail
+ * on the handle) when it is not that of a type uploads accept. */
+mi_status mi_store_check_name(char out[MI_MAX_NAME + 1], mi_index *idx,
+                              const char *name, const char *fallback_name);
+
+/*
+ * store.c: an upload whose bytes are already complete in the open file
+ * `fd` (readable, at `rel` relative to the storage folder, on its file
+ * system), to be committed by mi_store_commit() exactly as a streamed
+ * one: the bytes from `hashed` on are fed to `hasher` (taken over, may be
+ * NULL: all of them to a new one) by reading the file again, checked
+ * against `expect` (may be NULL: MI_EINVAL on a mismatch), and the file
+ * is linked to its place.  mi_store_free() neither closes fd nor removes
+ * rel.
+ */
+mi_status mi_store_adopt(mi_store **out, mi_index *idx, const char *name,
+                         int fd, const char *rel, mi_hasher *hasher,
+                         uint64_t hashed, const uint8_t *expect);
+
+/* upload.c: the state of a handle's resumable uploads (the reservations
+ * against upload_partial_max), made by mi_index_open. */
+typedef struct mi_uploads mi_uploads;
+mi_status mi_uploads_new(mi_uploads **out);
+void mi_uploads_free(mi_uploads *u);
+mi_uploads *mi_index_uploads(mi_index *idx);
+uint64_t mi_index_upload_partial_max(const mi_index *idx);
+unsigned int mi_index_upload_expiry_s(const mi_index *idx);
+
 /* Internal accessors for scan.c. */
 int mi_index_root_fd(const mi_index *idx);
 unsigned int mi_index_threads(const mi_index *idx);

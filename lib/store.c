@@ -13,6 +13,10 @@
  * File systems without O_TMPFILE get a named temp file "upload-*.tmp",
  * linked the same way; mi_store_cleanup() removes those a crash left.
  *
+ * A resumable upload (upload.c) hands over a file already complete on
+ * disk (mi_store_adopt): it is hashed by reading it again, and then goes
+ * through the very same commit.
+ *
  * Commits of the same content are serialised by a lock chosen by the hash,
  * so two uploads of the same bytes store one file; different contents
  * commit in parallel.
@@ -151,6 +155,14 @@ struct mi_store {
     mi_index *idx;
     int fd;                   /* the temporary file */
     char tmp_name[64];        /* "" for an O_TMPFILE */
+    /* Adopted (mi_store_adopt): the caller's file, at adopted_rel relative
+     * to the storage folder, neither closed nor removed here; hashed from
+     * byte `hashed` on at commit. */
+    bool adopted;
+    char adopted_rel[128];
+    uint64_t hashed;
+    bool has_expect;
+    uint8_t expect[MI_HASH_SIZE];
     mi_hasher *hasher;
     hash_pipe *pipe;              /* large uploads: hashing on a thread */
     uint64_t bytes, max_bytes;
@@ -377,10 +389,43 @@ static mi_status open_temp(mi_store *st)
                       "cannot create a temporary file: %s", strerror(errno));
 }
 
+/* The sanitised name an upload is stored under, and its type by that
+ * name; NULL when it is not an accepted type. */
+static const mi_media_type *resolve_name(char out[MI_MAX_NAME + 1],
+                                         const char *name,
+                                         const char *fallback_name)
+{
+    const mi_media_type *type;
+    char fallback[MI_MAX_NAME + 1];
+
+    mi_filename_sanitize(out, MI_MAX_NAME + 1, name);
+    type = mi_media_from_name(out);
+    if (!type && fallback_name && *fallback_name && !*extension(out)) {
+        /* "photo" uploaded from "IMG_0001.HEIC": keep the URL's name and
+         * take the extension the client's file had. */
+        char joined[2 * (MI_MAX_NAME + 1)];
+
+        mi_filename_sanitize(fallback, sizeof(fallback), fallback_name);
+        mi_bufprintf(joined, sizeof(joined), "%s%s", out, extension(fallback));
+        mi_filename_sanitize(out, MI_MAX_NAME + 1, joined);
+        type = mi_media_from_name(out);
+    }
+    return upload_family(type) ? type : NULL;
+}
+
+mi_status mi_store_check_name(char out[MI_MAX_NAME + 1], mi_index *idx,
+                              const char *name, const char *fallback_name)
+{
+    if (!resolve_name(out, name, fallback_name))
+        return mi_index_fail(idx, MI_EFORMAT,
+                             "file type not allowed: \"%s\" is not a "
+                             "supported image or video name", out);
+    return MI_OK;
+}
+
 mi_status mi_store_begin(mi_store **out, mi_index *idx, const char *name,
                          const char *fallback_name, uint64_t max_bytes)
 {
-    char fallback[MI_MAX_NAME + 1];
     mi_store *st;
     mi_status s;
 
@@ -396,21 +441,8 @@ mi_status mi_store_begin(mi_store **out, mi_index *idx, const char *name,
     st->fd = -1;
     st->max_bytes = max_bytes;
 
-    mi_filename_sanitize(st->name, sizeof(st->name), name);
-    st->type = mi_media_from_name(st->name);
-    if (!st->type && fallback_name && *fallback_name &&
-        !*extension(st->name)) {
-        /* "photo" uploaded from "IMG_0001.HEIC": keep the URL's name and
-         * take the extension the client's file had. */
-        char joined[2 * (MI_MAX_NAME + 1)];
-
-        mi_filename_sanitize(fallback, sizeof(fallback), fallback_name);
-        mi_bufprintf(joined, sizeof(joined), "%s%s", st->name,
-                     extension(fallback));
-        mi_filename_sanitize(st->name, sizeof(st->name), joined);
-        st->type = mi_media_from_name(st->name);
-    }
-    if (!upload_family(st->type)) {
+    st->type = resolve_name(st->name, name, fallback_name);
+    if (!st->type) {
         s = store_fail(st, MI_EFORMAT,
                        "file type not allowed: \"%s\" is not a supported "
                        "image or video name", st->name);
@@ -430,6 +462,98 @@ fail:
     return s;
 }
 
+mi_status mi_store_adopt(mi_store **out, mi_index *idx, const char *name,
+                         int fd, const char *rel, mi_hasher *hasher,
+                         uint64_t hashed, const uint8_t *expect)
+{
+    mi_store *st;
+    struct stat sb;
+    mi_status s;
+    ssize_t n;
+
+    *out = NULL;
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        mi_hasher_free(hasher);
+        return MI_ENOMEM;
+    }
+    st->idx = idx;
+    st->fd = fd;
+    st->adopted = true;
+    st->hasher = hasher;
+    st->hashed = hasher ? hashed : 0;
+    mi_bufprintf(st->adopted_rel, sizeof(st->adopted_rel), "%s", rel);
+    if (expect) {
+        st->has_expect = true;
+        memcpy(st->expect, expect, MI_HASH_SIZE);
+    }
+    st->type = resolve_name(st->name, name, NULL);
+    if (!st->type) {
+        s = store_fail(st, MI_EFORMAT,
+                       "file type not allowed: \"%s\" is not a supported "
+                       "image or video name", st->name);
+        goto fail;
+    }
+    if (!st->hasher) {
+        s = mi_hasher_new(&st->hasher);
+        if (s != MI_OK)
+            goto fail;
+    }
+    if (fstat(fd, &sb) != 0) {
+        s = store_fail(st, mi_status_from_errno(errno),
+                       "cannot stat the upload: %s", strerror(errno));
+        goto fail;
+    }
+    st->bytes = (uint64_t)sb.st_size;
+    if (st->hashed > st->bytes) {
+        s = store_fail(st, MI_ERROR, "hashed past the end of the upload");
+        goto fail;
+    }
+    do
+        n = pread(fd, st->head, MI_SNIFF_LEN, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        s = store_fail(st, mi_status_from_io_errno(errno),
+                       "cannot read the upload: %s", strerror(errno));
+        goto fail;
+    }
+    *out = st;
+    return MI_OK;
+
+fail:
+    mi_store_free(st);
+    return s;
+}
+
+/* An adopted file: hash what the hasher has not seen, reading it again
+ * in MI_HASH_CHUNK pieces. */
+static mi_status hash_adopted(mi_store *st)
+{
+    unsigned char *buf = malloc(MI_HASH_CHUNK);
+    uint64_t off = st->hashed;
+    mi_status s = MI_OK;
+
+    if (!buf)
+        return MI_ENOMEM;
+    while (s == MI_OK && off < st->bytes) {
+        size_t want = st->bytes - off < MI_HASH_CHUNK ? (size_t)(st->bytes - off)
+                                                       : MI_HASH_CHUNK;
+        ssize_t n = pread(st->fd, buf, want, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            s = n < 0 ? mi_status_from_io_errno(errno) : MI_EIO;
+            break;
+        }
+        s = mi_hasher_update(st->hasher, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    free(buf);
+    st->hashed = off;
+    return s;
+}
+
 mi_status mi_store_write(mi_store *st, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
@@ -441,6 +565,8 @@ mi_status mi_store_write(mi_store *st, const void *buf, size_t len)
         return st->failed;
     if (st->committed)
         return store_fail(st, MI_EINVAL, "upload already committed");
+    if (st->adopted)
+        return store_fail(st, MI_EINVAL, "an adopted upload is complete");
     if (st->max_bytes && (len > st->max_bytes || st->bytes > st->max_bytes - len))
         return store_fail(st, MI_ETOOBIG, "upload larger than %llu bytes",
                           (unsigned long long)st->max_bytes);
@@ -564,10 +690,15 @@ static mi_status place(mi_store *st, const char *dir)
         return store_fail(st, mi_status_from_errno(errno), "cannot open %s: %s",
                           dir, strerror(errno));
     mi_bufprintf(proc, sizeof(proc), "/proc/self/fd/%d", st->fd);
-    mi_bufprintf(tmp_rel, sizeof(tmp_rel), TMP_DIR "/%s", st->tmp_name);
+    if (st->adopted)
+        mi_bufprintf(tmp_rel, sizeof(tmp_rel), "%s", st->adopted_rel);
+    else if (st->tmp_name[0])
+        mi_bufprintf(tmp_rel, sizeof(tmp_rel), TMP_DIR "/%s", st->tmp_name);
+    else
+        tmp_rel[0] = '\0';
     for (n = 0; n < MAX_SUFFIX; n++) {
         suffixed(name, sizeof(name), st->name, n);
-        if (st->tmp_name[0])
+        if (tmp_rel[0])
             rc = linkat(root, tmp_rel, dirfd, name, 0);
         else
             rc = linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW);
@@ -710,12 +841,28 @@ mi_status mi_store_commit(mi_store *st)
                               cut);
     }
 
-    s = pipe_finish(st->pipe);
-    st->pipe = NULL;
+    if (st->adopted) {
+        s = hash_adopted(st);
+        if (s != MI_OK)
+            return store_fail(st, s, "cannot read the upload again: %s",
+                              mi_strerror(s));
+    } else {
+        s = pipe_finish(st->pipe);
+        st->pipe = NULL;
+    }
     if (s == MI_OK)
         s = mi_hasher_final(st->hasher, st->hash);
     if (s != MI_OK)
         return store_fail(st, s, "hashing failed");
+    mi_hash_to_hex(st->hex, st->hash);
+    if (st->has_expect && memcmp(st->expect, st->hash, MI_HASH_SIZE) != 0) {
+        char want[MI_HASH_HEX_LEN + 1];
+
+        mi_hash_to_hex(want, st->expect);
+        return store_fail(st, MI_EINVAL,
+                          "checksum mismatch: the bytes received hash to %s, "
+                          "not to the client's %s", st->hex, want);
+    }
 
     /* The metadata, now: a video (or raw file) the decoder cannot open
      * is refused rather than kept as a file nobody can play. */
@@ -727,7 +874,6 @@ mi_status mi_store_commit(mi_store *st)
         return store_fail(st, MI_EFORMAT, "the %s cannot be opened: %s",
                           st->type->kind == MI_KIND_VIDEO ? "video" : "file",
                           why[0] ? why : mi_strerror(s));
-    mi_hash_to_hex(st->hex, st->hash);
     if (fsync(st->fd) != 0)
         return store_fail(st, mi_status_from_io_errno(errno),
                           "cannot sync the upload: %s", strerror(errno));
@@ -776,9 +922,9 @@ void mi_store_free(mi_store *st)
     if (!st)
         return;
     pipe_finish(st->pipe);
-    if (st->fd >= 0)
+    if (st->fd >= 0 && !st->adopted)
         close(st->fd);
-    if (st->tmp_name[0]) {
+    if (st->tmp_name[0] && !st->adopted) {
         char rel[128];
         mi_bufprintf(rel, sizeof(rel), TMP_DIR "/%s", st->tmp_name);
         unlinkat(mi_index_root_fd(st->idx), rel, 0);
