@@ -17,19 +17,28 @@
   // extensions it accepts as uploads and the MIME types it makes JPEG
   // previews of (HEIC, TIFF, raw...).  Filled once at start.
   const formats = { upload: new Set(), preview: new Set() };
-  const formatsReady = fetch('/api/formats')
-    .then((r) => (r.ok ? r.json() : { types: [] }))
-    .catch(() => ({ types: [] }))
-    .then((f) => {
-      for (const t of (f && f.types) || []) {
-        if (t.upload) formats.upload.add(t.ext);
-        if (t.preview) formats.preview.add(t.mime);
-      }
-      // The picker offers photos and videos as the system knows them, and
-      // every extension the server takes (raw files often have no image/
-      // type on the client's system).
-      $('file-input').accept = ['image/*', 'video/*', ...[...formats.upload].map((x) => '.' + x)].join(',');
-    });
+  // A share link's page (/s/<token>): the same gallery, showing only what
+  // the link holds, through the link's own routes (/s/<token>/list, ...).
+  const SHARE = (/^\/s\/([A-Za-z0-9_-]{43})\/?$/.exec(location.pathname) || [])[1] || null;
+  const BASE = SHARE ? '/s/' + SHARE : '';
+  let shareInfo = null;      // GET /s/<token>/info: {gps, originals, ...}
+  function loadFormats(url) {
+    return fetch(url)
+      .then((r) => (r.ok ? r.json() : { types: [] }))
+      .catch(() => ({ types: [] }))
+      .then((f) => {
+        for (const t of (f && f.types) || []) {
+          if (t.upload) formats.upload.add(t.ext);
+          if (t.preview) formats.preview.add(t.mime);
+        }
+        // The picker offers photos and videos as the system knows them, and
+        // every extension the server takes (raw files often have no image/
+        // type on the client's system).
+        $('file-input').accept = ['image/*', 'video/*', ...[...formats.upload].map((x) => '.' + x)].join(',');
+      });
+  }
+  // A link's formats come once it is open (it may need its password).
+  let formatsReady = SHARE ? Promise.resolve() : loadFormats('/api/formats');
 
   const monthFmt = new Intl.DateTimeFormat(undefined, { month: 'long', year: 'numeric' });
   const shortMonthFmt = new Intl.DateTimeFormat(undefined, { month: 'short' });
@@ -66,6 +75,7 @@
   let reloading = false;
   function authLost(status) {
     if (status !== 401 || reloading) return false;
+    if (SHARE) { showUnlock(); return true; }
     reloading = true;
     location.reload();
     return true;
@@ -155,6 +165,7 @@
   // Newest first, one entry per line: the first screenful can be drawn
   // while the rest of a large library is still arriving.
   function listURL() {
+    if (SHARE) return BASE + '/list';
     const q = new URLSearchParams({ format: 'ndjson' });
     if (filter.from) q.set('from', filter.from);
     if (filter.to) q.set('to', filter.to);
@@ -207,6 +218,7 @@
     try {
       const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/x-ndjson, application/json' } });
       if (authLost(r.status)) return;
+      if (SHARE && r.status === 404) { showGone(); return; }
       if (!r.ok) throw new Error('HTTP ' + r.status);
       list = await readList(r, seq, opts.keepScroll || opts.quiet ? null : (first) => {
         // The first screenful: lay it out and draw it now.
@@ -385,21 +397,23 @@
     render();
   }
 
-  function thumbURL(it) { return '/thumbnail/' + it.sha; }
+  function thumbURL(it) { return BASE + '/thumbnail/' + it.sha; }
   // The 512 px JPEG: sharp on HiDPI screens and large tiles (and lighter
   // than the 256 px PNG).
-  function largeURL(it) { return '/thumbnail/' + it.sha + '?size=512'; }
-  function imageURL(it) { return '/image/' + it.sha; }
+  function largeURL(it) { return BASE + '/thumbnail/' + it.sha + '?size=512'; }
+  function imageURL(it) { return BASE + '/image/' + it.sha; }
+  // A link without its originals shows previews, and no downloads.
+  function originals() { return !SHARE || !!(shareInfo && shareInfo.originals); }
   // Formats browsers cannot show, and large originals (a 1600 px JPEG
   // loads many times faster than a 12 MP photo): the server's preview.
   // A GIF's, an APNG's or a WebP's preview would lose its animation.
   const PREVIEW_ABOVE = 3 * 1024 * 1024;
   const MAY_MOVE = new Set(['image/gif', 'image/apng', 'image/webp']);
   function wantsPreview(it) {
-    return formats.preview.has(it.mime) ||
+    return !originals() || formats.preview.has(it.mime) ||
       (it.thumb && !it.video && !MAY_MOVE.has(it.mime) && it.size > PREVIEW_ABOVE);
   }
-  function viewURL(it) { return wantsPreview(it) ? '/preview/' + it.sha : imageURL(it); }
+  function viewURL(it) { return wantsPreview(it) ? BASE + '/preview/' + it.sha : imageURL(it); }
 
   function altText(it) {
     const kind = it.video ? 'Video' : 'Photo';
@@ -469,6 +483,7 @@
       a.className = it.video ? 'cell video' : 'cell';
       a.href = '#/photo/' + it.sha;
       a.dataset.i = i;
+      if (selected.has(it.sha)) { a.classList.add('selected'); a.setAttribute('aria-pressed', 'true'); }
       a.style.left = cellX[i] + 'px';
       a.style.width = cellW[i] + 'px';
       if (it.thumb) {
@@ -584,6 +599,7 @@
     const a = e.target.closest('a.cell');
     if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
     e.preventDefault();
+    if (selecting) { toggleSelected(a); return; }
     openViewer(Number(a.dataset.i), 'push');
   });
 
@@ -943,7 +959,12 @@
       el.vVideo.onloadedmetadata = () => {
         if (vItem === it && el.vVideo.videoWidth === 0) cannotPlay();
       };
-      if (playable(it.codec)) el.vVideo.src = imageURL(it);
+      if (!originals()) {
+        if (vItem !== it) return;
+        el.vVideo.controls = false;
+        el.vNote.textContent = 'The owner of this link shared this video\'s picture only.';
+        el.vNote.hidden = false;
+      } else if (playable(it.codec)) el.vVideo.src = imageURL(it);
       else cannotPlay();
     } else {
       if (it.thumb) {
@@ -960,7 +981,7 @@
       el.vFull.onerror = () => {
         if (vItem !== it) return;
         // A large original's preview that could not be made: the original.
-        if (el.vFull.getAttribute('src') !== imageURL(it) && !formats.preview.has(it.mime)) {
+        if (originals() && el.vFull.getAttribute('src') !== imageURL(it) && !formats.preview.has(it.mime)) {
           el.vFull.src = imageURL(it);
           return;
         }
@@ -970,7 +991,7 @@
       // The server's list of previewed types arrives at start; a viewer
       // opened before it (a link to #/photo/...) waits for it.
       formatsReady.then(() => { if (vItem === it) el.vFull.src = viewURL(it); });
-      if (it.motion) {
+      if (it.motion && originals()) {
         // The motion plays when the picture is pressed or pointed at.
         const play = () => {
           if (vItem !== it) return;
@@ -993,6 +1014,7 @@
     }
     el.vDownload.href = imageURL(it);
     el.vDownload.setAttribute('download', it.name);
+    el.vDownload.hidden = !originals();
     el.vPrev.disabled = vIndex <= 0;
     el.vNext.disabled = vIndex < 0 || vIndex >= items.length - 1;
     fillCaption(it);
@@ -1175,6 +1197,7 @@
   function showChip() {
     const on = !!(filter.from || filter.to);
     el.chipRow.hidden = !on;
+    $('share-dates').hidden = !(on && canShare);
     el.filterBtn.classList.toggle('on', on);
     if (!on) return;
     const d = (s) => dayFmt.format(new Date(s + 'T00:00:00'));
@@ -1232,6 +1255,12 @@
     el.timeline.hidden = false;
   }
   function showEmpty() {
+    if (SHARE) {
+      showState('#i-photos', 'Nothing to show', 'What this link shared is no longer on the server.', '', null);
+      el.stateAction.hidden = true;
+      el.count.textContent = '';
+      return;
+    }
     if (filter.from || filter.to) {
       showState('#i-filter', 'Nothing in these dates', `No photos or videos ${el.chipText.textContent.toLowerCase().startsWith('since') || el.chipText.textContent.toLowerCase().startsWith('until') ? el.chipText.textContent.toLowerCase() : 'between ' + el.chipText.textContent}.`,
         'Show everything', () => applyFilter('', ''));
@@ -1274,7 +1303,7 @@
   }
 
   async function addFiles(files) {
-    if (!files.length) return;
+    if (!files.length || SHARE) return;
     await formatsReady;
     el.uploads.hidden = false;
     for (const f of files) {
@@ -1419,7 +1448,7 @@
 
   // Drag and drop, files and whole folders.
   let dragDepth = 0;
-  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  const hasFiles = (e) => !SHARE && e.dataTransfer && [...e.dataTransfer.types].includes('Files');
   window.addEventListener('dragenter', (e) => {
     if (!hasFiles(e)) return;
     e.preventDefault();
@@ -1596,6 +1625,11 @@
       $('key-upload').checked = false;
       $('key-upload').disabled = true;
     }
+    // Members and admins share: the open item, a selection, the dates.
+    canShare = me.role === 'member' || me.role === 'admin';
+    $('select-btn').hidden = $('v-share').hidden = !canShare;
+    $('shares-h').hidden = $('share-list').hidden = !canShare;
+    showChip();
   }
 
   function keyItem(k) {
@@ -1640,6 +1674,7 @@
     el.accountBtn.setAttribute('aria-expanded', 'true');
     $('key-new').hidden = true;
     loadKeys();
+    if (canShare) loadShares();
     $('ac-close').focus();
   }
   function closeAccount() {
@@ -1670,10 +1705,220 @@
   $('logout-btn').addEventListener('click', () => logout(false));
   $('logout-all-btn').addEventListener('click', () => logout(true));
 
+  /* ------------------------------------------------------------- sharing */
+
+  // A member shares the open item, a selection or the filtered dates as a
+  // read-only link (POST /api/shares); the link is shown once.
+  let canShare = false;
+  let selecting = false;
+  const selected = new Set();   // shas
+
+  function setSelecting(on) {
+    selecting = on;
+    document.body.classList.toggle('selecting', on);
+    $('select-btn').setAttribute('aria-pressed', String(on));
+    if (!on) {
+      selected.clear();
+      for (const a of el.timeline.querySelectorAll('a.cell.selected')) {
+        a.classList.remove('selected');
+        a.removeAttribute('aria-pressed');
+      }
+    }
+    updateSelBar();
+  }
+  function updateSelBar() {
+    $('sel-bar').hidden = !selecting;
+    const n = selected.size;
+    $('sel-count').textContent = n === 1 ? '1 selected' : numFmt.format(n) + ' selected';
+    $('sel-share').disabled = n === 0;
+  }
+  function toggleSelected(a) {
+    const it = items[Number(a.dataset.i)];
+    if (!it) return;
+    if (selected.has(it.sha)) selected.delete(it.sha); else selected.add(it.sha);
+    const on = selected.has(it.sha);
+    a.classList.toggle('selected', on);
+    if (on) a.setAttribute('aria-pressed', 'true'); else a.removeAttribute('aria-pressed');
+    updateSelBar();
+  }
+  $('select-btn').addEventListener('click', () => setSelecting(!selecting));
+  $('sel-cancel').addEventListener('click', () => setSelecting(false));
+
+  // The hashes of some items, with a Live Photo's motion beside its photo.
+  function shasOf(list) {
+    const out = [];
+    for (const it of list) { out.push(it.sha); if (it.motion) out.push(it.motion.sha); }
+    return out;
+  }
+
+  let shareWhat = null;     // the body's items or from/to
+  function openSharePanel(what, text) {
+    shareWhat = what;
+    $('sh-what').textContent = text;
+    $('share-new').hidden = true;
+    $('share-form').hidden = false;
+    $('sh-name').value = '';
+    $('sh-password').value = '';
+    $('sh-gps').checked = false;
+    $('sh-originals').checked = false;
+    $('share-panel').hidden = false;
+    $('sh-name').focus();
+  }
+  function closeSharePanel() {
+    $('share-panel').hidden = true;
+    $('share-new-url').textContent = '';
+  }
+  $('sh-close').addEventListener('click', closeSharePanel);
+  $('v-share').addEventListener('click', () => {
+    if (vItem) openSharePanel({ items: shasOf([vItem]) }, `Share “${vItem.name}”`);
+  });
+  $('sel-share').addEventListener('click', () => {
+    const list = items.filter((it) => selected.has(it.sha));
+    if (!list.length) return;
+    openSharePanel({ items: shasOf(list) }, list.length === 1 ? `Share 1 item` : `Share ${numFmt.format(list.length)} items`);
+  });
+  $('share-dates').addEventListener('click', () => {
+    openSharePanel({ from: filter.from, to: filter.to }, `Share ${el.chipText.textContent} (what is there now and what comes later)`);
+  });
+  $('share-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = Object.assign({}, shareWhat, {
+      name: $('sh-name').value.trim(),
+      gps: $('sh-gps').checked,
+      originals: $('sh-originals').checked,
+    });
+    const exp = $('sh-expires').value;
+    if (exp) body.expires_in = Number(exp);
+    const pw = $('sh-password').value;
+    if (pw) body.password = pw;
+    try {
+      const j = await api('POST', '/api/shares', body);
+      $('share-new-url').textContent = location.origin + j.url;
+      $('share-new').hidden = false;
+      $('share-form').hidden = true;
+      if (selecting) setSelecting(false);
+      if (!el.account.hidden) loadShares();
+    } catch (err) { toast('Could not make the link: ' + err.message); }
+  });
+  $('share-copy').addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText($('share-new-url').textContent); toast('Link copied.'); }
+    catch { toast('Select the link and copy it.'); }
+  });
+
+  function shareItem(sh) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'up-name';
+    const d = (s) => dayFmt.format(new Date(s + 'T00:00:00'));
+    const what = sh.kind === 'items' ? (sh.count === 1 ? '1 item' : `${numFmt.format(sh.count)} items`)
+      : sh.from && sh.to ? `${d(sh.from)} – ${d(sh.to)}` : sh.from ? `since ${d(sh.from)}` : `until ${d(sh.to)}`;
+    name.textContent = sh.name || what;
+    const meta = document.createElement('span');
+    meta.className = 'key-meta';
+    const bits = [];
+    if (sh.name) bits.push(what);
+    bits.push(sh.expired ? 'expired' : sh.expires ? 'ends ' + dayFmt.format(new Date(sh.expires * 1000)) : 'no end');
+    if (sh.password) bits.push('password');
+    if (sh.gps) bits.push('GPS');
+    if (sh.originals) bits.push('originals');
+    bits.push('made ' + dayFmt.format(new Date(sh.created * 1000)));
+    meta.textContent = bits.join(' · ');
+    const revoke = document.createElement('button');
+    revoke.type = 'button';
+    revoke.className = 'btn';
+    revoke.textContent = 'Revoke';
+    revoke.setAttribute('aria-label', 'Revoke the link ' + name.textContent);
+    revoke.addEventListener('click', async () => {
+      if (!confirm(`Revoke the link "${name.textContent}"? It stops working at once.`)) return;
+      try { await api('DELETE', '/api/shares/' + sh.id); li.remove(); } catch (err) { toast('Could not revoke: ' + err.message); }
+    });
+    li.append(name, revoke, meta);
+    return li;
+  }
+
+  async function loadShares() {
+    const list = $('share-list');
+    try {
+      const j = await api('GET', '/api/shares');
+      list.textContent = '';
+      for (const sh of j.shares || []) list.append(shareItem(sh));
+      if (!(j.shares || []).length) {
+        const li = document.createElement('li');
+        li.className = 'key-meta';
+        li.textContent = 'No share links yet.';
+        list.append(li);
+      }
+    } catch (err) { toast('Could not load the share links: ' + err.message); }
+  }
+
+  /* ------------------------------------------------- a share link's page */
+
+  function showGone() {
+    el.count.textContent = '';
+    showState('#i-offline', 'This link does not work any more',
+      'It has expired, or whoever shared it has revoked it.', '', null);
+    el.stateAction.hidden = true;
+  }
+  function showUnlock() {
+    el.count.textContent = '';
+    showState('#i-lock', 'This link needs a password', 'Ask whoever shared it with you.', '', null);
+    el.stateAction.hidden = true;
+    $('unlock-form').hidden = false;
+    $('unlock-pw').focus();
+  }
+  $('unlock-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    let r, j = null;
+    try {
+      r = await fetch(BASE + '/unlock', {
+        method: 'POST', cache: 'no-store', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ password: $('unlock-pw').value }),
+      });
+      try { j = await r.json(); } catch { /* no body */ }
+    } catch (err) { toast('The server did not answer: ' + err.message); return; }
+    if (r.ok) { $('unlock-pw').value = ''; openShare(); return; }
+    if (r.status === 404) { showGone(); return; }
+    toast(r.status === 401 ? 'Wrong password.' : (j && j.error) || 'HTTP ' + r.status);
+  });
+
+  async function openShare() {
+    let r, info;
+    try {
+      r = await fetch(BASE + '/info', { cache: 'no-store' });
+      if (r.ok) info = await r.json();
+    } catch (err) { showError(err); return; }
+    if (r.status === 404) { showGone(); return; }
+    if (!r.ok || !info) { showError(new Error('HTTP ' + r.status)); return; }
+    if (info.locked) { showUnlock(); return; }
+    shareInfo = info;
+    $('unlock-form').hidden = true;
+    el.stateAction.hidden = false;
+    if (info.name) {
+      document.title = info.name + ' — shared photos';
+      document.querySelector('.brand span').textContent = info.name;
+    }
+    formatsReady = loadFormats(BASE + '/formats');
+    hideState();
+    load();
+  }
+
+  function bootShare() {
+    document.body.classList.add('shared');
+    document.querySelector('.brand span').textContent = 'Shared photos';
+    el.uploadBtn.hidden = true;
+    el.filterBtn.hidden = true;
+    openShare();
+  }
+
   /* ---------------------------------------------------------------- boot */
 
-  readFilterFromURL();
-  load();
-  pollStatus();
-  whoAmI();
+  if (SHARE) {
+    bootShare();
+  } else {
+    readFilterFromURL();
+    load();
+    pollStatus();
+    whoAmI();
+  }
 })();

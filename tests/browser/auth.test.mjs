@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Accounts in a real browser: the first-run "create the admin account" form
 // (from this machine), the account panel's API keys, logging out, a wrong
-// and a right password, a viewer who cannot upload.  Prints TAP.
+// and a right password, share links (from the viewer and a selection, one
+// with a password, opened in fresh browsers, revoked), a viewer who cannot
+// upload.  Prints TAP.
 //
 //   MI_SERVER=build/server/media-server node tests/browser/auth.test.mjs
 //
@@ -81,7 +83,9 @@ async function newPage(tag) {
   page.on('pageerror', (e) => consoleErrors.push(`${tag}: uncaught ${e.message}`));
   page.on('console', (m) => {
     // A 401 the page expects (who am I, before login) is logged by Chromium.
-    if (m.type() === 'error' && !/401/.test(m.text())) consoleErrors.push(`${tag}: ${m.text()}`);
+    // So is the 404 of a revoked link's page (it says so itself).
+    if (m.type() === 'error' && !/401/.test(m.text()) &&
+        !(tag === 'share-gone' && /404/.test(m.text()))) consoleErrors.push(`${tag}: ${m.text()}`);
   });
   return { ctx, page };
 }
@@ -166,6 +170,89 @@ await step('a wrong password says so; the right one shows the photos', async () 
   await page.click('#login-submit');
   await cells(page, 2);
   ok(true, 'the right password shows the photos');
+});
+
+// Share links: the open item from the viewer, then a selection with a
+// password; each opened in a fresh browser (no session), then revoked.
+const links = {};
+async function makeLink(p, password) {
+  if (password) await p.fill('#sh-password', password);
+  await p.click('#sh-create');
+  await p.waitForSelector('#share-new:not([hidden])');
+  const url = (await p.textContent('#share-new-url')).trim();
+  await p.click('#sh-close');
+  return url;
+}
+await step('share the open item from the viewer: a link shown once', async () => {
+  await page.click('#timeline a.cell');
+  await page.waitForSelector('#viewer:not([hidden])');
+  await page.click('#v-share');
+  await page.waitForSelector('#share-panel:not([hidden])');
+  await shot(page, 'share-panel');
+  links.one = await makeLink(page);
+  ok(new RegExp('^' + srv.url + '/s/[A-Za-z0-9_-]{43}$').test(links.one), 'share the open item: a link', links.one);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#viewer', { state: 'hidden' });
+});
+
+await step('a selection of two, with a password', async () => {
+  await page.click('#select-btn');
+  const cs = await page.$$('#timeline a.cell');
+  for (const c of cs) await c.click();
+  await page.waitForFunction(() => document.getElementById('sel-count').textContent === '2 selected');
+  ok(await page.isHidden('#viewer'), 'clicks select in selection mode (no viewer)');
+  await page.click('#sel-share');
+  await page.waitForSelector('#share-panel:not([hidden])');
+  links.two = await makeLink(page, 'open sesame 2');
+  ok(await page.isHidden('#sel-bar'), 'a selection of two, with a password: made, selection ended');
+});
+
+await step('the item link in a fresh browser: that item only, read-only', async () => {
+  const { ctx: c3, page: p3 } = await newPage('share-one');
+  await p3.goto(links.one);
+  await cells(p3, 1);
+  ok(await p3.isHidden('#upload-btn') && await p3.isHidden('#account-btn') &&
+     await p3.isHidden('#filter-btn'), 'no upload, account or dates on a share link');
+  await p3.click('#timeline a.cell');
+  await p3.waitForFunction(() => { const i = document.getElementById('v-full'); return !i.hidden && i.naturalWidth > 0; }, null, { timeout: 15000 });
+  const src = await p3.getAttribute('#v-full', 'src');
+  ok(/^\/s\/[^/]+\/preview\/[0-9a-f]{64}$/.test(src) && await p3.isHidden('#v-download'),
+     'the viewer shows the preview, no download (originals not shared)', src);
+  await shot(p3, 'share-page');
+  const st = await p3.evaluate(async () => (await fetch('/list')).status);
+  ok(st === 401, 'the link\'s page cannot read /list', st);
+  await c3.close();
+});
+
+await step('the password link: asks, refuses a wrong one, then shows both', async () => {
+  const { ctx: c4, page: p4 } = await newPage('share-two');
+  await p4.goto(links.two);
+  await p4.waitForSelector('#unlock-form:not([hidden])');
+  await shot(p4, 'share-locked');
+  await p4.fill('#unlock-pw', 'not it at all');
+  await p4.click('#unlock-form button[type=submit]');
+  await p4.waitForFunction(() => /wrong password/i.test(document.getElementById('toast').textContent));
+  await p4.fill('#unlock-pw', 'open sesame 2');
+  await p4.click('#unlock-form button[type=submit]');
+  await cells(p4, 2);
+  ok(true, 'the password link: asks, refuses a wrong one, then shows both');
+  await c4.close();
+});
+
+await step('the account panel lists both links; revoking one ends it', async () => {
+  await page.click('#account-btn');
+  await page.waitForFunction(() => document.querySelectorAll('#share-list li button').length === 2);
+  ok(/password/.test(await page.textContent('#share-list')), 'listed with what they allow');
+  page.once('dialog', (d) => d.accept());
+  // Newest first: the password link is first, the item link second.
+  await page.click('#share-list li:nth-child(2) button');
+  await page.waitForFunction(() => document.querySelectorAll('#share-list li button').length === 1);
+  const { ctx: c5, page: p5 } = await newPage('share-gone');
+  await p5.goto(links.one);
+  await p5.waitForFunction(() => /does not work any more/.test(document.getElementById('state-title').textContent));
+  ok(true, 'the account panel lists both links; revoking one ends it');
+  await c5.close();
+  await page.click('#ac-close');
 });
 await ctx.close();
 
