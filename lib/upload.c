@@ -19,8 +19,12 @@
  *
  * Bytes are appended with pwrite at the offset and synced (fdatasync)
  * before an append returns; a failed write or sync truncates the file back.
- * While one handle appends, it hashes the bytes as they come, so that the
- * commit only reads again what it did not see (after a restart: all).
+ * A handle hashes the bytes as they come, and a closed handle leaves its
+ * hash state to the next one (a small cache on the mi_index, checked
+ * against the file's inode, size and mtime), so that the commit only reads
+ * again what no handle saw: nothing in the usual case, all of the file
+ * after a restart.  A 4 GB video's last PATCH then answers at once instead
+ * of after reading 4 GB.
  *
  * The reservations against upload_partial_max are counted per handle
  * (mi_uploads): read from the disk by the first call that needs them,
@@ -50,12 +54,25 @@
 #define INFO_MAGIC "mediaindex-upload 1"
 #define ORPHAN_AGE_S 3600      /* a lone .part or .info.tmp this old goes */
 #define NAME_LEN (MI_UPLOAD_ID_LEN + 16) /* "<id>.info.tmp" and a NUL */
+#define HASH_CACHE 64          /* hash states kept between handles */
+
+/* The hash state a closed handle left: valid while the file is the same
+ * (inode, size, mtime). */
+typedef struct cached_hash {
+    char id[MI_UPLOAD_ID_LEN + 1]; /* "" when the slot is free */
+    mi_hasher *hasher;
+    uint64_t hashed, ino;
+    int64_t mtime_ns;
+    uint64_t used;             /* for the least recently used to go */
+} cached_hash;
 
 struct mi_uploads {
     pthread_mutex_t lock;
     bool counted;
     uint64_t reserved;         /* bytes reserved by unfinished uploads */
     uint64_t count;            /* unfinished uploads */
+    cached_hash cache[HASH_CACHE];
+    uint64_t tick;
 };
 
 /* What an .info file holds. */
@@ -108,10 +125,79 @@ mi_status mi_uploads_new(mi_uploads **out)
 
 void mi_uploads_free(mi_uploads *u)
 {
+    size_t i;
+
     if (!u)
         return;
+    for (i = 0; i < HASH_CACHE; i++)
+        mi_hasher_free(u->cache[i].hasher);
     pthread_mutex_destroy(&u->lock);
     free(u);
+}
+
+static int64_t mtime_ns(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+}
+
+/* Keep the hash state of upload `id`, whose file is `sb` now. */
+static void cache_put(mi_index *idx, const char *id, mi_hasher *h,
+                      uint64_t hashed, const struct stat *sb)
+{
+    mi_uploads *u = mi_index_uploads(idx);
+    cached_hash *slot;
+    mi_hasher *old;
+    size_t i;
+
+    pthread_mutex_lock(&u->lock);
+    slot = &u->cache[0];
+    for (i = 0; i < HASH_CACHE; i++) {
+        if (strcmp(u->cache[i].id, id) == 0 || !u->cache[i].id[0]) {
+            slot = &u->cache[i];
+            break;
+        }
+        if (u->cache[i].used < slot->used)
+            slot = &u->cache[i];
+    }
+    old = slot->hasher;
+    memcpy(slot->id, id, MI_UPLOAD_ID_LEN + 1);
+    slot->hasher = h;
+    slot->hashed = hashed;
+    slot->ino = (uint64_t)sb->st_ino;
+    slot->mtime_ns = mtime_ns(sb);
+    slot->used = ++u->tick;
+    pthread_mutex_unlock(&u->lock);
+    mi_hasher_free(old);
+}
+
+/* Take the hash state of upload `id` if it still matches its file. */
+static mi_hasher *cache_take(mi_index *idx, const char *id,
+                             const struct stat *sb, uint64_t *hashed)
+{
+    mi_uploads *u = mi_index_uploads(idx);
+    mi_hasher *h = NULL, *stale = NULL;
+    size_t i;
+
+    pthread_mutex_lock(&u->lock);
+    for (i = 0; i < HASH_CACHE; i++) {
+        cached_hash *c = &u->cache[i];
+
+        if (strcmp(c->id, id) != 0)
+            continue;
+        if (c->hashed == (uint64_t)sb->st_size &&
+            c->ino == (uint64_t)sb->st_ino && c->mtime_ns == mtime_ns(sb)) {
+            h = c->hasher;
+            *hashed = c->hashed;
+        } else {
+            stale = c->hasher;   /* the file changed under another handle */
+        }
+        c->hasher = NULL;
+        c->id[0] = '\0';
+        break;
+    }
+    pthread_mutex_unlock(&u->lock);
+    mi_hasher_free(stale);
+    return h;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -530,7 +616,7 @@ mi_status mi_upload_create(char id[MI_UPLOAD_ID_LEN + 1], mi_index *idx,
         }
         file_name(part, id, ".part");
         fd = openat(dirfd, part,
-                    O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+                    O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
             break;
     }
@@ -611,8 +697,17 @@ static void remove_locked(mi_upload *up)
 
 static void free_handle(mi_upload *up)
 {
+    struct stat sb;
+
     if (!up)
         return;
+    /* Leave the hash state to the next handle, while the lock still
+     * keeps the file as it is. */
+    if (!up->gone && up->hasher && up->hashed == up->size &&
+        fstat(up->fd, &sb) == 0 && (uint64_t)sb.st_size == up->size) {
+        cache_put(up->idx, up->id, up->hasher, up->hashed, &sb);
+        up->hasher = NULL;
+    }
     if (up->fd >= 0)
         close(up->fd);         /* drops the lock */
     if (up->dirfd >= 0)
@@ -682,7 +777,8 @@ static mi_status open_locked(mi_upload **out, mi_index *idx, const char *id,
         free_handle(up);
         return mi_index_fail(idx, MI_ENOTFOUND, "upload %s has expired", id);
     }
-    if (up->size == 0 && mi_hasher_new(&up->hasher) != MI_OK)
+    up->hasher = cache_take(idx, id, &sb, &up->hashed);
+    if (!up->hasher && up->size == 0 && mi_hasher_new(&up->hasher) != MI_OK)
         up->hasher = NULL;     /* hashed at the end instead */
     *out = up;
     return MI_OK;
