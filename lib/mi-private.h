@@ -557,6 +557,17 @@ mi_status mi_store_adopt(mi_store **out, mi_index *idx, const char *name,
                          int fd, const char *rel, mi_hasher *hasher,
                          uint64_t hashed, const uint8_t *expect);
 
+/* store.c: hashing on a second thread, overlapping the writes (two
+ * buffers of 1 MiB).  start gives NULL when no thread could be made (hash
+ * in the caller then); feed copies the bytes and returns; finish waits
+ * for them to be hashed, stops the thread (NULL: no-op) and gives its
+ * status.  MI_HASH_PIPE_START: bytes worth starting one for. */
+#define MI_HASH_PIPE_START (4u << 20)
+typedef struct mi_hash_pipe mi_hash_pipe;
+mi_hash_pipe *mi_hash_pipe_start(mi_hasher *h);
+void mi_hash_pipe_feed(mi_hash_pipe *hp, const void *buf, size_t len);
+mi_status mi_hash_pipe_finish(mi_hash_pipe *hp);
+
 /* upload.c: the state of a handle's resumable uploads (the reservations
  * against upload_partial_max), made by mi_index_open. */
 typedef struct mi_uploads mi_uploads;

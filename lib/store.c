@@ -48,10 +48,10 @@
  * hashing (~1.4 GB/s) overlaps receiving and writing instead of adding to
  * them.  Small uploads (most photos) never start the thread.
  */
-#define HASH_PIPE_START (4u << 20)     /* bytes before the hashing thread starts */
+#define HASH_PIPE_START MI_HASH_PIPE_START /* bytes before the thread starts */
 #define HASH_PIPE_BUF (1u << 20)       /* each of its two buffers */
 
-typedef struct hash_pipe {
+struct mi_hash_pipe {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cv;
@@ -61,11 +61,11 @@ typedef struct hash_pipe {
     int next_fill, next_hash;
     bool stop;
     mi_status status;
-} hash_pipe;
+};
 
 static void *pipe_main(void *arg)
 {
-    hash_pipe *hp = arg;
+    mi_hash_pipe *hp = arg;
 
     pthread_mutex_lock(&hp->lock);
     for (;;) {
@@ -89,9 +89,9 @@ static void *pipe_main(void *arg)
     return NULL;
 }
 
-static hash_pipe *pipe_start(mi_hasher *h)
+mi_hash_pipe *mi_hash_pipe_start(mi_hasher *h)
 {
-    hash_pipe *hp = calloc(1, sizeof(*hp));
+    mi_hash_pipe *hp = calloc(1, sizeof(*hp));
 
     if (!hp)
         return NULL;
@@ -113,7 +113,7 @@ static hash_pipe *pipe_start(mi_hasher *h)
 }
 
 /* Hand a piece (at most HASH_PIPE_BUF bytes) to the hashing thread. */
-static void pipe_feed(hash_pipe *hp, const void *p, size_t n)
+static void pipe_feed(mi_hash_pipe *hp, const void *p, size_t n)
 {
     int i;
 
@@ -130,8 +130,21 @@ static void pipe_feed(hash_pipe *hp, const void *p, size_t n)
     pthread_mutex_unlock(&hp->lock);
 }
 
+void mi_hash_pipe_feed(mi_hash_pipe *hp, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+
+    while (len > 0) {
+        size_t n = len < HASH_PIPE_BUF ? len : HASH_PIPE_BUF;
+
+        pipe_feed(hp, p, n);
+        p += n;
+        len -= n;
+    }
+}
+
 /* Wait for every piece to be hashed, stop the thread; its status. */
-static mi_status pipe_finish(hash_pipe *hp)
+mi_status mi_hash_pipe_finish(mi_hash_pipe *hp)
 {
     mi_status s;
 
@@ -164,7 +177,7 @@ struct mi_store {
     bool has_expect;
     uint8_t expect[MI_HASH_SIZE];
     mi_hasher *hasher;
-    hash_pipe *pipe;              /* large uploads: hashing on a thread */
+    mi_hash_pipe *pipe;              /* large uploads: hashing on a thread */
     uint64_t bytes, max_bytes;
     unsigned char head[MI_SNIFF_LEN];
     mi_meta meta;            /* read at commit, indexed when placed */
@@ -575,7 +588,7 @@ mi_status mi_store_write(mi_store *st, const void *buf, size_t len)
         memcpy(st->head + st->bytes, p, k);
     }
     if (!st->pipe && st->bytes + len > HASH_PIPE_START)
-        st->pipe = pipe_start(st->hasher);   /* NULL: hash here instead */
+        st->pipe = mi_hash_pipe_start(st->hasher);   /* NULL: hash here instead */
     while (len > 0) {
         size_t n = len < HASH_PIPE_BUF ? len : HASH_PIPE_BUF, done = 0;
 
@@ -847,7 +860,7 @@ mi_status mi_store_commit(mi_store *st)
             return store_fail(st, s, "cannot read the upload again: %s",
                               mi_strerror(s));
     } else {
-        s = pipe_finish(st->pipe);
+        s = mi_hash_pipe_finish(st->pipe);
         st->pipe = NULL;
     }
     if (s == MI_OK)
@@ -921,7 +934,7 @@ void mi_store_free(mi_store *st)
 {
     if (!st)
         return;
-    pipe_finish(st->pipe);
+    mi_hash_pipe_finish(st->pipe);
     if (st->fd >= 0 && !st->adopted)
         close(st->fd);
     if (st->tmp_name[0] && !st->adopted) {

@@ -96,7 +96,8 @@ struct mi_upload {
     uint64_t synced;           /* size at the last sync (or the open) */
     int64_t mtime;             /* of the .part: the last activity */
     mi_hasher *hasher;         /* fed bytes [0, hashed), or NULL */
-    uint64_t hashed;
+    mi_hash_pipe *pipe;        /* feeding it on a thread (large chunks) */
+    uint64_t hashed, fed;      /* fed: bytes written by this handle */
     bool gone;                 /* its files are removed */
     bool finished;             /* committed: the results below are set */
     int created;
@@ -695,12 +696,24 @@ static void remove_locked(mi_upload *up)
     up->gone = true;
 }
 
+/* Wait for the hashing thread; drop the hash state if it failed. */
+static void stop_pipe(mi_upload *up)
+{
+    if (up->pipe && mi_hash_pipe_finish(up->pipe) != MI_OK) {
+        mi_hasher_free(up->hasher);
+        up->hasher = NULL;
+        up->hashed = 0;
+    }
+    up->pipe = NULL;
+}
+
 static void free_handle(mi_upload *up)
 {
     struct stat sb;
 
     if (!up)
         return;
+    stop_pipe(up);
     /* Leave the hash state to the next handle, while the lock still
      * keeps the file as it is. */
     if (!up->gone && up->hasher && up->hashed == up->size &&
@@ -892,6 +905,7 @@ static mi_status truncate_to(mi_upload *up, uint64_t offset)
         up->synced = offset;
     if (up->m.length == MI_UPLOAD_LENGTH_DEFERRED)
         unreserve(up->idx, old - offset, false);
+    stop_pipe(up);
     if (up->hasher && up->hashed > offset) {
         /* A hash cannot go back: the commit reads it all again. */
         mi_hasher_free(up->hasher);
@@ -965,7 +979,15 @@ mi_status mi_upload_write(mi_upload *up, uint64_t offset, const void *buf,
         done += (uint64_t)w;
     }
     if (up->hasher && up->hashed == start) {
-        if (mi_hasher_update(up->hasher, p, len) == MI_OK) {
+        /* Large chunks are hashed on a thread, overlapping the writes
+         * (and syncs) that follow, as mi_store_write does. */
+        up->fed += len;
+        if (!up->pipe && up->fed > MI_HASH_PIPE_START)
+            up->pipe = mi_hash_pipe_start(up->hasher);
+        if (up->pipe) {
+            mi_hash_pipe_feed(up->pipe, p, len);
+            up->hashed += len;
+        } else if (mi_hasher_update(up->hasher, p, len) == MI_OK) {
             up->hashed += len;
         } else {
             mi_hasher_free(up->hasher);
@@ -1107,6 +1129,7 @@ mi_status mi_upload_finish(mi_upload *up)
         return s;
     file_name(part, up->id, ".part");
     mi_bufprintf(rel, sizeof(rel), STATE_DIR "/%s", part);
+    stop_pipe(up);
     s = mi_store_adopt(&st, up->idx, up->m.name, up->fd, rel, up->hasher,
                        up->hashed, up->m.has_sha ? up->m.sha : NULL);
     up->hasher = NULL;         /* the store's now */

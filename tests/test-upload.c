@@ -945,14 +945,15 @@ static void test_index_has(void)
     free(dir);
 }
 
-/* Larger than one read: hashed while appended by one handle, and read
- * again when the handles changed on the way. */
+/* Larger than the hashing thread's start: hashed while appended by one
+ * handle (on a thread), by handles in turn (each leaving the hash state
+ * to the next), and read again after a rollback. */
 static void test_large(void)
 {
     char *dir = fx_tempdir(), id[MI_UPLOAD_ID_LEN + 1];
     char hex[MI_HASH_HEX_LEN + 1];
     mi_index *idx = ta_open(dir, 2);
-    size_t len = 3u * 1024 * 1024 + 4321, i, off;
+    size_t len = 9u * 1024 * 1024 + 4321, i, off;
     unsigned char *data = malloc(len);
     unsigned int seed = 13;
     uint8_t h[MI_HASH_SIZE];
@@ -961,7 +962,7 @@ static void test_large(void)
     for (i = 0; i < len; i++)
         data[i] = (unsigned char)rand_r(&seed);
     memcpy(data, "\xff\xd8\xff\xe0", 4);
-    for (pass = 0; pass < 2; pass++) {
+    for (pass = 0; pass < 3; pass++) {
         mi_upload *up = NULL;
 
         data[100] = (unsigned char)pass;
@@ -974,6 +975,11 @@ static void test_large(void)
                 CHECK_OK(mi_upload_open(&up, idx, id, NULL));
             CHECK_OK(mi_upload_append(up, off, data + off, n));
             off += n;
+            if (pass == 2 && off > 6u * 1024 * 1024 && off < 7u * 1024 * 1024) {
+                CHECK_OK(mi_upload_write(up, off, data, 1024 * 1024));
+                CHECK_OK(mi_upload_rollback(up));
+                CHECK_EQ_INT(mi_upload_offset(up), off);
+            }
             if (pass == 1 && off < len) {
                 mi_upload_close(up);   /* a new request for each chunk */
                 up = NULL;
