@@ -5,7 +5,9 @@
  * written by the server and by the command line (`media-server user ...`,
  * `key ...`) while the server runs.  The server keeps one connection under
  * one mutex and notices other writers through PRAGMA data_version: when it
- * moves, everything cached from the store is dropped and read again.
+ * moves, everything cached from the store is dropped and read again.  It
+ * is compared only after an inotify watcher saw the store written (and
+ * once a second anyway), not on every request: see HOT_MS.
  *
  * Passwords: libsodium crypto_pwhash_str (argon2id).  Measured on this
  * machine (AMD EPYC, one core; verify of a correct password, mean of 5):
@@ -50,6 +52,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 
 #define AUTH_MAX_QUEUE 32         /* logins waiting for a hash slot */
 #define CACHE_SLOTS 1024          /* direct-mapped, by token hash */
@@ -61,6 +66,16 @@
 #define USER_FREE_FAILS 10
 #define USER_MAX_WAIT_S 300
 #define BUSY_TIMEOUT_MS 5000
+/* How a request learns that another process (the command line, sqlite3)
+ * changed the store: a watcher thread (inotify on DIR/.mediaindex) sets a
+ * flag when auth.sqlite3* is written; the next request then compares
+ * PRAGMA data_version, and keeps comparing for HOT_MS (a commit becomes
+ * visible just after its last write).  Without a flag it is compared only
+ * every CHECK_MS (WATCHLESS_MS when inotify is not available), so the
+ * usual request takes no SQLite call at all. */
+#define HOT_MS 200
+#define CHECK_MS 1000
+#define WATCHLESS_MS 100
 
 struct cache_entry {
     bool used;
@@ -88,6 +103,12 @@ struct auth {
                                      cookies; new at each start */
     int64_t data_version;
     bool have_accounts;
+    int64_t checked_ms, hot_until_ms;  /* of data_version, monotonic */
+    atomic_bool dirty;            /* the watcher saw the store written */
+    atomic_int watch;             /* 0 not started, 1 running, -1 failed */
+    pthread_t watcher;
+    int watch_fd, stop_fd;
+    char dir[4096];               /* DIR/.mediaindex */
     struct cache_entry cache[CACHE_SLOTS];
     struct throttle throttle[THROTTLE_SLOTS];
 
@@ -101,6 +122,14 @@ struct auth {
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -346,6 +375,10 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
     sem_init(&a->hashes, 0, AUTH_MAX_HASHES);
     atomic_init(&a->waiting, 0);
     a->data_version = -1;
+    a->watch_fd = a->stop_fd = -1;
+    atomic_init(&a->dirty, false);
+    atomic_init(&a->watch, 0);
+    snprintf(a->dir, sizeof(a->dir), "%s/.mediaindex", storage_dir);
 
     if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -453,6 +486,18 @@ void auth_close(auth *a)
 {
     if (!a)
         return;
+    if (atomic_load(&a->watch) == 1) {
+        uint64_t one = 1;
+
+        if (write(a->stop_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+            pthread_join(a->watcher, NULL);
+        else
+            pthread_detach(a->watcher);
+    }
+    if (a->watch_fd >= 0)
+        close(a->watch_fd);
+    if (a->stop_fd >= 0)
+        close(a->stop_fd);
     sqlite3_finalize(a->st_version);
     sqlite3_finalize(a->st_accounts);
     sqlite3_finalize(a->st_session);
@@ -509,6 +554,82 @@ static void changed(auth *a)
 {
     a->data_version = -3;
     refresh(a);
+}
+
+/* The watcher thread: DIR/.mediaindex/auth.sqlite3* written -> dirty. */
+static void *watch_main(void *arg)
+{
+    auth *a = arg;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+    for (;;) {
+        struct pollfd pf[2] = { { a->watch_fd, POLLIN, 0 },
+                                { a->stop_fd, POLLIN, 0 } };
+        ssize_t n;
+
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pf[1].revents)
+            break;
+        n = read(a->watch_fd, buf, sizeof(buf));
+        if (n <= 0) {
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            break;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+
+            if ((ev->mask & IN_Q_OVERFLOW) ||
+                (ev->len && strncmp(ev->name, "auth.sqlite3", 12) == 0))
+                atomic_store(&a->dirty, true);
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    /* Gone blind: fall back to comparing often. */
+    atomic_store(&a->dirty, true);
+    return NULL;
+}
+
+/* Under lock, once: start watching the store's folder. */
+static void watch_start(auth *a)
+{
+    int ok = -1;
+
+    a->watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    a->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (a->watch_fd >= 0 && a->stop_fd >= 0 &&
+        inotify_add_watch(a->watch_fd, a->dir, IN_MODIFY | IN_CLOSE_WRITE |
+                          IN_CREATE | IN_DELETE | IN_MOVED_TO) >= 0 &&
+        pthread_create(&a->watcher, NULL, watch_main, a) == 0)
+        ok = 1;
+    if (ok != 1)
+        fprintf(stderr, "media-server: cannot watch %s (%s): changes by the "
+                "command line are seen within %d ms\n", a->dir,
+                strerror(errno), WATCHLESS_MS);
+    atomic_store(&a->watch, ok);
+}
+
+/* Under lock: refresh() when the store may have changed (see HOT_MS). */
+static void refresh_maybe(auth *a)
+{
+    int64_t now = now_ms();
+    int w = atomic_load(&a->watch);
+
+    if (w == 0) {
+        watch_start(a);
+        w = atomic_load(&a->watch);
+    }
+    if (atomic_exchange(&a->dirty, false))
+        a->hot_until_ms = now + HOT_MS;
+    if (now < a->hot_until_ms ||
+        now - a->checked_ms >= (w == 1 ? CHECK_MS : WATCHLESS_MS)) {
+        a->checked_ms = now;
+        refresh(a);
+    }
 }
 
 bool auth_has_accounts(auth *a)
@@ -733,13 +854,35 @@ enum auth_verdict auth_check(auth *a, const struct auth_request *rq,
 {
     uint8_t hash[32];
     enum auth_kind via = AUTH_VIA_NONE;
-    bool ok;
+    bool ok, bad = false;
 
     memset(who, 0, sizeof(*who));
     if (!a)
         return AUTH_OPEN;         /* no store could be made: no accounts */
+    /* The credential first, outside the lock (base64 and BLAKE2b).  A
+     * key, when one is sent, decides alone: a wrong key is a 401 even
+     * beside a good cookie. */
+    if (need != AUTH_PUBLIC) {
+        if (rq->authorization) {
+            const char *s = rq->authorization;
+
+            while (*s == ' ')
+                s++;
+            if (strncasecmp(s, "Bearer ", 7) == 0 && key_parse(s + 7, hash))
+                via = AUTH_VIA_KEY;
+            else
+                bad = true;
+        } else if (rq->api_key) {
+            if (key_parse(rq->api_key, hash))
+                via = AUTH_VIA_KEY;
+            else
+                bad = true;
+        } else if (rq->cookie && cookie_parse(rq->cookie, hash)) {
+            via = AUTH_VIA_SESSION;
+        }
+    }
     pthread_mutex_lock(&a->lock);
-    refresh(a);
+    refresh_maybe(a);
     if (!a->have_accounts) {
         pthread_mutex_unlock(&a->lock);
         return AUTH_OPEN;
@@ -748,29 +891,7 @@ enum auth_verdict auth_check(auth *a, const struct auth_request *rq,
         pthread_mutex_unlock(&a->lock);
         return AUTH_ALLOW;
     }
-    /* A key, when one is sent, decides alone: a wrong key is a 401 even
-     * beside a good cookie. */
-    if (rq->authorization) {
-        const char *s = rq->authorization;
-
-        while (*s == ' ')
-            s++;
-        if (strncasecmp(s, "Bearer ", 7) == 0 && key_parse(s + 7, hash))
-            via = AUTH_VIA_KEY;
-        else {
-            pthread_mutex_unlock(&a->lock);
-            return AUTH_UNAUTHENTICATED;
-        }
-    } else if (rq->api_key) {
-        if (!key_parse(rq->api_key, hash)) {
-            pthread_mutex_unlock(&a->lock);
-            return AUTH_UNAUTHENTICATED;
-        }
-        via = AUTH_VIA_KEY;
-    } else if (rq->cookie && cookie_parse(rq->cookie, hash)) {
-        via = AUTH_VIA_SESSION;
-    }
-    ok = via != AUTH_VIA_NONE && identify(a, via, hash, who);
+    ok = !bad && via != AUTH_VIA_NONE && identify(a, via, hash, who);
     pthread_mutex_unlock(&a->lock);
     if (!ok) {
         memset(who, 0, sizeof(*who));

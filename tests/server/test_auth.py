@@ -514,6 +514,38 @@ def _():
     check(rc == 1 and "no user" in err, err)
 
 
+@test("revoked from outside the server (CLI, sqlite3): refused within 0.3 s")
+def _():
+    def until_refused(k, timeout=3.0):
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            if req(srv, "GET", "/status", None, {"x-api-key": k})[0] == 401:
+                return time.perf_counter() - t0
+            time.sleep(0.002)
+        return None
+    times = []
+    for i in range(3):
+        rc, out, err = cli(root, "key", "create", "--user", "mem", "--name",
+                           "rv%d" % i, "--scope", "read")
+        k = key_of(out)
+        for _ in range(20):          # cached, and the store quiet again
+            check(req(srv, "GET", "/status", None, {"x-api-key": k})[0] == 200)
+        time.sleep(0.3)
+        if i < 2:
+            rc, out, _ = cli(root, "key", "list")
+            kid = re.search(r"^(\d+) +mem +rv%d " % i, out, re.M).group(1)
+            rc, _, err = cli(root, "key", "revoke", kid)
+            check(rc == 0, err)
+        else:
+            with db(root) as d:
+                d.execute("DELETE FROM api_keys WHERE name = 'rv2'")
+        times.append(until_refused(k))
+    print("# revocation seen after " + ", ".join(
+        "%.1f ms" % (t * 1e3) if t is not None else "never" for t in times) +
+        " (CLI, CLI, sqlite3)")
+    check(all(t is not None and t < 0.3 for t in times), times)
+
+
 @test("the store is private: mode 0600, no token or password in clear")
 def _():
     p = os.path.join(root, ".mediaindex", "auth.sqlite3")
@@ -723,8 +755,15 @@ def _():
     st, _, e = jreq(s, "POST", "/api/shares",
                     {"items": [SH["a"]] * 10001}, {"Cookie": SHARE["ann"]})
     check(st == 400, (st, e))
-    st, _, _ = req(s, "POST", "/api/shares", b"{" + b" " * 800000 + b"}",
-                   {"Cookie": SHARE["ann"], "Content-Type": "application/json"})
+    # Too large a body is refused from its Content-Length, before it is sent.
+    c = s.conn()
+    c.putrequest("POST", "/api/shares")
+    for k, v in (("Cookie", SHARE["ann"]), ("Content-Type", "application/json"),
+                 ("Content-Length", "800000")):
+        c.putheader(k, v)
+    c.endheaders()
+    st = c.getresponse().status
+    c.close()
     check(st == 413, st)
 
 
