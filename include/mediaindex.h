@@ -591,7 +591,8 @@ MI_EXTERN mi_status mi_filename_sanitize(char *out, size_t out_size,
  * reserves what it has received), and at most MI_UPLOAD_MAX_COUNT of them
  * exist at once; one that receives nothing for upload_expiry_s is removed
  * (by mi_upload_sweep(), or when it is next opened).  The reservations are
- * counted per mi_index handle, from the disk when first needed.
+ * counted per mi_index handle, from the disk when first needed and again
+ * by each mi_upload_sweep() (other handles and processes count only then).
  *
  * Statuses, and what an HTTP (tus) server may answer:
  *   MI_ENOTFOUND  no such upload: unknown, malformed id, expired, finished
@@ -766,8 +767,11 @@ MI_EXTERN mi_status mi_upload_delete(mi_index *idx, const char *id,
 /**
  * Remove the uploads that received nothing for upload_expiry_s before
  * `now` (seconds since the epoch; 0 = the current time), skipping those
- * open, and what an interrupted creation left.  *removed (may be NULL)
- * counts the uploads removed.  A server calls it now and then (hourly).
+ * open, and what an interrupted creation left; finish (as
+ * mi_upload_finish()) those complete but never finished, e.g. when the
+ * program stopped between the last byte and the finish.  *removed (may be
+ * NULL) counts the uploads gone either way.  A server calls it at start
+ * and now and then (hourly).
  */
 MI_EXTERN mi_status mi_upload_sweep(mi_index *idx, int64_t now,
                                     uint64_t *removed);

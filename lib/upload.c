@@ -1242,7 +1242,13 @@ mi_status mi_upload_sweep(mi_index *idx, int64_t now, uint64_t *removed)
             }
             if (open_locked(&up, idx, id, NULL, 0) != MI_OK)
                 continue;                         /* busy, or unreadable */
-            if (expires_at(idx, up->mtime) <= now) {
+            if (up->m.length == up->size && up->size > 0) {
+                /* Complete but never finished (the program stopped
+                 * between the last sync and the finish): the client was
+                 * told it has sent everything, so it is kept, not lost. */
+                mi_upload_finish(up);
+                n += up->gone;
+            } else if (expires_at(idx, up->mtime) <= now) {
                 remove_locked(up);
                 n++;
             }
@@ -1257,6 +1263,18 @@ mi_status mi_upload_sweep(mi_index *idx, int64_t now, uint64_t *removed)
         }
     }
     closedir(d);
+
+    /* Count the reservations again from the disk: other handles and
+     * processes may have changed it. */
+    {
+        mi_uploads *u = mi_index_uploads(idx);
+
+        pthread_mutex_lock(&u->lock);
+        u->counted = false;
+        u->reserved = u->count = 0;
+        count_locked(idx, u);
+        pthread_mutex_unlock(&u->lock);
+    }
     mi_index_clear_error(idx);
     if (removed)
         *removed = n;

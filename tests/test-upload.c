@@ -726,6 +726,48 @@ static void test_expiry_sweep(void)
     free(dir);
 }
 
+static void test_sweep_finishes_and_recounts(void)
+{
+    char *dir = fx_tempdir(), a[MI_UPLOAD_ID_LEN + 1], b[MI_UPLOAD_ID_LEN + 1];
+    mi_index *idx = open_with(dir, 100000, 0), *idx2 = open_with(dir, 100000, 0);
+    size_t len = 0;
+    unsigned char *jpg = make_jpeg(&len, 64, 14);
+    mi_upload *up = NULL;
+    uint64_t removed = 0;
+    uint8_t h[MI_HASH_SIZE];
+    char path[MI_MAX_PATH_LEN + 1];
+
+    /* Complete, but the program stopped before finishing it. */
+    CHECK_OK(mi_upload_create(a, idx, "done.jpg", len, NULL, NULL));
+    CHECK_OK(mi_upload_open(&up, idx, a, NULL));
+    CHECK_OK(mi_upload_append(up, 0, jpg, len));
+    mi_upload_close(up);
+    up = NULL;
+    mi_hash_buffer(h, jpg, len);
+    CHECK(mi_index_has(NULL, 0, idx, h, 0) == MI_ENOTFOUND);
+
+    /* Another handle on the folder reserves 60000 bytes that this one
+     * does not know of until it sweeps. */
+    CHECK_OK(mi_upload_create(b, idx2, "other.jpg", 60000, NULL, NULL));
+    CHECK_OK(mi_upload_sweep(idx, 0, &removed));
+    CHECK_EQ_INT(removed, 1);
+    CHECK_OK(mi_index_has(path, sizeof(path), idx, h, MI_HAS_ON_DISK));
+    CHECK(same_file(dir, path, jpg, len));
+    CHECK(mi_upload_stat(NULL, idx, a, NULL) == MI_EINVAL);
+    {
+        mi_upload_info info = MI_UPLOAD_INFO_INIT;
+        CHECK(mi_upload_stat(&info, idx, a, NULL) == MI_ENOTFOUND);
+        CHECK_OK(mi_upload_stat(&info, idx, b, NULL));
+    }
+    CHECK(mi_upload_create(a, idx, "c.jpg", 50000, NULL, NULL) == MI_ENOSPACE);
+    CHECK_OK(mi_upload_create(a, idx, "c.jpg", 40000, NULL, NULL));
+    free(jpg);
+    mi_index_close(idx2);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 static void test_partial_cap(void)
 {
     char *dir = fx_tempdir(), a[MI_UPLOAD_ID_LEN + 1], b[MI_UPLOAD_ID_LEN + 1];
@@ -1008,6 +1050,7 @@ int main(void)
     RUN(test_sha_mismatch);
     RUN(test_type_not_allowed);
     RUN(test_expiry_sweep);
+    RUN(test_sweep_finishes_and_recounts);
     RUN(test_partial_cap);
     RUN(test_hostile);
     RUN(test_index_has);
