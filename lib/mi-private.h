@@ -591,4 +591,25 @@ bool mi_index_take_first_sweep(mi_index *idx);
 mi_status mi_index_scan_begin(mi_index *idx);
 void mi_index_scan_end(mi_index *idx);
 
+/* ---------------------------------------------------------------------- */
+/* scan.c: scans limited to some paths (for watch.c)                       */
+
+/* Leave the files someone has open for writing (their closing is seen). */
+#define MI_SCAN_SKIP_BUSY 0x1u
+
+/*
+ * mi_scan() limited to `paths`, relative to the storage folder: each names
+ * a file or a folder, with everything under it, and is brought up to date
+ * alone (new, changed, gone), without the cleanup of a complete scan
+ * (problems not met again, thumbnails of contents gone).  "" means
+ * everything: a complete scan.  Names that are not plain relative paths
+ * are ignored; npaths 0 scans nothing.  `private_flags`: MI_SCAN_SKIP_BUSY.
+ */
+mi_status mi_scan_paths(mi_index *idx, const char *const *paths,
+                        size_t npaths, unsigned int private_flags,
+                        const mi_scan_options *opts, mi_scan_stats *stats);
+
+/* The folders every scan skips (.mediaindex, .thumbnails), by name. */
+bool mi_scan_skipped_dir(const char *name);
+
 #endif /* MI_PRIVATE_H */

@@ -14,6 +14,12 @@
  * which read metadata and hash; the scanning thread alone writes to the
  * catalog, in transactions of a few thousand rows, taking the writer lock
  * only for the length of one transaction.
+ *
+ * A scan may be limited to some paths (mi_scan_paths, for the folder
+ * watcher): each is merged the same way, the walk of that one name (a
+ * file, or a folder and everything under it) against the catalog's rows
+ * of that name, read from a range of the same index.  Nothing outside
+ * them is looked at, and nothing of a complete scan's cleanup is done.
  */
 #include "config.h"
 #include "mi-private.h"
@@ -41,6 +47,7 @@ typedef struct job {
     bool known;                   /* the catalog has this path */
     bool thumb_only;              /* unchanged: only make its thumbnail */
     bool thumb_tried, thumb_written;
+    bool busy;                    /* open for writing elsewhere: skipped */
     const mi_media_type *type;
     mi_status status;             /* filled by the worker */
     char why[128];                /* and why it failed, in words */
@@ -62,6 +69,7 @@ typedef struct scan {
     mi_scan_progress_cb progress;
     void *payload;
     mi_scan_stats *stats;
+    bool skip_busy;               /* MI_SCAN_SKIP_BUSY */
 
     /* Work queue and results, under `lock`. */
     pthread_mutex_t lock;
@@ -73,12 +81,18 @@ typedef struct scan {
     size_t busy;                  /* jobs queued or being worked on */
     bool stop;
 
-    /* The catalog side of the merge. */
+    /* The catalog side of the merge: every row (by_path), or the rows of
+     * one name in a limited scan, `range` stepped over ranges[] in turn. */
     mi_conn *reader;
     sqlite3_stmt *cat;
     bool cat_done;
     const char *cat_path;
     size_t cat_len;
+    sqlite3_stmt *range;
+    struct { const char *lo, *hi; size_t lo_len, hi_len; } ranges[2];
+    size_t nranges, range_next;
+    char below[MI_MAX_PATH + 2];  /* a name's folder range: "name/" ... */
+    char above[MI_MAX_PATH + 2];  /* ... up to "name0" */
 
     /* The open write transaction, and what it adds, changes and removes:
      * counted in the stats only once committed. */
@@ -156,6 +170,19 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
         j->status = MI_EINVAL;
         mi_bufprintf(j->why, sizeof(j->why), "not a regular file");
         goto out;
+    }
+    /* Someone has it open for writing: a read lease cannot be taken
+     * (EAGAIN).  Taken, it is given back at once (no signal is sent to
+     * anyone: no owner was set).  Where leases are not allowed (another
+     * user's file, a network file system) it cannot be told: read it. */
+    if (sc->skip_busy) {
+        if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+            fcntl(fd, F_SETLEASE, F_UNLCK);
+        } else if (errno == EAGAIN) {
+            j->busy = true;
+            j->status = MI_EBUSY;
+            goto out;
+        }
     }
     /* What is recorded is the state before reading: a file still being
      * written has changed by the next scan and is read again then. */
@@ -395,6 +422,8 @@ static void apply(scan *sc, job *j)
         apply_thumb(sc, j);
         return;
     }
+    if (j->busy)
+        return;     /* its closing brings it back (the watcher) */
     sc->stats->files_hashed += j->status == MI_OK;
     sc->stats->bytes_hashed += j->bytes;
     if (j->status != MI_OK) {
@@ -510,16 +539,38 @@ static void enqueue(scan *sc, const char *path, size_t len, bool known,
 /* ---------------------------------------------------------------------- */
 /* The merge                                                               */
 
+/* Point the range statement at the next of sc->ranges; false when none is
+ * left. */
+static bool cat_next_range(scan *sc)
+{
+    size_t i = sc->range_next;
+
+    if (i >= sc->nranges)
+        return false;
+    sc->range_next++;
+    sqlite3_reset(sc->range);
+    sqlite3_bind_blob(sc->range, 1, sc->ranges[i].lo, (int)sc->ranges[i].lo_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(sc->range, 2, sc->ranges[i].hi, (int)sc->ranges[i].hi_len,
+                      SQLITE_STATIC);
+    return true;
+}
+
 static void cat_step(scan *sc)
 {
-    int rc = sqlite3_step(sc->cat);
+    int rc;
 
-    if (rc == SQLITE_ROW) {
-        sc->cat_path = sqlite3_column_blob(sc->cat, 0);
-        sc->cat_len = (size_t)sqlite3_column_bytes(sc->cat, 0);
-        if (!sc->cat_path)
-            sc->cat_path = "";
-        return;
+    for (;;) {
+        rc = sqlite3_step(sc->cat);
+        if (rc == SQLITE_ROW) {
+            sc->cat_path = sqlite3_column_blob(sc->cat, 0);
+            sc->cat_len = (size_t)sqlite3_column_bytes(sc->cat, 0);
+            if (!sc->cat_path)
+                sc->cat_path = "";
+            return;
+        }
+        if (rc != SQLITE_DONE || sc->cat != sc->range || !cat_next_range(sc))
+            break;
     }
     sc->cat_done = true;
     sc->cat_path = NULL;
@@ -636,7 +687,7 @@ static int child_cmp(const void *pa, const void *pb)
     return ka < kb ? -1 : ka > kb;
 }
 
-static bool skipped_dir(const char *name)
+bool mi_scan_skipped_dir(const char *name)
 {
     return strcmp(name, ".mediaindex") == 0 || strcmp(name, ".thumbnails") == 0;
 }
@@ -682,7 +733,7 @@ static void walk_child(scan *sc, int dirfd, const child *ch, size_t len,
     if (ch->is_dir) {
         int fd;
 
-        if (skipped_dir(ch->name) || depth >= MI_MAX_DEPTH)
+        if (mi_scan_skipped_dir(ch->name) || depth >= MI_MAX_DEPTH)
             return;
         fd = openat(dirfd, ch->name,
                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -791,27 +842,243 @@ static void walk(scan *sc, int dirfd, size_t len, int depth)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Entry point                                                             */
+/* A scan limited to some names                                            */
 
-mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
-                  mi_scan_stats *stats_out)
+/* A name a limited scan takes: relative, no empty, "." or ".." component,
+ * no component longer than a file name, room for "/" and a child. */
+static bool target_ok(const char *t, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0 || len + 2 > MI_MAX_PATH)
+        return false;
+    while (i < len) {
+        const char *slash = memchr(t + i, '/', len - i);
+        size_t n = slash ? (size_t)(slash - (t + i)) : len - i;
+
+        if (n == 0 || n > MI_MAX_NAME ||
+            (t[i] == '.' && (n == 1 || (n == 2 && t[i + 1] == '.'))))
+            return false;
+        i += n + 1;
+    }
+    return t[len - 1] != '/';
+}
+
+/* The byte at position i of a name's sort key: the name, then "/"; -1
+ * past it. */
+static int target_key(const char *t, size_t len, size_t i)
+{
+    return i < len ? (unsigned char)t[i] : i == len ? '/' : -1;
+}
+
+/* Names in the walk's order, each compared as if it ended in "/": a
+ * folder comes right before everything under it. */
+static int target_cmp(const void *pa, const void *pb)
+{
+    const char *a = *(const char *const *)pa, *b = *(const char *const *)pb;
+    size_t alen = strlen(a), blen = strlen(b), i;
+
+    for (i = 0;; i++) {
+        int x = target_key(a, alen, i), y = target_key(b, blen, i);
+        if (x != y)
+            return x < y ? -1 : 1;
+        if (x < 0)
+            return 0;
+    }
+}
+
+/* Scan one name `t` (len bytes, target_ok): the file or folder there on
+ * disk against the catalog's rows of "t" and of everything under "t/". */
+static void scan_target(scan *sc, const char *t, size_t len)
+{
+    char name[MI_MAX_NAME + 1];
+    size_t plen = 0, i = 0;
+    int depth = 0, dirfd, fd;
+    bool gone = false, keep = false;
+    struct stat st;
+    child ch;
+
+    for (i = 0; i < len; i++)
+        if (t[i] == '/')
+            plen = i + 1;
+
+    /* Its folder, opened one component at a time as the walk reaches it:
+     * no symlink followed, no skipped folder entered. */
+    dirfd = openat(sc->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        set_fatal(sc, mi_status_from_errno(errno));
+        mi_bufprintf(sc->errbuf, sizeof(sc->errbuf), "%s: cannot read: %s",
+                     sc->root, strerror(errno));
+        return;
+    }
+    for (i = 0; i < plen;) {
+        size_t n = (size_t)((const char *)memchr(t + i, '/', plen - i) - (t + i));
+        int err;
+
+        memcpy(name, t + i, n);
+        name[n] = '\0';
+        if (mi_scan_skipped_dir(name) || depth >= MI_MAX_DEPTH) {
+            gone = true;
+            break;
+        }
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        err = errno;
+        if (fd < 0) {
+            if (err == ENOENT || err == ENOTDIR || err == ELOOP) {
+                gone = true;
+            } else {
+                /* As the walk does: what the catalog knows under a
+                 * folder that cannot be opened stays. */
+                char why[128];
+
+                keep = true;
+                memcpy(sc->path, t, i + n + 1);
+                mi_bufprintf(why, sizeof(why), "cannot open the folder: %s",
+                             strerror(err));
+                sc->stats->failed++;
+                note_problem(sc, sc->path, i + n + 1, MI_PROBLEM_FOLDER,
+                             mi_status_from_errno(err), why);
+            }
+            break;
+        }
+        close(dirfd);
+        dirfd = fd;
+        depth++;
+        i += n + 1;
+    }
+    if (keep) {
+        close(dirfd);
+        return;
+    }
+
+    /* The catalog's rows of the name: "t" itself (up to "t\0", the next
+     * path), then "t/" up to "t0" ('0' follows '/'). */
+    memcpy(sc->below, t, len);
+    sc->below[len] = '/';
+    memcpy(sc->above, t, len);
+    sc->above[len] = '0';
+    sc->ranges[0].lo = t;
+    sc->ranges[0].lo_len = len;
+    sc->ranges[0].hi = t;           /* t is NUL-terminated */
+    sc->ranges[0].hi_len = len + 1;
+    sc->ranges[1].lo = sc->below;
+    sc->ranges[1].lo_len = len + 1;
+    sc->ranges[1].hi = sc->above;
+    sc->ranges[1].hi_len = len + 1;
+    sc->nranges = 2;
+    sc->range_next = 0;
+    sc->cat = sc->range;
+    sc->cat_done = false;
+    cat_next_range(sc);
+    cat_step(sc);
+
+    if (!gone) {
+        memcpy(name, t + plen, len - plen);
+        name[len - plen] = '\0';
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            ch.name = name;
+            ch.len = len - plen;
+            ch.is_dir = S_ISDIR(st.st_mode);
+            memcpy(sc->path, t, plen);
+            sc->path[plen] = '\0';
+            walk_child(sc, dirfd, &ch, plen, depth);
+        } else if (errno != ENOENT && errno != ENOTDIR) {
+            keep = true;            /* cannot tell: keep what is known */
+        }
+    }
+    close(dirfd);
+    if (!keep && scan_going(sc))
+        cat_remove_before(sc, NULL, 0);
+    sqlite3_reset(sc->range);
+    sc->cat_done = true;
+}
+
+/* Copies of the names of `paths` that a limited scan takes, in the walk's
+ * order, without those under another one; *all when one of them is ""
+ * (everything).  NULL (with *n 0) when there is nothing to scan or no
+ * memory (*nomem). */
+static char **targets_new(const char *const *paths, size_t npaths,
+                          size_t *n, bool *all, bool *nomem)
+{
+    char **t = NULL;
+    size_t i, k = 0;
+
+    *n = 0;
+    *all = *nomem = false;
+    if (npaths == 0)
+        return NULL;
+    t = calloc(npaths, sizeof(*t));
+    if (!t) {
+        *nomem = true;
+        return NULL;
+    }
+    for (i = 0; i < npaths; i++) {
+        size_t len;
+
+        if (!paths[i])
+            continue;
+        len = strlen(paths[i]);
+        if (len && paths[i][len - 1] == '/')
+            len--;                  /* "folder/" names the folder */
+        if (len == 0) {
+            *all = true;
+            break;
+        }
+        if (!target_ok(paths[i], len))
+            continue;
+        t[k] = malloc(len + 1);
+        if (!t[k]) {
+            *nomem = true;
+            break;
+        }
+        memcpy(t[k], paths[i], len);
+        t[k][len] = '\0';
+        k++;
+    }
+    if (*all || *nomem || k == 0) {
+        for (i = 0; i < k; i++)
+            free(t[i]);
+        free(t);
+        return NULL;
+    }
+    qsort(t, k, sizeof(*t), target_cmp);
+    /* Keep a name unless the last one kept is it or a folder above it. */
+    {
+        size_t kept = 0, klen = 0;
+
+        for (i = 0; i < k; i++) {
+            if (kept && strncmp(t[i], t[kept - 1], klen) == 0 &&
+                (t[i][klen] == '\0' || t[i][klen] == '/')) {
+                free(t[i]);
+                continue;
+            }
+            t[kept++] = t[i];
+            klen = strlen(t[i]);
+        }
+        k = kept;
+    }
+    *n = k;
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Entry points                                                            */
+
+/* One scan: of everything when `targets` is NULL, else of those names
+ * (from targets_new). */
+static mi_status scan_run(mi_index *idx, const mi_scan_options *opts,
+                          char *const *targets, size_t ntargets,
+                          unsigned int private_flags,
+                          mi_scan_stats *stats_out)
 {
     mi_scan_stats stats = MI_SCAN_STATS_INIT;
     worker *workers = NULL;
     unsigned int nworkers, i;
+    bool all = targets == NULL;
     scan *sc;
     mi_status s;
     int fd;
 
-    if (!idx)
-        return MI_EINVAL;
-    if (opts && (opts->version < 1 || opts->version > MI_SCAN_OPTIONS_VERSION))
-        return mi_index_fail(idx, MI_EINVAL, "unknown scan options version %u",
-                             opts->version);
-    if (stats_out && (stats_out->version < 1 ||
-                      stats_out->version > MI_SCAN_STATS_VERSION))
-        return mi_index_fail(idx, MI_EINVAL, "unknown scan stats version %u",
-                             stats_out->version);
     s = mi_index_scan_begin(idx);
     if (s != MI_OK)
         return s;
@@ -832,6 +1099,7 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     sc->progress = opts ? opts->progress : NULL;
     sc->payload = opts ? opts->payload : NULL;
     sc->stats = &stats;
+    sc->skip_busy = (private_flags & MI_SCAN_SKIP_BUSY) != 0;
     sc->last_progress = now_ns();
     sc->started_ns = mi_wall_ns();
     pthread_mutex_init(&sc->lock, NULL);
@@ -843,13 +1111,29 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     s = mi_index_reader(idx, &sc->reader);
     if (s != MI_OK)
         goto out;
-    sc->cat = sc->reader->by_path;
     {
         uint64_t n = 1;     /* when in doubt, clear problems as files pass */
         mi_catalog_count_problems(sc->reader, &n);
         sc->problems = n > 0;
     }
-    cat_step(sc);
+    if (all) {
+        sc->cat = sc->reader->by_path;
+        cat_step(sc);
+    } else {
+        int rc = sqlite3_prepare_v2(
+            sc->reader->db,
+            "SELECT path, size, mtime_ns, inode, thumb, hash FROM files "
+            "INDEXED BY files_by_path WHERE path >= ?1 AND path < ?2 "
+            "ORDER BY path", -1, &sc->range, NULL);
+
+        if (rc != SQLITE_OK) {
+            mi_bufprintf(sc->errbuf, sizeof(sc->errbuf), "catalog: %s",
+                         sqlite3_errmsg(sc->reader->db));
+            set_fatal(sc, MI_EDB);
+        }
+        sc->cat = sc->range;
+        sc->cat_done = true;
+    }
 
     nworkers = mi_index_threads(idx);
     workers = calloc(nworkers, sizeof(*workers));
@@ -857,27 +1141,34 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
         s = MI_ENOMEM;
         goto out;
     }
-    for (i = 0; i < nworkers; i++) {
+    for (i = 0; i < nworkers && scan_going(sc); i++) {
         workers[i].sc = sc;
         workers[i].started =
             pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) == 0;
     }
-    if (!workers[0].started) {
+    if (scan_going(sc) && !workers[0].started) {
         set_fatal(sc, MI_ENOMEM);
         mi_bufprintf(sc->errbuf, sizeof(sc->errbuf),
                      "cannot start worker threads");
     }
 
-    fd = scan_going(sc) ? openat(sc->root_fd, ".",
-                                 O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                        : -1;
-    if (fd >= 0) {
-        sc->path[0] = '\0';
-        walk(sc, fd, 0, 0);
-    } else if (scan_going(sc)) {
-        set_fatal(sc, mi_status_from_errno(errno));
-        mi_bufprintf(sc->errbuf, sizeof(sc->errbuf), "%s: cannot read: %s",
-                     sc->root, strerror(errno));
+    if (!all) {
+        size_t k;
+
+        for (k = 0; k < ntargets && scan_going(sc); k++)
+            scan_target(sc, targets[k], strlen(targets[k]));
+    } else {
+        fd = scan_going(sc) ? openat(sc->root_fd, ".",
+                                     O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                            : -1;
+        if (fd >= 0) {
+            sc->path[0] = '\0';
+            walk(sc, fd, 0, 0);
+        } else if (scan_going(sc)) {
+            set_fatal(sc, mi_status_from_errno(errno));
+            mi_bufprintf(sc->errbuf, sizeof(sc->errbuf), "%s: cannot read: %s",
+                         sc->root, strerror(errno));
+        }
     }
 
     /* Let the workers finish what they hold, then stop them. */
@@ -892,8 +1183,9 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     drain(sc, true);
 
     /* Whatever the catalog still lists past the last disk path is gone;
-     * but a cancelled or failed scan did not see the whole disk. */
-    if (scan_going(sc)) {
+     * but a cancelled or failed scan did not see the whole disk (a
+     * limited one dropped each name's rows as it went). */
+    if (all && scan_going(sc)) {
         cat_remove_before(sc, NULL, 0);
         if (sc->problems && batch_begin(sc)) {
             s = mi_catalog_sweep_problems(sc->writer, sc->started_ns,
@@ -911,7 +1203,7 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
     /* After a complete scan: the thumbnails of contents no longer indexed
      * go (when something went, and once per handle for what a crash or a
      * rebuilt catalog left). */
-    if (scan_going(sc) && sc->thumbs) {
+    if (all && scan_going(sc) && sc->thumbs) {
         bool first = mi_index_take_first_sweep(idx);
         if (first || stats.removed || stats.changed)
             mi_thumb_sweep(idx, &stats.thumbs_removed);
@@ -929,7 +1221,9 @@ mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
 
 out:
     if (sc->reader) {
-        sqlite3_reset(sc->cat);
+        if (sc->range)
+            sqlite3_finalize(sc->range);
+        sqlite3_reset(sc->reader->by_path);
         mi_index_release(idx, sc->reader);
     }
     free(workers);
@@ -943,5 +1237,63 @@ out:
         stats_out->version = version;
     }
     mi_index_scan_end(idx);
+    return s;
+}
+
+static mi_status check_args(mi_index *idx, const mi_scan_options *opts,
+                            const mi_scan_stats *stats_out)
+{
+    if (opts && (opts->version < 1 || opts->version > MI_SCAN_OPTIONS_VERSION))
+        return mi_index_fail(idx, MI_EINVAL, "unknown scan options version %u",
+                             opts->version);
+    if (stats_out && (stats_out->version < 1 ||
+                      stats_out->version > MI_SCAN_STATS_VERSION))
+        return mi_index_fail(idx, MI_EINVAL, "unknown scan stats version %u",
+                             stats_out->version);
+    return MI_OK;
+}
+
+mi_status mi_scan(mi_index *idx, const mi_scan_options *opts,
+                  mi_scan_stats *stats_out)
+{
+    mi_status s;
+
+    if (!idx)
+        return MI_EINVAL;
+    s = check_args(idx, opts, stats_out);
+    if (s != MI_OK)
+        return s;
+    return scan_run(idx, opts, NULL, 0, 0, stats_out);
+}
+
+mi_status mi_scan_paths(mi_index *idx, const char *const *paths,
+                        size_t npaths, unsigned int private_flags,
+                        const mi_scan_options *opts, mi_scan_stats *stats_out)
+{
+    char **t;
+    size_t n = 0, i;
+    bool all, nomem;
+    mi_status s;
+
+    if (!idx || (npaths && !paths))
+        return MI_EINVAL;
+    s = check_args(idx, opts, stats_out);
+    if (s != MI_OK)
+        return s;
+    t = targets_new(paths, npaths, &n, &all, &nomem);
+    if (nomem)
+        return mi_index_fail(idx, MI_ENOMEM, "scan: out of memory");
+    if (!all && n == 0) {
+        if (stats_out) {
+            unsigned int version = stats_out->version;
+            *stats_out = (mi_scan_stats)MI_SCAN_STATS_INIT;
+            stats_out->version = version;
+        }
+        return MI_OK;
+    }
+    s = scan_run(idx, opts, all ? NULL : t, n, private_flags, stats_out);
+    for (i = 0; i < n; i++)
+        free(t[i]);
+    free(t);
     return s;
 }
