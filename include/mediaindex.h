@@ -414,6 +414,118 @@ MI_EXTERN size_t mi_entry_dup_count(const mi_entry *e);
 MI_EXTERN const char *mi_entry_dup_path(const mi_entry *e, size_t i);
 
 /* ---------------------------------------------------------------------- */
+/* Watching the folder                                                     */
+
+/*
+ * A watcher keeps the catalog in step with the storage folder while it
+ * runs: what is copied, moved, renamed or deleted there is indexed within
+ * about a second, by the same incremental scan as mi_scan() limited to the
+ * paths that changed.  On Linux it uses inotify, one watch per folder
+ * (.mediaindex and .thumbnails excepted); a file is read once it is
+ * complete: closed after writing, or moved into place (a file still open
+ * for writing elsewhere is left until it is closed).  When the kernel's
+ * event queue or the watcher's own overflows, it runs one incremental scan
+ * of everything.  Without inotify (another system, no instance left, the
+ * folder on a network file system) or once the watches run out
+ * (fs.inotify.max_user_watches), it falls back to an incremental scan of
+ * everything every poll_interval_s, and says so in mi_watch_state().
+ *
+ * A watcher runs in threads of its own and scans like any other caller:
+ * while another scan runs (MI_EBUSY) its own waits; uploads and lookups go
+ * on meanwhile.  Stop it (mi_watch_stop) before closing its index.
+ * Thread safety: mi_watch_state() may be called from any thread;
+ * mi_watch_stop() once, from one thread (not from the callback).
+ */
+typedef struct mi_watch mi_watch;
+
+/** How a watcher works now. */
+typedef enum mi_watch_mode {
+    MI_WATCH_STOPPED = 0,  /* not running (stopped, or failed: see reason) */
+    MI_WATCH_INOTIFY = 1,  /* events from the kernel */
+    MI_WATCH_POLLING = 2   /* a scan of everything now and then */
+} mi_watch_mode;
+
+/**
+ * Called from the watcher's thread after each scan it ran, with the
+ * scan's status and counts (mi_watch_state() may be called from it, e.g.
+ * to log a fall back to polling once).  Keep it short; it must not call
+ * mi_watch_stop().
+ */
+typedef void (*mi_watch_cb)(mi_watch *w, mi_status status,
+                            const mi_scan_stats *stats, void *payload);
+
+/* Flags for mi_watch_options. */
+#define MI_WATCH_POLL 0x1u          /* poll, never use inotify */
+#define MI_WATCH_NO_FIRST_SCAN 0x2u /* no scan of everything at the start:
+                                       the caller runs mi_scan() itself
+                                       after mi_watch_start() returns */
+
+/** Options for mi_watch_start(); start from MI_WATCH_OPTIONS_INIT. */
+typedef struct mi_watch_options {
+    unsigned int version;         /* MI_WATCH_OPTIONS_VERSION */
+    unsigned int flags;           /* MI_WATCH_* */
+    unsigned int debounce_ms;     /* changes are scanned once nothing more
+                                     changed for this long (and at most
+                                     5 times this after the first);
+                                     0 = 300 */
+    unsigned int poll_interval_s; /* polling: seconds between scans;
+                                     0 = 60 */
+    unsigned int max_folders;     /* watch at most this many folders, then
+                                     poll as when the kernel's watches run
+                                     out; 0 = as many as the kernel
+                                     allows */
+    unsigned int max_queued;      /* changed paths waiting for a scan;
+                                     beyond it, one scan of everything;
+                                     0 = MI_WATCH_MAX_QUEUED_DEFAULT */
+    mi_watch_cb callback;         /* may be NULL */
+    void *payload;                /* passed to callback */
+} mi_watch_options;
+
+#define MI_WATCH_MAX_QUEUED_DEFAULT 16384u
+#define MI_WATCH_OPTIONS_VERSION 1
+#define MI_WATCH_OPTIONS_INIT \
+    { MI_WATCH_OPTIONS_VERSION, 0, 0, 0, 0, 0, NULL, NULL }
+
+/** What a watcher is doing.  Start from MI_WATCH_INFO_INIT; the library
+ *  fills the fields of the version the caller names. */
+typedef struct mi_watch_info {
+    unsigned int version;     /* MI_WATCH_INFO_VERSION */
+    mi_watch_mode mode;
+    char reason[256];         /* why it polls (or stopped), else "" */
+    uint64_t folders;         /* folders watched */
+    uint64_t scans;           /* scans run */
+    uint64_t full_scans;      /* of which of everything (start, overflow,
+                                 polling) */
+    uint64_t overflows;       /* event queue overflows */
+    mi_status last_status;    /* of the last scan; MI_OK before any */
+} mi_watch_info;
+
+#define MI_WATCH_INFO_VERSION 1
+#define MI_WATCH_INFO_INIT \
+    { MI_WATCH_INFO_VERSION, MI_WATCH_STOPPED, "", 0, 0, 0, 0, MI_OK }
+
+/**
+ * Start watching the storage folder of `idx`.  Returns once every folder
+ * is watched, or the watcher has fallen back to polling (mi_watch_state()
+ * tells which and why); then, unless MI_WATCH_NO_FIRST_SCAN, its thread
+ * runs one incremental scan of everything, to catch what changed before.
+ * `opts` may be NULL.  MI_ENOMEM when its threads cannot be started.
+ */
+MI_EXTERN mi_status mi_watch_start(mi_watch **out, mi_index *idx,
+                                   const mi_watch_options *opts);
+
+/**
+ * How the watcher works now (MI_WATCH_STOPPED for NULL); `info` (may be
+ * NULL) receives the detail.
+ */
+MI_EXTERN mi_watch_mode mi_watch_state(mi_watch *w, mi_watch_info *info);
+
+/** Stop watching: a scan under way is cancelled (what it committed is
+ *  kept), the threads are joined, everything is freed.  NULL is a
+ *  no-op. */
+MI_EXTERN void mi_watch_stop(mi_watch *w);
+
+/* ---------------------------------------------------------------------- */
 /* Thumbnails                                                              */
 
 /*
