@@ -1019,7 +1019,10 @@ static void corpus_walk(const char *dir)
             corpus_ok += s == MI_OK;
             if (s != MI_OK || secs > 0.5)
                 printf("# %s: %s, %.3f s\n", p, mi_strerror(s), secs);
-            CHECK(secs < 5.0);
+            /* A hang guard, not a speed test (those are in bench/): a
+             * HEIC here takes under a second alone, 10 s on a loaded
+             * 2-core machine; the decoder's own deadline is 30 s. */
+            CHECK(secs < 30.0);
             CHECK(s == MI_OK || s == MI_EUNSUPPORTED || s == MI_EFORMAT ||
                   s == MI_ETOOBIG);
             mi_free(png);
