@@ -40,7 +40,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -55,6 +54,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #define AUTH_MAX_QUEUE 32         /* logins waiting for a hash slot */
 #define CACHE_SLOTS 1024          /* direct-mapped, by token hash */
@@ -76,6 +77,20 @@
 #define HOT_MS 200
 #define CHECK_MS 1000
 #define WATCHLESS_MS 100
+/* The password hashers' nice value: a login flood's argon2 yields the CPU
+ * to every other request (measured by bench/auth.sh: a logged-in user's
+ * /thumbnail p99 under 100 wrong-password clients). */
+#define HASH_NICE 19
+
+/* One argon2 job, on its caller's stack, run by a hasher thread. */
+struct hjob {
+    bool verify;                  /* else hash */
+    const char *pw, *hash_in;     /* verify: hash_in against pw */
+    char *hash_out;               /* hash: crypto_pwhash_STRBYTES */
+    int rc;
+    bool done;
+    struct hjob *next;
+};
 
 struct cache_entry {
     bool used;
@@ -94,7 +109,8 @@ struct throttle {
 };
 
 struct auth {
-    pthread_mutex_t lock;         /* guards everything below but `hashes` */
+    pthread_mutex_t lock;         /* guards everything below but the
+                                     hashers' queue (hq_lock) */
     sqlite3 *db;
     sqlite3_stmt *st_version, *st_accounts, *st_session, *st_key,
                  *st_touch_session, *st_touch_key, *st_share, *st_share_item;
@@ -112,7 +128,14 @@ struct auth {
     struct cache_entry cache[CACHE_SLOTS];
     struct throttle throttle[THROTTLE_SLOTS];
 
-    sem_t hashes;                 /* argon2 runs at once */
+    /* argon2 runs in AUTH_MAX_HASHES threads of their own, at nice
+     * HASH_NICE, fed by a queue (see struct hjob). */
+    pthread_mutex_t hq_lock;
+    pthread_cond_t hq_work, hq_done;
+    struct hjob *hq_head, *hq_tail;
+    pthread_t hashers[AUTH_MAX_HASHES];
+    int nhashers;
+    bool hq_stop;
     atomic_int waiting;           /* logins queued for one */
     pthread_mutex_t dummy_lock;
     bool dummy_ready;
@@ -372,7 +395,9 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
     }
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->dummy_lock, NULL);
-    sem_init(&a->hashes, 0, AUTH_MAX_HASHES);
+    pthread_mutex_init(&a->hq_lock, NULL);
+    pthread_cond_init(&a->hq_work, NULL);
+    pthread_cond_init(&a->hq_done, NULL);
     atomic_init(&a->waiting, 0);
     a->data_version = -1;
     a->watch_fd = a->stop_fd = -1;
@@ -507,7 +532,15 @@ void auth_close(auth *a)
     sqlite3_finalize(a->st_share);
     sqlite3_finalize(a->st_share_item);
     sqlite3_close(a->db);
-    sem_destroy(&a->hashes);
+    pthread_mutex_lock(&a->hq_lock);
+    a->hq_stop = true;
+    pthread_cond_broadcast(&a->hq_work);
+    pthread_mutex_unlock(&a->hq_lock);
+    for (int i = 0; i < a->nhashers; i++)
+        pthread_join(a->hashers[i], NULL);
+    pthread_cond_destroy(&a->hq_work);
+    pthread_cond_destroy(&a->hq_done);
+    pthread_mutex_destroy(&a->hq_lock);
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->dummy_lock);
     sodium_memzero(a->cache, sizeof(a->cache));
@@ -906,17 +939,85 @@ enum auth_verdict auth_check(auth *a, const struct auth_request *rq,
 /* ---------------------------------------------------------------------- */
 /* Passwords                                                               */
 
-/* Hash a password, one of AUTH_MAX_HASHES at a time. */
+static void hjob_run(struct hjob *j)
+{
+    if (j->verify)
+        j->rc = crypto_pwhash_str_verify(j->hash_in, j->pw, strlen(j->pw));
+    else
+        j->rc = crypto_pwhash_str(j->hash_out, j->pw, strlen(j->pw),
+                                  AUTH_PWHASH_OPSLIMIT, AUTH_PWHASH_MEMLIMIT);
+}
+
+static void *hasher_main(void *arg)
+{
+    auth *a = arg;
+
+    /* Raising one's own nice value needs no privilege; it is never
+     * lowered again, so these threads do nothing else. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HASH_NICE);
+    pthread_mutex_lock(&a->hq_lock);
+    for (;;) {
+        struct hjob *j;
+
+        while (!a->hq_head && !a->hq_stop)
+            pthread_cond_wait(&a->hq_work, &a->hq_lock);
+        if (!a->hq_head)
+            break;
+        j = a->hq_head;
+        a->hq_head = j->next;
+        if (!a->hq_head)
+            a->hq_tail = NULL;
+        pthread_mutex_unlock(&a->hq_lock);
+        hjob_run(j);
+        pthread_mutex_lock(&a->hq_lock);
+        j->done = true;
+        pthread_cond_broadcast(&a->hq_done);
+    }
+    pthread_mutex_unlock(&a->hq_lock);
+    return NULL;
+}
+
+/* Run an argon2 job on a hasher thread (AUTH_MAX_HASHES at once, in
+ * order), waiting for it; in this thread if none can be started. */
+static int hash_run(auth *a, struct hjob *j)
+{
+    pthread_mutex_lock(&a->hq_lock);
+    while (a->nhashers < AUTH_MAX_HASHES &&
+           pthread_create(&a->hashers[a->nhashers], NULL, hasher_main, a) == 0)
+        a->nhashers++;
+    if (!a->nhashers) {
+        pthread_mutex_unlock(&a->hq_lock);
+        hjob_run(j);
+        return j->rc;
+    }
+    j->done = false;
+    j->next = NULL;
+    if (a->hq_tail)
+        a->hq_tail->next = j;
+    else
+        a->hq_head = j;
+    a->hq_tail = j;
+    pthread_cond_signal(&a->hq_work);
+    while (!j->done)
+        pthread_cond_wait(&a->hq_done, &a->hq_lock);
+    pthread_mutex_unlock(&a->hq_lock);
+    return j->rc;
+}
+
+/* Hash a password (on a hasher thread). */
 static int pw_hash(auth *a, char out[crypto_pwhash_STRBYTES], const char *pw)
 {
-    int rc;
+    struct hjob j = { .verify = false, .pw = pw, .hash_out = out };
 
-    while (sem_wait(&a->hashes) != 0 && errno == EINTR)
-        ;
-    rc = crypto_pwhash_str(out, pw, strlen(pw), AUTH_PWHASH_OPSLIMIT,
-                           AUTH_PWHASH_MEMLIMIT);
-    sem_post(&a->hashes);
-    return rc;
+    return hash_run(a, &j);
+}
+
+/* 0 when pw matches hash (on a hasher thread). */
+static int pw_verify(auth *a, const char *hash, const char *pw)
+{
+    struct hjob j = { .verify = true, .pw = pw, .hash_in = hash };
+
+    return hash_run(a, &j);
 }
 
 static const char *dummy_hash(auth *a)
@@ -1087,16 +1188,10 @@ enum auth_login_result auth_login(auth *a, const char *user,
     }
     against = found ? stored : dummy_hash(a);
     if (against && password && strlen(password) <= AUTH_PASSWORD_MAX) {
-        while (sem_wait(&a->hashes) != 0 && errno == EINTR)
-            ;
-        good = crypto_pwhash_str_verify(against, password,
-                                        strlen(password)) == 0 && found;
+        good = pw_verify(a, against, password) == 0 && found;
         if (good && crypto_pwhash_str_needs_rehash(stored, AUTH_PWHASH_OPSLIMIT,
                                                    AUTH_PWHASH_MEMLIMIT) != 0)
-            rehash = crypto_pwhash_str(stored, password, strlen(password),
-                                       AUTH_PWHASH_OPSLIMIT,
-                                       AUTH_PWHASH_MEMLIMIT) == 0;
-        sem_post(&a->hashes);
+            rehash = pw_hash(a, stored, password) == 0;
     }
     atomic_fetch_sub(&a->waiting, 1);
 
@@ -1935,11 +2030,7 @@ enum auth_login_result auth_share_unlock(auth *a, const char *token,
             atomic_fetch_sub(&a->waiting, 1);
             return AUTH_LOGIN_BUSY;
         }
-        while (sem_wait(&a->hashes) != 0 && errno == EINTR)
-            ;
-        good = crypto_pwhash_str_verify(stored, password,
-                                        strlen(password)) == 0;
-        sem_post(&a->hashes);
+        good = pw_verify(a, stored, password) == 0;
         atomic_fetch_sub(&a->waiting, 1);
     }
     sodium_memzero(stored, sizeof(stored));

@@ -9,7 +9,8 @@
  *
  * Thread-safety: one struct auth is shared by every request thread; every
  * function may be called from any thread.  Password hashing (argon2id)
- * runs outside the store's lock, at most AUTH_MAX_HASHES at once.
+ * runs outside the store's lock, on AUTH_MAX_HASHES threads of its own at
+ * the lowest CPU priority, so a login flood slows logins, not browsing.
  */
 #ifndef MEDIA_SERVER_AUTH_H
 #define MEDIA_SERVER_AUTH_H
@@ -21,7 +22,8 @@
 /* argon2id parameters (see auth.c for the measurements behind them). */
 #define AUTH_PWHASH_OPSLIMIT 3
 #define AUTH_PWHASH_MEMLIMIT (32u << 20)
-/* Password hashes computed at once (each holds AUTH_PWHASH_MEMLIMIT). */
+/* Password hashes computed at once (each holds AUTH_PWHASH_MEMLIMIT), on
+ * as many hasher threads. */
 #define AUTH_MAX_HASHES 2
 
 #define AUTH_NAME_MAX 64          /* user names and key labels, bytes */

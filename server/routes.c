@@ -869,6 +869,10 @@ static void route_login(struct req *r, bool setup)
     res = auth_login(r->srv->auth, user, pw, r->client, token, &max_age, &retry,
                      &who);
     cJSON_Delete(body);
+    /* A failed login closes its connection: a flood of wrong passwords on
+     * keep-alive connections would otherwise hold every worker thread
+     * (one per connection) and lock logged-in users out. */
+    r->close = res != AUTH_LOGIN_OK;
     switch (res) {
     case AUTH_LOGIN_OK:
         session_cookie(r, extra, sizeof(extra), token, max_age);
@@ -1281,6 +1285,7 @@ static void route_share_unlock(struct req *r, const struct path *p)
     res = auth_share_unlock(atomic_load(&r->srv->auth), p->seg[1], pw,
                             r->client, grant, &max_age, &retry);
     cJSON_Delete(body);
+    r->close = res != AUTH_LOGIN_OK;       /* as for logins */
     switch (res) {
     case AUTH_LOGIN_OK:
         snprintf(extra, sizeof(extra), "Set-Cookie: " AUTH_SHARE_COOKIE
