@@ -9,7 +9,9 @@
  * waits until the changes settle (debounce), takes the whole set and runs
  * mi_scan_paths() on it: the scan's own walk and merge, limited to those
  * names.  The pending set is bounded (max_queued); past it, or when the
- * kernel's queue overflowed, one scan of everything replaces it.
+ * kernel's queue overflowed, every folder is watched again (a moved
+ * folder's watches corrected, a gone one's given back) and one scan of
+ * everything replaces the set.
  *
  * Folders are watched, not files: one watch per folder.  A file is queued
  * when it is closed after writing or moved in, out or deleted; not when it
@@ -237,20 +239,21 @@ static void want_full_locked(mi_watch *w, int64_t delay_ms)
     wake_scanner_locked(w);
 }
 
-/* A path changed: queue it (relative, no final "/"). */
-static void queue_path(mi_watch *w, const char *path)
+/* A path changed: queue it (relative, no final "/").  false when the
+ * set is full (or memory short): the caller then resyncs, as after the
+ * kernel's own overflow. */
+static bool queue_path(mi_watch *w, const char *path)
 {
     int64_t now = now_ms();
+    bool ok = true;
 
     pthread_mutex_lock(&w->lock);
     if (!w->full_due) {
         bool was_empty = w->pending.n == 0;
 
-        if (w->pending.n >= w->max_queued) {
-            w->overflows++;
-            want_full_locked(w, w->debounce_ms);
-        } else if (pset_add(&w->pending, path) != MI_OK) {
-            want_full_locked(w, w->debounce_ms);
+        if (w->pending.n >= w->max_queued ||
+            pset_add(&w->pending, path) != MI_OK) {
+            ok = false;
         } else {
             if (was_empty)
                 w->first_ms = now;
@@ -260,6 +263,7 @@ static void queue_path(mi_watch *w, const char *path)
         }
     }
     pthread_mutex_unlock(&w->lock);
+    return ok;
 }
 
 /* From now on, poll: say why (printf-style), and scan everything now. */
@@ -613,9 +617,10 @@ static void forget_tree(mi_watch *w, const char *rel)
     free(wds);
 }
 
-/* After lost events: watch every folder again (correcting the paths of
- * folders that moved), forget the watches of folders no longer there,
- * and scan everything. */
+/* After lost events (the kernel's queue overflowed) or paths not kept
+ * (ours did): watch every folder again (correcting the paths of folders
+ * that moved), forget the watches of folders no longer there, and scan
+ * everything. */
 static bool resync(mi_watch *w)
 {
     size_t i;
@@ -674,8 +679,8 @@ static bool on_event(mi_watch *w, const struct inotify_event *ev)
                         "unmounted: polling every %u s", w->poll_s);
             return false;
         }
-        if (ev->mask & IN_UNMOUNT)
-            queue_path(w, d->path);
+        if ((ev->mask & IN_UNMOUNT) && !queue_path(w, d->path))
+            return resync(w);
         return true;        /* its parent's events tell the rest */
     }
     if (!name[0])
@@ -702,8 +707,7 @@ static bool on_event(mi_watch *w, const struct inotify_event *ev)
         } else if (!(ev->mask & IN_DELETE)) {
             return true;
         }
-        queue_path(w, w->evpath);
-        return true;
+        return queue_path(w, w->evpath) || resync(w);
     }
     if (!mi_media_from_name(name))
         return true;
@@ -716,8 +720,7 @@ static bool on_event(mi_watch *w, const struct inotify_event *ev)
             !(S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink > 1)))
             return true;
     }
-    queue_path(w, w->evpath);
-    return true;
+    return queue_path(w, w->evpath) || resync(w);
 }
 
 /* Read what the kernel has; false when the watcher gave inotify up. */

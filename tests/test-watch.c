@@ -554,6 +554,7 @@ static void test_overflow(void)
     CHECK(info.overflows >= 1);
     CHECK(info.full_scans >= 2);
     CHECK(info.mode == MI_WATCH_INOTIFY);
+    CHECK_EQ_INT(info.folders, 2);      /* watched again: root, many/ */
     /* Still watching afterwards. */
     put_jpeg(NULL, dir, "many/later.jpg", 2999);
     CHECK(wait_count(idx, 101, WAIT_MS));
@@ -712,6 +713,80 @@ out:
     free(dir);
 }
 
+/* Uploads meanwhile: stored once, indexed once, nothing read twice. */
+typedef struct totals {
+    pthread_mutex_t lock;
+    mi_scan_stats sum;
+    int bad;
+} totals;
+
+static void add_totals(mi_watch *w, mi_status status,
+                       const mi_scan_stats *stats, void *payload)
+{
+    totals *t = payload;
+
+    (void)w;
+    pthread_mutex_lock(&t->lock);
+    t->bad += status != MI_OK;
+    t->sum.added += stats->added;
+    t->sum.changed += stats->changed;
+    t->sum.removed += stats->removed;
+    t->sum.failed += stats->failed;
+    t->sum.files_hashed += stats->files_hashed;
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void test_uploads_meanwhile(void)
+{
+    char *dir = fx_tempdir();
+    mi_watch_options opts = MI_WATCH_OPTIONS_INIT;
+    mi_index *idx = open_index(dir, true);
+    totals t;
+    mi_watch *w;
+    int i;
+
+    memset(&t, 0, sizeof(t));
+    pthread_mutex_init(&t.lock, NULL);
+    opts.callback = add_totals;
+    opts.payload = &t;
+    w = start(idx, &opts);
+    CHECK(w != NULL);
+    if (!w)
+        goto out;
+    CHECK(wait_scans(w, 1, WAIT_MS));
+    for (i = 0; i < 20; i++) {
+        unsigned char *jpg = NULL;
+        size_t len = 0;
+        mi_store *st = NULL;
+        char name[32];
+
+        snprintf(name, sizeof(name), "up%02d.jpg", i);
+        CHECK(fx_jpeg_buffer(&jpg, &len, 40, 30, 6000u + (unsigned)i, NULL) == 0);
+        CHECK_OK(mi_store_begin(&st, idx, name, NULL, 0));
+        CHECK_OK(mi_store_write(st, jpg, len));
+        CHECK_OK(mi_store_commit(st));
+        CHECK_EQ_INT(mi_store_created(st), 1);
+        mi_store_free(st);
+        free(jpg);
+    }
+    CHECK_EQ_INT(count_files(idx), 20);
+    sleep_ms(1500);     /* the watcher's scans of the placed files */
+    CHECK_EQ_INT(count_files(idx), 20);
+    pthread_mutex_lock(&t.lock);
+    printf("# the watcher after 20 uploads: %" PRIu64 " added, %" PRIu64
+           " changed, %" PRIu64 " hashed\n", t.sum.added, t.sum.changed,
+           t.sum.files_hashed);
+    CHECK_EQ_INT(t.bad, 0);
+    CHECK_EQ_INT(t.sum.removed + t.sum.failed + t.sum.changed, 0);
+    pthread_mutex_unlock(&t.lock);
+    mi_watch_stop(w);
+out:
+    pthread_mutex_destroy(&t.lock);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 /* The callback comes after each scan; stop is quick, even mid-scan. */
 typedef struct calls {
     atomic_int n;
@@ -799,6 +874,7 @@ int main(void)
     RUN(test_polling_forced);
     RUN(test_watches_run_out);
     RUN(test_concurrent_scans);
+    RUN(test_uploads_meanwhile);
     RUN(test_callback_and_stop);
     return mi_test_done();
 }
