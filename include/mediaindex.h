@@ -422,8 +422,10 @@ MI_EXTERN const char *mi_entry_dup_path(const mi_entry *e, size_t i);
  * about a second, by the same incremental scan as mi_scan() limited to the
  * paths that changed.  On Linux it uses inotify, one watch per folder
  * (.mediaindex and .thumbnails excepted); a file is read once it is
- * complete: closed after writing, or moved into place (a file still open
- * for writing elsewhere is left until it is closed).  When the kernel's
+ * complete: closed after writing, or moved into place.  A file still open
+ * for writing when a scan meets it (in a new folder, say) is left until
+ * it is closed, where the system can tell: a file of the watcher's own
+ * user, on a local file system (a read lease).  When the kernel's
  * event queue or the watcher's own overflows, it runs one incremental scan
  * of everything.  Without inotify (another system, no instance left, the
  * folder on a network file system) or once the watches run out
