@@ -4,7 +4,8 @@
  *   media-server --storage_dir DIR [--port 8000] [--rescan_interval N]
  *                [--listen ADDR] [--threads N] [--max-upload-bytes N]
  *                [--decode-memory N] [--decoder-timeout SECONDS]
- *                [--trusted-proxy ADDR]
+ *                [--trusted-proxy ADDR] [--upload-partial-max N]
+ *                [--upload-expiry SECONDS]
  *   media-server --storage_dir DIR user add|passwd|del|list [NAME] [--role R]
  *   media-server --storage_dir DIR key create|list|revoke ...
  *
@@ -18,6 +19,7 @@
  * stops the scanner and closes the index.
  */
 #include "server.h"
+#include "tus.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -51,6 +53,8 @@ struct options {
     unsigned long decoder_timeout;
     const char *trusted_proxy;
     int cmd;                     /* argv index of "user"/"key"; 0 = serve */
+    uint64_t upload_partial_max; /* tus: 0 = the library's default */
+    unsigned long upload_expiry; /* tus, seconds: 0 = the library's default */
 };
 
 static void usage(FILE *f)
@@ -62,6 +66,7 @@ static void usage(FILE *f)
         "[--max-upload-bytes N] [--decode-memory N]\n"
         "                    [--decoder-timeout SECONDS] "
         "[--trusted-proxy ADDR]\n"
+        "                    [--upload-partial-max N] [--upload-expiry SECONDS]\n"
         "       media-server --storage_dir DIR user add|passwd|del|list "
         "[NAME] [--role R]\n"
         "       media-server --storage_dir DIR key create --user NAME "
@@ -84,6 +89,12 @@ static void usage(FILE *f)
         "  --trusted-proxy ADDR      believe X-Forwarded-For/-Proto from this "
         "address\n"
         "                            (a reverse proxy doing HTTPS)\n"
+        "  --upload-partial-max N    bytes all unfinished resumable uploads may "
+        "hold\n"
+        "                            together; K, M, G suffixes (default 8G)\n"
+        "  --upload-expiry N         seconds an unfinished resumable upload is "
+        "kept\n"
+        "                            after its last bytes (default 86400)\n"
         "Accounts (while the server runs or not):\n"
         "  --role R                  user add: admin, member or viewer "
         "(default:\n"
@@ -206,12 +217,20 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->decoder_timeout = (unsigned long)num;
         } else if (strcmp(flag, "trusted_proxy") == 0 && *val) {
             o->trusted_proxy = val;
+        } else if (strcmp(flag, "upload_partial_max") == 0 &&
+                   parse_num(val, UINT64_MAX / 2, true, &num) && num > 0) {
+            o->upload_partial_max = num;
+        } else if (strcmp(flag, "upload_expiry") == 0 &&
+                   parse_num(val, 365u * 86400u, false, &num) && num > 0) {
+            o->upload_expiry = (unsigned long)num;
         } else if (strcmp(flag, "storage_dir") == 0 || strcmp(flag, "listen") == 0 ||
                    strcmp(flag, "port") == 0 || strcmp(flag, "rescan_interval") == 0 ||
                    strcmp(flag, "threads") == 0 ||
                    strcmp(flag, "max_upload_bytes") == 0 ||
                    strcmp(flag, "decode_memory") == 0 ||
-                   strcmp(flag, "decoder_timeout") == 0) {
+                   strcmp(flag, "decoder_timeout") == 0 ||
+                   strcmp(flag, "upload_partial_max") == 0 ||
+                   strcmp(flag, "upload_expiry") == 0) {
             fprintf(stderr, "media-server: bad value for --%s: \"%s\"\n", flag, val);
             return 2;
         } else {
@@ -658,7 +677,8 @@ static void *stop_civetweb(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0, NULL, 0 };
+    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0, NULL, 0,
+                         0, 0 };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -667,6 +687,7 @@ int main(int argc, char **argv)
     struct mg_server_port ports[4];
     struct mg_context *ctx;
     struct stopper stopper;
+    struct tus_sweeper sweeper;
     pthread_condattr_t ca;
     pthread_t scan_thread, stop_thread;
     sigset_t sigs;
@@ -715,6 +736,8 @@ int main(int argc, char **argv)
 
     iopts.decode_memory = o.decode_memory;
     iopts.decoder_timeout_ms = (unsigned)o.decoder_timeout * 1000u;
+    iopts.upload_partial_max = o.upload_partial_max;
+    iopts.upload_expiry_s = (unsigned)o.upload_expiry;
     s = mi_index_open(&srv.idx, o.storage_dir, &iopts, err, sizeof(err));
     if (s != MI_OK) {
         fprintf(stderr, "media-server: storage folder %s: %s\n", o.storage_dir,
@@ -834,6 +857,13 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Unfinished resumable uploads: swept now, then hourly (or as often
+     * as they expire, when that is sooner). */
+    if (tus_sweeper_start(&sweeper, srv.idx,
+                          o.upload_expiry && o.upload_expiry < 3600
+                              ? (unsigned)o.upload_expiry : 3600) != 0)
+        fprintf(stderr, "media-server: cannot start the upload sweeper\n");
+
     while (sigwait(&sigs, &sig) != 0)
         ;
     fprintf(stderr, "media-server: %s: shutting down\n",
@@ -908,6 +938,7 @@ int main(int argc, char **argv)
     }
     pthread_join(stop_thread, NULL);
     conns_stop_reaper(&srv);
+    tus_sweeper_stop(&sweeper);
     if (pthread_timedjoin_np(scan_thread, NULL, &scan_deadline) != 0) {
         fprintf(stderr, "media-server: the scan did not stop in time; "
                         "exiting without waiting\n");

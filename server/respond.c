@@ -88,7 +88,8 @@ static void respond(struct req *r, int status, const char *content_type,
                  "HTTP/1.1 %d %s\r\n"
                  "%s%s%s"
                  "Connection: %s\r\n%s",
-                 status, mg_get_response_code_text(r->conn, status),
+                 status, status == 460 ? "Checksum Mismatch" /* tus */
+                                       : mg_get_response_code_text(r->conn, status),
                  content_type ? "Content-Type: " : "",
                  content_type ? content_type : "",
                  content_type ? "\r\n" : "",
@@ -97,7 +98,7 @@ static void respond(struct req *r, int status, const char *content_type,
                  r->https ? "Strict-Transport-Security: max-age=31536000\r\n"
                           : "");
     n = w > 0 ? (size_t)w : 0;
-    if (status == 304 || (status >= 100 && status < 200))
+    if (status == 304 || status == 204 || (status >= 100 && status < 200))
         w = 0;         /* no body, no length */
     else if (content_length >= 0)
         w = snprintf(buf + n, cap - n, "Content-Length: %" PRId64 "\r\n",

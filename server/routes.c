@@ -31,6 +31,7 @@
  */
 #include "server.h"
 #include "web-assets.h"
+#include "tus.h"
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
@@ -1603,6 +1604,19 @@ static void r_put(struct req *r, const struct path *p)
     }
 }
 
+/* tus (tus.c): the collection, or one upload ("-" for a NUL: no such id). */
+static void r_tus(struct req *r, const struct path *p)
+{
+    tus_route(r, p->n == 3 && *p->seg[2] ? (p->nul[2] ? "-" : p->seg[2])
+                                         : NULL);
+}
+
+static void r_check(struct req *r, const struct path *p)
+{
+    (void)p;
+    check_route(r);
+}
+
 /* A route: its path ("*" is any one segment), the methods it answers
  * (space-separated) and what it needs (auth.h).  The first row whose path
  * and method match runs; a path that matches with no method is a 405,
@@ -1636,6 +1650,12 @@ static const struct route routes[] = {
     { "/image/sha256/*",        "GET HEAD", AUTH_READ,   r_image },
     { "/image/*",               "GET HEAD", AUTH_READ,   r_image },
     { "/image/*",               "PUT",      AUTH_UPLOAD, r_put },
+    /* Resumable uploads (tus.c); OPTIONS tells a client what we speak. */
+    { "/api/uploads",           "POST",     AUTH_UPLOAD, r_tus },
+    { "/api/uploads/*",         "POST HEAD PATCH DELETE", AUTH_UPLOAD, r_tus },
+    { "/api/uploads",           "OPTIONS",  AUTH_PUBLIC, r_tus },
+    { "/api/uploads/*",         "OPTIONS",  AUTH_PUBLIC, r_tus },
+    { "/api/check",             "POST",     AUTH_READ,   r_check },
     /* Share links: public here, the token checked by each route. */
     { "/s/*",                   "GET HEAD", AUTH_PUBLIC, route_share_page },
     { "/s/*/",                  "GET HEAD", AUTH_PUBLIC, route_share_page },
@@ -1764,7 +1784,8 @@ int handle_request(struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info(conn);
     r.head = strcmp(r.ri->request_method, "HEAD") == 0;
     find_client(&r);
-    uploads = conns_enter(r.srv, r.ri, strcmp(r.ri->request_method, "PUT") == 0);
+    uploads = conns_enter(r.srv, r.ri, strcmp(r.ri->request_method, "PUT") == 0 ||
+                                       strcmp(r.ri->request_method, "PATCH") == 0);
     /* A body nobody reads is not worth draining: close after replying.
      * The upload route reads its body and decides for itself. */
     if (r.ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding"))
