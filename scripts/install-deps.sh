@@ -22,7 +22,7 @@ libavutil-dev libswscale-dev libseccomp-dev"
 # tests run systemd-analyze and groff; the formats tests make their
 # fixtures with ffmpeg, heif-enc, cwebp and exiftool.
 test_pkgs="zlib1g-dev systemd groff-base ffmpeg libheif-examples webp
-libimage-exiftool-perl nginx openssl"
+libimage-exiftool-perl nginx openssl python3-tuspy"
 browser=
 case "${1:-}" in
 "") ;;

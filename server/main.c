@@ -816,6 +816,9 @@ int main(int argc, char **argv)
     merr.text_buffer_size = sizeof(errtext);
     errtext[0] = '\0';
 
+    /* Unfinished resumable uploads: the first sweep before any request
+     * (see tus.h), then the sweeper's. */
+    tus_sweep(srv.idx);
     mg_init_library(0);
     ctx = mg_start2(&init, &merr);
     if (!ctx) {
@@ -857,8 +860,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Unfinished resumable uploads: swept now, then hourly (or as often
-     * as they expire, when that is sooner). */
+    /* Unfinished resumable uploads: swept hourly (or as often as they
+     * expire, when that is sooner). */
     if (tus_sweeper_start(&sweeper, srv.idx,
                           o.upload_expiry && o.upload_expiry < 3600
                               ? (unsigned)o.upload_expiry : 3600) != 0)

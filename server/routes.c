@@ -1607,8 +1607,8 @@ static void r_put(struct req *r, const struct path *p)
 /* tus (tus.c): the collection, or one upload ("-" for a NUL: no such id). */
 static void r_tus(struct req *r, const struct path *p)
 {
-    tus_route(r, p->n == 3 && *p->seg[2] ? (p->nul[2] ? "-" : p->seg[2])
-                                         : NULL);
+    tus_route(r, p->n < 3 ? NULL : p->nul[2] ? "-" : *p->seg[2] ? p->seg[2]
+                                                                : NULL);
 }
 
 static void r_check(struct req *r, const struct path *p)

@@ -1267,6 +1267,20 @@ void check_route(struct req *r)
 /* ---------------------------------------------------------------------- */
 /* The sweeper                                                             */
 
+void tus_sweep(mi_index *idx)
+{
+    uint64_t removed = 0;
+    mi_status s = mi_upload_sweep(idx, 0, &removed);
+
+    if (s != MI_OK)
+        fprintf(stderr, "media-server: upload sweep: %s: %s\n",
+                mi_strerror(s), mi_index_errmsg(idx));
+    else if (removed)
+        fprintf(stderr, "media-server: upload sweep: %" PRIu64 " expired "
+                "or complete upload%s done with\n", removed,
+                removed == 1 ? "" : "s");
+}
+
 static void *sweeper(void *arg)
 {
     struct tus_sweeper *sw = arg;
@@ -1274,24 +1288,17 @@ static void *sweeper(void *arg)
     pthread_mutex_lock(&sw->lock);
     while (!sw->stop) {
         struct timespec until;
-        uint64_t removed = 0;
-        mi_status s;
         int rc = 0;
 
-        pthread_mutex_unlock(&sw->lock);
-        s = mi_upload_sweep(sw->idx, 0, &removed);
-        if (s != MI_OK)
-            fprintf(stderr, "media-server: upload sweep: %s: %s\n",
-                    mi_strerror(s), mi_index_errmsg(sw->idx));
-        else if (removed)
-            fprintf(stderr, "media-server: upload sweep: %" PRIu64 " expired "
-                    "or complete upload%s done with\n", removed,
-                    removed == 1 ? "" : "s");
-        pthread_mutex_lock(&sw->lock);
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += (time_t)sw->period_s;
         while (!sw->stop && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&sw->wake, &sw->lock, &until);
+        if (sw->stop)
+            break;
+        pthread_mutex_unlock(&sw->lock);
+        tus_sweep(sw->idx);
+        pthread_mutex_lock(&sw->lock);
     }
     pthread_mutex_unlock(&sw->lock);
     return NULL;

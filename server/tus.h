@@ -21,9 +21,11 @@ void tus_route(struct req *r, const char *id);
 /* POST /api/check. */
 void check_route(struct req *r);
 
-/* The sweeper: mi_upload_sweep() at once, then every period_s seconds,
- * on a thread of its own (expired uploads go, complete ones that were
- * never finished are finished). */
+/* The sweeper: mi_upload_sweep() every period_s seconds, on a thread of
+ * its own (expired uploads go, complete ones that were never finished are
+ * finished).  The first sweep is tus_sweep(), called before the server
+ * listens: a sweep counts the reservations again from the disk, and an
+ * upload being created meanwhile would not be counted. */
 struct tus_sweeper {
     mi_index *idx;
     unsigned int period_s;
@@ -33,6 +35,7 @@ struct tus_sweeper {
     bool stop, started;
 };
 
+void tus_sweep(mi_index *idx);
 int tus_sweeper_start(struct tus_sweeper *sw, mi_index *idx,
                       unsigned int period_s);
 void tus_sweeper_stop(struct tus_sweeper *sw);
