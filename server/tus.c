@@ -1091,9 +1091,22 @@ static void out_str(struct out *o, const char *s)
     free(fixed);
 }
 
-/* One item: a hash string, or {id, sha256}.  false with a reason. */
-static bool check_item(const cJSON *it, uint8_t hash[MI_HASH_SIZE],
-                       const cJSON **id, char *why, size_t whylen, size_t i)
+/* A pre-check item: {id, name, size, date}, no hash. */
+struct pre {
+    uint64_t size;
+    const char *name;          /* NULL: none */
+    double date;               /* epoch seconds; < 0: none */
+    size_t item;               /* its place in the request */
+    char *path;                /* the match's (malloc'd), or NULL */
+};
+
+enum { ITEM_BAD = 0, ITEM_HASH, ITEM_PRE };
+
+/* One item: a hash string, {id, sha256}, or {id, name, size, date} for
+ * the pre-check.  ITEM_BAD with a reason. */
+static int check_item(const cJSON *it, uint8_t hash[MI_HASH_SIZE],
+                      const cJSON **id, char *why, size_t whylen, size_t i,
+                      struct pre *pre)
 {
     const cJSON *h = it;
     char hex[MI_HASH_HEX_LEN + 1];
@@ -1113,11 +1126,34 @@ static bool check_item(const cJSON *it, uint8_t hash[MI_HASH_SIZE],
             return false;
         }
         h = cJSON_GetObjectItemCaseSensitive(it, "sha256");
+        if (!h) {
+            const cJSON *sz = cJSON_GetObjectItemCaseSensitive(it, "size");
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+            const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "date");
+
+            if (!cJSON_IsNumber(sz) || sz->valuedouble < 0 ||
+                sz->valuedouble > 9007199254740992.0 ||
+                (nm && (!cJSON_IsString(nm) ||
+                        strlen(nm->valuestring) > 1024)) ||
+                (dt && (!cJSON_IsNumber(dt) || dt->valuedouble < 0)) ||
+                (!nm && !dt)) {
+                snprintf(why, whylen, "item %zu: a pre-check is {\"id\", "
+                         "\"size\": bytes, \"name\": file name and/or "
+                         "\"date\": capture time, epoch seconds}", i);
+                return ITEM_BAD;
+            }
+            memset(pre, 0, sizeof(*pre));
+            pre->size = (uint64_t)sz->valuedouble;
+            pre->name = nm ? nm->valuestring : NULL;
+            pre->date = dt ? dt->valuedouble : -1;
+            pre->item = i;
+            return ITEM_PRE;
+        }
     }
     if (!cJSON_IsString(h) || strlen(h->valuestring) != MI_HASH_HEX_LEN) {
         snprintf(why, whylen, "item %zu: expected a SHA-256 (64 hexadecimal "
                  "characters) or {\"id\": ..., \"sha256\": ...}", i);
-        return false;
+        return ITEM_BAD;
     }
     memcpy(hex, h->valuestring, sizeof(hex));
     for (int k = 0; k < MI_HASH_HEX_LEN; k++)
@@ -1126,22 +1162,76 @@ static bool check_item(const cJSON *it, uint8_t hash[MI_HASH_SIZE],
     if (mi_hash_from_hex(hash, hex) != MI_OK) {
         snprintf(why, whylen, "item %zu: not a SHA-256 (64 hexadecimal "
                  "characters)", i);
-        return false;
+        return ITEM_BAD;
     }
-    return true;
+    return ITEM_HASH;
+}
+
+static int pre_cmp(const void *a, const void *b)
+{
+    const struct pre *x = a, *y = b;
+
+    return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* The pre-check: one walk over the catalog, each entry looked up by size
+ * among the sorted items; same size and the same name (ignoring case) or
+ * the same capture time (to 2 s) is "probably present".  -1 on failure
+ * (answered). */
+static int pre_match(struct req *r, struct pre *pre, size_t npre)
+{
+    mi_cursor *c = NULL;
+    mi_status s;
+
+    qsort(pre, npre, sizeof(*pre), pre_cmp);
+    s = mi_cursor_new(&c, r->srv->idx);
+    while (s >= 0 && (s = mi_cursor_next(c)) == MI_ROW) {
+        const mi_entry *e = mi_cursor_entry(c);
+        uint64_t size = mi_entry_size(e);
+        size_t lo = 0, hi = npre;
+
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (pre[mid].size < size)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; lo < npre && pre[lo].size == size; lo++) {
+            struct pre *p = &pre[lo];
+            double d = (double)mi_entry_creation_date(e) - p->date;
+
+            if (p->path)
+                continue;
+            if ((p->name && strcasecmp(p->name, mi_entry_filename(e)) == 0) ||
+                (p->date >= 0 && d > -2.0 && d < 2.0))
+                p->path = strdup(mi_entry_path(e));
+        }
+    }
+    mi_cursor_free(c);
+    if (s != MI_DONE) {
+        send_mi_error(r, s, "cannot read the catalog");
+        return -1;
+    }
+    return 0;
 }
 
 /*
- * [sha256 | {id, sha256}, ...] -> {"count": N, "present": K, "results":
- * [{"sha256", "id"?, "present", "file_path"?}, ...]} in the same order,
- * streamed.  A hash counts while a file of its content is on disk.
+ * [sha256 | {id, sha256} | {id, name, size, date}, ...] -> {"results":
+ * [{"id"?, "sha256", "present", "file_path"?}, ...], "count": N,
+ * "present": K, "probably_present": P} in the same order, streamed.  A
+ * hash counts while a file of its content is on disk; an item without a
+ * hash (a client that cannot hash a 4 GB video before deciding) gets
+ * "probably_present" from its size and name or capture date.
  */
 void check_route(struct req *r)
 {
     const char *ct = mg_get_header(r->conn, "Content-Type");
     long long len = r->ri->content_length;
     char *body = NULL, why[256], path[MI_MAX_PATH_LEN + 1];
-    size_t got = 0, n, present = 0, i;
+    size_t got = 0, n, present = 0, probably = 0, i, npre = 0;
+    struct pre *pre = NULL;
+    size_t *pre_of = NULL;
     cJSON *arr = NULL, *it;
     struct out o;
     mi_status s;
@@ -1192,24 +1282,35 @@ void check_route(struct req *r)
         return;
     }
     /* Every item is checked before the answer starts. */
+    pre = malloc((n ? n : 1) * sizeof(*pre));
+    pre_of = malloc((n ? n : 1) * sizeof(*pre_of));
+    memset(&o, 0, sizeof(o));
+    if (!pre || !pre_of) {
+        send_error(r, 503, NULL, "out of memory");
+        goto out;
+    }
     i = 0;
     cJSON_ArrayForEach(it, arr) {
         uint8_t hash[MI_HASH_SIZE];
         const cJSON *id;
+        int kind = check_item(it, hash, &id, why, sizeof(why), i, &pre[npre]);
 
-        if (!check_item(it, hash, &id, why, sizeof(why), i++)) {
-            cJSON_Delete(arr);
+        if (kind == ITEM_BAD) {
             send_error(r, 400, NULL, "%s", why);
-            return;
+            goto out;
         }
+        pre_of[i++] = kind == ITEM_PRE ? npre++ : SIZE_MAX;
     }
-    memset(&o, 0, sizeof(o));
+    if (npre && pre_match(r, pre, npre) != 0)
+        goto out;
+    /* Sorted by size now: where did each item's record go? */
+    for (size_t k = 0; k < npre; k++)
+        pre_of[pre[k].item] = k;
     o.r = r;
     o.cap = CHECK_OUT_CHUNK;
     if (!(o.buf = malloc(o.cap))) {
-        cJSON_Delete(arr);
         send_error(r, 503, NULL, "out of memory");
-        return;
+        goto out;
     }
     send_headers(r, 200, "application/json", -1, "Cache-Control: no-store\r\n");
     OUT_LIT(&o, "{\"results\":[");
@@ -1218,23 +1319,42 @@ void check_route(struct req *r)
         uint8_t hash[MI_HASH_SIZE];
         char hex[MI_HASH_HEX_LEN + 1], num[64];
         const cJSON *id;
+        struct pre scratch;
 
-        check_item(it, hash, &id, why, sizeof(why), i);
+        check_item(it, hash, &id, why, sizeof(why), i, &scratch);
+        if (i)
+            OUT_LIT(&o, ",");
+        OUT_LIT(&o, "{");
+        if (id && cJSON_IsString(id)) {
+            OUT_LIT(&o, "\"id\":");
+            out_str(&o, id->valuestring);
+            OUT_LIT(&o, ",");
+        } else if (id) {
+            snprintf(num, sizeof(num), "\"id\":%.17g,", id->valuedouble);
+            out_raw(&o, num, strlen(num));
+        }
+        if (pre_of[i] != SIZE_MAX) {
+            /* A pre-check: a guess, never a promise. */
+            const struct pre *p = &pre[pre_of[i]];
+
+            if (p->path) {
+                probably++;
+                OUT_LIT(&o, "\"present\":false,\"probably_present\":true,"
+                            "\"file_path\":");
+                out_str(&o, p->path);
+            } else {
+                OUT_LIT(&o, "\"present\":false,\"probably_present\":false");
+            }
+            OUT_LIT(&o, "}");
+            i++;
+            continue;
+        }
         mi_hash_to_hex(hex, hash);
         s = mi_index_has(path, sizeof(path), r->srv->idx, hash,
                          MI_HAS_ON_DISK);
-        if (i)
-            OUT_LIT(&o, ",");
-        OUT_LIT(&o, "{\"sha256\":\"");
+        OUT_LIT(&o, "\"sha256\":\"");
         out_raw(&o, hex, MI_HASH_HEX_LEN);
         OUT_LIT(&o, "\"");
-        if (id && cJSON_IsString(id)) {
-            OUT_LIT(&o, ",\"id\":");
-            out_str(&o, id->valuestring);
-        } else if (id) {
-            snprintf(num, sizeof(num), ",\"id\":%.17g", id->valuedouble);
-            out_raw(&o, num, strlen(num));
-        }
         if (s == MI_OK) {
             present++;
             OUT_LIT(&o, ",\"present\":true,\"file_path\":");
@@ -1251,8 +1371,8 @@ void check_route(struct req *r)
     {
         char tail[96];
 
-        snprintf(tail, sizeof(tail), "],\"count\":%zu,\"present\":%zu}", i,
-                 present);
+        snprintf(tail, sizeof(tail), "],\"count\":%zu,\"present\":%zu,"
+                 "\"probably_present\":%zu}", i, present, probably);
         out_raw(&o, tail, strlen(tail));
     }
     out_flush(&o);
@@ -1260,6 +1380,11 @@ void check_route(struct req *r)
         mg_send_chunk(r->conn, "", 0);
     else
         r->close = true;
+out:
+    for (size_t k = 0; pre && k < npre; k++)
+        free(pre[k].path);
+    free(pre);
+    free(pre_of);
     free(o.buf);
     cJSON_Delete(arr);
 }

@@ -473,6 +473,22 @@ def _():
     st, _, j = srv.json("POST", "/api/check", b"[]",
                         {"Content-Type": "application/json"})
     check(st == 200 and j["count"] == 0, j)
+    # The pre-check by size and name or capture date: "probably present".
+    when = srv.listing()[sha(data)]["original_creation_date"]
+    body = [{"id": "p1", "name": "CHECK.JPG", "size": len(data)},
+            {"id": "p2", "name": "check.jpg", "size": len(data) + 1},
+            {"id": "p3", "size": len(data), "date": when},
+            {"id": "p4", "size": len(data), "date": when + 3600},
+            sha(data)]
+    st, _, j = srv.json("POST", "/api/check", json.dumps(body).encode(),
+                        {"Content-Type": "application/json"})
+    check(st == 200, (st, j))
+    r = j["results"]
+    check([x.get("probably_present") for x in r] ==
+          [True, False, True, False, None], r)
+    check(all(x["present"] is False for x in r[:4]) and r[4]["present"], r)
+    check(r[0]["file_path"] == r[4]["file_path"] and "sha256" not in r[0], r)
+    check(j["probably_present"] == 2 and j["present"] == 1, j)
     # 50,000 at once.
     many = [sha(data)] + ["%064x" % i for i in range(49999)]
     t0 = time.time()
@@ -488,6 +504,9 @@ def _():
 def _():
     cj = {"Content-Type": "application/json"}
     for body in (b"{}", b"[", b'["xyz"]', b'[{"id": 1}]', b"[1]",
+                 b'[{"name": "a.jpg"}]', b'[{"size": 1}]',
+                 b'[{"size": -1, "name": "a.jpg"}]',
+                 b'[{"size": 1, "date": "yesterday"}]',
                  b'[{"id": [], "sha256": "' + b"a" * 64 + b'"}]',
                  b'["' + b"g" * 64 + b'"]'):
         st, _, j = srv.json("POST", "/api/check", body, cj)
