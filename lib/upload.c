@@ -71,6 +71,9 @@ struct mi_uploads {
     bool counted;
     uint64_t reserved;         /* bytes reserved by unfinished uploads */
     uint64_t count;            /* unfinished uploads */
+    uint64_t creating_bytes;   /* of those, reserved by creations whose */
+    uint64_t creating;         /* .info is not written yet: a recount
+                                  from the disk cannot see them */
     cached_hash cache[HASH_CACHE];
     uint64_t tick;
 };
@@ -515,9 +518,29 @@ static mi_status reserve(mi_index *idx, uint64_t bytes, bool upload)
     if (s == MI_OK) {
         u->reserved += bytes;
         u->count += upload;
+        if (upload) {
+            u->creating_bytes += bytes;
+            u->creating++;
+        }
     }
     pthread_mutex_unlock(&u->lock);
     return s;
+}
+
+/* A creation's reservation is on disk now (`written`), or given back. */
+static void created(mi_index *idx, uint64_t bytes, bool written)
+{
+    mi_uploads *u = mi_index_uploads(idx);
+
+    pthread_mutex_lock(&u->lock);
+    u->creating_bytes -= bytes;
+    u->creating--;
+    if (!written) {
+        u->reserved = u->reserved > bytes ? u->reserved - bytes : 0;
+        if (u->count)
+            u->count--;
+    }
+    pthread_mutex_unlock(&u->lock);
 }
 
 static void unreserve(mi_index *idx, uint64_t bytes, bool upload)
@@ -636,6 +659,7 @@ mi_status mi_upload_create(char id[MI_UPLOAD_ID_LEN + 1], mi_index *idx,
     }
     close(fd);
     close(dirfd);
+    created(idx, length == MI_UPLOAD_LENGTH_DEFERRED ? 0 : length, true);
     return MI_OK;
 
 fail:
@@ -644,7 +668,7 @@ fail:
     if (dirfd >= 0)
         close(dirfd);
     id[0] = '\0';
-    unreserve(idx, length == MI_UPLOAD_LENGTH_DEFERRED ? 0 : length, true);
+    created(idx, length == MI_UPLOAD_LENGTH_DEFERRED ? 0 : length, false);
     return s;
 }
 
@@ -1271,7 +1295,11 @@ mi_status mi_upload_sweep(mi_index *idx, int64_t now, uint64_t *removed)
 
         pthread_mutex_lock(&u->lock);
         u->counted = false;
-        u->reserved = u->count = 0;
+        /* Creations under way are not on disk yet (one that has just
+         * written its .info is counted twice until it says so: the cap
+         * errs on the safe side). */
+        u->reserved = u->creating_bytes;
+        u->count = u->creating;
         count_locked(idx, u);
         pthread_mutex_unlock(&u->lock);
     }
