@@ -55,6 +55,7 @@ struct options {
     int cmd;                     /* argv index of "user"/"key"; 0 = serve */
     uint64_t upload_partial_max; /* tus: 0 = the library's default */
     unsigned long upload_expiry; /* tus, seconds: 0 = the library's default */
+    bool no_watch;               /* --watch off */
 };
 
 static void usage(FILE *f)
@@ -67,6 +68,7 @@ static void usage(FILE *f)
         "                    [--decoder-timeout SECONDS] "
         "[--trusted-proxy ADDR]\n"
         "                    [--upload-partial-max N] [--upload-expiry SECONDS]\n"
+        "                    [--watch on|off]\n"
         "       media-server --storage_dir DIR user add|passwd|del|list "
         "[NAME] [--role R]\n"
         "       media-server --storage_dir DIR key create --user NAME "
@@ -78,6 +80,10 @@ static void usage(FILE *f)
         "  --port N                  TCP port (default 8000; 0 = any free port)\n"
         "  --listen ADDR             address to listen on (default: all IPv4)\n"
         "  --rescan_interval N       rescan every N seconds (default 0 = never)\n"
+        "  --watch on|off            index what changes in the folder as it "
+        "changes\n"
+        "                            (inotify, else a scan every minute; "
+        "default on)\n"
         "  --threads N               connections served at once (default 256)\n"
         "  --max-upload-bytes N      largest upload, bytes; K, M, G suffixes "
         "(default 8G)\n"
@@ -223,6 +229,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(flag, "upload_expiry") == 0 &&
                    parse_num(val, 365u * 86400u, false, &num) && num > 0) {
             o->upload_expiry = (unsigned long)num;
+        } else if (strcmp(flag, "watch") == 0 &&
+                   (strcmp(val, "on") == 0 || strcmp(val, "off") == 0)) {
+            o->no_watch = strcmp(val, "off") == 0;
         } else if (strcmp(flag, "storage_dir") == 0 || strcmp(flag, "listen") == 0 ||
                    strcmp(flag, "port") == 0 || strcmp(flag, "rescan_interval") == 0 ||
                    strcmp(flag, "threads") == 0 ||
@@ -230,7 +239,8 @@ static int parse_args(int argc, char **argv, struct options *o)
                    strcmp(flag, "decode_memory") == 0 ||
                    strcmp(flag, "decoder_timeout") == 0 ||
                    strcmp(flag, "upload_partial_max") == 0 ||
-                   strcmp(flag, "upload_expiry") == 0) {
+                   strcmp(flag, "upload_expiry") == 0 ||
+                   strcmp(flag, "watch") == 0) {
             fprintf(stderr, "media-server: bad value for --%s: \"%s\"\n", flag, val);
             return 2;
         } else {
@@ -574,6 +584,53 @@ static void run_scan(struct server *srv)
                 mi_index_errmsg(srv->idx));
 }
 
+/* What the watch says of a scan it ran: only its mode's changes are
+ * worth a line (a fallback to scans every minute, and why). */
+static void on_watch_scan(mi_watch *w, mi_status status,
+                          const mi_scan_stats *st, void *payload)
+{
+    struct server *srv = payload;
+    mi_watch_info info = MI_WATCH_INFO_INIT;
+    mi_watch_mode mode = mi_watch_state(w, &info);
+
+    (void)status;
+    (void)st;
+    pthread_mutex_lock(&srv->lock);
+    if (mode != srv->watch_mode) {
+        srv->watch_mode = mode;
+        if (mode == MI_WATCH_POLLING)
+            fprintf(stderr, "media-server: watch: scanning every minute "
+                    "instead: %s\n", info.reason);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void start_watch(struct server *srv)
+{
+    mi_watch_options wo = MI_WATCH_OPTIONS_INIT;
+    mi_watch_info info = MI_WATCH_INFO_INIT;
+    mi_status s;
+
+    wo.flags = MI_WATCH_NO_FIRST_SCAN;   /* the scanner's, with progress */
+    wo.callback = on_watch_scan;
+    wo.payload = srv;
+    s = mi_watch_start(&srv->watch, srv->idx, &wo);
+    if (s != MI_OK) {
+        fprintf(stderr, "media-server: watch: %s: %s (changes are seen by "
+                "rescans only)\n", mi_strerror(s), mi_index_errmsg(srv->idx));
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->watch_mode = mi_watch_state(srv->watch, &info);
+    pthread_mutex_unlock(&srv->lock);
+    if (info.mode == MI_WATCH_POLLING)
+        fprintf(stderr, "media-server: watch: scanning every minute: %s\n",
+                info.reason);
+    else
+        fprintf(stderr, "media-server: watch: %" PRIu64 " folders watched\n",
+                info.folders);
+}
+
 static void *scanner(void *arg)
 {
     struct server *srv = arg;
@@ -678,7 +735,7 @@ static void *stop_civetweb(void *arg)
 int main(int argc, char **argv)
 {
     struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0, NULL, 0,
-                         0, 0 };
+                         0, 0, false };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -766,6 +823,8 @@ int main(int argc, char **argv)
     srv.max_upload = o.max_upload;
     srv.rescan = (unsigned int)o.rescan;
     srv.stopping = srv.scanning = srv.have_last = false;
+    srv.watch = NULL;
+    srv.watch_mode = MI_WATCH_STOPPED;
     srv.scan_started = srv.scan_finished = 0;
     srv.last_status = MI_OK;
     {
@@ -853,9 +912,14 @@ int main(int argc, char **argv)
         mi_index_close(srv.idx);
         return 1;
     }
+    /* The watch first: once it returns, every folder is watched, so the
+     * first scan below leaves no gap for a file copied meanwhile. */
+    if (!o.no_watch)
+        start_watch(&srv);
     if (pthread_create(&scan_thread, NULL, scanner, &srv) != 0) {
         fprintf(stderr, "media-server: cannot start the scanner\n");
         mg_stop(ctx);
+        mi_watch_stop(srv.watch);
         mi_index_close(srv.idx);
         return 1;
     }
@@ -942,6 +1006,7 @@ int main(int argc, char **argv)
     pthread_join(stop_thread, NULL);
     conns_stop_reaper(&srv);
     tus_sweeper_stop(&sweeper);
+    mi_watch_stop(srv.watch);
     if (pthread_timedjoin_np(scan_thread, NULL, &scan_deadline) != 0) {
         fprintf(stderr, "media-server: the scan did not stop in time; "
                         "exiting without waiting\n");

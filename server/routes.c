@@ -209,6 +209,22 @@ static void route_status(struct req *r)
         cJSON_AddNullToObject(o, "last_scan_stats");
     }
     cJSON_AddNumberToObject(o, "rescan_interval", srv->rescan);
+    {
+        /* How changes on disk are seen: "inotify" (as they happen),
+         * "polling" (a scan every minute, with why) or "off". */
+        mi_watch_info wi = MI_WATCH_INFO_INIT;
+        mi_watch_mode m = mi_watch_state(srv->watch, &wi);
+        cJSON *w = cJSON_AddObjectToObject(o, "watch");
+        if (w) {
+            cJSON_AddStringToObject(w, "mode", m == MI_WATCH_INOTIFY ? "inotify"
+                                               : m == MI_WATCH_POLLING ? "polling"
+                                                                       : "off");
+            if (m == MI_WATCH_POLLING)
+                cJSON_AddStringToObject(w, "reason", wi.reason);
+            cJSON_AddNumberToObject(w, "folders", (double)wi.folders);
+            cJSON_AddNumberToObject(w, "scans", (double)wi.scans);
+        }
+    }
     cJSON_AddStringToObject(o, "version", mi_version());
     send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
 }

@@ -43,6 +43,8 @@ struct server {
     mi_scan_stats last;        /* the last finished scan's counts */
     int last_status;           /* its mi_status */
     bool have_last;
+    mi_watch *watch;           /* NULL: --watch off, or it could not start */
+    mi_watch_mode watch_mode;  /* what the log last said */
 
     /* Connections in a request (conns.c), guarded by conn_lock. */
     pthread_mutex_t conn_lock;

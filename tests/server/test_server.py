@@ -818,7 +818,8 @@ with open(os.path.join(root3, "change.png"), "wb") as f:
     f.write(png_bytes(8, 8, 901))
 with open(os.path.join(root3, "gone.png"), "wb") as f:
     f.write(png_bytes(8, 8, 902))
-srv3 = Server(root3, "--rescan_interval", "1")
+# The watch off: these tests are of rescans alone.
+srv3 = Server(root3, "--rescan_interval", "1", "--watch", "off")
 
 
 @test("--rescan_interval: new, changed and deleted files follow")
@@ -863,6 +864,45 @@ def _():
 def _():
     check(srv3.stop() == 0, "\n".join(srv3.log[-20:]))
     check(not sanitizer_reports(srv3), sanitizer_reports(srv3))
+
+
+# ---- the watch -----------------------------------------------------------------
+
+@test("the watch (on by default, no rescans): a file written, a folder made, a change and a deletion show in /list within seconds; /status says inotify; --watch off sees none of it")
+def _():
+    rootw = new_root("watch")
+    with open(os.path.join(rootw, "old.png"), "wb") as f:
+        f.write(png_bytes(8, 8, 950))
+    roff = new_root("watch-off")
+    sw, soff = Server(rootw), Server(roff, "--watch", "off")
+    try:
+        sw.wait_idle()
+        soff.wait_idle()
+        st, _, j = sw.json("GET", "/status")
+        check(j["watch"]["mode"] == "inotify" and j["watch"]["folders"] >= 1, j.get("watch"))
+        st, _, j = soff.json("GET", "/status")
+        check(j["watch"]["mode"] == "off", j.get("watch"))
+        for d in (rootw, roff):
+            os.makedirs(os.path.join(d, "new", "deeper"))
+            with open(os.path.join(d, "new", "deeper", "a.png"), "wb") as f:
+                f.write(png_bytes(8, 8, 951))
+            with open(os.path.join(d, "b.png"), "wb") as f:
+                f.write(png_bytes(8, 8, 952))
+        os.unlink(os.path.join(rootw, "old.png"))
+        want = {sha(png_bytes(8, 8, 951)), sha(png_bytes(8, 8, 952))}
+        end = time.time() + 10
+        while time.time() < end and set(sw.listing()) != want:
+            time.sleep(0.2)
+        check(set(sw.listing()) == want, sorted(e["file_path"] for e in sw.listing().values()))
+        e = sw.listing()[sha(png_bytes(8, 8, 951))]
+        check(e["file_path"] == "new/deeper/a.png" and e["thumbnail_file"], e)
+        check(len(soff.listing()) == 0, "--watch off saw a change")
+        stopped_cleanly(sw)
+        stopped_cleanly(soff)
+    finally:
+        for s in (sw, soff):
+            if s.proc.poll() is None:
+                s.proc.kill()
 
 
 # ---------------------------------------------------------------------------
