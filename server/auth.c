@@ -51,8 +51,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -68,8 +66,8 @@
 #define USER_MAX_WAIT_S 300
 #define BUSY_TIMEOUT_MS 5000
 /* How a request learns that another process (the command line, sqlite3)
- * changed the store: a watcher thread (inotify on DIR/.mediaindex) sets a
- * flag when auth.sqlite3* is written; the next request then compares
+ * changed the store: inotify on DIR/.mediaindex, read (without waiting)
+ * by each request, says when auth.sqlite3* was written; it then compares
  * PRAGMA data_version, and keeps comparing for HOT_MS (a commit becomes
  * visible just after its last write).  Without a flag it is compared only
  * every CHECK_MS (WATCHLESS_MS when inotify is not available), so the
@@ -120,10 +118,8 @@ struct auth {
     int64_t data_version;
     bool have_accounts;
     int64_t checked_ms, hot_until_ms;  /* of data_version, monotonic */
-    atomic_bool dirty;            /* the watcher saw the store written */
     atomic_int watch;             /* 0 not started, 1 running, -1 failed */
-    pthread_t watcher;
-    int watch_fd, stop_fd;
+    int watch_fd;                 /* inotify on DIR/.mediaindex, or -1 */
     char dir[4096];               /* DIR/.mediaindex */
     struct cache_entry cache[CACHE_SLOTS];
     struct throttle throttle[THROTTLE_SLOTS];
@@ -400,8 +396,7 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
     pthread_cond_init(&a->hq_done, NULL);
     atomic_init(&a->waiting, 0);
     a->data_version = -1;
-    a->watch_fd = a->stop_fd = -1;
-    atomic_init(&a->dirty, false);
+    a->watch_fd = -1;
     atomic_init(&a->watch, 0);
     snprintf(a->dir, sizeof(a->dir), "%s/.mediaindex", storage_dir);
 
@@ -511,18 +506,8 @@ void auth_close(auth *a)
 {
     if (!a)
         return;
-    if (atomic_load(&a->watch) == 1) {
-        uint64_t one = 1;
-
-        if (write(a->stop_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
-            pthread_join(a->watcher, NULL);
-        else
-            pthread_detach(a->watcher);
-    }
     if (a->watch_fd >= 0)
         close(a->watch_fd);
-    if (a->stop_fd >= 0)
-        close(a->stop_fd);
     sqlite3_finalize(a->st_version);
     sqlite3_finalize(a->st_accounts);
     sqlite3_finalize(a->st_session);
@@ -589,42 +574,34 @@ static void changed(auth *a)
     refresh(a);
 }
 
-/* The watcher thread: DIR/.mediaindex/auth.sqlite3* written -> dirty. */
-static void *watch_main(void *arg)
+/* Under lock: has DIR/.mediaindex/auth.sqlite3* been written since the
+ * last look?  The kernel queues the event during the writer's own write
+ * call, before the command line that wrote can return: a request that
+ * comes after it finds the event here, never later.  A watch that fails
+ * falls back to comparing often. */
+static bool watch_read(auth *a)
 {
-    auth *a = arg;
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool written = false;
 
     for (;;) {
-        struct pollfd pf[2] = { { a->watch_fd, POLLIN, 0 },
-                                { a->stop_fd, POLLIN, 0 } };
-        ssize_t n;
-
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (pf[1].revents)
-            break;
-        n = read(a->watch_fd, buf, sizeof(buf));
+        ssize_t n = read(a->watch_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return written;
         if (n <= 0) {
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                continue;
-            break;
+            atomic_store(&a->watch, -1);
+            return true;
         }
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
-
             if ((ev->mask & IN_Q_OVERFLOW) ||
                 (ev->len && strncmp(ev->name, "auth.sqlite3", 12) == 0))
-                atomic_store(&a->dirty, true);
+                written = true;
             p += sizeof(*ev) + ev->len;
         }
     }
-    /* Gone blind: fall back to comparing often. */
-    atomic_store(&a->dirty, true);
-    return NULL;
 }
 
 /* Under lock, once: start watching the store's folder. */
@@ -633,11 +610,9 @@ static void watch_start(auth *a)
     int ok = -1;
 
     a->watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    a->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (a->watch_fd >= 0 && a->stop_fd >= 0 &&
+    if (a->watch_fd >= 0 &&
         inotify_add_watch(a->watch_fd, a->dir, IN_MODIFY | IN_CLOSE_WRITE |
-                          IN_CREATE | IN_DELETE | IN_MOVED_TO) >= 0 &&
-        pthread_create(&a->watcher, NULL, watch_main, a) == 0)
+                          IN_CREATE | IN_DELETE | IN_MOVED_TO) >= 0)
         ok = 1;
     if (ok != 1)
         fprintf(stderr, "media-server: cannot watch %s (%s): changes by the "
@@ -656,8 +631,9 @@ static void refresh_maybe(auth *a)
         watch_start(a);
         w = atomic_load(&a->watch);
     }
-    if (atomic_exchange(&a->dirty, false))
+    if (w == 1 && watch_read(a))
         a->hot_until_ms = now + HOT_MS;
+    w = atomic_load(&a->watch);
     if (now < a->hot_until_ms ||
         now - a->checked_ms >= (w == 1 ? CHECK_MS : WATCHLESS_MS)) {
         a->checked_ms = now;
