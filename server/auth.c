@@ -702,28 +702,40 @@ static bool key_parse(const char *s, uint8_t hash[32])
     return token_parse(s + 4, n - 4, hash);
 }
 
+/* The next value of cookie `name` in the Cookie header *c (trailing
+ * blanks trimmed; *c moves past it); false when there is no other. */
+static bool cookie_next(const char **c, const char *name, const char **v,
+                        size_t *len)
+{
+    const size_t nlen = strlen(name);
+
+    while (*c && **c) {
+        const char *p = *c, *e;
+
+        while (*p == ' ' || *p == ';')
+            p++;
+        e = strchr(p, ';');
+        *c = e;
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            *v = p + nlen + 1;
+            *len = e ? (size_t)(e - *v) : strlen(*v);
+            while (*len && (*v)[*len - 1] == ' ')
+                (*len)--;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The session cookie's value in a Cookie header. */
 static bool cookie_parse(const char *c, uint8_t hash[32])
 {
-    const size_t nlen = strlen(AUTH_COOKIE);
+    const char *v;
+    size_t len;
 
-    while (c && *c) {
-        const char *e;
-
-        while (*c == ' ' || *c == ';')
-            c++;
-        e = strchr(c, ';');
-        if (strncmp(c, AUTH_COOKIE, nlen) == 0 && c[nlen] == '=') {
-            const char *v = c + nlen + 1;
-            size_t len = e ? (size_t)(e - v) : strlen(v);
-
-            while (len && v[len - 1] == ' ')
-                len--;
-            if (token_parse(v, len, hash))
-                return true;
-        }
-        c = e;
-    }
+    while (cookie_next(&c, AUTH_COOKIE, &v, &len))
+        if (token_parse(v, len, hash))
+            return true;
     return false;
 }
 
@@ -1835,25 +1847,12 @@ static bool grant_ok(const auth *a, const uint8_t th[32], const char *v,
 /* Any mi_share cookie in the header that unlocks the link th. */
 static bool grant_in_cookie(const auth *a, const uint8_t th[32], const char *c)
 {
-    const size_t nlen = strlen(AUTH_SHARE_COOKIE);
+    const char *v;
+    size_t len;
 
-    while (c && *c) {
-        const char *e;
-
-        while (*c == ' ' || *c == ';')
-            c++;
-        e = strchr(c, ';');
-        if (strncmp(c, AUTH_SHARE_COOKIE, nlen) == 0 && c[nlen] == '=') {
-            const char *v = c + nlen + 1;
-            size_t len = e ? (size_t)(e - v) : strlen(v);
-
-            while (len && v[len - 1] == ' ')
-                len--;
-            if (grant_ok(a, th, v, len))
-                return true;
-        }
-        c = e;
-    }
+    while (cookie_next(&c, AUTH_SHARE_COOKIE, &v, &len))
+        if (grant_ok(a, th, v, len))
+            return true;
     return false;
 }
 
