@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -584,4 +585,34 @@ const char *fx_corpus(void)
     if (!dir || !*dir || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return NULL;
     return dir;
+}
+
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        char *p;
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        p = fx_path(dir, de->d_name);
+        if (lstat(p, &st) == 0)
+            n += S_ISDIR(st.st_mode) ? count_files(p) : 1;
+        free(p);
+    }
+    closedir(d);
+    return n;
+}
+
+int fx_count_in(const char *dir, const char *rel)
+{
+    char *p = fx_path(dir, rel);
+    int n = count_files(p);
+    free(p);
+    return n;
 }

@@ -68,6 +68,9 @@ int fx_rmtree(const char *path);
 /* dir + "/" + rel, malloc'd; the caller frees. */
 char *fx_path(const char *dir, const char *rel);
 
+/* How many files (not directories) dir/rel holds, recursively. */
+int fx_count_in(const char *dir, const char *rel);
+
 /* getenv("MI_TEST_CORPUS") if it names a directory, else NULL. */
 const char *fx_corpus(void);
 

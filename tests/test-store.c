@@ -14,41 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Files (not directories) under dir, recursively, skipping .mediaindex. */
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-
-    if (!d)
-        return 0;
-    while ((de = readdir(d)) != NULL) {
-        char *p;
-        struct stat st;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        p = fx_path(dir, de->d_name);
-        if (lstat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                n += count_files(p);
-            else
-                n++;
-        }
-        free(p);
-    }
-    closedir(d);
-    return n;
-}
-
-static int count_in(const char *dir, const char *rel)
-{
-    char *p = fx_path(dir, rel);
-    int n = count_files(p);
-    free(p);
-    return n;
-}
-
 static void today_dir(char *out, size_t len)
 {
     time_t now = time(NULL);
@@ -207,8 +172,8 @@ static void test_store_and_dedup(void)
     CHECK_OK(upload(idx, "copy.jpg", jpg, len, 333, 0, path2, &created));
     CHECK_EQ_INT(created, 0);
     CHECK_EQ_STR(path2, path);
-    CHECK_EQ_INT(count_in(dir, "uploads"), 1);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 1);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
 
     /* A scan agrees with what the upload recorded. */
     CHECK_OK(mi_scan(idx, NULL, &st));
@@ -221,7 +186,7 @@ static void test_store_and_dedup(void)
     free(p);
     CHECK_OK(upload(idx, "again.jpg", jpg, len, 4096, 0, path2, &created));
     CHECK_EQ_INT(created, 1);
-    CHECK_EQ_INT(count_in(dir, "uploads"), 1);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 1);
     free(jpg);
     mi_index_close(idx);
     fx_rmtree(dir);
@@ -267,7 +232,7 @@ static void test_collisions_and_names(void)
     CHECK_EQ_INT(strlen(mi_store_hash_hex(st)), 64);
     mi_store_free(st);
     free(jpg);
-    CHECK_EQ_INT(count_in(dir, "uploads"), 5);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 5);
     mi_index_close(idx);
     fx_rmtree(dir);
     free(dir);
@@ -308,8 +273,8 @@ static void test_refused(void)
     CHECK_OK(mi_store_write(st, jpg, jlen / 2));
     mi_store_free(st);
 
-    CHECK_EQ_INT(count_in(dir, "uploads"), 0);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
     {
         uint64_t files = 1;
         mi_index_count(idx, NULL, &files);
@@ -367,7 +332,7 @@ static void test_concurrent_uploads(void)
         CHECK_EQ_STR(r[i].path, r[0].path);
     }
     CHECK_EQ_INT(created, 1);
-    CHECK_EQ_INT(count_in(dir, "uploads"), 1);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 1);
 
     /* 20 different contents under one name: all kept. */
     for (i = 0; i < 20; i++) {
@@ -387,8 +352,8 @@ static void test_concurrent_uploads(void)
         free(diff[i]);
     }
     CHECK_EQ_INT(created, 20);
-    CHECK_EQ_INT(count_in(dir, "uploads"), 21);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 21);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
     {
         uint64_t media = 0;
         mi_index_count(idx, &media, NULL);
@@ -446,8 +411,8 @@ static void test_large_upload(void)
     CHECK_OK(mi_store_begin(&st, idx, "half.jpg", NULL, 0));
     CHECK_OK(mi_store_write(st, data, 9u << 20));
     mi_store_free(st);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
-    CHECK_EQ_INT(count_in(dir, "uploads"), 1);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 1);
     free(data);
     mi_index_close(idx);
     fx_rmtree(dir);

@@ -20,37 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Files (not directories) under dir/rel, recursively. */
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-
-    if (!d)
-        return 0;
-    while ((de = readdir(d)) != NULL) {
-        char *p;
-        struct stat st;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        p = fx_path(dir, de->d_name);
-        if (lstat(p, &st) == 0)
-            n += S_ISDIR(st.st_mode) ? count_files(p) : 1;
-        free(p);
-    }
-    closedir(d);
-    return n;
-}
-
-static int count_in(const char *dir, const char *rel)
-{
-    char *p = fx_path(dir, rel);
-    int n = count_files(p);
-    free(p);
-    return n;
-}
-
 static uint64_t files_indexed(mi_index *idx)
 {
     uint64_t files = 99;
@@ -179,8 +148,8 @@ static void test_pieces_and_finish(void)
     mi_upload_close(up);
     up = NULL;
     CHECK(same_file(dir, want, jpg, len));
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 0);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
     CHECK(mi_upload_open(&up, idx, id, NULL) == MI_ENOTFOUND);
     CHECK(up == NULL);
 
@@ -206,8 +175,8 @@ static void test_pieces_and_finish(void)
         CHECK_EQ_STR(mi_upload_path(up), want);
         mi_upload_close(up);
     }
-    CHECK_EQ_INT(count_in(dir, "uploads"), 1);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 1);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 0);
     free(jpg);
     mi_index_close(idx);
     fx_rmtree(dir);
@@ -403,7 +372,7 @@ static void test_resume_after_restart(void)
         CHECK_EQ_STR(mi_upload_hash_hex(up), hex);
     }
     mi_upload_close(up);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 0);
     free(jpg);
     mi_index_close(idx);
     fx_rmtree(dir);
@@ -496,9 +465,9 @@ static void test_defer_length(void)
 /* Refused: nothing in uploads/, no state, nothing indexed. */
 static void check_nothing_kept(const char *dir, mi_index *idx)
 {
-    CHECK_EQ_INT(count_in(dir, "uploads"), 0);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 0);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/tmp"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
     CHECK_EQ_INT(files_indexed(idx), 0);
 }
 
@@ -699,7 +668,7 @@ static void test_expiry_sweep(void)
     CHECK(mi_upload_stat(&info, idx, b, NULL) == MI_ENOTFOUND);
     CHECK(mi_upload_open(&up, idx, b, NULL) == MI_ENOTFOUND);
     CHECK(strstr(mi_index_errmsg(idx), "expired") != NULL);
-    CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 0);
+    CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 0);
 
     /* What a crash in the middle of a creation leaves: swept once old. */
     {
@@ -712,10 +681,10 @@ static void test_expiry_sweep(void)
         CHECK(fx_write_file(q, "yy", 2) == 0);
         CHECK(fx_write_file(keep, "zz", 2) == 0);
         CHECK_OK(mi_upload_sweep(idx, 0, &removed));
-        CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 3);
+        CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 3);
         CHECK_OK(mi_upload_sweep(idx, now + 7200, &removed));
         CHECK_EQ_INT(removed, 0);
-        CHECK_EQ_INT(count_in(dir, ".mediaindex/uploads"), 1);
+        CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/uploads"), 1);
         free(p);
         free(q);
         free(keep);
