@@ -232,14 +232,16 @@ static bool tus_resumable_ok(struct req *r)
 
 enum { CK_NONE = 0, CK_SHA1, CK_SHA256 };
 
+struct checksum;
+static void checksum_free(struct checksum *ck);
+
 struct checksum {
     int algo;
     unsigned char want[64];
     long want_len;
+    mi_hasher *sha256;        /* the library's own (OpenSSL or libsodium) */
 #ifdef MS_HAVE_OPENSSL
-    EVP_MD_CTX *md;
-#else
-    crypto_hash_sha256_state st;
+    EVP_MD_CTX *sha1;
 #endif
 };
 
@@ -290,31 +292,29 @@ static int checksum_parse(struct checksum *ck, const char *h, char *why,
         ck->algo = CK_NONE;
         return 400;
     }
+    if (ck->algo == CK_SHA256 ? mi_hasher_new(&ck->sha256) != MI_OK
 #ifdef MS_HAVE_OPENSSL
-    ck->md = EVP_MD_CTX_new();
-    if (!ck->md || EVP_DigestInit_ex(ck->md, ck->algo == CK_SHA1 ? EVP_sha1()
-                                                                 : EVP_sha256(),
-                                     NULL) != 1) {
-        EVP_MD_CTX_free(ck->md);
-        ck->md = NULL;
+                              : !(ck->sha1 = EVP_MD_CTX_new()) ||
+                                    EVP_DigestInit_ex(ck->sha1, EVP_sha1(), NULL) != 1
+#else
+                              : true
+#endif
+    ) {
+        checksum_free(ck);
         ck->algo = CK_NONE;
         snprintf(why, whylen, "out of memory");
         return 500;
     }
-#else
-    crypto_hash_sha256_init(&ck->st);
-#endif
     return 0;
 }
 
 static void checksum_update(struct checksum *ck, const void *p, size_t n)
 {
-    if (!ck->algo)
-        return;
+    if (ck->algo == CK_SHA256)
+        mi_hasher_update(ck->sha256, p, n);
 #ifdef MS_HAVE_OPENSSL
-    EVP_DigestUpdate(ck->md, p, n);
-#else
-    crypto_hash_sha256_update(&ck->st, p, n);
+    else if (ck->algo == CK_SHA1)
+        EVP_DigestUpdate(ck->sha1, p, n);
 #endif
 }
 
@@ -325,23 +325,26 @@ static bool checksum_matches(struct checksum *ck)
 
     if (!ck->algo)
         return true;
+    if (ck->algo == CK_SHA256) {
+        if (mi_hasher_final(ck->sha256, got) != MI_OK)
+            return false;
+        n = MI_HASH_SIZE;
+    }
 #ifdef MS_HAVE_OPENSSL
-    if (EVP_DigestFinal_ex(ck->md, got, &n) != 1)
+    else if (EVP_DigestFinal_ex(ck->sha1, got, &n) != 1)
         return false;
-#else
-    crypto_hash_sha256_final(&ck->st, got);
-    n = 32;
 #endif
     return (long)n == ck->want_len && memcmp(got, ck->want, n) == 0;
 }
 
 static void checksum_free(struct checksum *ck)
 {
+    mi_hasher_free(ck->sha256);
+    ck->sha256 = NULL;
 #ifdef MS_HAVE_OPENSSL
-    EVP_MD_CTX_free(ck->md);
-    ck->md = NULL;
+    EVP_MD_CTX_free(ck->sha1);
+    ck->sha1 = NULL;
 #endif
-    (void)ck;
 }
 
 /* ---------------------------------------------------------------------- */
