@@ -561,6 +561,10 @@ static void test_overflow(void)
     int i;
 
     opts.max_queued = 8;
+    /* Long enough that the 100 files are all queued before the set is
+     * taken, however slowly they are written (a loaded CI machine took
+     * over 300 ms between two of them, and the set never filled). */
+    opts.debounce_ms = 3000;
     w = start(idx, &opts);
     CHECK(w != NULL);
     if (!w)
