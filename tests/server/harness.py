@@ -303,3 +303,110 @@ def finish(*servers):
             s.proc.kill()
     shutil.rmtree(work, ignore_errors=True)
     return 1 if _failed else 0
+
+
+# ---------------------------------------------------------------------------
+# A real nginx in front (the proxy and backup tests)
+
+CI = os.environ.get("CI") == "true"
+
+
+def give_up(why):
+    """What a test needs cannot run here: skip, or under CI fail."""
+    if CI:
+        print("Bail out! " + why + " (CI=true: this test must run; "
+              "scripts/install-deps.sh --tests installs nginx and openssl)")
+        sys.exit(1)
+    print("1..0 # SKIP " + why)
+    sys.exit(0)
+
+
+def free_port():
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def make_cert(work_dir):
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        give_up("openssl is not installed (apt-get install openssl)")
+    cert = os.path.join(work_dir, "cert.pem")
+    key = os.path.join(work_dir, "key.pem")
+    r = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                        "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       capture_output=True, timeout=60)
+    if r.returncode != 0:
+        give_up("openssl cannot make a certificate: " + r.stderr.decode()[-300:])
+    return cert, key
+
+
+class Nginx:
+    """nginx in the foreground, one process, everything under work_dir,
+    with one server block (its text, with {work_dir} already filled in).
+    ready(probe) waits until probe() is true; gives up when it never is."""
+
+    def __init__(self, work_dir, server_block):
+        self.exe = shutil.which("nginx") or next(
+            (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+             if os.access(p, os.X_OK)), None)
+        if not self.exe:
+            give_up("nginx is not installed (apt-get install nginx)")
+        self.dir = work_dir
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"):
+            os.makedirs(os.path.join(work_dir, d), exist_ok=True)
+        self.conf = os.path.join(work_dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work_dir}/nginx.pid;
+error_log {work_dir}/logs/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {work_dir}/logs/access.log;
+    client_body_temp_path {work_dir}/body;
+    proxy_temp_path {work_dir}/proxy;
+    fastcgi_temp_path {work_dir}/fastcgi;
+    uwsgi_temp_path {work_dir}/uwsgi;
+    scgi_temp_path {work_dir}/scgi;
+{server_block}
+}}
+""")
+        self.proc = subprocess.Popen(
+            [self.exe, "-p", work_dir, "-c", self.conf, "-e",
+             os.path.join(work_dir, "logs", "error.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def ready(self, probe, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end and self.proc.poll() is None:
+            try:
+                if probe():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        err = ""
+        if self.proc.poll() is not None:
+            err = self.proc.stderr.read().decode()[-400:]
+        else:
+            self.proc.kill()
+        try:
+            err += open(os.path.join(self.dir, "logs", "error.log")).read()[-400:]
+        except OSError:
+            pass
+        give_up("nginx cannot run here: " + (err.strip() or "it did not answer"))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
