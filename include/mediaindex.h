@@ -66,7 +66,8 @@ extern "C" {
     X(ENOTDIR, -12, "not a directory")                                      \
     X(EDB, -13, "catalog database error")                                   \
     X(EUNSUPPORTED, -14, "not supported by this build")                    \
-    X(ENOSPACE, -15, "no space left on device")
+    X(ENOSPACE, -15, "no space left on device")                             \
+    X(ERESET, -16, "the change token is too old or not of this catalog")
 
 /** A status code: MI_OK, MI_ROW, MI_DONE, or a negative MI_E* failure. */
 typedef enum mi_status {
@@ -182,6 +183,11 @@ typedef struct mi_index_options {
     unsigned int upload_expiry_s; /* an unfinished upload that receives
                                      nothing for this long is removed;
                                      0 = MI_UPLOAD_EXPIRY_DEFAULT */
+    /* Version 5: the change feed (mi_changes_*) */
+    unsigned int changes_retention_s; /* contents gone this long leave
+                                         the feed (checked when the index
+                                         opens, once a day); 0 =
+                                         MI_CHANGES_RETENTION_S */
 } mi_index_options;
 
 /* Flags for mi_index_options. */
@@ -190,9 +196,9 @@ typedef struct mi_index_options {
 /* Sized for a 1 GB machine: the decoders of a whole server stay under it. */
 #define MI_DECODE_MEMORY_DEFAULT (64u * 1024u * 1024u)
 
-#define MI_INDEX_OPTIONS_VERSION 4
+#define MI_INDEX_OPTIONS_VERSION 5
 #define MI_INDEX_OPTIONS_INIT \
-    { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0, NULL, 0, 0, 0 }
+    { MI_INDEX_OPTIONS_VERSION, 0, 0, 0, 0, NULL, 0, 0, 0, 0 }
 
 /**
  * Open (creating if needed) the index of the folder `storage_dir`.  The
@@ -936,6 +942,57 @@ MI_EXTERN const mi_entry *mi_cursor_entry(const mi_cursor *c);
 
 /** Free a cursor; NULL is a no-op. */
 MI_EXTERN void mi_cursor_free(mi_cursor *c);
+
+/* ---------------------------------------------------------------------- */
+/* Changes: what changed since a client last asked                         */
+
+/**
+ * Every change to the catalog (a content appears or goes, a path of it is
+ * added or removed, its metadata or thumbnail changes) is numbered in one
+ * sequence that only grows and survives restarts; the catalog keeps the
+ * latest number of each content.  A client keeps a token (a number this
+ * API gave it) and asks for what changed after it: each content changed
+ * since, once, in the order of its last change, with its entry as it is
+ * now, or none when it is gone.  Applying them in order brings a copy of
+ * the library up to date.
+ *
+ * Contents gone for longer than MI_CHANGES_RETENTION_S are forgotten; a
+ * token from before that, 0, or one of another catalog (rebuilt, moved)
+ * gets MI_ERESET: read everything again (a cursor) after taking
+ * mi_index_change_token().
+ */
+#define MI_CHANGES_RETENTION_S (30u * 24u * 3600u)
+
+typedef struct mi_changes mi_changes;
+
+/** The current token: where a client that has just read everything
+ *  continues from. */
+MI_EXTERN mi_status mi_index_change_token(mi_index *idx, uint64_t *token);
+
+/**
+ * What changed after `since`, at most `limit` contents (0: no limit), read
+ * in one snapshot.  MI_ERESET as above.  Free with mi_changes_free().
+ */
+MI_EXTERN mi_status mi_changes_new(mi_changes **out, mi_index *idx,
+                                   uint64_t since, size_t limit);
+
+/** MI_ROW for the next changed content, MI_DONE at the end of the page. */
+MI_EXTERN mi_status mi_changes_next(mi_changes *ch);
+
+/** The content's hash (lower-case hex) and its change number. */
+MI_EXTERN const char *mi_changes_hash_hex(const mi_changes *ch);
+MI_EXTERN uint64_t mi_changes_seq(const mi_changes *ch);
+
+/** Its entry now (borrowed until the next call), or NULL: it is gone. */
+MI_EXTERN const mi_entry *mi_changes_entry(const mi_changes *ch);
+
+/** After MI_DONE: the token to ask with next, and whether the page was
+ *  full (1: more may follow at once). */
+MI_EXTERN uint64_t mi_changes_token(const mi_changes *ch);
+MI_EXTERN int mi_changes_more(const mi_changes *ch);
+
+/** Free; NULL is a no-op. */
+MI_EXTERN void mi_changes_free(mi_changes *ch);
 
 /* ---------------------------------------------------------------------- */
 /* Problems: what could not be indexed, and why                            */

@@ -14,6 +14,7 @@
 #include "mi-private.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,36 @@ static const char schema_v6[] =
     "  reason TEXT NOT NULL"
     ") WITHOUT ROWID;";
 
+/* Version 7: the change feed (mi_changes_*).  Each content's last change,
+ * numbered: triggers on `files` replace its row, so that no code path that
+ * writes a row can forget to, and the table holds one row per content seen
+ * (AUTOINCREMENT: a number is never given twice, even after the row of
+ * the highest is deleted).  The numbers start from the generation (the
+ * clock when the catalog was made) times 1000, so that a catalog made
+ * again after a loss does not give out the tokens of the old one.  `at`:
+ * seconds since the epoch, for forgetting contents long gone. */
+#define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
+static const char schema_v7[] =
+    "CREATE TABLE IF NOT EXISTS changes ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  at INTEGER NOT NULL"
+    ");"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    "  SELECT 'changes', value * 1000 FROM meta WHERE key = 'generation'"
+    "  AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'changes');"
+    "CREATE TRIGGER IF NOT EXISTS files_insert_change AFTER INSERT ON files"
+    " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
+    "  VALUES (NEW.hash, " NOW_S "); END;"
+    "CREATE TRIGGER IF NOT EXISTS files_delete_change AFTER DELETE ON files"
+    " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
+    "  VALUES (OLD.hash, " NOW_S "); END;"
+    "CREATE TRIGGER IF NOT EXISTS files_update_change AFTER UPDATE ON files"
+    " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
+    "  VALUES (OLD.hash, " NOW_S ");"
+    "  INSERT OR REPLACE INTO changes (hash, at)"
+    "  SELECT NEW.hash, " NOW_S " WHERE NEW.hash <> OLD.hash; END;";
+
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
@@ -174,8 +205,10 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v5, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 6)
         rc = sqlite3_exec(db, schema_v6, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 7)
+        rc = sqlite3_exec(db, schema_v7, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -786,5 +819,77 @@ mi_status mi_catalog_set_preview_failure(mi_conn *c,
     if (rc != SQLITE_DONE)
         return db_error(c->db, rc, "recording a preview failure", errbuf,
                         errlen);
+    return MI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The change feed                                                         */
+
+mi_status mi_catalog_change_bounds(mi_conn *c, uint64_t *head, uint64_t *floor)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        c->db,
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+        "  WHERE name = 'changes'), 0),"
+        " coalesce((SELECT value FROM meta WHERE key = 'changes_floor'), 0)",
+        -1, &st, NULL);
+
+    *head = *floor = 0;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *head = (uint64_t)sqlite3_column_int64(st, 0);
+        *floor = (uint64_t)sqlite3_column_int64(st, 1);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    /* A catalog from before the feed (frozen, not migrated): no token. */
+    return rc == SQLITE_OK ? MI_OK : MI_ERESET;
+}
+
+/*
+ * Forget the contents gone since before `now - retention`, at most once a
+ * day: their numbers go below the floor, and a token older than the floor
+ * is answered MI_ERESET (the client could have missed their removal).
+ */
+mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
+                                     int64_t retention_s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t day = -1;
+    char sql[640];
+    int rc;
+
+    rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta"
+                            " WHERE key = 'changes_compacted'", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        day = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return MI_EDB;
+    if (day == now / 86400)
+        return MI_OK;
+    snprintf(sql, sizeof(sql),
+             "SAVEPOINT compact;"
+             "CREATE TEMP TABLE IF NOT EXISTS gone (seq INTEGER PRIMARY KEY);"
+             "DELETE FROM temp.gone;"
+             "INSERT INTO temp.gone SELECT seq FROM changes WHERE at < %lld"
+             "  AND NOT EXISTS (SELECT 1 FROM files"
+             "  WHERE files.hash = changes.hash);"
+             "INSERT OR REPLACE INTO meta (key, value) SELECT 'changes_floor',"
+             "  max(coalesce((SELECT value FROM meta"
+             "  WHERE key = 'changes_floor'), 0), max(seq)) FROM temp.gone"
+             "  HAVING count(*) > 0;"
+             "DELETE FROM changes WHERE seq IN temp.gone;"
+             "DELETE FROM temp.gone;"
+             "INSERT OR REPLACE INTO meta (key, value)"
+             "  VALUES ('changes_compacted', %lld);"
+             "RELEASE compact;",
+             (long long)(now - retention_s), (long long)(now / 86400));
+    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(c->db, "ROLLBACK TO compact; RELEASE compact", NULL,
+                     NULL, NULL);
+        return MI_EDB;
+    }
     return MI_OK;
 }

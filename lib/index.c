@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -47,6 +48,7 @@ struct mi_index {
     mi_uploads *uploads;   /* resumable uploads' reservations */
     uint64_t upload_partial_max;
     unsigned int upload_expiry_s;
+    unsigned int changes_retention_s;
 
     pthread_mutex_t slock[16]; /* upload commits, by hash */
     pthread_mutex_t vlock; /* previews being made, and their waiters */
@@ -307,6 +309,10 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     idx->upload_expiry_s = opts && opts->version >= 4 && opts->upload_expiry_s
                                ? opts->upload_expiry_s
                                : MI_UPLOAD_EXPIRY_DEFAULT;
+    idx->changes_retention_s = opts && opts->version >= 5 &&
+                                       opts->changes_retention_s
+                                   ? opts->changes_retention_s
+                                   : MI_CHANGES_RETENTION_S;
     if (s == MI_OK)
         s = mi_uploads_new(&idx->uploads);
     if (s == MI_OK) {
@@ -356,6 +362,11 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
     s = open_catalog(idx, errbuf, errbuf_len);
     if (s != MI_OK)
         goto fail;
+    /* Forget contents long gone from the change feed (once a day); a
+     * failure costs only a larger feed. */
+    if (idx->writer)
+        mi_catalog_compact_changes(idx->writer, (int64_t)time(NULL),
+                                   (int64_t)idx->changes_retention_s);
     /* The thumbnails folder; a read-only storage folder still opens (its
      * thumbnails then fail with MI_EIO or MI_EACCES). */
     if (!(idx->flags & MI_INDEX_NO_THUMBNAILS))
@@ -1291,4 +1302,183 @@ size_t mi_entry_dup_count(const mi_entry *e) { return e ? e->ndups : 0; }
 const char *mi_entry_dup_path(const mi_entry *e, size_t i)
 {
     return e && i < e->ndups ? e->dups[i] : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Changes                                                                 */
+
+struct mi_changes {
+    mi_index *idx;
+    mi_conn *conn;
+    sqlite3_stmt *st;
+    uint64_t head, seq, token;
+    size_t limit, n;
+    bool has_entry, done;
+    char hex[MI_HASH_HEX_LEN + 1];
+    mi_entry entry;
+};
+
+mi_status mi_index_change_token(mi_index *idx, uint64_t *token)
+{
+    uint64_t floor;
+    mi_conn *c;
+    mi_status s;
+
+    if (!token)
+        return MI_EINVAL;
+    *token = 0;
+    if (!idx)
+        return MI_EINVAL;
+    s = mi_index_reader(idx, &c);
+    if (s != MI_OK)
+        return s;
+    s = mi_catalog_change_bounds(c, token, &floor);
+    mi_index_release(idx, c);
+    /* A catalog without a feed: 0, which every request answers with a
+     * reset. */
+    return s == MI_ERESET ? MI_OK : s;
+}
+
+mi_status mi_changes_new(mi_changes **out, mi_index *idx, uint64_t since,
+                         size_t limit)
+{
+    mi_changes *ch;
+    uint64_t floor = 0;
+    mi_status s;
+    int rc;
+
+    if (!out)
+        return MI_EINVAL;
+    *out = NULL;
+    if (!idx)
+        return MI_EINVAL;
+    ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return MI_ENOMEM;
+    ch->idx = idx;
+    ch->limit = limit;
+    s = mi_index_reader(idx, &ch->conn);
+    if (s != MI_OK) {
+        free(ch);
+        return s;
+    }
+    /* One snapshot for the bounds, the page and each content's rows. */
+    rc = sqlite3_exec(ch->conn->db, "BEGIN", NULL, NULL, NULL);
+    s = rc == SQLITE_OK ? mi_catalog_change_bounds(ch->conn, &ch->head, &floor)
+                        : MI_EDB;
+    if (s == MI_OK && (since == 0 || since < floor || since > ch->head))
+        s = MI_ERESET;
+    if (s == MI_OK &&
+        sqlite3_prepare_v2(ch->conn->db,
+                           "SELECT seq, hash FROM changes WHERE seq > ?1"
+                           " ORDER BY seq LIMIT ?2",
+                           -1, &ch->st, NULL) != SQLITE_OK)
+        s = MI_EDB;
+    if (s != MI_OK) {
+        if (s == MI_ERESET)
+            mi_index_fail(idx, s, "change token %" PRIu64 ": read everything "
+                          "again (the feed holds %" PRIu64 " to %" PRIu64 ")",
+                          since, floor, ch->head);
+        else
+            mi_index_fail(idx, s, "changes: %s", sqlite3_errmsg(ch->conn->db));
+        mi_changes_free(ch);
+        return s;
+    }
+    sqlite3_bind_int64(ch->st, 1, (sqlite3_int64)since);
+    sqlite3_bind_int64(ch->st, 2, limit ? (sqlite3_int64)limit : -1);
+    ch->token = since;
+    *out = ch;
+    return MI_OK;
+}
+
+mi_status mi_changes_next(mi_changes *ch)
+{
+    sqlite3_stmt *look;
+    const void *h;
+    mi_status s = MI_OK;
+    int rc;
+
+    if (!ch)
+        return MI_EINVAL;
+    ch->has_entry = false;
+    if (ch->done)
+        return MI_DONE;
+    rc = sqlite3_step(ch->st);
+    if (rc == SQLITE_DONE) {
+        /* A page that was not full saw everything up to the head. */
+        ch->done = true;
+        if (!ch->limit || ch->n < ch->limit)
+            ch->token = ch->head;
+        return MI_DONE;
+    }
+    h = rc == SQLITE_ROW ? sqlite3_column_blob(ch->st, 1) : NULL;
+    if (!h || sqlite3_column_bytes(ch->st, 1) != MI_HASH_SIZE) {
+        ch->done = true;
+        return mi_index_fail(ch->idx, MI_EDB, "changes: %s",
+                             sqlite3_errmsg(ch->conn->db));
+    }
+    ch->seq = (uint64_t)sqlite3_column_int64(ch->st, 0);
+    ch->token = ch->seq;
+    ch->n++;
+    mi_hash_to_hex(ch->hex, h);
+    look = ch->conn->lookup;
+    sqlite3_bind_blob(look, 1, h, MI_HASH_SIZE, SQLITE_TRANSIENT);
+    rc = sqlite3_step(look);
+    if (rc == SQLITE_ROW) {
+        s = entry_from_row(&ch->entry, look);
+        while (s == MI_OK && (rc = sqlite3_step(look)) == SQLITE_ROW)
+            s = entry_add_dup(&ch->entry, look);
+        if (s == MI_OK)
+            s = entry_finish(&ch->entry);
+        ch->has_entry = s == MI_OK;
+    }
+    sqlite3_reset(look);
+    sqlite3_clear_bindings(look);
+    if (s == MI_OK && rc != SQLITE_DONE)
+        s = MI_EDB;
+    if (s != MI_OK) {
+        ch->done = true;
+        return mi_index_fail(ch->idx, s, "changes: %s", mi_strerror(s));
+    }
+    return MI_ROW;
+}
+
+const char *mi_changes_hash_hex(const mi_changes *ch)
+{
+    return ch ? ch->hex : NULL;
+}
+
+uint64_t mi_changes_seq(const mi_changes *ch)
+{
+    return ch ? ch->seq : 0;
+}
+
+const mi_entry *mi_changes_entry(const mi_changes *ch)
+{
+    return ch && ch->has_entry ? &ch->entry : NULL;
+}
+
+uint64_t mi_changes_token(const mi_changes *ch)
+{
+    return ch ? ch->token : 0;
+}
+
+int mi_changes_more(const mi_changes *ch)
+{
+    return ch && ch->done && ch->limit && ch->n == ch->limit;
+}
+
+void mi_changes_free(mi_changes *ch)
+{
+    if (!ch)
+        return;
+    sqlite3_finalize(ch->st);
+    if (ch->conn) {
+        sqlite3_exec(ch->conn->db, "COMMIT", NULL, NULL, NULL);
+        mi_index_release(ch->idx, ch->conn);
+    }
+    free(ch->entry.buf);
+    free(ch->entry.dup_off);
+    free(ch->entry.dups);
+    free(ch);
 }

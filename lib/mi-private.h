@@ -408,7 +408,7 @@ typedef struct mi_conn {
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 6
+#define MI_CATALOG_SCHEMA_VERSION 7
 /* Columns of an entry row (catalog.c's ROW_COLUMNS). */
 #define MI_CATALOG_ROW_COLUMNS 20
 
@@ -423,6 +423,12 @@ typedef enum mi_catalog_mode {
     MI_CATALOG_FROZEN         /* read-only and immutable: for a disk that
                                  is full or mounted read-only */
 } mi_catalog_mode;
+
+/* The change feed's newest number and the floor below which tokens are
+ * too old (MI_ERESET when the catalog has no feed), and its compaction. */
+mi_status mi_catalog_change_bounds(mi_conn *c, uint64_t *head, uint64_t *floor);
+mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
+                                     int64_t retention_s);
 
 mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                           char *errbuf, size_t errlen);

@@ -13,6 +13,7 @@
 #include "server.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +546,129 @@ void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
     }
 done:
     free(rows);
+    free(out.buf);
+    tpl_free(&t);
+}
+
+/*
+ * GET /api/changes?since=T&limit=N: what changed after token T, as NDJSON,
+ * one line per content in the order of its last change:
+ *   {"change":"upsert","seq":"S","entry":{...its /list NDJSON object...}}
+ *   {"change":"delete","seq":"S","sha256":"..."}
+ * and last {"change":"end","token":"T2","more":false}: ask from T2 next
+ * (at once when "more").  A token of 0, one too old or of another catalog
+ * gets the single line {"change":"reset","token":"T"}: read /list, then
+ * ask from T.  Tokens are decimal strings (they pass 2^53).
+ */
+void route_changes(struct req *r, const char *since_arg, const char *limit_arg)
+{
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    unsigned long long since = 0, limit = CHANGES_LIMIT_DEFAULT;
+    mi_changes *ch = NULL;
+    struct tpl t;
+    uint64_t token = 0;
+    char *end, line[256];
+    mi_status s;
+
+    if (*since_arg) {
+        errno = 0;
+        since = strtoull(since_arg, &end, 10);
+        if (errno || *end || since_arg[0] == '-') {
+            send_error(r, 400, NULL, "since: a token from an earlier answer "
+                       "(digits), or 0");
+            return;
+        }
+    }
+    if (*limit_arg) {
+        limit = strtoull(limit_arg, &end, 10);
+        if (*end || limit_arg[0] == '-' || limit < 1 ||
+            limit > CHANGES_LIMIT_MAX) {
+            send_error(r, 400, NULL, "limit: 1 to %u", CHANGES_LIMIT_MAX);
+            return;
+        }
+    }
+    s = mi_changes_new(&ch, r->srv->idx, (uint64_t)since, (size_t)limit);
+    if (s == MI_ERESET) {
+        s = mi_index_change_token(r->srv->idx, &token);
+        if (s == MI_OK) {
+            snprintf(line, sizeof(line), "{\"change\":\"reset\",\"token\":\""
+                     "%" PRIu64 "\"}\n", token);
+            send_headers(r, 200, "application/x-ndjson", (int64_t)strlen(line),
+                         "Cache-Control: no-store\r\n");
+            send_body(r, line, strlen(line));
+            return;
+        }
+    }
+    if (s != MI_OK) {
+        send_mi_error(r, s, "cannot read the change feed");
+        return;
+    }
+    if (!tpl_init(&t, true) || !(out.buf = malloc(LIST_CHUNK))) {
+        send_mi_error(r, MI_ENOMEM, "cannot read the change feed");
+        goto done;
+    }
+    send_headers(r, 200, "application/x-ndjson", -1, "Cache-Control: no-store\r\n");
+    if (r->head)
+        goto done;
+    while (!out.failed && (s = mi_changes_next(ch)) == MI_ROW) {
+        const mi_entry *e = mi_changes_entry(ch);
+        size_t need;
+        int n;
+
+        if (!e) {
+            n = snprintf(line, sizeof(line), "{\"change\":\"delete\",\"seq\":"
+                         "\"%" PRIu64 "\",\"sha256\":\"%s\"}\n",
+                         mi_changes_seq(ch), mi_changes_hash_hex(ch));
+            if (!out_room(&out, (size_t)n)) {
+                s = MI_ENOMEM;
+                break;
+            }
+            memcpy(out.buf + out.len, line, (size_t)n);
+            out.len += (size_t)n;
+            continue;
+        }
+        need = tpl_set(&t, e);
+        n = snprintf(line, sizeof(line), "{\"change\":\"upsert\",\"seq\":"
+                     "\"%" PRIu64 "\",\"entry\":", mi_changes_seq(ch));
+        if (!need || !out_room(&out, need + (size_t)n + 4)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        memcpy(out.buf + out.len, line, (size_t)n);
+        out.len += (size_t)n;
+        t.sha->valuestring = (char *)mi_entry_hash_hex(e);
+        if (!cJSON_PrintPreallocated(t.o, out.buf + out.len,
+                                     (int)(out.cap - out.len), 0)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        out.len += strlen(out.buf + out.len);
+        out.buf[out.len++] = '}';
+        out.buf[out.len++] = '\n';
+    }
+    if (s == MI_DONE) {
+        int n = snprintf(line, sizeof(line), "{\"change\":\"end\",\"token\":"
+                         "\"%" PRIu64 "\",\"more\":%s}\n",
+                         mi_changes_token(ch),
+                         mi_changes_more(ch) ? "true" : "false");
+
+        out_room(&out, (size_t)n);
+        memcpy(out.buf + out.len, line, (size_t)n);
+        out.len += (size_t)n;
+        out_flush(&out);
+        if (!out.failed)
+            mg_send_chunk(r->conn, "", 0);
+    } else {
+        /* No "end" line: the client sees the feed cut short, keeps its
+         * token and asks again. */
+        if (!out.failed)
+            fprintf(stderr, "media-server: /api/changes cut short: %s: %s\n",
+                    mi_strerror(s), mi_index_errmsg(r->srv->idx));
+        r->close = true;
+        mg_disable_connection_keep_alive(r->conn);
+    }
+done:
+    mi_changes_free(ch);
     free(out.buf);
     tpl_free(&t);
 }

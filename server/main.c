@@ -631,6 +631,17 @@ static void start_watch(struct server *srv)
                 info.folders);
 }
 
+/* POST /api/rescan: one more incremental scan, at once or right after the
+ * one running (*already: one was running or asked for already). */
+void scanner_kick(struct server *srv, bool *already)
+{
+    pthread_mutex_lock(&srv->lock);
+    *already = srv->scanning || srv->scan_asked;
+    srv->scan_asked = true;
+    pthread_cond_broadcast(&srv->wake);
+    pthread_mutex_unlock(&srv->lock);
+}
+
 static void *scanner(void *arg)
 {
     struct server *srv = arg;
@@ -638,21 +649,22 @@ static void *scanner(void *arg)
     run_scan(srv);
     pthread_mutex_lock(&srv->lock);
     while (!srv->stopping) {
-        if (srv->rescan == 0) {
+        if (srv->rescan == 0 && !srv->scan_asked) {
             pthread_cond_wait(&srv->wake, &srv->lock);
             continue;
         }
-        {
+        if (!srv->scan_asked) {
             struct timespec until;
             int rc = 0;
 
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += (time_t)srv->rescan;
-            while (!srv->stopping && rc != ETIMEDOUT)
+            while (!srv->stopping && !srv->scan_asked && rc != ETIMEDOUT)
                 rc = pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
         }
         if (srv->stopping)
             break;
+        srv->scan_asked = false;
         pthread_mutex_unlock(&srv->lock);
         run_scan(srv);      /* one at a time: this thread is the only one */
         pthread_mutex_lock(&srv->lock);
@@ -838,6 +850,8 @@ int main(int argc, char **argv)
     srv.seen = NULL;
     srv.nseen = 0;
     atomic_init(&srv.closing, false);
+    atomic_init(&srv.event_streams, 0);
+    srv.scan_asked = false;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv.wake, &ca);

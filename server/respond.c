@@ -29,6 +29,7 @@ int http_status_of(mi_status s)
     case MI_EUNSUPPORTED: return 501;
     case MI_EBUSY: return 503;
     case MI_ENOSPACE: return 507;
+    case MI_ERESET: return 410;      /* a change token too old */
     case MI_ERROR: case MI_ENOMEM: case MI_EIO: case MI_EACCES:
     case MI_ENOTDIR: case MI_EDB:
         return 500;

@@ -1633,6 +1633,33 @@ static void r_check(struct req *r, const struct path *p)
     check_route(r);
 }
 
+static void r_changes(struct req *r, const struct path *p)
+{
+    char since[32], limit[24];
+
+    (void)p;
+    query_var(r, "since", since, sizeof(since));
+    query_var(r, "limit", limit, sizeof(limit));
+    route_changes(r, since, limit);
+}
+
+static void r_events(struct req *r, const struct path *p)
+{
+    (void)p;
+    route_events(r);
+}
+
+static void r_rescan(struct req *r, const struct path *p)
+{
+    bool already;
+
+    (void)p;
+    scanner_kick(r->srv, &already);
+    send_json(r, 202, already ? "{\"scan\":\"queued\",\"message\":\"a scan "
+                                "is running: another follows it\"}"
+                              : "{\"scan\":\"started\"}", NULL);
+}
+
 /* A route: its path ("*" is any one segment), the methods it answers
  * (space-separated) and what it needs (auth.h).  The first row whose path
  * and method match runs; a path that matches with no method is a 405,
@@ -1672,6 +1699,11 @@ static const struct route routes[] = {
     { "/api/uploads",           "OPTIONS",  AUTH_PUBLIC, r_tus },
     { "/api/uploads/*",         "OPTIONS",  AUTH_PUBLIC, r_tus },
     { "/api/check",             "POST",     AUTH_READ,   r_check },
+    /* The live library: what changed since a token, and a stream that
+     * says when to ask; a scan now. */
+    { "/api/changes",           "GET HEAD", AUTH_READ,   r_changes },
+    { "/api/events",            "GET HEAD", AUTH_READ,   r_events },
+    { "/api/rescan",            "POST",     AUTH_UPLOAD, r_rescan },
     /* Share links: public here, the token checked by each route. */
     { "/s/*",                   "GET HEAD", AUTH_PUBLIC, route_share_page },
     { "/s/*/",                  "GET HEAD", AUTH_PUBLIC, route_share_page },

@@ -37,6 +37,8 @@ struct server {
     pthread_cond_t wake;       /* wakes the scanner (stop) */
     bool stopping;
     bool scanning;
+    bool scan_asked;           /* POST /api/rescan: the scanner runs one */
+    atomic_int event_streams;  /* GET /api/events open now */
     double scan_started;       /* epoch seconds; 0 = never */
     double scan_finished;
     mi_scan_stats progress;    /* the running scan's counts */
@@ -138,6 +140,15 @@ void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
  * false when one is not YYYY-MM-DD. */
 bool list_day_range(const char *from, const char *to, int64_t *lo,
                     int64_t *hi);
+/* GET /api/changes (the arguments as given, "" when absent). */
+#define CHANGES_LIMIT_DEFAULT 1000u
+#define CHANGES_LIMIT_MAX 10000u
+void route_changes(struct req *r, const char *since, const char *limit);
+/* GET /api/events: Server-Sent Events, "change" when the feed moves. */
+void route_events(struct req *r);
+/* POST /api/rescan: an incremental scan now (main.c's scanner). */
+void scanner_kick(struct server *srv, bool *already);
+
 /* One entry as its /list JSON object (the caller's), or NULL. */
 struct cJSON *list_entry_object(const mi_entry *e);
 
