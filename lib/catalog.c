@@ -117,6 +117,11 @@ static const char schema_v7[] =
     "INSERT INTO sqlite_sequence (name, seq)"
     "  SELECT 'changes', value * 1000 FROM meta WHERE key = 'generation'"
     "  AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'changes');"
+    /* A token from before this catalog (an older one, since lost) is
+     * below its floor: MI_ERESET, not a silent gap. */
+    "INSERT OR IGNORE INTO meta (key, value)"
+    "  SELECT 'changes_floor', seq FROM sqlite_sequence"
+    "  WHERE name = 'changes';"
     "CREATE TRIGGER IF NOT EXISTS files_insert_change AFTER INSERT ON files"
     " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
     "  VALUES (NEW.hash, " NOW_S "); END;"
@@ -866,7 +871,8 @@ mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
     sqlite3_finalize(st);
     if (rc != SQLITE_OK)
         return MI_EDB;
-    if (day == now / 86400)
+    /* Once a day; at every open when the retention is shorter. */
+    if (day == now / 86400 && retention_s >= 86400)
         return MI_OK;
     snprintf(sql, sizeof(sql),
              "SAVEPOINT compact;"
