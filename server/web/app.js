@@ -84,6 +84,7 @@
   /* ---------------------------------------------------------------- data */
 
   let items = [];        // newest first: {sha, t, name, path, w, h, a, video, thumb, ...}
+  let all = new Map();   // sha -> item: everything listed, Live Photo videos too
   let bySha = new Map(); // sha -> index in items
   let months = [];       // {key, label, year, start, end, top}
   const filter = { from: '', to: '' };
@@ -237,6 +238,7 @@
     if (seq !== loadSeq || !list) return;
     performance.mark('mi:list-parsed');
     if (drewEarly && !anchor) anchor = topAnchor();
+    all = new Map(list.map((it) => [it.sha, it]));
     setItems(list);
     loaded = true;
     if (items.length) hideState();   // the timeline must be shown to be measured
@@ -1420,10 +1422,11 @@
   }
 
   function flushInserts() {
-    const add = pendingInserts.splice(0).filter((it) => !bySha.has(it.sha) && inFilter(it));
+    const add = pendingInserts.splice(0).filter((it) => !all.has(it.sha) && inFilter(it));
     if (!add.length || !loaded) return;
     const anchor = topAnchor();
-    setItems(items.concat(add));
+    for (const it of add) all.set(it.sha, it);
+    setItems(Array.from(all.values()));
     hideState();
     relayout(anchor);
     buildNav();
@@ -1491,6 +1494,88 @@
       }
     }
     return out.filter(Boolean);
+  }
+
+  /* ----------------------------------------------------------- live feed */
+
+  // What changes on the server (another client's uploads, files copied
+  // into or deleted from the folder) shows here as it happens: the server
+  // says "change" on /api/events, and /api/changes says what changed
+  // since our token, which was taken before the list was read.
+  let feedToken = null, feedBusy = false, feedAgain = false;
+
+  async function feedStart() {
+    try {
+      const r = await fetch('/api/changes?since=0', { cache: 'no-store' });
+      if (!r.ok) return;
+      const first = JSON.parse((await r.text()).split('\n')[0]);
+      if (first && typeof first.token === 'string') feedToken = first.token;
+    } catch { /* no feed: the status poll reloads after scans */ }
+  }
+
+  async function feedApply() {
+    if (feedBusy) { feedAgain = true; return; }
+    if (feedToken === null || !loaded) return;
+    feedBusy = true;
+    try {
+      const up = new Map(), gone = new Set();
+      for (let more = true; more;) {
+        const r = await fetch('/api/changes?since=' + encodeURIComponent(feedToken) + '&limit=5000',
+          { cache: 'no-store' });
+        if (authLost(r.status) || !r.ok) return;
+        let ended = false;
+        more = false;
+        for (const line of (await r.text()).split('\n')) {
+          if (!line) continue;
+          const c = JSON.parse(line);
+          if (c.change === 'upsert' && c.entry && typeof c.entry.sha256 === 'string') {
+            up.set(c.entry.sha256, c.entry);
+            gone.delete(c.entry.sha256);
+          } else if (c.change === 'delete' && typeof c.sha256 === 'string') {
+            gone.add(c.sha256);
+            up.delete(c.sha256);
+          } else if (c.change === 'reset') {
+            feedToken = c.token;        // too far behind: read it all again
+            load({ keepScroll: true, quiet: true });
+            return;
+          } else if (c.change === 'end') {
+            feedToken = c.token;
+            more = !!c.more;
+            ended = true;
+          }
+        }
+        if (!ended) return;             // cut short: the next event asks again
+      }
+      if (!up.size && !gone.size) return;
+      for (const sha of gone) all.delete(sha);
+      for (const [sha, e] of up) {
+        const it = toItem(sha, e);
+        if (inFilter(it)) all.set(it.sha, it);
+        else all.delete(it.sha);
+      }
+      const anchor = topAnchor();
+      setItems(Array.from(all.values()));
+      if (items.length) hideState();
+      relayout(anchor);
+      buildNav();
+      updateCount();
+      if (!items.length) showEmpty();
+    } catch { /* the next event tries again */ } finally {
+      feedBusy = false;
+      if (feedAgain) { feedAgain = false; feedApply(); }
+    }
+  }
+
+  function feedListen() {
+    if (typeof EventSource === 'undefined' || feedToken === null) return;
+    const es = new EventSource('/api/events');
+    const onEvent = (ev) => {
+      let t = null;
+      try { t = JSON.parse(ev.data).token; } catch { return; }
+      if (t !== feedToken) feedApply();
+    };
+    es.addEventListener('hello', onEvent);    // also after a reconnect
+    es.addEventListener('change', onEvent);
   }
 
   /* -------------------------------------------------------- server state */
@@ -1917,7 +2002,7 @@
     bootShare();
   } else {
     readFilterFromURL();
-    load();
+    feedStart().then(() => { load(); feedListen(); });
     pollStatus();
     whoAmI();
   }

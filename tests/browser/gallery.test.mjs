@@ -410,6 +410,38 @@ await step('upload', async () => {
   await page.click('#up-close');
 });
 
+await step('live: another client\'s upload, a file copied in and a file deleted show without a reload', async () => {
+  await page.evaluate(() => { window.__noReload = true; });
+  const label = (d) => `${monthLabel(d)}`;
+  const a = new Date(2005, 2, 3, 12, 0, 0), b = new Date(2006, 6, 7, 12, 0, 0);
+  ok(!months.some((m) => m.key === monthKey(a) || m.key === monthKey(b)), 'the test months are empty at first');
+  const hasMonth = (d) => page.evaluate((l) => [...document.querySelectorAll('#months button')]
+    .some((x) => (x.getAttribute('aria-label') || '').startsWith(l)), label(d));
+  // Another client's upload (not this page's).
+  const up = makeJpeg(320, 240, 5151, { date: exifDate(a) });
+  const form = new FormData();
+  form.append('file', new Blob([up], { type: 'image/jpeg' }), 'other-client.jpg');
+  const r = await fetch(srv.url + '/image/other-client.jpg', { method: 'PUT', body: form });
+  ok(r.status === 201, 'another client uploads a photo', String(r.status));
+  await page.waitForFunction((l) => [...document.querySelectorAll('#months button')]
+    .some((x) => (x.getAttribute('aria-label') || '').startsWith(l)), label(a), { timeout: 15000 });
+  ok(true, `it appears under ${label(a)} by itself`);
+  // A file copied into the folder (the server's folder watch, then the feed).
+  const copied = path.join(lib, 'copied-in.jpg');
+  fs.writeFileSync(copied + '.part', makeJpeg(320, 240, 5252, { date: exifDate(b) }));
+  fs.renameSync(copied + '.part', copied);
+  await page.waitForFunction((l) => [...document.querySelectorAll('#months button')]
+    .some((x) => (x.getAttribute('aria-label') || '').startsWith(l)), label(b), { timeout: 15000 });
+  ok(true, `a file copied into the folder appears under ${label(b)}`);
+  const count = await page.textContent('#count');
+  fs.unlinkSync(copied);
+  await page.waitForFunction((l) => ![...document.querySelectorAll('#months button')]
+    .some((x) => (x.getAttribute('aria-label') || '').startsWith(l)), label(b), { timeout: 15000 });
+  ok(!(await hasMonth(b)) && (await hasMonth(a)), 'deleted from the folder: it goes, the upload stays');
+  ok(await page.textContent('#count') !== count, 'the count follows', count);
+  ok(await page.evaluate(() => window.__noReload === true), 'all without reloading the page');
+});
+
 await step('date filter', async () => {
   await page.goto(base + '/');
   await page.waitForSelector('#timeline a.cell');
