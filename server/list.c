@@ -558,7 +558,7 @@ done:
  * and last {"change":"end","token":"T2","more":false}: ask from T2 next
  * (at once when "more").  A token of 0, one too old or of another catalog
  * gets the single line {"change":"reset","token":"T"}: read /list, then
- * ask from T.  Tokens are decimal strings (they pass 2^53).
+ * ask from T.  Tokens are decimal strings, to be kept as they are.
  */
 void route_changes(struct req *r, const char *since_arg, const char *limit_arg)
 {
