@@ -99,46 +99,48 @@ static const char schema_v6[] =
     "  reason TEXT NOT NULL"
     ") WITHOUT ROWID;";
 
-/* Version 7: the change feed (mi_changes_*).  Each content's last change,
- * numbered: triggers on `files` replace its row, so that no code path that
- * writes a row can forget to, and the table holds one row per content seen
- * (AUTOINCREMENT: a number is never given twice, even after the row of
- * the highest is deleted).  The numbers start from the generation (the
- * clock when the catalog was made) times 1000, so that a catalog made
- * again after a loss does not give out the tokens of the old one.  `at`:
- * seconds since the epoch, for forgetting contents long gone. */
+/* Version 7: the change feed (mi_changes_*).  Every row carries the number
+ * of its last change (seq), given by the writer's mi_next_seq() (a C
+ * function on the writer's connection, reloaded from the catalog at each
+ * write transaction, so numbers only grow, across restarts and processes),
+ * and an index gives the rows changed after a token in order at the cost
+ * of an append.  A deleted row leaves a tombstone (its hash and a new
+ * number) in changes_gone, through a trigger: deletions are rare, and no
+ * code path can forget one.  The numbers start from the generation (the
+ * clock when the catalog was made) times 1000: a catalog made again after
+ * a loss starts above the old one's tokens, and its floor refuses them.
+ * `at`: seconds since the epoch, for forgetting tombstones long past. */
 #define NOW_S "CAST(strftime('%s', 'now') AS INTEGER)"
 static const char schema_v7[] =
-    "CREATE TABLE IF NOT EXISTS changes ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  hash BLOB NOT NULL UNIQUE,"
+    "ALTER TABLE files ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS files_by_seq ON files (seq);"
+    "CREATE TABLE IF NOT EXISTS changes_gone ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  hash BLOB NOT NULL,"
     "  at INTEGER NOT NULL"
     ");"
-    "INSERT INTO sqlite_sequence (name, seq)"
-    "  SELECT 'changes', value * 1000 FROM meta WHERE key = 'generation'"
-    "  AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'changes');"
-    /* A token from before this catalog (an older one, since lost) is
-     * below its floor: MI_ERESET, not a silent gap. */
     "INSERT OR IGNORE INTO meta (key, value)"
-    "  SELECT 'changes_floor', seq FROM sqlite_sequence"
-    "  WHERE name = 'changes';"
-    "CREATE TRIGGER IF NOT EXISTS files_insert_change AFTER INSERT ON files"
-    " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
-    "  VALUES (NEW.hash, " NOW_S "); END;"
-    "CREATE TRIGGER IF NOT EXISTS files_delete_change AFTER DELETE ON files"
-    " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
-    "  VALUES (OLD.hash, " NOW_S "); END;"
-    "CREATE TRIGGER IF NOT EXISTS files_update_change AFTER UPDATE ON files"
-    " BEGIN INSERT OR REPLACE INTO changes (hash, at)"
-    "  VALUES (OLD.hash, " NOW_S ");"
-    "  INSERT OR REPLACE INTO changes (hash, at)"
-    "  SELECT NEW.hash, " NOW_S " WHERE NEW.hash <> OLD.hash; END;";
+    "  SELECT 'changes_floor', value * 1000 FROM meta"
+    "  WHERE key = 'generation';"
+    "CREATE TRIGGER IF NOT EXISTS files_gone AFTER DELETE ON files"
+    " BEGIN INSERT INTO changes_gone (seq, hash, at)"
+    "  VALUES (mi_next_seq(), OLD.hash, " NOW_S "); END;";
+
+/* The newest change number (the floor when nothing changed yet). */
+#define CHANGES_HEAD_SQL                                                   \
+    "SELECT max(coalesce((SELECT max(seq) FROM files), 0),"                 \
+    " coalesce((SELECT max(seq) FROM changes_gone), 0),"                   \
+    " coalesce((SELECT value FROM meta WHERE key = 'changes_floor'), 0)),"  \
+    " coalesce((SELECT value FROM meta WHERE key = 'changes_floor'), 0)"
 
 /* Columns of an entry row, shared by the lookup and the cursor. */
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
     "width, height, orientation, lat, lon, make, model, thumb, "           \
     "duration_ms, codec, live_id"
+
+static void next_seq_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+static void reload_seq(mi_conn *c);
 
 static mi_status db_error(sqlite3 *db, int rc, const char *what,
                           char *errbuf, size_t errlen)
@@ -343,12 +345,21 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
         goto fail;
     }
 
+    /* The writer numbers its changes (schema v7); before the schema. */
+    if (writer &&
+        (rc = sqlite3_create_function(c->db, "mi_next_seq", 0, SQLITE_UTF8,
+                                      c, next_seq_fn, NULL, NULL)) != SQLITE_OK) {
+        s = db_error(c->db, rc, "setting up", errbuf, errlen);
+        goto fail;
+    }
     s = migrate(c->db, writer, errbuf, errlen);
     if (s != MI_OK)
         goto fail;
     s = probe(c, errbuf, errlen);
     if (s != MI_OK)
         goto fail;
+    if (writer)
+        reload_seq(c);
 
     rc = prepare(c->db, &c->lookup,
                  "SELECT " ROW_COLUMNS " FROM files WHERE hash = ?1 "
@@ -369,9 +380,10 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                      "INSERT OR REPLACE INTO files (hash, path, size, "
                      "mtime_ns, ctime_ns, inode, mime, kind, date, "
                      "date_source, width, height, orientation, lat, lon, "
-                     "make, model, thumb, duration_ms, codec, live_id) "
+                     "make, model, thumb, duration_ms, codec, live_id, seq) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                     "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)");
+                     "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
+                     "mi_next_seq())");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->del_path,
                      "DELETE FROM files WHERE path = ?1");
@@ -380,7 +392,8 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                      "SELECT DISTINCT hash FROM files ORDER BY hash");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->set_thumb,
-                     "UPDATE files SET thumb = ?1 WHERE hash = ?2 "
+                     "UPDATE files SET thumb = ?1, seq = mi_next_seq() "
+                     "WHERE hash = ?2 "
                      "AND (?3 IS NULL OR path = ?3)");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->set_gen,
@@ -444,7 +457,11 @@ void mi_catalog_close(mi_conn *c)
 mi_status mi_catalog_begin(mi_conn *c, char *errbuf, size_t errlen)
 {
     int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? MI_OK : db_error(c->db, rc, "begin", errbuf, errlen);
+
+    if (rc != SQLITE_OK)
+        return db_error(c->db, rc, "begin", errbuf, errlen);
+    reload_seq(c);
+    return MI_OK;
 }
 
 mi_status mi_catalog_commit(mi_conn *c, char *errbuf, size_t errlen)
@@ -833,12 +850,7 @@ mi_status mi_catalog_set_preview_failure(mi_conn *c,
 mi_status mi_catalog_change_bounds(mi_conn *c, uint64_t *head, uint64_t *floor)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        c->db,
-        "SELECT coalesce((SELECT seq FROM sqlite_sequence"
-        "  WHERE name = 'changes'), 0),"
-        " coalesce((SELECT value FROM meta WHERE key = 'changes_floor'), 0)",
-        -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(c->db, CHANGES_HEAD_SQL, -1, &st, NULL);
 
     *head = *floor = 0;
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -851,17 +863,39 @@ mi_status mi_catalog_change_bounds(mi_conn *c, uint64_t *head, uint64_t *floor)
     return rc == SQLITE_OK ? MI_OK : MI_ERESET;
 }
 
+/* mi_next_seq(): the writer's next change number. */
+static void next_seq_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    mi_conn *c = sqlite3_user_data(ctx);
+
+    (void)argc;
+    (void)argv;
+    sqlite3_result_int64(ctx, (sqlite3_int64)++c->next_seq);
+}
+
+/* The counter from the catalog (never backwards): at open and at the start
+ * of each write transaction, so that another process's writes count. */
+static void reload_seq(mi_conn *c)
+{
+    uint64_t head, floor;
+
+    if (mi_catalog_change_bounds(c, &head, &floor) == MI_OK &&
+        head > c->next_seq)
+        c->next_seq = head;
+}
+
 /*
- * Forget the contents gone since before `now - retention`, at most once a
- * day: their numbers go below the floor, and a token older than the floor
- * is answered MI_ERESET (the client could have missed their removal).
+ * Forget the tombstones older than `now - retention`, at most once a day
+ * (at every open when the retention is shorter): their numbers go below
+ * the floor, and a token older than the floor is answered MI_ERESET (the
+ * client could have missed a removal).
  */
 mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
                                      int64_t retention_s)
 {
     sqlite3_stmt *st = NULL;
     int64_t day = -1;
-    char sql[640];
+    char sql[512];
     int rc;
 
     rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta"
@@ -871,26 +905,20 @@ mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
     sqlite3_finalize(st);
     if (rc != SQLITE_OK)
         return MI_EDB;
-    /* Once a day; at every open when the retention is shorter. */
     if (day == now / 86400 && retention_s >= 86400)
         return MI_OK;
     snprintf(sql, sizeof(sql),
              "SAVEPOINT compact;"
-             "CREATE TEMP TABLE IF NOT EXISTS gone (seq INTEGER PRIMARY KEY);"
-             "DELETE FROM temp.gone;"
-             "INSERT INTO temp.gone SELECT seq FROM changes WHERE at < %lld"
-             "  AND NOT EXISTS (SELECT 1 FROM files"
-             "  WHERE files.hash = changes.hash);"
              "INSERT OR REPLACE INTO meta (key, value) SELECT 'changes_floor',"
              "  max(coalesce((SELECT value FROM meta"
-             "  WHERE key = 'changes_floor'), 0), max(seq)) FROM temp.gone"
-             "  HAVING count(*) > 0;"
-             "DELETE FROM changes WHERE seq IN temp.gone;"
-             "DELETE FROM temp.gone;"
+             "  WHERE key = 'changes_floor'), 0), max(seq)) FROM changes_gone"
+             "  WHERE at < %lld HAVING count(*) > 0;"
+             "DELETE FROM changes_gone WHERE at < %lld;"
              "INSERT OR REPLACE INTO meta (key, value)"
              "  VALUES ('changes_compacted', %lld);"
              "RELEASE compact;",
-             (long long)(now - retention_s), (long long)(now / 86400));
+             (long long)(now - retention_s), (long long)(now - retention_s),
+             (long long)(now / 86400));
     rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_exec(c->db, "ROLLBACK TO compact; RELEASE compact", NULL,

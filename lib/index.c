@@ -1370,8 +1370,11 @@ mi_status mi_changes_new(mi_changes **out, mi_index *idx, uint64_t since,
         s = MI_ERESET;
     if (s == MI_OK &&
         sqlite3_prepare_v2(ch->conn->db,
-                           "SELECT seq, hash FROM changes WHERE seq > ?1"
-                           " ORDER BY seq LIMIT ?2",
+                           "SELECT max(seq) AS s, hash FROM ("
+                           " SELECT hash, seq FROM files WHERE seq > ?1"
+                           " UNION ALL"
+                           " SELECT hash, seq FROM changes_gone WHERE seq > ?1)"
+                           " GROUP BY hash ORDER BY s LIMIT ?2",
                            -1, &ch->st, NULL) != SQLITE_OK)
         s = MI_EDB;
     if (s != MI_OK) {

@@ -405,6 +405,7 @@ typedef struct mi_conn {
     sqlite3_stmt *set_preview; /* writer only: a preview failure */
     sqlite3_stmt *del_preview; /* writer only */
     bool frozen;              /* opened MI_CATALOG_FROZEN */
+    uint64_t next_seq;        /* writer: the last change number given */
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
