@@ -109,6 +109,14 @@ static enum heif_reader_grow_status heif_grow(int64_t size, void *u)
                                                : heif_reader_grow_status_size_reached;
 }
 
+/* A picture's pixels, over which FFmpeg refuses it before allocating it
+ * (AVCodecContext.max_pixels): the request's cap, and never over 16384 x
+ * 16384 (HEVC's levels stop at 8192 x 4320).  libheif gives a plugin no
+ * context of its own: decode_heif sets it before decoding (mi-decode
+ * does one job at a time; libheif's tile threads only read it). */
+#define HEVC_MAX_PIXELS ((uint64_t)1 << 28)
+static uint64_t hevc_max_pixels = HEVC_MAX_PIXELS;
+
 /*
  * HEVC through FFmpeg's decoder, as a libheif decoder plugin registered
  * on each context (not process-wide): several times faster than
@@ -218,9 +226,8 @@ static struct heif_error hevc_image(const AVFrame *fr, struct heif_image **out)
         fr->width <= 0 || fr->height <= 0)
         return hevc_err(heif_error_Unsupported_feature, "a picture format libheif does not take");
     /* The size the stream says, which libheif has not checked (only the
-     * file's ispe): a tile or an image, never over 16384 x 16384 (HEVC's
-     * levels stop at 8192 x 4320). */
-    if ((uint64_t)fr->width * (uint64_t)fr->height > (uint64_t)1 << 28)
+     * file's ispe): a tile or an image, within hevc_max_pixels. */
+    if ((uint64_t)fr->width * (uint64_t)fr->height > hevc_max_pixels)
         return hevc_err(heif_error_Invalid_input, "an HEVC picture too large");
     planes = pd->nb_components;
     depth = pd->comp[0].depth;
@@ -301,6 +308,7 @@ static struct heif_error hevc_decode(void *u, struct heif_image **out)
         goto out;
     }
     cc->thread_count = 1;        /* libheif decodes tiles in parallel */
+    cc->max_pixels = (int64_t)hevc_max_pixels;
     if (avcodec_open2(cc, codec, NULL) < 0)
         goto out;
     memset(d->buf + d->len, 0, AV_INPUT_BUFFER_PADDING_SIZE);
@@ -471,6 +479,187 @@ static int heif_ops(dfile *f, uint32_t item, uint8_t ops[HEIF_MAX_OPS])
     return 0;
 }
 
+/*
+ * The canvases libheif 1.15 allocates for derived images.  A 'grid' or
+ * an 'iovl' item is decoded into an image of the size its own data (the
+ * descriptor) says, checked only against the context's limit on a side,
+ * never against the ispe that the handle reports and decode_heif checks:
+ * a 1 KB file whose ispe says 64 x 64 and whose grid says 16489 x 28001
+ * made libheif allocate gigabytes.  1.15 has no API to read an item's
+ * type or data (heif_items.h came in 1.18), so the descriptors are read
+ * here, as libheif 1.15 finds them: each meta box's first iinf, iloc and
+ * idat, iloc parsed field for field as Box_iloc::parse does (an extent
+ * index only in version 2, sizes other than 4 or 8 read as none), the
+ * data through construction method 0 (the file) or 1 (idat).  Every
+ * derived item is checked, whichever image is decoded, except `skip`
+ * (the primary image, when an embedded thumbnail is decoded instead).
+ * An item whose descriptor cannot be read is one libheif cannot decode
+ * either.  Returns MI_OK or the job's failure (MI_ETOOBIG).
+ */
+#define HEIF_MAX_DERIVED 64
+
+typedef struct derived {
+    uint32_t id;
+    bool grid;            /* else iovl */
+} derived;
+
+/* n (0, 2, 4 or 8) big-endian bytes at *at in b, *at moved past them;
+ * 0 and *bad set when the box ends first. */
+static uint64_t take(const bx *b, uint64_t *at, unsigned n, bool *bad)
+{
+    uint64_t v = 0;
+
+    if (*at > b->n || b->n - *at < n) {
+        *bad = true;
+        *at = b->n;
+        return 0;
+    }
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | b->p[*at + i];
+    *at += n;
+    return v;
+}
+
+/* The first child of type `type` of a box's payload from `at`. */
+static bool child(const bx *parent, uint64_t at, const char *type, bx *out)
+{
+    if (at > parent->n)
+        return false;
+    while (next_box(parent->p, parent->n, &at, out))
+        if (!strcmp(out->type, type))
+            return true;
+    return false;
+}
+
+/* The output size in the first bytes of a derived item's data (len of
+ * them); false when they are too few for libheif to decode it. */
+static bool derived_size(const derived *d, const uint8_t *p, size_t len, uint64_t *w,
+                         uint64_t *h)
+{
+    unsigned field = (len > 1 && (p[1] & 1)) ? 4 : 2;
+    size_t at = d->grid ? 4 : 2 + 4 * 2;         /* iovl: past 4 fill values */
+
+    if (len < at + 2 * field || (!d->grid && p[0] != 0))
+        return false;
+    *w = *h = 0;
+    for (unsigned i = 0; i < field; i++) {
+        *w = *w << 8 | p[at + i];
+        *h = *h << 8 | p[at + field + i];
+    }
+    return true;
+}
+
+static int heif_derived_check(djob *j, const bx *meta, bool skip_one, uint32_t skip)
+{
+    const uint8_t *map = j->file->map;
+    derived d[HEIF_MAX_DERIVED];
+    bx iinf, iloc, idat, infe;
+    uint64_t at, count;
+    bool bad = false, has_idat;
+    int nd = 0;
+
+    if (!child(meta, 4, "iinf", &iinf) || !child(meta, 4, "iloc", &iloc))
+        return MI_OK;                      /* no items: nothing derived */
+    has_idat = child(meta, 4, "idat", &idat);
+    at = iinf.n >= 1 && iinf.p[0] == 0 ? 6 : 8;  /* version, flags, count */
+    while (at <= iinf.n && next_box(iinf.p, iinf.n, &at, &infe)) {
+        uint64_t in = 4, id;
+        unsigned version = infe.n ? infe.p[0] : 0;
+        if (strcmp(infe.type, "infe") || version < 2)
+            continue;
+        id = take(&infe, &in, version == 2 ? 2 : 4, &bad);
+        take(&infe, &in, 2, &bad);                 /* protection index */
+        if (bad || infe.n - in < 4) {
+            bad = false;
+            continue;
+        }
+        if (memcmp(infe.p + in, "grid", 4) && memcmp(infe.p + in, "iovl", 4))
+            continue;
+        if (skip_one && id == skip)
+            continue;
+        if (nd == HEIF_MAX_DERIVED)
+            return djob_fail(j, MI_EUNSUPPORTED, "over %d derived images", HEIF_MAX_DERIVED);
+        d[nd].id = (uint32_t)id;
+        d[nd++].grid = !memcmp(infe.p + in, "grid", 4);
+    }
+    if (!nd)
+        return MI_OK;
+
+    /* iloc, as libheif 1.15 reads it. */
+    {
+        unsigned version = iloc.n ? iloc.p[0] : 0, sizes;
+        unsigned off_size, len_size, base_size, idx_size;
+        at = 4;
+        sizes = (unsigned)take(&iloc, &at, 2, &bad);
+        off_size = sizes >> 12 & 0xf;
+        len_size = sizes >> 8 & 0xf;
+        base_size = sizes >> 4 & 0xf;
+        idx_size = version > 1 ? (sizes & 0xf) : 0;
+        off_size = off_size == 4 || off_size == 8 ? off_size : 0;
+        len_size = len_size == 4 || len_size == 8 ? len_size : 0;
+        base_size = base_size == 4 || base_size == 8 ? base_size : 0;
+        idx_size = idx_size == 4 || idx_size == 8 ? idx_size : 0;
+        count = take(&iloc, &at, version < 2 ? 2 : 4, &bad);
+        for (uint64_t k = 0; k < count && !bad; k++) {
+            uint32_t id = (uint32_t)take(&iloc, &at, version < 2 ? 2 : 4, &bad);
+            unsigned method = version >= 1 ? (unsigned)take(&iloc, &at, 2, &bad) & 0xf : 0;
+            uint64_t base, extents;
+            uint8_t data[32];
+            size_t got = 0;
+            int which = -1;
+            take(&iloc, &at, 2, &bad);                 /* data reference index */
+            base = take(&iloc, &at, base_size, &bad);
+            extents = take(&iloc, &at, 2, &bad);
+            for (int i = 0; i < nd; i++)
+                if (d[i].id == id)
+                    which = i;
+            for (uint64_t e = 0; e < extents && !bad; e++) {
+                uint64_t off, len, n;
+                take(&iloc, &at, idx_size, &bad);
+                off = take(&iloc, &at, off_size, &bad);
+                len = take(&iloc, &at, len_size, &bad);
+                if (which < 0 || bad || got == sizeof data || off > UINT64_MAX - base)
+                    continue;
+                n = len < sizeof data - got ? len : sizeof data - got;
+                off += base;
+                if (method == 0 && off <= j->file->size && j->file->size - off >= n)
+                    memcpy(data + got, map + off, (size_t)n);
+                else if (method == 1 && has_idat && off <= idat.n && idat.n - off >= n)
+                    memcpy(data + got, idat.p + off, (size_t)n);
+                else
+                    continue;       /* libheif cannot read it either */
+                got += (size_t)n;
+            }
+            for (int i = 0; i < nd && !bad; i++) {
+                uint64_t w, h;
+                if (d[i].id != id || !derived_size(&d[i], data, got, &w, &h))
+                    continue;
+                if (too_many(j, w, h))
+                    return djob_fail(j, MI_ETOOBIG,
+                                     "a %s image of %llu x %llu pixels, over the decoder's limit",
+                                     d[i].grid ? "grid" : "overlay", (unsigned long long)w,
+                                     (unsigned long long)h);
+            }
+        }
+    }
+    return MI_OK;
+}
+
+/* Every top-level meta box's derived items (libheif reads the first). */
+static int heif_derived(djob *j, bool skip_one, uint32_t skip)
+{
+    const uint8_t *map = dfile_map(j->file);
+    uint64_t at = 0;
+    bx b;
+
+    if (!map)
+        return djob_fail(j, MI_EIO, "the file cannot be mapped");
+    while (next_box(map, j->file->size, &at, &b))
+        if (!strcmp(b.type, "meta") && heif_derived_check(j, &b, skip_one, skip) != MI_OK)
+            return j->res->status;
+    return MI_OK;
+}
+
 /* Apply ops to the answer's pixels, as libheif would have to the image. */
 static int heif_apply_ops(djob *j, const uint8_t *ops, int n)
 {
@@ -589,6 +778,7 @@ int decode_heif(djob *j)
     if (!ctx)
         return djob_fail(j, MI_ENOMEM, "out of memory");
     heif_context_set_maximum_image_size_limit(ctx, MAX_SIDE);
+    hevc_max_pixels = j->req->max_pixels < HEVC_MAX_PIXELS ? j->req->max_pixels : HEVC_MAX_PIXELS;
     e = heif_register_decoder(ctx, &hevc_plugin);
     if (e.code == heif_error_Ok)
         e = heif_context_read_from_reader(ctx, &reader, j->file, NULL);
@@ -644,6 +834,16 @@ int decode_heif(djob *j)
         djob_fail(j, MI_ETOOBIG, "%d x %d pixels, over the decoder's limit", w, hh);
         goto out;
     }
+    /* The canvases of derived images, which the sizes above are not
+     * (see heif_derived).  (Not libheif's limit on a side brought down to
+     * the ispe's: Debian's 1.15 applies it to coded images too, whose
+     * decoded size is the coded one, padded past the ispe.) */
+    {
+        heif_item_id pid;
+        bool thumb = use != h && heif_context_get_primary_image_ID(ctx, &pid).code == heif_error_Ok;
+        if (heif_derived(j, thumb, thumb ? pid : 0) != MI_OK)
+            goto out;
+    }
     opt = heif_decoding_options_alloc();
     if (!opt) {
         djob_fail(j, MI_ENOMEM, "out of memory");
@@ -674,7 +874,8 @@ int decode_heif(djob *j)
                                   heif_chroma_interleaved_RGBA, opt)
               : heif_decode_image(use, &img, heif_colorspace_RGB, heif_chroma_444, opt);
     if (e.code != heif_error_Ok) {
-        djob_fail(j, e.code == heif_error_Memory_allocation_error ? MI_ENOMEM : MI_EFORMAT,
+        djob_fail(j, e.subcode == heif_suberror_Security_limit_exceeded ? MI_ETOOBIG
+                     : e.code == heif_error_Memory_allocation_error ? MI_ENOMEM : MI_EFORMAT,
                   "libheif could not decode the image: %s", e.message);
         goto out;
     }
@@ -1159,6 +1360,9 @@ static int poster(djob *j, AVFormatContext *fc, AVStream *st)
         goto out;
     }
     cc->thread_count = 1;
+    /* FFmpeg refuses a frame over the cap before allocating it, whatever
+     * size the stream gave first (too_many above checked that one). */
+    cc->max_pixels = j->req->max_pixels < INT64_MAX ? (int64_t)j->req->max_pixels : INT64_MAX;
     if (avcodec_open2(cc, dec, NULL) < 0) {
         djob_fail(j, MI_EFORMAT, "the %s decoder cannot start", dec->name);
         goto out;
