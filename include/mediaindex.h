@@ -944,6 +944,50 @@ MI_EXTERN const mi_entry *mi_cursor_entry(const mi_cursor *c);
 MI_EXTERN void mi_cursor_free(mi_cursor *c);
 
 /* ---------------------------------------------------------------------- */
+/* Trash: deleting that can be undone                                      */
+
+/**
+ * Move every file of a content into DIR/.mediaindex/trash/ (a rename on
+ * the same file system, never a copy), remembering where each was; the
+ * content leaves the catalog (lookups, cursors, the change feed's
+ * "gone") and its thumbnails stay for a trash view.  A crash at any point
+ * leaves each file in exactly one place, and the next mi_index_open()
+ * settles the catalog.  MI_ENOTFOUND when the content is not indexed.
+ * `moved` (may be NULL): files moved.
+ */
+MI_EXTERN mi_status mi_trash_put(mi_index *idx,
+                                 const uint8_t hash[MI_HASH_SIZE],
+                                 uint64_t *moved);
+
+/**
+ * Put a trashed content's files back where they were (a file now at that
+ * path is never replaced: " (1)", " (2)"... is added before the
+ * extension) and index them again.  The first restored path, relative to
+ * the storage folder, goes to `path` (may be NULL).  MI_ENOTFOUND when the
+ * content is not in the trash.  Storing bytes that are in the trash
+ * (mi_store_commit, mi_upload_finish) restores them this way.
+ */
+MI_EXTERN mi_status mi_trash_restore(char *path, size_t path_size,
+                                     mi_index *idx,
+                                     const uint8_t hash[MI_HASH_SIZE]);
+
+/**
+ * Delete for good what was trashed before `before` (seconds since the
+ * epoch; INT64_MAX: all of it), of one content (`hash`) or of all (NULL),
+ * with its thumbnails.  `purged` (may be NULL): contents deleted.
+ */
+MI_EXTERN mi_status mi_trash_purge(mi_index *idx, const uint8_t *hash,
+                                   int64_t before, uint64_t *purged);
+
+/** A cursor over the trash, most recently trashed first; its entries'
+ *  paths are where the files were, mi_entry_trashed_at() when. */
+MI_EXTERN mi_status mi_trash_cursor(mi_cursor **out, mi_index *idx);
+
+/** When the entry was trashed (seconds since the epoch); 0 for an entry
+ *  that is not in the trash. */
+MI_EXTERN int64_t mi_entry_trashed_at(const mi_entry *e);
+
+/* ---------------------------------------------------------------------- */
 /* Changes: what changed since a client last asked                         */
 
 /**

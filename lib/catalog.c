@@ -124,7 +124,39 @@ static const char schema_v7[] =
     "  WHERE key = 'generation';"
     "CREATE TRIGGER IF NOT EXISTS files_gone AFTER DELETE ON files"
     " BEGIN INSERT INTO changes_gone (seq, hash, at)"
-    "  VALUES (mi_next_seq(), OLD.hash, " NOW_S "); END;";
+    "  VALUES (mi_next_seq(), OLD.hash, " NOW_S "); END;"
+    /* The trash (trash.c): each trashed file's row as it was, the name of
+     * its file in .mediaindex/trash/, when, and where its move stands
+     * (0 going in, 1 in the trash, 2 coming out), so that a crash between
+     * the catalog and the rename is settled at the next open. */
+    "CREATE TABLE IF NOT EXISTS trash ("
+    "  hash BLOB NOT NULL,"
+    "  path BLOB NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  mtime_ns INTEGER NOT NULL,"
+    "  ctime_ns INTEGER NOT NULL,"
+    "  inode INTEGER NOT NULL,"
+    "  mime TEXT NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  date INTEGER,"
+    "  date_source INTEGER NOT NULL DEFAULT 0,"
+    "  width INTEGER NOT NULL DEFAULT 0,"
+    "  height INTEGER NOT NULL DEFAULT 0,"
+    "  orientation INTEGER NOT NULL DEFAULT 0,"
+    "  lat REAL,"
+    "  lon REAL,"
+    "  make TEXT,"
+    "  model TEXT,"
+    "  thumb INTEGER NOT NULL DEFAULT 0,"
+    "  duration_ms INTEGER NOT NULL DEFAULT 0,"
+    "  codec TEXT,"
+    "  live_id TEXT,"
+    "  name TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  PRIMARY KEY (hash, path)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS trash_by_time ON trash (at);";
 
 /* The newest change number (the floor when nothing changed yet). */
 #define CHANGES_HEAD_SQL                                                   \
@@ -926,4 +958,16 @@ mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
         return MI_EDB;
     }
     return MI_OK;
+}
+
+mi_status mi_catalog_trash_query(mi_conn *c, sqlite3_stmt **out)
+{
+    /* A content's rows together, the most recently trashed first. */
+    int rc = sqlite3_prepare_v2(c->db,
+                                "SELECT " ROW_COLUMNS ", at FROM trash"
+                                " WHERE state = 1 ORDER BY"
+                                " max(at) OVER (PARTITION BY hash) DESC,"
+                                " hash, path", -1, out, NULL);
+
+    return rc == SQLITE_OK ? MI_OK : MI_EDB;
 }

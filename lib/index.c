@@ -364,9 +364,12 @@ mi_status mi_index_open(mi_index **out, const char *storage_dir,
         goto fail;
     /* Forget contents long gone from the change feed (once a day); a
      * failure costs only a larger feed. */
-    if (idx->writer)
+    if (idx->writer) {
         mi_catalog_compact_changes(idx->writer, (int64_t)time(NULL),
                                    (int64_t)idx->changes_retention_s);
+        /* Settle the trash moves a crash interrupted. */
+        mi_trash_recover(idx);
+    }
     /* The thumbnails folder; a read-only storage folder still opens (its
      * thumbnails then fail with MI_EIO or MI_EACCES). */
     if (!(idx->flags & MI_INDEX_NO_THUMBNAILS))
@@ -779,6 +782,7 @@ mi_status mi_index_count(mi_index *idx, uint64_t *media, uint64_t *files)
 
 struct mi_entry {
     uint8_t hash[MI_HASH_SIZE];
+    int64_t trashed_at;     /* a trash cursor's entries only */
     char hex[MI_HASH_HEX_LEN + 1];
     uint64_t size;
     int64_t mtime_ns, ctime_ns, date;
@@ -854,6 +858,7 @@ static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
     mi_hash_to_hex(e->hex, e->hash);
     e->len = 0;
     e->ndups = 0;
+    e->trashed_at = 0;
 
     s = buf_add_column(e, st, 1, &e->off_path, NULL);
     if (s == MI_OK) {
@@ -1066,6 +1071,7 @@ struct mi_cursor {
     mi_conn *conn;
     sqlite3_stmt *st;       /* conn->all, or a statement of its own */
     bool own_st;
+    bool trash;             /* own_st grouped like conn->all: the trash */
     mi_entry entry;
     bool started, has_row, pending, done;
 };
@@ -1170,7 +1176,7 @@ mi_status mi_cursor_next(mi_cursor *c)
     c->has_row = false;
     if (c->done)
         return MI_DONE;
-    if (c->own_st)
+    if (c->own_st && !c->trash)
         return cursor_next_primary(c);
     st = c->st;
     if (!c->pending) {
@@ -1184,6 +1190,8 @@ mi_status mi_cursor_next(mi_cursor *c)
             goto db_fail;
     }
     s = entry_from_row(&c->entry, st);
+    if (c->trash)
+        c->entry.trashed_at = sqlite3_column_int64(st, MI_CATALOG_ROW_COLUMNS);
     c->pending = false;
     while (s == MI_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const void *h = sqlite3_column_blob(st, 0);
@@ -1213,6 +1221,34 @@ db_fail:
                          sqlite3_errmsg(c->conn->db));
 }
 
+mi_status mi_trash_cursor(mi_cursor **out, mi_index *idx)
+{
+    mi_cursor *c;
+    mi_status s;
+
+    if (!out)
+        return MI_EINVAL;
+    *out = NULL;
+    if (!idx)
+        return MI_EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return MI_ENOMEM;
+    c->idx = idx;
+    s = mi_index_reader(idx, &c->conn);
+    if (s == MI_OK && (s = mi_catalog_trash_query(c->conn, &c->st)) != MI_OK) {
+        mi_index_fail(idx, s, "trash: %s", sqlite3_errmsg(c->conn->db));
+        mi_index_release(idx, c->conn);
+    }
+    if (s != MI_OK) {
+        free(c);
+        return s;
+    }
+    c->own_st = c->trash = true;
+    *out = c;
+    return MI_OK;
+}
+
 const mi_entry *mi_cursor_entry(const mi_cursor *c)
 {
     return c && c->has_row ? &c->entry : NULL;
@@ -1237,6 +1273,7 @@ void mi_cursor_free(mi_cursor *c)
 /* Getters                                                                 */
 
 const uint8_t *mi_entry_hash(const mi_entry *e) { return e ? e->hash : NULL; }
+int64_t mi_entry_trashed_at(const mi_entry *e) { return e ? e->trashed_at : 0; }
 const char *mi_entry_hash_hex(const mi_entry *e) { return e ? e->hex : NULL; }
 const char *mi_entry_filename(const mi_entry *e)
 {

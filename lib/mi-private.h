@@ -592,6 +592,20 @@ uint64_t mi_index_max_pixels(const mi_index *idx);
 /* DIR/.thumbnails, opened (and created) by mi_index_open; -1 if it could
  * not be, or with MI_INDEX_NO_THUMBNAILS until first needed. */
 int mi_index_thumbs_fd(mi_index *idx);
+/* Remove the files made from a content (thumbnail, 512, preview); true
+ * when there was one. */
+bool mi_thumb_remove(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]);
+/* trash.c: is this content in the trash (a reader query)?  Settle the
+ * moves a crash interrupted (at open, under the writer). */
+bool mi_trash_has(mi_index *idx, const uint8_t hash[MI_HASH_SIZE]);
+void mi_trash_recover(mi_index *idx);
+/* mi_trash_restore() with the content's store lock already held. */
+mi_status mi_trash_restore_locked(char *path, size_t path_size, mi_index *idx,
+                                  const uint8_t hash[MI_HASH_SIZE]);
+/* The trash's entries, newest trashed first, for a cursor. */
+mi_status mi_catalog_trash_query(mi_conn *c, sqlite3_stmt **out);
+#define MI_TRASH_DIR ".mediaindex/trash"
+
 /* True once per handle: the first scan sweeps stale thumbnails. */
 bool mi_index_take_first_sweep(mi_index *idx);
 /* Only one scan at a time: MI_EBUSY if one runs. */

@@ -797,6 +797,14 @@ static mi_status commit_locked(mi_store *st)
         st->created = false;
         return MI_OK;
     }
+    /* Bytes that are in the trash: they come back from there (the same
+     * content, its old place and metadata) rather than a second copy. */
+    if (mi_trash_has(st->idx, st->hash) &&
+        mi_trash_restore_locked(st->path, sizeof(st->path), st->idx,
+                                st->hash) == MI_OK) {
+        st->created = false;
+        return MI_OK;
+    }
     localtime_r(&now, &tm);
     mi_bufprintf(dir, sizeof(dir), UPLOADS_DIR "/%04d%02d%02d",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);

@@ -1226,6 +1226,10 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
     if (s != MI_OK)
         return s;
     if (r.n == 0) {
+        /* In the trash: its thumbnail as it was, for the trash view. */
+        dirfd = mi_index_thumbs_fd(idx);
+        if (dirfd >= 0 && mi_trash_has(idx, hash) && thumb_valid(dirfd, name))
+            goto done;
         s = mi_index_fail(idx, MI_ENOTFOUND, "no media with hash %.64s", name);
         goto out;
     }
@@ -1520,6 +1524,20 @@ static bool indexed(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
     return found;
 }
 
+bool mi_thumb_remove(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
+{
+    int dirfd = mi_index_thumbs_fd(idx);
+    bool any = false;
+
+    for (size_t k = 0; dirfd >= 0 && k < MI_ARRAY_LEN(made_suffixes); k++) {
+        char name[PREVIEW_NAME_LEN];
+
+        derived_name(name, hash, made_suffixes[k]);
+        any |= unlinkat(dirfd, name, 0) == 0;
+    }
+    return any;
+}
+
 mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
 {
     uint8_t (*hashes)[MI_HASH_SIZE] = NULL;
@@ -1612,15 +1630,9 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
             /* Not in this snapshot.  An upload of this content may be
              * committing right now: look again under its lock. */
             mi_index_store_lock(idx, hashes[i]);
-            if (!indexed(idx, hashes[i])) {
-                bool any = false;
-                for (size_t k = 0; k < MI_ARRAY_LEN(made_suffixes); k++) {
-                    char name[PREVIEW_NAME_LEN];
-                    derived_name(name, hashes[i], made_suffixes[k]);
-                    any |= unlinkat(dirfd, name, 0) == 0;
-                }
-                *removed += any;
-            }
+            /* In the trash: its tile is still shown there. */
+            if (!indexed(idx, hashes[i]) && !mi_trash_has(idx, hashes[i]))
+                *removed += mi_thumb_remove(idx, hashes[i]);
             mi_index_store_unlock(idx, hashes[i]);
             i++;
         }

@@ -672,3 +672,74 @@ done:
     free(out.buf);
     tpl_free(&t);
 }
+
+/* GET /api/trash: what is in the trash, the most recently trashed first,
+ * each with the /list fields (its paths where they were), sha256,
+ * trashed_at and purge_at (seconds since the epoch). */
+void route_trash_list(struct req *r)
+{
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    mi_cursor *cur = NULL;
+    struct tpl t;
+    uint64_t n = 0;
+    char tail[96];
+    mi_status s;
+
+    if (!tpl_init(&t, true) || !(out.buf = malloc(LIST_CHUNK))) {
+        send_mi_error(r, MI_ENOMEM, "cannot list the trash");
+        goto done;
+    }
+    s = mi_trash_cursor(&cur, r->srv->idx);
+    if (s == MI_OK)
+        s = mi_cursor_next(cur);
+    if (s != MI_ROW && s != MI_DONE) {
+        send_mi_error(r, s, "cannot list the trash");
+        goto done;
+    }
+    send_headers(r, 200, "application/json", -1, "Cache-Control: no-store\r\n");
+    if (r->head)
+        goto done;
+    memcpy(out.buf, "{\"items\":[", 10);
+    out.len = 10;
+    for (; s == MI_ROW && !out.failed; s = mi_cursor_next(cur)) {
+        const mi_entry *e = mi_cursor_entry(cur);
+        int64_t at = mi_entry_trashed_at(e);
+        size_t need = tpl_set(&t, e);
+        int k;
+
+        if (!need || !out_room(&out, need + 96)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        if (n++)
+            out.buf[out.len++] = ',';
+        t.sha->valuestring = (char *)mi_entry_hash_hex(e);
+        if (!cJSON_PrintPreallocated(t.o, out.buf + out.len,
+                                     (int)(out.cap - out.len), 0)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        out.len += strlen(out.buf + out.len) - 1;   /* drop the '}' */
+        k = snprintf(out.buf + out.len, out.cap - out.len,
+                     ",\"trashed_at\":%" PRId64 ",\"purge_at\":%" PRId64 "}",
+                     at, at + (int64_t)r->srv->trash_days * 86400);
+        out.len += (size_t)k;
+    }
+    if (s == MI_DONE) {
+        int k = snprintf(tail, sizeof(tail), "],\"count\":%" PRIu64 "}", n);
+
+        out_room(&out, (size_t)k);
+        memcpy(out.buf + out.len, tail, (size_t)k);
+        out.len += (size_t)k;
+        out_flush(&out);
+        if (!out.failed)
+            mg_send_chunk(r->conn, "", 0);
+    } else {
+        r->close = true;
+        mg_disable_connection_keep_alive(r->conn);
+    }
+done:
+    mi_cursor_free(cur);
+    free(out.buf);
+    tpl_free(&t);
+}

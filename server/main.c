@@ -55,6 +55,7 @@ struct options {
     int cmd;                     /* argv index of "user"/"key"; 0 = serve */
     uint64_t upload_partial_max; /* tus: 0 = the library's default */
     unsigned long upload_expiry; /* tus, seconds: 0 = the library's default */
+    unsigned long trash_days;    /* 0: TRASH_DAYS_DEFAULT */
     bool no_watch;               /* --watch off */
 };
 
@@ -68,6 +69,7 @@ static void usage(FILE *f)
         "                    [--decoder-timeout SECONDS] "
         "[--trusted-proxy ADDR]\n"
         "                    [--upload-partial-max N] [--upload-expiry SECONDS]\n"
+        "                    [--trash-days N]\n"
         "                    [--watch on|off]\n"
         "       media-server --storage_dir DIR user add|passwd|del|list "
         "[NAME] [--role R]\n"
@@ -101,6 +103,9 @@ static void usage(FILE *f)
         "  --upload-expiry N         seconds an unfinished resumable upload is "
         "kept\n"
         "                            after its last bytes (default 86400)\n"
+        "  --trash-days N            days a deleted photo or video stays in the "
+        "trash\n"
+        "                            before it is deleted for good (default 30)\n"
         "Accounts (while the server runs or not):\n"
         "  --role R                  user add: admin, member or viewer "
         "(default:\n"
@@ -229,6 +234,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(flag, "upload_expiry") == 0 &&
                    parse_num(val, 365u * 86400u, false, &num) && num > 0) {
             o->upload_expiry = (unsigned long)num;
+        } else if (strcmp(flag, "trash_days") == 0 &&
+                   parse_num(val, 36500, false, &num) && num > 0) {
+            o->trash_days = (unsigned long)num;
         } else if (strcmp(flag, "watch") == 0 &&
                    (strcmp(val, "on") == 0 || strcmp(val, "off") == 0)) {
             o->no_watch = strcmp(val, "off") == 0;
@@ -240,6 +248,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                    strcmp(flag, "decoder_timeout") == 0 ||
                    strcmp(flag, "upload_partial_max") == 0 ||
                    strcmp(flag, "upload_expiry") == 0 ||
+                   strcmp(flag, "trash_days") == 0 ||
                    strcmp(flag, "watch") == 0) {
             fprintf(stderr, "media-server: bad value for --%s: \"%s\"\n", flag, val);
             return 2;
@@ -747,7 +756,7 @@ static void *stop_civetweb(void *arg)
 int main(int argc, char **argv)
 {
     struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0, NULL, 0,
-                         0, 0, false };
+                         0, 0, 0, false };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -817,6 +826,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "media-server: note: %s\n", mi_index_errmsg(srv.idx));
     srv.root = mi_index_storage_dir(srv.idx);
     srv.trusted_proxy = o.trusted_proxy;
+    srv.trash_days = o.trash_days ? (unsigned int)o.trash_days : 30;
     pthread_mutex_init(&srv.auth_lock, NULL);
     srv.auth_retry = 0;
     atomic_init(&srv.auth, auth_open(srv.root, err, sizeof(err)));
@@ -891,7 +901,7 @@ int main(int argc, char **argv)
 
     /* Unfinished resumable uploads: the first sweep before any request
      * (see tus.h), then the sweeper's. */
-    tus_sweep(srv.idx);
+    tus_sweep(srv.idx, srv.trash_days);
     mg_init_library(0);
     ctx = mg_start2(&init, &merr);
     if (!ctx) {
@@ -942,7 +952,8 @@ int main(int argc, char **argv)
      * expire, when that is sooner). */
     if (tus_sweeper_start(&sweeper, srv.idx,
                           o.upload_expiry && o.upload_expiry < 3600
-                              ? (unsigned)o.upload_expiry : 3600) != 0)
+                              ? (unsigned)o.upload_expiry : 3600,
+                          srv.trash_days) != 0)
         fprintf(stderr, "media-server: cannot start the upload sweeper\n");
 
     while (sigwait(&sigs, &sig) != 0)

@@ -1633,6 +1633,95 @@ static void r_check(struct req *r, const struct path *p)
     check_route(r);
 }
 
+/* DELETE /image/<sha>: to the trash.  Only a content's whole: every
+ * path of it moves. */
+static void r_trash_put(struct req *r, const struct path *p)
+{
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1], body[160];
+    uint64_t moved = 0;
+    mi_status s;
+
+    if (!url_hash(r, p, p->n - 1, hash, hex))
+        return;
+    s = mi_trash_put(r->srv->idx, hash, &moved);
+    if (s == MI_ENOTFOUND) {
+        send_error(r, 404, NULL, "no image with this hash");
+        return;
+    }
+    if (s != MI_OK) {
+        send_mi_error(r, s, "cannot move it to the trash");
+        return;
+    }
+    snprintf(body, sizeof(body), "{\"trashed\":\"%s\",\"files\":%" PRIu64 "}",
+             hex, moved);
+    send_json(r, 200, body, NULL);
+}
+
+/* GET /api/trash; DELETE /api/trash (empty it). */
+static void r_trash(struct req *r, const struct path *p)
+{
+    char body[96];
+    uint64_t n = 0;
+    mi_status s;
+
+    (void)p;
+    if (strcmp(r->ri->request_method, "DELETE") != 0) {
+        route_trash_list(r);
+        return;
+    }
+    s = mi_trash_purge(r->srv->idx, NULL, INT64_MAX, &n);
+    if (s != MI_OK) {
+        send_mi_error(r, s, "cannot empty the trash");
+        return;
+    }
+    snprintf(body, sizeof(body), "{\"purged\":%" PRIu64 "}", n);
+    send_json(r, 200, body, NULL);
+}
+
+/* DELETE /api/trash/<sha>: for good.  POST /api/trash/<sha>/restore. */
+static void r_trash_item(struct req *r, const struct path *p)
+{
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1], where[MI_MAX_PATH_LEN + 1];
+    uint64_t n = 0;
+    cJSON *o;
+    mi_status s;
+
+    if (!url_hash(r, p, 2, hash, hex))
+        return;
+    if (strcmp(r->ri->request_method, "DELETE") == 0) {
+        char body[160];
+
+        s = mi_trash_purge(r->srv->idx, hash, INT64_MAX, &n);
+        if (s == MI_OK && n == 0) {
+            send_error(r, 404, NULL, "not in the trash");
+        } else if (s != MI_OK) {
+            send_mi_error(r, s, "cannot delete it");
+        } else {
+            snprintf(body, sizeof(body), "{\"purged\":\"%s\"}", hex);
+            send_json(r, 200, body, NULL);
+        }
+        return;
+    }
+    s = mi_trash_restore(where, sizeof(where), r->srv->idx, hash);
+    if (s == MI_ENOTFOUND) {
+        send_error(r, 404, NULL, "not in the trash");
+        return;
+    }
+    if (s != MI_OK) {
+        send_mi_error(r, s, "cannot restore it");
+        return;
+    }
+    o = cJSON_CreateObject();
+    if (o && !(json_add_string(o, "restored", hex) &&
+               json_add_string(o, "file_path", where))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    send_cjson(r, 200, o, NULL);
+}
+
 static void r_changes(struct req *r, const struct path *p)
 {
     char since[32], limit[24];
@@ -1693,6 +1782,12 @@ static const struct route routes[] = {
     { "/image/sha256/*",        "GET HEAD", AUTH_READ,   r_image },
     { "/image/*",               "GET HEAD", AUTH_READ,   r_image },
     { "/image/*",               "PUT",      AUTH_UPLOAD, r_put },
+    /* The trash: members and admins (the upload need). */
+    { "/image/*",               "DELETE",   AUTH_UPLOAD, r_trash_put },
+    { "/api/trash",             "GET HEAD", AUTH_UPLOAD, r_trash },
+    { "/api/trash",             "DELETE",   AUTH_UPLOAD, r_trash },
+    { "/api/trash/*",           "DELETE",   AUTH_UPLOAD, r_trash_item },
+    { "/api/trash/*/restore",   "POST",     AUTH_UPLOAD, r_trash_item },
     /* Resumable uploads (tus.c); OPTIONS tells a client what we speak. */
     { "/api/uploads",           "POST",     AUTH_UPLOAD, r_tus },
     { "/api/uploads/*",         "POST HEAD PATCH DELETE", AUTH_UPLOAD, r_tus },

@@ -31,6 +31,7 @@ struct server {
     pthread_mutex_t auth_lock;
     double auth_retry;         /* now_mono() of the next try */
     const char *trusted_proxy; /* X-Forwarded-* are believed from it */
+    unsigned int trash_days;   /* trashed items are purged after this */
 
     /* Scan state for GET /status, guarded by lock. */
     pthread_mutex_t lock;
@@ -144,6 +145,9 @@ bool list_day_range(const char *from, const char *to, int64_t *lo,
 #define CHANGES_LIMIT_DEFAULT 1000u
 #define CHANGES_LIMIT_MAX 10000u
 void route_changes(struct req *r, const char *since, const char *limit);
+/* GET /api/trash: {"count", "items": [the /list fields, sha256,
+ * trashed_at, purge_at]}, the most recently trashed first. */
+void route_trash_list(struct req *r);
 /* GET /api/events: Server-Sent Events, "change" when the feed moves. */
 void route_events(struct req *r);
 /* POST /api/rescan: an incremental scan now (main.c's scanner). */

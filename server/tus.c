@@ -1395,10 +1395,21 @@ out:
 /* ---------------------------------------------------------------------- */
 /* The sweeper                                                             */
 
-void tus_sweep(mi_index *idx)
+void tus_sweep(mi_index *idx, unsigned int trash_days)
 {
-    uint64_t removed = 0;
-    mi_status s = mi_upload_sweep(idx, 0, &removed);
+    uint64_t removed = 0, purged = 0;
+    mi_status s = mi_trash_purge(idx, NULL,
+                                 (int64_t)time(NULL) - (int64_t)trash_days * 86400,
+                                 &purged);
+
+    if (s != MI_OK)
+        fprintf(stderr, "media-server: trash: %s: %s\n", mi_strerror(s),
+                mi_index_errmsg(idx));
+    else if (purged)
+        fprintf(stderr, "media-server: trash: %" PRIu64 " item%s trashed over "
+                "%u days ago deleted for good\n", purged,
+                purged == 1 ? "" : "s", trash_days);
+    s = mi_upload_sweep(idx, 0, &removed);
 
     if (s != MI_OK)
         fprintf(stderr, "media-server: upload sweep: %s: %s\n",
@@ -1425,7 +1436,7 @@ static void *sweeper(void *arg)
         if (sw->stop)
             break;
         pthread_mutex_unlock(&sw->lock);
-        tus_sweep(sw->idx);
+        tus_sweep(sw->idx, sw->trash_days);
         pthread_mutex_lock(&sw->lock);
     }
     pthread_mutex_unlock(&sw->lock);
@@ -1433,12 +1444,13 @@ static void *sweeper(void *arg)
 }
 
 int tus_sweeper_start(struct tus_sweeper *sw, mi_index *idx,
-                      unsigned int period_s)
+                      unsigned int period_s, unsigned int trash_days)
 {
     pthread_condattr_t ca;
 
     memset(sw, 0, sizeof(*sw));
     sw->idx = idx;
+    sw->trash_days = trash_days;
     sw->period_s = period_s ? period_s : 3600;
     pthread_mutex_init(&sw->lock, NULL);
     pthread_condattr_init(&ca);

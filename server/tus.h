@@ -29,15 +29,17 @@ void check_route(struct req *r);
 struct tus_sweeper {
     mi_index *idx;
     unsigned int period_s;
+    unsigned int trash_days;   /* the trash is purged of what is older */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop, started;
 };
 
-void tus_sweep(mi_index *idx);
+/* Also purges the trash of what was trashed over trash_days ago. */
+void tus_sweep(mi_index *idx, unsigned int trash_days);
 int tus_sweeper_start(struct tus_sweeper *sw, mi_index *idx,
-                      unsigned int period_s);
+                      unsigned int period_s, unsigned int trash_days);
 void tus_sweeper_stop(struct tus_sweeper *sw);
 
 #endif

@@ -309,7 +309,7 @@ def _():
     for method, path, allow in (("POST", "/list", "GET, HEAD"),
                                 ("DELETE", "/status", "GET, HEAD"),
                                 ("PUT", "/thumbnail/" + "0" * 64, "GET, HEAD"),
-                                ("POST", "/image/x.jpg", "GET, HEAD, PUT"),
+                                ("POST", "/image/x.jpg", "GET, HEAD, PUT, DELETE"),
                                 ("PUT", "/image/sha256/" + "0" * 64,
                                  "GET, HEAD")):
         st, h, j = srv.json(method, path, b"")
