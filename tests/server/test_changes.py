@@ -288,6 +288,178 @@ def _():
     stopped_cleanly(a)
 
 
+# ---------------------------------------------------------------------------
+# The trash
+
+def trash_files(r):
+    d = os.path.join(r, ".mediaindex", "trash")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+@test("trash: DELETE /image moves every copy out of the folder and /list, "
+      "the feed says gone, /api/trash lists it (thumbnail still served), "
+      "restore puts it back beside a newcomer")
+def _():
+    r = new_root("trash")
+    d = jpeg_bytes(8500)
+    write(r, "x/p.jpg", d)
+    write(r, "y/p copy.jpg", d)
+    t = start(r)
+    t.wait_idle()
+    h = sha(d)
+    tok = token(t)
+    st, _, j = t.json("DELETE", "/image/" + h)
+    check(st == 200 and j == {"trashed": h, "files": 2}, (st, j))
+    check(h not in t.listing())
+    check(not os.path.exists(os.path.join(r, "x", "p.jpg")) and
+          not os.path.exists(os.path.join(r, "y", "p copy.jpg")))
+    check(len(trash_files(r)) == 2, trash_files(r))
+    _, gone, _, _ = changes(t, tok)
+    check(gone == {h}, gone)
+    st, _, j = t.json("GET", "/api/trash")
+    check(st == 200 and j["count"] == 1 and j["items"][0]["sha256"] == h, j)
+    it = j["items"][0]
+    check(it["purge_at"] - it["trashed_at"] == 30 * 86400, it)
+    check(it["file_path"] in ("x/p.jpg", "y/p copy.jpg"), it)
+    check(t.request("GET", "/thumbnail/" + h)[0] == 200)
+    check(t.json("DELETE", "/image/" + h)[0] == 404)
+    # Restore: a newcomer took x/p.jpg meanwhile: it is kept.
+    other = jpeg_bytes(8501)
+    write(r, "x/p.jpg", other)
+    st, _, j = t.json("POST", f"/api/trash/{h}/restore")
+    check(st == 200 and j["restored"] == h, (st, j))
+    with open(os.path.join(r, "x", "p (1).jpg"), "rb") as f:
+        check(f.read() == d)
+    with open(os.path.join(r, "x", "p.jpg"), "rb") as f:
+        check(f.read() == other)
+    check(os.path.exists(os.path.join(r, "y", "p copy.jpg")))
+    wait_for(lambda: h in t.listing())
+    check(t.json("GET", "/api/trash")[2]["count"] == 0)
+    check(t.json("POST", f"/api/trash/{h}/restore")[0] == 404)
+    check(not trash_files(r), trash_files(r))
+    stopped_cleanly(t)
+
+
+@test("trash: uploading trashed bytes restores them (200, the old path); "
+      "delete for good, empty the trash; a viewer may not delete")
+def _():
+    r = new_root("trash2")
+    a, b, c = jpeg_bytes(8600), jpeg_bytes(8601), jpeg_bytes(8602)
+    for name, data in (("a.jpg", a), ("b.jpg", b), ("c.jpg", c)):
+        write(r, "old/" + name, data)
+    t = start(r)
+    t.wait_idle()
+    for data in (a, b, c):
+        check(t.json("DELETE", "/image/" + sha(data))[0] == 200)
+    st, _, j = t.upload("again.jpg", a, "again.jpg")
+    check(st == 200 and j["file_path"] == "old/a.jpg", (st, j))
+    check(not os.path.isdir(os.path.join(r, "uploads")) or
+          not uploads(r), uploads(r))
+    check(sha(a) in t.listing())
+    st, _, j = t.json("DELETE", "/api/trash/" + sha(b))
+    check(st == 200, (st, j))
+    check(t.json("DELETE", "/api/trash/" + sha(b))[0] == 404)
+    check(t.request("GET", "/thumbnail/" + sha(b))[0] == 404)
+    st, _, j = t.json("DELETE", "/api/trash")
+    check(st == 200 and j["purged"] == 1, (st, j))
+    check(not trash_files(r), trash_files(r))
+    check(t.json("GET", "/api/trash")[2]["count"] == 0)
+    # A viewer key may list nothing and delete nothing.
+    p = subprocess.run([SERVER, "--storage_dir", r, "user", "add", "val",
+                        "--role", "viewer"], input=b"val-password-1\n",
+                       capture_output=True, timeout=60)
+    check(p.returncode == 0, p.stderr)
+    p = subprocess.run([SERVER, "--storage_dir", r, "key", "create", "--user",
+                        "val", "--name", "k", "--scope", "read"],
+                       capture_output=True, timeout=60)
+    key = [w for w in p.stdout.decode().split() if w.startswith("mik_")][0]
+    auth = {"Authorization": "Bearer " + key}
+    check(t.request("DELETE", "/image/" + sha(a), None, auth)[0] == 403)
+    check(t.request("GET", "/api/trash", None, auth)[0] == 403)
+    stopped_cleanly(t)
+
+
+@test("trash: what was trashed over --trash-days ago is purged at start")
+def _():
+    r = new_root("trash3")
+    d, e = jpeg_bytes(8700), jpeg_bytes(8701)
+    write(r, "old.jpg", d)
+    write(r, "new.jpg", e)
+    t = start(r)
+    t.wait_idle()
+    check(t.json("DELETE", "/image/" + sha(d))[0] == 200)
+    check(t.json("DELETE", "/image/" + sha(e))[0] == 200)
+    stopped_cleanly(t)
+    import sqlite3
+    db = sqlite3.connect(os.path.join(r, ".mediaindex", "index.sqlite3"))
+    db.execute("UPDATE trash SET at = at - 3 * 86400 WHERE hash = ?",
+               (bytes.fromhex(sha(d)),))
+    db.commit()
+    db.close()
+    t = start(r, "--trash-days", "2")
+    st, _, j = t.json("GET", "/api/trash")
+    check(st == 200 and [i["sha256"] for i in j["items"]] == [sha(e)], j)
+    check(len(trash_files(r)) == 1, trash_files(r))
+    check(any("trashed over 2 days ago" in l for l in t.log), t.log[-5:])
+    stopped_cleanly(t)
+
+
+@test("trash: kill -9 while 300 copies move: every copy in exactly one "
+      "place, the catalog saying where, after a restart")
+def _():
+    r = new_root("trash-kill")
+    port = str(free_port())
+    d = jpeg_bytes(8800)
+    for i in range(300):
+        write(r, f"c/{i:03d}.jpg", d)
+    t = start(r, "--port", port, "--watch", "off")
+    t.wait_idle()
+    check(sha(d) in t.listing())
+
+    def delete():
+        try:
+            t.request("DELETE", "/image/" + sha(d))
+        except OSError:
+            pass
+    th = threading.Thread(target=delete)
+    th.start()
+    # Kill as soon as some copies have moved (a busy wait: the 300 renames
+    # take milliseconds).
+    end = time.time() + 20
+    tdir = os.path.join(r, ".mediaindex", "trash")
+    while time.time() < end:
+        try:
+            if os.listdir(tdir):
+                break
+        except OSError:
+            pass
+    t.proc.kill()
+    t.proc.wait()
+    th.join(10)
+    originals = {f for f in os.listdir(os.path.join(r, "c"))}
+    trashed = trash_files(r)
+    check(len(originals) + len(trashed) == 300,
+          (len(originals), len(trashed)))
+    print(f"# killed with {len(trashed)} of 300 copies in the trash", flush=True)
+    t = start(r, "--port", port, "--watch", "off")
+    t.wait_idle()
+    listed = t.listing()
+    st, _, j = t.json("GET", "/api/trash")
+    if originals:
+        e = listed.get(sha(d))
+        check(e is not None, "the copies left in the folder are not listed")
+    else:
+        check(sha(d) not in listed)
+    check((j["count"] == 1) == bool(trashed), (j["count"], len(trashed)))
+    # Restoring brings every trashed copy back to its own path.
+    if trashed:
+        check(t.json("POST", f"/api/trash/{sha(d)}/restore")[0] == 200)
+    check(sorted(os.listdir(os.path.join(r, "c"))) ==
+          [f"{i:03d}.jpg" for i in range(300)])
+    check(not trash_files(r))
+    stopped_cleanly(t)
+
+
 @test("the server stops cleanly")
 def _():
     stopped_cleanly(s)
