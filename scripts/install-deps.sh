@@ -7,8 +7,8 @@
 #   scripts/install-deps.sh --bench    also the benchmark tools
 #   scripts/install-deps.sh --browser  the tests' and what the browser tests need:
 #       Debian's chromium, node and npm (Debian's only if no node/npm is on
-#       PATH already), and playwright-core in tests/browser/node_modules
-#       (pinned by tests/browser/package-lock.json)
+#       PATH already), and playwright-core and tus-js-client in
+#       tests/browser/node_modules (pinned by tests/browser/package-lock.json)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -39,15 +39,26 @@ esac
 
 say() { echo "install-deps: $*" >&2; }
 
-# playwright-core at the version the lock file pins (a stale copy of
-# another version is replaced).
+# Every package tests/browser/package-lock.json pins (playwright-core,
+# tus-js-client and what they need), at its version: `npm ci` when one is
+# missing or another version (a stale copy is replaced).
 browser_npm() {
     [ -n "$browser" ] || return 0
-    want=$(sed -n 's/.*"playwright-core": *"\([0-9.]*\)".*/\1/p' tests/browser/package.json)
-    have=$(sed -n 's/^ *"version": *"\([0-9.]*\)".*/\1/p' \
-        tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -n 1)
-    [ -n "$want" ] && [ "$have" = "$want" ] && return 0
-    say "npm ci in tests/browser: playwright-core $want (about 10 MB, from the npm registry)"
+    stale=$(cd tests/browser && node -e '
+        const fs = require("fs");
+        const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+        const bad = [];
+        for (const [p, v] of Object.entries(lock.packages || {})) {
+            if (!p || v.link) continue;
+            let have = null;
+            try { have = JSON.parse(fs.readFileSync(p + "/package.json", "utf8")).version; } catch {}
+            if (have === null && v.optional) continue;
+            if (have !== v.version) bad.push(p.replace(/^.*node_modules\//, "") + "@" + v.version);
+        }
+        console.log(bad.length > 4 ? bad.slice(0, 3).join(" ") + " and " +
+                    (bad.length - 3) + " more" : bad.join(" "));' 2>/dev/null) || stale="(cannot read the lock file)"
+    [ -z "$stale" ] && return 0
+    say "npm ci in tests/browser: $stale (about 11 MB, from the npm registry)"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error \
         --fetch-retries=1 --fetch-timeout=60000) >&2 ||
         { say "npm ci failed: is the npm registry reachable?"; return 1; }
