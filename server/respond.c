@@ -88,13 +88,18 @@ static void respond(struct req *r, int status, const char *content_type,
     w = snprintf(buf, cap,
                  "HTTP/1.1 %d %s\r\n"
                  "%s%s%s"
-                 "Connection: %s\r\n%s",
+                 "Connection: %s\r\n%s%s",
                  status, status == 460 ? "Checksum Mismatch" /* tus */
                                        : mg_get_response_code_text(r->conn, status),
                  content_type ? "Content-Type: " : "",
                  content_type ? content_type : "",
                  content_type ? "\r\n" : "",
                  r->close ? "close" : "keep-alive",
+                 /* How long an idle connection is kept (keep_alive_timeout_ms
+                  * in main.c): clients that pool connections (Node's fetch
+                  * keeps them 4-5 s) would otherwise reuse one the server
+                  * has just closed. */
+                 r->close ? "" : "Keep-Alive: timeout=2\r\n",
                  /* HTTPS through the trusted proxy: browsers keep to it */
                  r->https ? "Strict-Transport-Security: max-age=31536000\r\n"
                           : "");
