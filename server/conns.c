@@ -15,16 +15,23 @@
  *  - beyond OLD_IDLE_PER_ADDR connections of one address that have been
  *    out of a request for over a second (keep-alive connections between
  *    requests are younger than that, or civetweb closes them at 2 s): 500
- *    slow connections from one host no longer shut everybody out;
+ *    slow connections from one host no longer shut everybody out.  A
+ *    --trusted-proxy peer is exempt: its sockets carry many clients (nginx
+ *    keeps a pool of upstream keep-alive connections, and a reset one
+ *    fails a client's request), it bounds its own connections, and it
+ *    sends nothing upstream before a client's headers are complete, so a
+ *    slow client is the proxy's to cut off, not ours;
  *  - an upload whose body arrives slower than MIN_BODY_RATE after
  *    SLOW_GRACE_S: its read side is shut, so the handler's read ends, and
  *    it answers 408 (conns_too_slow).
+ * Sockets are known by their peer (getpeername); the per-address cap on
+ * uploads counts the client_address() of each request instead, so that
+ * clients behind a trusted proxy have one each.
  * And at stop, conns_close_idle ends every connection between requests at
  * once (a gallery left open held SIGTERM for 2 s).
  */
 #include "server.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -39,31 +46,45 @@
 #define SLOW_GRACE_S 15.0
 #define REAP_PERIOD_MS 500
 
-/* A peer as getpeername() gives it: IPv4 address and port. */
-static bool peer_of(const struct mg_request_info *ri, uint32_t *addr,
+/* A request's peer, as getpeername() gives it: address and port. */
+static bool peer_of(const struct mg_request_info *ri, struct ip_addr *addr,
                     uint16_t *port)
 {
-    struct in_addr a;
-
-    if (inet_pton(AF_INET, ri->remote_addr, &a) != 1)
-        return false;
-    *addr = a.s_addr;
     *port = (uint16_t)ri->remote_port;
-    return true;
+    return ip_parse(ri->remote_addr, strlen(ri->remote_addr), addr);
+}
+
+/* A socket address (IPv4 or IPv6) as ours; false for other families. */
+static bool sockaddr_ip(const struct sockaddr_storage *ss, struct ip_addr *addr,
+                        uint16_t *port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        *port = ntohs(in->sin_port);
+        ip_from_v4(addr, &in->sin_addr);
+        return true;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        *port = ntohs(in6->sin6_port);
+        memcpy(addr->b, &in6->sin6_addr, sizeof(addr->b));
+        return true;
+    }
+    return false;
 }
 
 /* Under conn_lock: the busy entry of a peer, or NULL. */
-static struct conn_peer *find_busy(struct server *srv, uint32_t addr,
-                                   uint16_t port)
+static struct conn_peer *find_busy(struct server *srv,
+                                   const struct ip_addr *addr, uint16_t port)
 {
     for (size_t i = 0; i < srv->nbusy; i++)
-        if (srv->busy[i].addr == addr && srv->busy[i].port == port)
+        if (srv->busy[i].port == port && ip_equal(&srv->busy[i].addr, addr))
             return &srv->busy[i];
     return NULL;
 }
 
 unsigned conns_enter(struct server *srv, const struct mg_request_info *ri,
-                     bool upload)
+                     const struct ip_addr *client, bool upload)
 {
     struct conn_peer p;
     unsigned uploads = 0;
@@ -71,6 +92,7 @@ unsigned conns_enter(struct server *srv, const struct mg_request_info *ri,
     memset(&p, 0, sizeof(p));
     if (!peer_of(ri, &p.addr, &p.port))
         return 0;
+    p.client = client ? *client : p.addr;
     p.started = now_mono();
     p.upload = upload;
     pthread_mutex_lock(&srv->conn_lock);
@@ -87,21 +109,22 @@ unsigned conns_enter(struct server *srv, const struct mg_request_info *ri,
     srv->busy[srv->nbusy++] = p;
     if (upload)
         for (size_t i = 0; i < srv->nbusy; i++)
-            uploads += srv->busy[i].upload && srv->busy[i].addr == p.addr;
+            uploads += srv->busy[i].upload &&
+                       ip_equal(&srv->busy[i].client, &p.client);
     pthread_mutex_unlock(&srv->conn_lock);
     return uploads;
 }
 
 void conns_leave(struct server *srv, const struct mg_request_info *ri)
 {
-    uint32_t addr;
+    struct ip_addr addr;
     uint16_t port;
     struct conn_peer *p;
 
     if (!peer_of(ri, &addr, &port))
         return;
     pthread_mutex_lock(&srv->conn_lock);
-    p = find_busy(srv, addr, port);
+    p = find_busy(srv, &addr, port);
     if (p)
         *p = srv->busy[--srv->nbusy];
     pthread_mutex_unlock(&srv->conn_lock);
@@ -110,7 +133,7 @@ void conns_leave(struct server *srv, const struct mg_request_info *ri)
 bool conns_progress(struct server *srv, const struct mg_request_info *ri,
                     uint64_t body)
 {
-    uint32_t addr;
+    struct ip_addr addr;
     uint16_t port;
     struct conn_peer *p;
     bool slow = false;
@@ -118,7 +141,7 @@ bool conns_progress(struct server *srv, const struct mg_request_info *ri,
     if (!peer_of(ri, &addr, &port))
         return false;
     pthread_mutex_lock(&srv->conn_lock);
-    p = find_busy(srv, addr, port);
+    p = find_busy(srv, &addr, port);
     if (p) {
         p->body = body;
         slow = p->too_slow;
@@ -132,18 +155,20 @@ bool conns_progress(struct server *srv, const struct mg_request_info *ri,
 
 struct sock {
     int fd;
-    uint32_t addr;
+    struct ip_addr addr;
     uint16_t port;
     double idle_since;     /* out of a request since (monotonic) */
     bool busy;
     int cut;               /* shutdown() to do: SHUT_RD, SHUT_RDWR, or -1 */
 };
 
-static bool ours(const struct sockaddr_in *local,
-                 const struct mg_server_port *ports, int nports)
+static bool ours(uint16_t local_port, const struct mg_server_port *ports,
+                 int nports)
 {
+    /* protocol: 1 IPv4, 2 IPv6, 3 both */
     for (int i = 0; i < nports; i++)
-        if (ports[i].protocol == 1 && ports[i].port == ntohs(local->sin_port))
+        if (ports[i].protocol >= 1 && ports[i].protocol <= 3 &&
+            ports[i].port == local_port)
             return true;
     return false;
 }
@@ -161,17 +186,20 @@ static struct sock *list_socks(const struct mg_server_port *ports, int nports,
     if (!d)
         return NULL;
     while ((de = readdir(d)) != NULL) {
-        struct sockaddr_in local, peer;
+        struct sockaddr_storage local, peer;
         socklen_t ll = sizeof(local), pl = sizeof(peer);
+        struct ip_addr laddr, paddr;
+        uint16_t lport, pport;
         char *end;
         long fd = strtol(de->d_name, &end, 10);
 
         if (*end || end == de->d_name || fd == dirfd(d))
             continue;
         if (getsockname((int)fd, (struct sockaddr *)&local, &ll) != 0 ||
-            local.sin_family != AF_INET || !ours(&local, ports, nports) ||
+            !sockaddr_ip(&local, &laddr, &lport) ||
+            !ours(lport, ports, nports) ||
             getpeername((int)fd, (struct sockaddr *)&peer, &pl) != 0 ||
-            peer.sin_family != AF_INET)
+            !sockaddr_ip(&peer, &paddr, &pport))
             continue;       /* not a socket of ours, or a listener */
         if (*n == cap) {
             size_t ncap = cap ? 2 * cap : 64;
@@ -182,8 +210,8 @@ static struct sock *list_socks(const struct mg_server_port *ports, int nports,
             cap = ncap;
         }
         v[*n].fd = (int)fd;
-        v[*n].addr = peer.sin_addr.s_addr;
-        v[*n].port = ntohs(peer.sin_port);
+        v[*n].addr = paddr;
+        v[*n].port = pport;
         v[*n].idle_since = 0;
         v[*n].busy = false;
         v[*n].cut = -1;
@@ -196,11 +224,14 @@ static struct sock *list_socks(const struct mg_server_port *ports, int nports,
 /* Shut a socket down, if it still is the connection we saw. */
 static void cut(const struct sock *s, int how)
 {
-    struct sockaddr_in peer;
+    struct sockaddr_storage peer;
     socklen_t pl = sizeof(peer);
+    struct ip_addr addr;
+    uint16_t port;
 
     if (getpeername(s->fd, (struct sockaddr *)&peer, &pl) == 0 &&
-        peer.sin_addr.s_addr == s->addr && ntohs(peer.sin_port) == s->port)
+        sockaddr_ip(&peer, &addr, &port) && ip_equal(&addr, &s->addr) &&
+        port == s->port)
         shutdown(s->fd, how);
 }
 
@@ -213,7 +244,7 @@ size_t conns_close_idle(struct server *srv, const struct mg_server_port *ports,
     pthread_mutex_lock(&srv->conn_lock);
     nbusy = srv->nbusy;
     for (size_t i = 0; i < n; i++)
-        if (!find_busy(srv, v[i].addr, v[i].port))
+        if (!find_busy(srv, &v[i].addr, v[i].port))
             cut(&v[i], SHUT_RD);
     pthread_mutex_unlock(&srv->conn_lock);
     free(v);
@@ -243,15 +274,15 @@ static void reap(struct server *srv, double now)
     for (size_t i = 0; i < n; i++) {
         v[i].idle_since = now;
         for (size_t k = 0; k < srv->nseen; k++)
-            if (srv->seen[k].fd == v[i].fd && srv->seen[k].addr == v[i].addr &&
-                srv->seen[k].port == v[i].port) {
+            if (srv->seen[k].fd == v[i].fd && srv->seen[k].port == v[i].port &&
+                ip_equal(&srv->seen[k].addr, &v[i].addr)) {
                 v[i].idle_since = srv->seen[k].idle_since;
                 break;
             }
     }
     pthread_mutex_lock(&srv->conn_lock);
     for (size_t i = 0; i < n; i++) {
-        struct conn_peer *p = find_busy(srv, v[i].addr, v[i].port);
+        struct conn_peer *p = find_busy(srv, &v[i].addr, v[i].port);
 
         if (p) {
             double t = now - p->started;
@@ -264,7 +295,8 @@ static void reap(struct server *srv, double now)
             }
         } else if (now - v[i].idle_since > HEADER_DEADLINE_S) {
             v[i].cut = SHUT_RDWR;
-        } else if (old && now - v[i].idle_since > OLD_IDLE_S) {
+        } else if (old && now - v[i].idle_since > OLD_IDLE_S &&
+                   !trusted_proxy(srv, &v[i].addr)) {
             old[nold++] = &v[i];
         }
     }
@@ -280,7 +312,7 @@ static void reap(struct server *srv, double now)
         for (size_t i = 0; i < nold; i++) {
             size_t newer = 0;
             for (size_t k = i + 1; k < nold; k++)
-                newer += old[k]->addr == old[i]->addr;
+                newer += ip_equal(&old[k]->addr, &old[i]->addr);
             if (newer >= OLD_IDLE_PER_ADDR)
                 cut(old[i], SHUT_RDWR);
         }

@@ -4,7 +4,7 @@
  *   media-server --storage_dir DIR [--port 8000] [--rescan_interval N]
  *                [--listen ADDR] [--threads N] [--max-upload-bytes N]
  *                [--decode-memory N] [--decoder-timeout SECONDS]
- *                [--trusted-proxy ADDR] [--upload-partial-max N]
+ *                [--trusted-proxy LIST] [--upload-partial-max N]
  *                [--upload-expiry SECONDS]
  *   media-server --storage_dir DIR user add|passwd|del|list [NAME] [--role R]
  *   media-server --storage_dir DIR key create|list|revoke ...
@@ -51,7 +51,8 @@ struct options {
     uint64_t max_upload;
     uint64_t decode_memory;
     unsigned long decoder_timeout;
-    const char *trusted_proxy;
+    struct ip_net trusted[TRUSTED_PROXY_MAX]; /* --trusted-proxy */
+    size_t ntrusted;
     int cmd;                     /* argv index of "user"/"key"; 0 = serve */
     uint64_t upload_partial_max; /* tus: 0 = the library's default */
     unsigned long upload_expiry; /* tus, seconds: 0 = the library's default */
@@ -67,7 +68,7 @@ static void usage(FILE *f)
         "                    [--listen ADDR] [--threads N] "
         "[--max-upload-bytes N] [--decode-memory N]\n"
         "                    [--decoder-timeout SECONDS] "
-        "[--trusted-proxy ADDR]\n"
+        "[--trusted-proxy LIST]\n"
         "                    [--upload-partial-max N] [--upload-expiry SECONDS]\n"
         "                    [--trash-days N]\n"
         "                    [--watch on|off]\n"
@@ -94,9 +95,15 @@ static void usage(FILE *f)
         "  --decoder-timeout N       seconds the decoder process may spend on "
         "one HEIC,\n"
         "                            video or raw file (default 30)\n"
-        "  --trusted-proxy ADDR      believe X-Forwarded-For/-Proto from this "
-        "address\n"
-        "                            (a reverse proxy doing HTTPS)\n"
+        "  --trusted-proxy LIST      reverse proxies (doing HTTPS) to believe\n"
+        "                            X-Forwarded-For/-Proto from: addresses, "
+        "ADDR/BITS\n"
+        "                            networks or \"loopback\", "
+        "comma-separated\n"
+        "                            (default none); the client is the "
+        "right-most\n"
+        "                            X-Forwarded-For address not in the "
+        "list\n"
         "  --upload-partial-max N    bytes all unfinished resumable uploads may "
         "hold\n"
         "                            together; K, M, G suffixes (default 8G)\n"
@@ -226,8 +233,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(flag, "decoder_timeout") == 0 &&
                    parse_num(val, 3600, false, &num) && num > 0) {
             o->decoder_timeout = (unsigned long)num;
-        } else if (strcmp(flag, "trusted_proxy") == 0 && *val) {
-            o->trusted_proxy = val;
+        } else if (strcmp(flag, "trusted_proxy") == 0 &&
+                   trusted_proxy_parse(val, o->trusted, &o->ntrusted)) {
         } else if (strcmp(flag, "upload_partial_max") == 0 &&
                    parse_num(val, UINT64_MAX / 2, true, &num) && num > 0) {
             o->upload_partial_max = num;
@@ -246,6 +253,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                    strcmp(flag, "max_upload_bytes") == 0 ||
                    strcmp(flag, "decode_memory") == 0 ||
                    strcmp(flag, "decoder_timeout") == 0 ||
+                   strcmp(flag, "trusted_proxy") == 0 ||
                    strcmp(flag, "upload_partial_max") == 0 ||
                    strcmp(flag, "upload_expiry") == 0 ||
                    strcmp(flag, "trash_days") == 0 ||
@@ -755,8 +763,8 @@ static void *stop_civetweb(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct options o = { NULL, NULL, 8000, 0, 256, 8ull << 30, 0, 0, NULL, 0,
-                         0, 0, 0, false };
+    struct options o = { .port = 8000, .threads = 256,
+                         .max_upload = 8ull << 30 };
     struct server srv;
     mi_index_options iopts = MI_INDEX_OPTIONS_INIT;
     struct mg_callbacks cb;
@@ -825,7 +833,8 @@ int main(int argc, char **argv)
     if (*mi_index_errmsg(srv.idx))
         fprintf(stderr, "media-server: note: %s\n", mi_index_errmsg(srv.idx));
     srv.root = mi_index_storage_dir(srv.idx);
-    srv.trusted_proxy = o.trusted_proxy;
+    memcpy(srv.trusted, o.trusted, sizeof(srv.trusted));
+    srv.ntrusted = o.ntrusted;
     srv.trash_days = o.trash_days ? (unsigned int)o.trash_days : 30;
     pthread_mutex_init(&srv.auth_lock, NULL);
     srv.auth_retry = 0;

@@ -41,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -573,44 +572,17 @@ static void route_list_filtered(struct req *r, const struct path *p)
 
 #define WWW_AUTHENTICATE "WWW-Authenticate: Bearer realm=\"mediaindex\"\r\n"
 
-static bool addr_valid(const char *s, size_t n)
-{
-    char buf[64];
-    unsigned char bin[16];
-
-    if (n == 0 || n >= sizeof(buf))
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    return inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1;
-}
-
-/* The client's address, and whether it used TLS: the peer's, or what the
- * trusted proxy says (the last X-Forwarded-For hop is the one it added). */
+/* The client's address (client_address()), and whether it used TLS: only
+ * a trusted proxy is asked. */
 static void find_client(struct req *r)
 {
-    const char *xff, *proto, *last;
-    size_t n;
+    const char *proto;
 
-    snprintf(r->client, sizeof(r->client), "%s", r->ri->remote_addr);
-    if (!r->srv->trusted_proxy ||
-        strcmp(r->ri->remote_addr, r->srv->trusted_proxy) != 0)
+    r->proxied = client_address(r->srv, r->ri, r->client, &r->client_ip);
+    if (!r->proxied)
         return;
-    r->proxied = true;
     proto = mg_get_header(r->conn, "X-Forwarded-Proto");
     r->https = proto && strcasecmp(proto, "https") == 0;
-    xff = mg_get_header(r->conn, "X-Forwarded-For");
-    if (!xff)
-        return;
-    last = strrchr(xff, ',');
-    last = last ? last + 1 : xff;
-    while (*last == ' ')
-        last++;
-    n = strlen(last);
-    while (n && last[n - 1] == ' ')
-        n--;
-    if (addr_valid(last, n))
-        snprintf(r->client, sizeof(r->client), "%.*s", (int)n, last);
 }
 
 static bool is_loopback(const char *a)
@@ -1927,8 +1899,9 @@ int handle_request(struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info(conn);
     r.head = strcmp(r.ri->request_method, "HEAD") == 0;
     find_client(&r);
-    uploads = conns_enter(r.srv, r.ri, strcmp(r.ri->request_method, "PUT") == 0 ||
-                                       strcmp(r.ri->request_method, "PATCH") == 0);
+    uploads = conns_enter(r.srv, r.ri, &r.client_ip,
+                          strcmp(r.ri->request_method, "PUT") == 0 ||
+                          strcmp(r.ri->request_method, "PATCH") == 0);
     /* A body nobody reads is not worth draining: close after replying.
      * The upload route reads its body and decides for itself. */
     if (r.ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding"))
@@ -1943,7 +1916,7 @@ int handle_request(struct mg_connection *conn, void *cbdata)
         memset(&p, 0, sizeof(p));
         send_error(&r, 503, "Retry-After: 5\r\n",
                    "too many uploads at once from %s (at most %d)",
-                   r.ri->remote_addr, MAX_UPLOADS_PER_ADDR);
+                   r.client, MAX_UPLOADS_PER_ADDR);
     } else if (!path_split(&p, r.ri->local_uri))
         send_error(&r, 500, NULL, "out of memory");
     else
@@ -1969,7 +1942,7 @@ int handle_http_error(struct mg_connection *conn, int status, const char *msg)
     r.close = true;
     if (r.ri->request_method)
         r.head = strcmp(r.ri->request_method, "HEAD") == 0;
-    snprintf(r.client, sizeof(r.client), "%s", r.ri->remote_addr);
+    client_address(r.srv, r.ri, r.client, &r.client_ip);
     send_error(&r, status, NULL, "%s",
                msg && *msg ? msg : mg_get_response_code_text(conn, status));
     access_log(&r, now_mono());

@@ -18,6 +18,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* An IP address, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
+struct ip_addr {
+    uint8_t b[16];
+};
+/* A network: the first `bits` bits of addr (an address: 128). */
+struct ip_net {
+    struct ip_addr addr;
+    unsigned bits;
+};
+#define IP_TEXT_MAX 48             /* an address as text, NUL included */
+#define TRUSTED_PROXY_MAX 32       /* entries of --trusted-proxy */
+
 /* Everything a handler needs; it reaches them as civetweb's cbdata. */
 struct server {
     mi_index *idx;
@@ -30,7 +42,9 @@ struct server {
     _Atomic(auth *) auth;
     pthread_mutex_t auth_lock;
     double auth_retry;         /* now_mono() of the next try */
-    const char *trusted_proxy; /* X-Forwarded-* are believed from it */
+    /* --trusted-proxy: X-Forwarded-* are believed from these peers. */
+    struct ip_net trusted[TRUSTED_PROXY_MAX];
+    size_t ntrusted;
     unsigned int trash_days;   /* trashed items are purged after this */
 
     /* Scan state for GET /status, guarded by lock. */
@@ -63,18 +77,20 @@ struct server {
     size_t nseen;
 };
 
-/* A request in flight, from an IPv4 peer: address (network order), port,
- * since when, and for an upload, its body so far. */
+/* A request in flight: its peer's address and port, the client's address
+ * (client_address(): another one behind a trusted proxy), since when, and
+ * for an upload, its body so far. */
 struct conn_peer {
-    uint32_t addr;
+    struct ip_addr addr;
     uint16_t port;
+    struct ip_addr client;
     bool upload;
     bool too_slow;             /* the reaper cut its body off */
     double started;            /* now_mono() */
     uint64_t body;
 };
 
-/* At most this many uploads from one address at once (503 beyond). */
+/* At most this many uploads from one client address at once (503 beyond). */
 #define MAX_UPLOADS_PER_ADDR 32
 
 /* One request in flight: what the access log line needs. */
@@ -87,9 +103,9 @@ struct req {
     bool head;           /* HEAD: headers only */
     bool close;          /* the connection must close after this reply */
     /* Who asked (routes.c gate(), before any route). */
-    char client[48];     /* the client's address (X-Forwarded-For's last
-                            hop when remote_addr is --trusted-proxy) */
-    bool proxied;        /* it came through the trusted proxy */
+    char client[IP_TEXT_MAX];   /* the client's address (client_address()) */
+    struct ip_addr client_ip;   /* the same, to compare */
+    bool proxied;        /* it came through a trusted proxy */
     bool https;          /* ... which says the client used TLS */
     bool authed;         /* a session or key (not open mode) */
     enum auth_verdict verdict;
@@ -156,11 +172,36 @@ void scanner_kick(struct server *srv, bool *already);
 /* One entry as its /list JSON object (the caller's), or NULL. */
 struct cJSON *list_entry_object(const mi_entry *e);
 
+/* proxy.c */
+/* The address in s[0..n) (IPv4 or IPv6, no port); false if it is none. */
+bool ip_parse(const char *s, size_t n, struct ip_addr *out);
+/* An IPv4 address (4 bytes, network order) as ours. */
+void ip_from_v4(struct ip_addr *out, const void *v4);
+/* As text: dotted IPv4 for an IPv4(-mapped) address, else IPv6. */
+void ip_text(const struct ip_addr *a, char out[IP_TEXT_MAX]);
+bool ip_equal(const struct ip_addr *a, const struct ip_addr *b);
+/* Add the entries of a --trusted-proxy list to nets[*count...]:
+ * comma-separated addresses, networks (ADDR/BITS) and "loopback"; false
+ * when one is none of them or there are more than TRUSTED_PROXY_MAX. */
+bool trusted_proxy_parse(const char *list, struct ip_net nets[TRUSTED_PROXY_MAX],
+                         size_t *count);
+/* Is a in one of --trusted-proxy's networks? */
+bool trusted_proxy(const struct server *srv, const struct ip_addr *a);
+/* The client address of this request, the one everything per address
+ * counts against and the log names: the TCP peer's, or, when the peer is
+ * a trusted proxy, the right-most X-Forwarded-For hop that is not one
+ * (the peer's when the header is missing or malformed).  As text and as
+ * an address (all zero when remote_addr is none); returns whether a
+ * trusted proxy relayed the request. */
+bool client_address(const struct server *srv, const struct mg_request_info *ri,
+                    char text[IP_TEXT_MAX], struct ip_addr *ip);
+
 /* conns.c */
-/* A request starts (an upload when `upload`); returns how many uploads
- * its address has in flight, this one included (0 for other requests). */
+/* A request starts (an upload when `upload`) from `client` (its
+ * client_address()); returns how many uploads that address has in flight,
+ * this one included (0 for other requests). */
 unsigned conns_enter(struct server *srv, const struct mg_request_info *ri,
-                     bool upload);
+                     const struct ip_addr *client, bool upload);
 void conns_leave(struct server *srv, const struct mg_request_info *ri);
 /* An upload's body so far; true when the reaper found it too slow and
  * cut it off (answer 408). */
