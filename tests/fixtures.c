@@ -616,3 +616,18 @@ int fx_count_in(const char *dir, const char *rel)
     free(p);
     return n;
 }
+
+int fx_put_jpeg(const char *dir, const char *rel, int w, int h, unsigned seed)
+{
+    char *p = fx_path(dir, rel), *slash = p ? strrchr(p, '/') : NULL;
+    int rc = -1;
+
+    if (slash) {
+        *slash = '\0';
+        fx_mkdirs(p);
+        *slash = '/';
+        rc = fx_write_jpeg(p, w, h, seed, NULL);
+    }
+    free(p);
+    return rc;
+}

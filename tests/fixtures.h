@@ -30,6 +30,9 @@ typedef struct fx_exif {
 int fx_write_jpeg(const char *path, int w, int h, unsigned seed,
                   const fx_exif *exif);
 
+/* fx_write_jpeg() at dir/rel, making the folders of rel first. */
+int fx_put_jpeg(const char *dir, const char *rel, int w, int h, unsigned seed);
+
 /* The same into a malloc'd buffer (*out, *len); the caller frees. */
 int fx_jpeg_buffer(unsigned char **out, size_t *len, int w, int h,
                    unsigned seed, const fx_exif *exif);

@@ -73,15 +73,7 @@ static void hex_of(char out[MI_HASH_HEX_LEN + 1], const char *dir,
 
 static void put(const char *dir, const char *rel, unsigned seed)
 {
-    char *p = fx_path(dir, rel), *slash = p ? strrchr(p, '/') : NULL;
-
-    if (slash) {
-        *slash = '\0';
-        fx_mkdirs(p);
-        *slash = '/';
-    }
-    fx_write_jpeg(p, 32, 24, seed, NULL);
-    free(p);
+    fx_put_jpeg(dir, rel, 32, 24, seed);
 }
 
 static void rm(const char *dir, const char *rel)

@@ -21,15 +21,7 @@
 
 static void put(const char *dir, const char *rel, unsigned seed)
 {
-    char *p = fx_path(dir, rel), *slash = p ? strrchr(p, '/') : NULL;
-
-    if (slash) {
-        *slash = '\0';
-        fx_mkdirs(p);
-        *slash = '/';
-    }
-    fx_write_jpeg(p, 48, 32, seed, NULL);
-    free(p);
+    fx_put_jpeg(dir, rel, 48, 32, seed);
 }
 
 static bool exists(const char *dir, const char *rel)

@@ -267,6 +267,26 @@ def run_cli(*args, timeout=10):
 
 
 
+def add_user(root, name, role, password=None):
+    """`media-server user add` (the password on standard input)."""
+    p = subprocess.run([SERVER, "--storage_dir", root, "user", "add", name,
+                        "--role", role],
+                       input=((password or name + "-password-1") + "\n").encode(),
+                       capture_output=True, timeout=60)
+    check(p.returncode == 0, p.stderr)
+
+
+def add_key(root, user, scope, name="k"):
+    """`media-server key create`: the key it prints once."""
+    p = subprocess.run([SERVER, "--storage_dir", root, "key", "create",
+                        "--user", user, "--name", name, "--scope", scope],
+                       capture_output=True, timeout=60)
+    check(p.returncode == 0, p.stderr)
+    m = re.search(r"\b(mik_[A-Za-z0-9_-]{20,})", p.stdout.decode())
+    check(m, p.stdout)
+    return m.group(1)
+
+
 def put_chunked(s, name, body, ctype, piece=65536):
     """PUT body with chunked transfer encoding: (status, JSON answer)."""
     c = s.conn()
@@ -382,7 +402,7 @@ http {{
              os.path.join(work_dir, "logs", "error.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def ready(self, probe, timeout=15):
+    def ready(self, probe, timeout=15, cleanup=None):
         end = time.time() + timeout
         while time.time() < end and self.proc.poll() is None:
             try:
@@ -400,6 +420,8 @@ http {{
             err += open(os.path.join(self.dir, "logs", "error.log")).read()[-400:]
         except OSError:
             pass
+        if cleanup:
+            cleanup()
         give_up("nginx cannot run here: " + (err.strip() or "it did not answer"))
 
     def stop(self):

@@ -234,20 +234,10 @@ def _():
 def _():
     root = new_root("accounts")
     a = start(root)
-    p = subprocess.run([SERVER, "--storage_dir", root, "user", "add", "ann",
-                        "--role", "admin"], input=b"ann-password-1\n",
-                       capture_output=True, timeout=60)
-    check(p.returncode == 0, p.stderr)
+    add_user(root, "ann", "admin")
 
     def key(scope):
-        p = subprocess.run([SERVER, "--storage_dir", root, "key", "create",
-                            "--user", "ann", "--name", "phone-" + scope,
-                            "--scope", scope], capture_output=True,
-                           timeout=60)
-        check(p.returncode == 0, p.stderr)
-        m = re.search(r"\b(mik_[A-Za-z0-9_-]{20,})", p.stdout.decode())
-        check(m, p.stdout)
-        return m.group(1)
+        return add_key(root, "ann", scope, "phone-" + scope)
     folder = new_root("accounts-src")
     data = jpeg_bytes(7500, 64, 48)
     write(os.path.join(folder, "a.jpg"), data)

@@ -265,15 +265,8 @@ def _():
 def _():
     r = new_root("live-auth")
     a = start(r)
-    p = subprocess.run([SERVER, "--storage_dir", r, "user", "add", "vic",
-                        "--role", "viewer"], input=b"vic-password-1\n",
-                       capture_output=True, timeout=60)
-    check(p.returncode == 0, p.stderr)
-    p = subprocess.run([SERVER, "--storage_dir", r, "key", "create", "--user",
-                        "vic", "--name", "mirror", "--scope", "read"],
-                       capture_output=True, timeout=60)
-    check(p.returncode == 0, p.stderr)
-    key = [w for w in p.stdout.decode().split() if w.startswith("mik_")][0]
+    add_user(r, "vic", "viewer")
+    key = add_key(r, "vic", "read", "mirror")
     auth = {"Authorization": "Bearer " + key}
     st, lines = feed(a, 0, headers=auth)
     check(st == 200 and lines[0]["change"] == "reset", (st, lines))
@@ -365,14 +358,8 @@ def _():
     check(not trash_files(r), trash_files(r))
     check(t.json("GET", "/api/trash")[2]["count"] == 0)
     # A viewer key may list nothing and delete nothing.
-    p = subprocess.run([SERVER, "--storage_dir", r, "user", "add", "val",
-                        "--role", "viewer"], input=b"val-password-1\n",
-                       capture_output=True, timeout=60)
-    check(p.returncode == 0, p.stderr)
-    p = subprocess.run([SERVER, "--storage_dir", r, "key", "create", "--user",
-                        "val", "--name", "k", "--scope", "read"],
-                       capture_output=True, timeout=60)
-    key = [w for w in p.stdout.decode().split() if w.startswith("mik_")][0]
+    add_user(r, "val", "viewer")
+    key = add_key(r, "val", "read")
     auth = {"Authorization": "Bearer " + key}
     check(t.request("DELETE", "/image/" + sha(a), None, auth)[0] == 403)
     check(t.request("GET", "/api/trash", None, auth)[0] == 403)

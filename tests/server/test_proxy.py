@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -40,46 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from harness import finish  # noqa: E402
 
-CI = os.environ.get("CI") == "true"
-
-
-def give_up(why):
-    """nginx cannot run here: skip, or under CI fail."""
-    if CI:
-        print("Bail out! " + why + " (CI=true: the proxy test must run; "
-              "scripts/install-deps.sh --tests installs nginx and openssl)")
-        sys.exit(1)
-    print("1..0 # SKIP " + why)
-    sys.exit(0)
-
-
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
-     if os.access(p, os.X_OK)), None)
-OPENSSL = shutil.which("openssl")
-if not NGINX:
-    give_up("nginx is not installed (apt-get install nginx)")
-if not OPENSSL:
-    give_up("openssl is not installed (apt-get install openssl)")
-
 work_dir = new_root("proxy-tls")
-cert = os.path.join(work_dir, "cert.pem")
-key = os.path.join(work_dir, "key.pem")
-r = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   capture_output=True, timeout=60)
-if r.returncode != 0:
-    give_up("openssl cannot make a certificate: " + r.stderr.decode()[-300:])
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+cert, key = make_cert(work_dir)
 
 
 # The library, and the server (open while it scans, then accounts).
@@ -98,27 +59,10 @@ if pw_in.returncode != 0:
     print("Bail out! user add: " + pw_in.stderr.decode())
     sys.exit(1)
 
-# nginx in the foreground, one process, everything under work_dir; the
-# server block is the README's (certificate paths and ports aside).
+# nginx in the foreground (harness.Nginx); the server block is the
+# README's (certificate paths and ports aside).
 NPORT = free_port()
-conf = os.path.join(work_dir, "nginx.conf")
-for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"):
-    os.makedirs(os.path.join(work_dir, d), exist_ok=True)
-with open(conf, "w") as f:
-    f.write(f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {work_dir}/nginx.pid;
-error_log {work_dir}/logs/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {work_dir}/logs/access.log;
-    client_body_temp_path {work_dir}/body;
-    proxy_temp_path {work_dir}/proxy;
-    fastcgi_temp_path {work_dir}/fastcgi;
-    uwsgi_temp_path {work_dir}/uwsgi;
-    scgi_temp_path {work_dir}/scgi;
+nginx = Nginx(work_dir, f"""
     server {{
         listen 127.0.0.1:{NPORT} ssl;
         server_name localhost;
@@ -135,38 +79,19 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
-    }}
-}}
-""")
-nginx = subprocess.Popen([NGINX, "-p", work_dir, "-c", conf,
-                          "-e", os.path.join(work_dir, "logs", "error.log")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    }}""")
 ctx = ssl._create_unverified_context()
-end = time.time() + 15
-up = False
-while time.time() < end and nginx.poll() is None:
-    try:
-        c = http.client.HTTPSConnection("127.0.0.1", NPORT, timeout=5,
-                                        context=ctx)
-        c.request("GET", "/login")
-        up = c.getresponse().status == 200
-        c.close()
-        if up:
-            break
-    except OSError:
-        time.sleep(0.1)
-if not up:
-    err = ""
-    if nginx.poll() is not None:
-        err = nginx.stderr.read().decode()[-400:]
-    else:
-        nginx.kill()
-    try:
-        err += open(os.path.join(work_dir, "logs", "error.log")).read()[-400:]
-    except OSError:
-        pass
-    srv.stop()
-    give_up("nginx cannot run here: " + (err.strip() or "it did not answer"))
+
+
+def login_page_up():
+    c = http.client.HTTPSConnection("127.0.0.1", NPORT, timeout=5, context=ctx)
+    c.request("GET", "/login")
+    up = c.getresponse().status == 200
+    c.close()
+    return up
+
+
+nginx.ready(login_page_up, cleanup=srv.stop)
 
 
 def via_proxy(method, path, body=None, headers=None, src=None):
@@ -500,14 +425,9 @@ def _():
 
 @test("nginx and the server stop cleanly")
 def _():
-    nginx.terminate()
-    try:
-        nginx.wait(10)
-    except subprocess.TimeoutExpired:
-        nginx.kill()
+    nginx.stop()
     stopped_cleanly(srv)
 
 
-if nginx.poll() is None:
-    nginx.kill()
+nginx.stop()
 sys.exit(finish(srv))

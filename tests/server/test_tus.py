@@ -593,12 +593,6 @@ def _():
 # ---------------------------------------------------------------------------
 # kill -9 mid-upload
 
-def free_port():
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
-
-
 @test("kill -9 mid-PATCH, restart, HEAD, resume: byte-identical and indexed")
 def _():
     r = new_root("kill")
