@@ -1081,6 +1081,25 @@ mi_status mi_cursor_new(mi_cursor **out, mi_index *idx)
     return mi_cursor_new_with(out, idx, NULL);
 }
 
+/* A new cursor on a reader connection of its own. */
+static mi_status cursor_alloc(mi_cursor **out, mi_index *idx)
+{
+    mi_cursor *c = calloc(1, sizeof(*c));
+    mi_status s;
+
+    *out = NULL;
+    if (!c)
+        return MI_ENOMEM;
+    c->idx = idx;
+    s = mi_index_reader(idx, &c->conn);
+    if (s != MI_OK) {
+        free(c);
+        return s;
+    }
+    *out = c;
+    return MI_OK;
+}
+
 mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
                              const mi_cursor_options *opts)
 {
@@ -1095,15 +1114,8 @@ mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
     if (opts && (opts->version < 1 || opts->version > MI_CURSOR_OPTIONS_VERSION ||
                  (opts->flags & ~(MI_CURSOR_NEWEST_FIRST | MI_CURSOR_DATE_RANGE))))
         return mi_index_fail(idx, MI_EINVAL, "invalid cursor options");
-    c = calloc(1, sizeof(*c));
-    if (!c)
-        return MI_ENOMEM;
-    c->idx = idx;
-    s = mi_index_reader(idx, &c->conn);
-    if (s != MI_OK) {
-        free(c);
+    if ((s = cursor_alloc(&c, idx)) != MI_OK)
         return s;
-    }
     c->st = c->conn->all;
     if (opts && opts->flags) {
         s = mi_catalog_query(c->conn, &c->st, opts);
@@ -1231,16 +1243,11 @@ mi_status mi_trash_cursor(mi_cursor **out, mi_index *idx)
     *out = NULL;
     if (!idx)
         return MI_EINVAL;
-    c = calloc(1, sizeof(*c));
-    if (!c)
-        return MI_ENOMEM;
-    c->idx = idx;
-    s = mi_index_reader(idx, &c->conn);
-    if (s == MI_OK && (s = mi_catalog_trash_query(c->conn, &c->st)) != MI_OK) {
+    if ((s = cursor_alloc(&c, idx)) != MI_OK)
+        return s;
+    if ((s = mi_catalog_trash_query(c->conn, &c->st)) != MI_OK) {
         mi_index_fail(idx, s, "trash: %s", sqlite3_errmsg(c->conn->db));
         mi_index_release(idx, c->conn);
-    }
-    if (s != MI_OK) {
         free(c);
         return s;
     }

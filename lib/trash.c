@@ -68,6 +68,24 @@ static int trash_fd(mi_index *idx, bool create)
     return openat(root, MI_TRASH_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* The writer, in a transaction; NULL with *s (and the handle's message)
+ * set when the catalog cannot be written now. */
+static mi_conn *write_begin(mi_index *idx, mi_status *s, const char *ctx)
+{
+    char err[256] = "";
+    mi_conn *w = mi_index_writer_lock(idx);
+
+    if (!w) {
+        *s = mi_index_writer_error(idx, err, sizeof(err));
+    } else if ((*s = mi_catalog_begin(w, err, sizeof(err))) != MI_OK) {
+        mi_index_writer_abort(idx);
+        w = NULL;
+    }
+    if (!w)
+        mi_index_fail(idx, *s, "%s%s", err, ctx);
+    return w;
+}
+
 static mi_status db_fail(mi_index *idx, mi_conn *w, const char *what)
 {
     return mi_index_fail(idx, MI_EDB, "trash: %s: %s", what,
@@ -213,18 +231,8 @@ mi_status mi_trash_put(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
     mi_index_store_lock(idx, hash);
 
     /* 1. What will move, and where to. */
-    w = mi_index_writer_lock(idx);
-    if (!w) {
-        s = mi_index_writer_error(idx, err, sizeof(err));
-        mi_index_fail(idx, s, "%s", err);
+    if (!(w = write_begin(idx, &s, "")))
         goto out;
-    }
-    s = mi_catalog_begin(w, err, sizeof(err));
-    if (s != MI_OK) {
-        mi_index_writer_abort(idx);
-        mi_index_fail(idx, s, "%s", err);
-        goto out;
-    }
     /* Names: the hash, the time and a counter: unique in the trash. */
     rc = exec_bound(w,
                     "INSERT OR REPLACE INTO trash (" FILE_COLUMNS ", name, at,"
@@ -270,13 +278,8 @@ mi_status mi_trash_put(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
 
     /* 3. The catalog in line: moved files leave `files`; a file that
      * could not move (EACCES, EBUSY...) stays where it is, indexed. */
-    w = mi_index_writer_lock(idx);
-    if (!w) {
-        s = mi_index_writer_error(idx, err, sizeof(err));
-        mi_index_fail(idx, s, "%s (the next open settles the trash)", err);
+    if (!(w = write_begin(idx, &s, " (the next open settles the trash)")))
         goto out;
-    }
-    s = mi_catalog_begin(w, err, sizeof(err));
     for (i = 0; s == MI_OK && i < n; i++) {
         bool out_of_files = v[i].done || v[i].gone;
 
@@ -397,15 +400,9 @@ mi_status mi_trash_restore_locked(char *path, size_t path_size, mi_index *idx,
         return mi_index_fail(idx, MI_ENOTFOUND, "%s is not in the trash", hex);
     }
     /* 1. Mark the move. */
-    w = mi_index_writer_lock(idx);
-    if (!w) {
-        s = mi_index_writer_error(idx, err, sizeof(err));
-        mi_index_fail(idx, s, "%s", err);
+    if (!(w = write_begin(idx, &s, "")))
         goto out;
-    }
-    s = mi_catalog_begin(w, err, sizeof(err));
-    if (s == MI_OK &&
-        exec_bound(w, "UPDATE trash SET state = 2 WHERE hash = ?1"
+    if (exec_bound(w, "UPDATE trash SET state = 2 WHERE hash = ?1"
                    " AND state = 1", hash, NULL, 0) != SQLITE_OK)
         s = db_fail(idx, w, "recording the move");
     if (s == MI_OK)
@@ -437,14 +434,9 @@ mi_status mi_trash_restore_locked(char *path, size_t path_size, mi_index *idx,
 
     /* 3. Restored files join `files` under the path they got; one that
      * could not move back stays in the trash. */
-    w = mi_index_writer_lock(idx);
-    if (!w) {
-        s = mi_index_writer_error(idx, err, sizeof(err));
-        mi_index_fail(idx, s, "%s (the next scan indexes the restored files)",
-                      err);
+    if (!(w = write_begin(idx, &s, " (the next scan indexes the restored "
+                                   "files)")))
         goto out;
-    }
-    s = mi_catalog_begin(w, err, sizeof(err));
     for (i = 0; s == MI_OK && i < n; i++) {
         rc = SQLITE_OK;
         if (v[i].done) {
