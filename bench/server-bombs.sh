@@ -9,13 +9,24 @@
 #    upload cap is 32): 30 PNGs of 9999x9999 16-bit RGBA (760 KB each),
 #    30 JPEGs whose header claims 65500x65500 over a real photo's data,
 #    4 JPEGs of 300 MB (10000x10000 noise at Q100).  A client polls
-#    /status meanwhile.  Then the same folder is scanned afresh.
-#    Prints the server's VmHWM after each.
+#    /status meanwhile.  A 503 is retried after its Retry-After.  Every
+#    upload must end acknowledged (201/200); each must have a thumbnail
+#    or be listed in /api/problems (printed per kind, with the reasons).
+#    1b: the same folder is scanned afresh.  1c: it is scanned afresh
+#    again while 64 fresh copies are uploaded at once.  Prints the
+#    server's VmHWM after each (a fresh process each), and the peak of a
+#    VmRSS sampler (50 ms) with its time.
 # 2. One 300 MB JPEG PUT: median of REPS wall times and the server's peak
 #    RSS, against nginx PUT + vipsthumbnail (medians of REPS).
 #
-# Needs curl, nginx, vips (libvips-tools) and python3:
-# `scripts/install-deps.sh --bench`.  BUILD=dir picks the build.
+# The targets (issue 9), checked at the end (exit 1 if one fails): peak
+# RSS (VmHWM, or the sampler's peak if higher) under 128 MiB in 1, 1b and
+# 1c; the single 300 MB upload's VmHWM under 64 MiB, and the median of
+# its per-rep time ratios to nginx PUT + vipsthumbnail at most 1.
+#
+# Needs curl, nginx, vips (libvips-tools), python3 and bc:
+# `scripts/install-deps.sh --bench`.  BUILD=dir picks the build (default
+# build-release, see server-common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/server-common.sh
@@ -63,35 +74,193 @@ for i in range(30):
 big = open(f'{d}/base300.jpg', 'rb').read()
 for i in range(4):
     open(f'{d}/in/big-{i}.jpg', 'wb').write(big[:2] + com(i) + big[2:])
+# Fresh copies (other hashes) for the uploads during a scan (1c).
+import os
+os.mkdir(f'{d}/in2')
+for i in range(30):
+    open(f'{d}/in2/png-{i}.png', 'wb').write(png[:33] + chunk(b'tEXt', b'k\0x' + str(i).encode()) + png[33:])
+    open(f'{d}/in2/jh-{i}.jpg', 'wb').write(bytes(j[:2]) + com(1000 + i) + bytes(j[2:]))
+for i in range(4):
+    open(f'{d}/in2/big-{i}.jpg', 'wb').write(big[:2] + com(1000 + i) + big[2:])
 EOF
 rm -f "$work/p.v"
 cat "$work"/in/* >/dev/null
 
-# 1. 64 at once, then a scan of them.
+# Samples the server's VmRSS every 50 ms into $work/rss.$1 ("secs KiB").
+start_sampler() {
+    local out=$work/rss.$1
+    SAMPLER_T0=$EPOCHREALTIME
+    ( while kill -0 "$SERVER_PID" 2>/dev/null; do
+          echo "$EPOCHREALTIME $(rss_kib "$SERVER_PID" 2>/dev/null || echo 0)"
+          sleep 0.05
+      done ) >"$out" &
+    SAMPLER_PID=$!
+}
+# stop_sampler TAG: sets SAMPLED to the sampled peak and its time.
+stop_sampler() {
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLED_KIB=$(sort -k2 -n "$work/rss.$1" | tail -1 | awk '{print $2}')
+    SAMPLED=$(sort -k2 -n "$work/rss.$1" | tail -1 |
+              awk -v t0="$SAMPLER_T0" '{printf "sampled peak VmRSS %s KiB at %.1f s", $2, $1 - t0}')
+}
+
+# upload_one FILE ADDR TAG: PUT until not a 503 (20 tries, Retry-After
+# apart); "name code tries" into $work/codes.TAG, the last reply's body
+# into $work/resp.TAG/name.
+upload_one() {
+    local f=$1 addr=$2 tag=$3 name code tries=0 ra
+    name=$(basename "$f")
+    while :; do
+        tries=$((tries + 1))
+        code=$(curl -s -m 900 --interface "$addr" -X PUT -F "file=@$f" \
+                    -D "$work/resp.$tag/$name.h" -o "$work/resp.$tag/$name" \
+                    -w '%{http_code}' "http://127.0.0.1:$PORT/image/$name" || true)
+        [ "$code" = 503 ] && [ "$tries" -lt 20 ] || break
+        ra=$(tr -d '\r' <"$work/resp.$tag/$name.h" |
+             awk -F': ' 'tolower($1) == "retry-after" {print $2}')
+        sleep "${ra:-5}"
+    done
+    echo "$name $code $tries" >>"$work/codes.$tag"
+}
+
+# upload_all DIR TAG: the 64 at once from four addresses, /status polled.
+upload_all() {
+    local dir=$1 tag=$2 n=0 t0 pids=()
+    mkdir -p "$work/resp.$tag"
+    t0=$(date +%s.%N)
+    for f in "$dir"/*; do
+        n=$((n + 1))
+        upload_one "$f" "127.0.0.$((n % 4 + 1))" "$tag" &
+        pids+=($!)
+    done
+    for _ in 1 2 3 4 5; do
+        sleep 2
+        curl -s -o /dev/null -w 'meanwhile GET /status: %{http_code} in %{time_total} s\n' \
+            "http://127.0.0.1:$PORT/status"
+    done
+    wait "${pids[@]}"
+    echo "$tag: $n uploads done in $(echo "$(date +%s.%N) - $t0" | bc) s"
+}
+
+# report TAG: per kind, the final codes, the retries, the thumbnails (named
+# in the reply and on disk) and the problems (/api/problems, with their
+# reasons); sets bad when an upload did not end 201/200 or has neither a
+# thumbnail nor a problem.
+report() {
+    local tag=$1
+    curl -s "http://127.0.0.1:$PORT/api/problems?limit=1000" >"$work/problems.$tag"
+    python3 - "$work" "$tag" <<'EOF' || bad=1
+import collections, json, os, sys
+work, tag = sys.argv[1], sys.argv[2]
+store = f'{work}/store'
+probs = {p['path']: p for p in json.load(open(f'{work}/problems.{tag}'))['problems']}
+kinds = collections.defaultdict(collections.Counter)
+reasons = collections.defaultdict(collections.Counter)
+ok = True
+for line in open(f'{work}/codes.{tag}'):
+    name, code, tries = line.split()
+    kind = name.split('-')[0]
+    k = kinds[kind]
+    k['n'] += 1
+    k['code ' + code] += 1
+    if int(tries) > 1:
+        k['retried'] += 1
+    try:
+        r = json.load(open(f'{work}/resp.{tag}/{name}'))
+    except Exception:
+        r = {}
+    if code not in ('200', '201'):
+        ok = False
+        print(f'  NOT ACKNOWLEDGED: {name}: {code} after {tries} tries: {str(r)[:300]}')
+        continue
+    th, path = r.get('thumbnail_file'), r.get('file_path')
+    if th and os.path.exists(f'{store}/.thumbnails/{th}'):
+        k['thumbnail'] += 1
+    elif path in probs:
+        k['problem'] += 1
+        p = probs[path]
+        reasons[kind][f'{p["stage"]}: {p["error"]}: {p["reason"]}'] += 1
+    else:
+        ok = False
+        print(f'  NEITHER thumbnail nor problem: {name} ({code}): {str(r)[:300]}')
+for kind in sorted(kinds):
+    k = kinds[kind]
+    codes = ' '.join(f'{c[5:]} x{n}' for c, n in sorted(k.items()) if c.startswith('code '))
+    print(f'  {kind}: {k["n"]} uploads, final {codes}, {k["retried"]} retried after 503;'
+          f' {k["thumbnail"]} thumbnails, {k["problem"]} problems')
+    for why, n in reasons[kind].items():
+        print(f'    x{n} {why}')
+sys.exit(0 if ok else 1)
+EOF
+}
+
+# scan_report: the problems after a scan, per kind and reason.
+scan_report() {
+    curl -s "http://127.0.0.1:$PORT/status" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print("  status: media", j["media"], "files", j["files"], "problems", j["problems"])'
+    curl -s "http://127.0.0.1:$PORT/api/problems?limit=1000" | python3 -c '
+import collections, json, sys
+c = collections.Counter()
+for p in json.load(sys.stdin)["problems"]:
+    c[(p["path"].rsplit("/", 1)[-1].split("-")[0], p["stage"], p["error"], p["reason"])] += 1
+for (kind, stage, err, why), n in sorted(c.items()):
+    print(f"  problem x{n}: {kind}: {stage}: {err}: {why}")'
+}
+
+bad=0
+limit1=$((128 * 1024)); limit2=$((64 * 1024))
+check() {   # check WHAT VALUE LIMIT UNIT
+    if [ "$(echo "$2 < $3" | bc)" = 1 ]; then
+        echo "PASS: $1: $2 < $3 $4"
+    else
+        echo "FAIL: $1: $2 >= $3 $4"; bad=1
+    fi
+}
+
+# 1. 64 at once.
 start_server "$work/store"
 wait_idle
 echo "idle: VmHWM $(hwm_kib "$SERVER_PID") KiB"
-t0=$(date +%s.%N)
-n=0
-for f in "$work"/in/*; do
-    n=$((n + 1))
-    curl -s -m 900 --interface "127.0.0.$((n % 4 + 1))" -X PUT -F "file=@$f" \
-        "http://127.0.0.1:$PORT/image/$(basename "$f")" -o /dev/null -w '%{http_code}\n' \
-        >>"$work/codes" &
-done
-for _ in 1 2 3 4 5; do
-    sleep 2
-    curl -s -o /dev/null -w 'meanwhile GET /status: %{http_code} in %{time_total} s\n' \
-        "http://127.0.0.1:$PORT/status"
-done
-wait $(jobs -p | grep -vx "$SERVER_PID") 2>/dev/null || true
-echo "64 uploads: $(sort "$work/codes" | uniq -c | awk '{printf "%s x %s ", $1, $2}')in $(echo "$(date +%s.%N) - $t0" | bc) s;" \
-     "thumbnails $(ls "$work/store/.thumbnails" | wc -l); VmHWM $(hwm_kib "$SERVER_PID") KiB"
+start_sampler up
+upload_all "$work/in" up
+hwm_up=$(hwm_kib "$SERVER_PID")
+stop_sampler up
+hwm_up=$(( SAMPLED_KIB > hwm_up ? SAMPLED_KIB : hwm_up ))   # the larger
+echo "1. 64 uploads: peak RSS (VmHWM or sampled) $hwm_up KiB; $SAMPLED;" \
+     "thumbnail files $(ls "$work/store/.thumbnails" | wc -l)"
+report up
 stop_server
+
+# 1b. A scan of the same folder, from scratch.
 rm -rf "$work/store/.mediaindex" "$work/store/.thumbnails"
 start_server "$work/store"
+start_sampler scan
 wait_idle
-echo "scan of them: thumbnails $(ls "$work/store/.thumbnails" | wc -l); VmHWM $(hwm_kib "$SERVER_PID") KiB"
+hwm_scan=$(hwm_kib "$SERVER_PID")
+stop_sampler scan
+hwm_scan=$(( SAMPLED_KIB > hwm_scan ? SAMPLED_KIB : hwm_scan ))   # the larger
+echo "1b. scan of them: peak RSS (VmHWM or sampled) $hwm_scan KiB; $SAMPLED;" \
+     "thumbnail files $(ls "$work/store/.thumbnails" | wc -l)"
+scan_report
+stop_server
+
+# 1c. The scan from scratch again, and 64 fresh copies uploaded during it.
+rm -rf "$work/store/.mediaindex" "$work/store/.thumbnails"
+start_server "$work/store"
+start_sampler both
+upload_all "$work/in2" both
+echo "    (the scan was $(curl -s "http://127.0.0.1:$PORT/status" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])') when the uploads ended)"
+wait_idle
+hwm_both=$(hwm_kib "$SERVER_PID")
+stop_sampler both
+hwm_both=$(( SAMPLED_KIB > hwm_both ? SAMPLED_KIB : hwm_both ))   # the larger
+echo "1c. scan + 64 uploads: peak RSS (VmHWM or sampled) $hwm_both KiB; $SAMPLED;" \
+     "thumbnail files $(ls "$work/store/.thumbnails" | wc -l)"
+report both
 stop_server
 rm -rf "$work/store"
 
@@ -121,15 +290,34 @@ for r in $(seq "$reps"); do
     mkdir "$work/store"
     start_server "$work/store"
     wait_idle 2>/dev/null
-    curl -s -X PUT -F "file=@$big" "http://127.0.0.1:$PORT/image/big.jpg" -o /dev/null \
-        -w '%{time_total}\n' >>"$work/ours"
+    code=$(curl -s -X PUT -F "file=@$big" "http://127.0.0.1:$PORT/image/big.jpg" \
+               -o "$work/one.json" -w '%{http_code} %{time_total}')
+    echo "${code#* }" >>"$work/ours"
     hwm_kib "$SERVER_PID" >>"$work/ours-hwm"
+    case $code in 201\ *) ;; *) echo "single upload: $code: $(cat "$work/one.json")"; bad=1;; esac
+    grep -q '"thumbnail_file":"' "$work/one.json" ||
+        { echo "single upload: no thumbnail: $(cat "$work/one.json")"; bad=1; }
     stop_server
     a=$(curl -s -T "$big" "http://127.0.0.1:$nport/big.jpg" -o /dev/null -w '%{time_total}')
     t0=$(date +%s.%N)
     vipsthumbnail -s 256 -o "$work/vt.png" "$big"
     echo "$a + $(date +%s.%N) - $t0" | bc >>"$work/theirs"
+    echo "scale=3; $(tail -1 "$work/ours") / $(tail -1 "$work/theirs")" | bc >>"$work/ratios"
+    echo "  rep $r: media-server $(tail -1 "$work/ours") s, VmHWM $(tail -1 "$work/ours-hwm") KiB;" \
+         "nginx PUT $a s + vipsthumbnail = $(tail -1 "$work/theirs") s; ratio $(tail -1 "$work/ratios")"
 done
 ours=$(median <"$work/ours"); theirs=$(median <"$work/theirs")
 echo "300 MB JPEG PUT: media-server $ours s (peak RSS $(median <"$work/ours-hwm") KiB);" \
-     "nginx PUT + vipsthumbnail $theirs s; ratio $(echo "scale=2; $ours / $theirs" | bc)"
+     "nginx PUT + vipsthumbnail $theirs s; median of the paired ratios $(median <"$work/ratios")"
+hwm_one=$(median <"$work/ours-hwm")
+
+echo "targets (issue 9):"
+check "1.  64 bomb uploads, peak RSS" "$hwm_up" "$limit1" KiB
+check "1b. scan of them, peak RSS" "$hwm_scan" "$limit1" KiB
+check "1c. scan + 64 uploads, peak RSS" "$hwm_both" "$limit1" KiB
+check "2.  300 MB JPEG upload, VmHWM (median)" "$hwm_one" "$limit2" KiB
+# Time: the median of the per-rep ratios (each pair run back to back), so
+# that a slow moment of a shared machine counts against both sides.
+check "2.  300 MB JPEG upload time / (nginx PUT + vipsthumbnail), median of pairs" \
+      "$(median <"$work/ratios")" 1.000001 ""
+exit "$bad"
