@@ -68,6 +68,12 @@
     problemsBtn: $('problems-btn'), problems: $('problems'), prList: $('pr-list'),
     prClose: $('pr-close'), prMore: $('pr-more'), readonly: $('readonly'),
     accountBtn: $('account-btn'), account: $('account'), setupLink: $('setup-link'),
+    selectBtn: $('select-btn'), selBar: $('sel-bar'), selCount: $('sel-count'),
+    selShare: $('sel-share'), selDelete: $('sel-delete'), selRestore: $('sel-restore'),
+    selPurge: $('sel-purge'), selCancel: $('sel-cancel'), vDelete: $('v-delete'), vShare: $('v-share'),
+    sideLinks: $('side-links'), photosLink: $('photos-link'), trashLink: $('trash-link'),
+    trashCount: $('trash-count'), trash: $('trash'), trashTitle: $('trash-title'),
+    trashGrid: $('trash-grid'), trashState: $('trash-state'), trashEmpty: $('trash-empty'),
   };
 
   // The session ended (logged out elsewhere, expired, a new password): the
@@ -488,6 +494,10 @@
       if (selected.has(it.sha)) { a.classList.add('selected'); a.setAttribute('aria-pressed', 'true'); }
       a.style.left = cellX[i] + 'px';
       a.style.width = cellW[i] + 'px';
+      const check = document.createElement('span');
+      check.className = 'check';
+      check.title = 'Select';
+      a.append(check);
       if (it.thumb) {
         const img = document.createElement('img');
         img.alt = altText(it);
@@ -599,10 +609,43 @@
 
   el.timeline.addEventListener('click', (e) => {
     const a = e.target.closest('a.cell');
-    if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.altKey) return;
+    // A tile's check circle, or any tile while selecting, selects; shift
+    // selects the range from the last one.  (Otherwise shift-click keeps
+    // its meaning: the link in a new window.)
+    const onCheck = canSelect() && !!e.target.closest('.check');
+    if (e.shiftKey && !selecting && !onCheck) return;
     e.preventDefault();
-    if (selecting) { toggleSelected(a); return; }
+    if (longPressed) { longPressed = false; return; }   // the end of a long press
+    if (e.shiftKey) { selectRange(Number(a.dataset.i)); return; }
+    if (selecting || onCheck) { toggleSelected(a); return; }
     openViewer(Number(a.dataset.i), 'push');
+  });
+
+  // On touch screens a long press starts a selection (and a tap then adds).
+  let press = null, longPressed = false;
+  const endPress = () => { if (press) { clearTimeout(press.timer); press = null; } };
+  el.timeline.addEventListener('pointerdown', (e) => {
+    endPress();
+    longPressed = false;
+    if (e.pointerType === 'mouse' || !canSelect()) return;
+    const a = e.target.closest('a.cell');
+    if (!a) return;
+    press = { x: e.clientX, y: e.clientY, id: e.pointerId, timer: setTimeout(() => {
+      press = null;
+      longPressed = true;
+      const it = items[Number(a.dataset.i)];
+      if (it && !selected.has(it.sha)) toggleSelected(a);
+      if (navigator.vibrate) navigator.vibrate(15);
+    }, 500) };
+  });
+  el.timeline.addEventListener('pointermove', (e) => {
+    if (press && e.pointerId === press.id && Math.hypot(e.clientX - press.x, e.clientY - press.y) > 10) endPress();
+  });
+  el.timeline.addEventListener('pointerup', endPress);
+  el.timeline.addEventListener('pointercancel', endPress);
+  el.timeline.addEventListener('contextmenu', (e) => {
+    if (longPressed || press) { e.preventDefault(); endPress(); }
   });
 
   // Arrow keys move between cells; Home/End go to the ends.
@@ -610,6 +653,13 @@
     const a = e.target.closest && e.target.closest('a.cell');
     if (!a || e.altKey || e.ctrlKey || e.metaKey) return;
     const i = Number(a.dataset.i);
+    // Space (or x) selects the focused item; Enter opens it, or, while
+    // selecting, selects it too (the click handler).
+    if ((e.key === ' ' || e.key === 'x') && canSelect()) {
+      e.preventDefault();
+      if (e.shiftKey && selecting) selectRange(i); else toggleSelected(a);
+      return;
+    }
     let j = -1;
     if (e.key === 'ArrowRight') j = i + 1;
     else if (e.key === 'ArrowLeft') j = i - 1;
@@ -707,6 +757,7 @@
   el.months.addEventListener('click', (e) => {
     const b = e.target.closest('button[data-m]');
     if (!b) return;
+    if (trashOn) { history.replaceState(null, '', urlWith('')); route(); }
     jumpToMonth(Number(b.dataset.m));
     closeDrawer();
     const first = el.timeline.querySelector(`a.cell[data-i="${months[Number(b.dataset.m)].start}"]`);
@@ -1017,6 +1068,7 @@
     el.vDownload.href = imageURL(it);
     el.vDownload.setAttribute('download', it.name);
     el.vDownload.hidden = !originals();
+    el.vDelete.hidden = !canDelete;
     el.vPrev.disabled = vIndex <= 0;
     el.vNext.disabled = vIndex < 0 || vIndex >= items.length - 1;
     fillCaption(it);
@@ -1130,6 +1182,7 @@
     else if (e.key === 'ArrowRight') { e.preventDefault(); step(1); }
     else if (e.key === 'Escape') { e.preventDefault(); closeViewer(); }
     else if (e.key === 'i') el.vInfo.click();
+    else if (e.key === 'Delete' && !el.vDelete.hidden && t !== el.vVideo) { e.preventDefault(); el.vDelete.click(); }
     else if (e.key === 'Tab') trapFocus(e);
   });
 
@@ -1161,13 +1214,17 @@
     if (e.target === el.stage) closeViewer();
   });
 
+  // #/photo/<sha>: the viewer; #/trash: the trash; else the timeline.
   function parseHash() {
+    if (/^#\/trash\/?$/.test(location.hash)) return { trash: true, photo: null };
     const m = /^#\/photo\/([0-9a-fA-F]{64})$/.exec(location.hash);
-    return m ? m[1].toLowerCase() : null;
+    return { trash: false, photo: m ? m[1].toLowerCase() : null };
   }
 
   function route() {
-    const sha = parseHash();
+    const h = parseHash();
+    showTrash(h.trash && canDelete && !SHARE);
+    const sha = h.photo;
     if (!sha) { closeViewerUI(); return; }
     if (!loaded) return;
     if (vItem && vItem.sha === sha) return;
@@ -1281,13 +1338,33 @@
       'Try again', () => { hideState(); load(); });
   }
 
-  let toastTimer = 0;
-  function toast(msg) {
+  // A message for a moment, with an optional action ("Undo"), also on
+  // Ctrl+Z while it shows.
+  let toastTimer = 0, toastAction = null;
+  function toast(msg, action, onAction) {
     el.toast.textContent = msg;
+    toastAction = null;
+    if (action) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'toast-action';
+      b.textContent = action;
+      toastAction = () => { toastAction = null; el.toast.hidden = true; clearTimeout(toastTimer); onAction(); };
+      b.addEventListener('click', toastAction);
+      el.toast.append(b);
+    }
+    el.toast.classList.toggle('has-action', !!action);
     el.toast.hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { el.toast.hidden = true; }, 5000);
+    toastTimer = setTimeout(() => { el.toast.hidden = true; toastAction = null; }, action ? 10000 : 5000);
   }
+  document.addEventListener('keydown', (e) => {
+    if (toastAction && !el.toast.hidden && (e.ctrlKey || e.metaKey) && !e.shiftKey && e.key === 'z' &&
+        !/^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) {
+      e.preventDefault();
+      toastAction();
+    }
+  });
 
   /* ------------------------------------------------------------- uploads */
 
@@ -1553,13 +1630,9 @@
         if (inFilter(it)) all.set(it.sha, it);
         else all.delete(it.sha);
       }
-      const anchor = topAnchor();
-      setItems(Array.from(all.values()));
-      if (items.length) hideState();
-      relayout(anchor);
-      buildNav();
-      updateCount();
-      if (!items.length) showEmpty();
+      rebuild();
+      // What went may be in the trash, what came may have left it.
+      if (canDelete) trashSoon();
     } catch { /* the next event tries again */ } finally {
       feedBusy = false;
       if (feedAgain) { feedAgain = false; feedApply(); }
@@ -1698,6 +1771,8 @@
     try { me = await api('GET', '/api/auth/me'); } catch { return; }
     if (me.mode === 'open') {
       el.setupLink.hidden = !me.can_setup;
+      canDelete = true;       // open to everyone: anyone uploads, and deletes
+      applyRights();
       return;
     }
     el.accountBtn.hidden = false;
@@ -1712,9 +1787,12 @@
     }
     // Members and admins share: the open item, a selection, the dates.
     canShare = me.role === 'member' || me.role === 'admin';
-    $('select-btn').hidden = $('v-share').hidden = !canShare;
+    // Deleting (to the trash) needs the upload right, like uploading.
+    canDelete = me.role === 'member' || me.role === 'admin';
+    el.vShare.hidden = !canShare;
     $('shares-h').hidden = $('share-list').hidden = !canShare;
     showChip();
+    applyRights();
   }
 
   function keyItem(k) {
@@ -1795,39 +1873,390 @@
   // A member shares the open item, a selection or the filtered dates as a
   // read-only link (POST /api/shares); the link is shown once.
   let canShare = false;
-  let selecting = false;
+  let canDelete = false;        // the upload right: to the trash and back
+  function canSelect() { return !SHARE && (canShare || canDelete); }
+
+  // What the user may do shows once the server has said who they are.
+  function applyRights() {
+    document.body.classList.toggle('can-select', canSelect());
+    el.selectBtn.hidden = !canSelect();
+    el.vDelete.hidden = !canDelete;
+    el.sideLinks.hidden = !canDelete;
+    if (canDelete) loadTrash();
+    updateSelBar();
+    route();
+  }
+
+  /* ----------------------------------------------------------- selection */
+
+  // Items are selected by their check circle (shown on hover and focus,
+  // and on every tile once a selection exists), by Space on a focused
+  // tile, by a long press on touch screens, or, after the Select button,
+  // by a click anywhere on a tile.  Shift selects a range.  A selection
+  // started by a check circle ends when its last item is unselected.
+  let selecting = false, selAuto = false, selAnchor = -1;
   const selected = new Set();   // shas
 
-  function setSelecting(on) {
+  function setSelecting(on, auto) {
     selecting = on;
+    selAuto = !!auto;
     document.body.classList.toggle('selecting', on);
-    $('select-btn').setAttribute('aria-pressed', String(on));
+    el.selectBtn.setAttribute('aria-pressed', String(on));
     if (!on) {
       selected.clear();
-      for (const a of el.timeline.querySelectorAll('a.cell.selected')) {
-        a.classList.remove('selected');
-        a.removeAttribute('aria-pressed');
-      }
+      selAnchor = -1;
+      markCells();
     }
     updateSelBar();
   }
+  function markCells() {
+    for (const a of el.timeline.querySelectorAll('a.cell')) {
+      const it = items[Number(a.dataset.i)];
+      const on = !!it && selected.has(it.sha);
+      a.classList.toggle('selected', on);
+      if (on) a.setAttribute('aria-pressed', 'true'); else a.removeAttribute('aria-pressed');
+    }
+  }
+  // The bar takes the top bar's place while something may be acted on:
+  // the timeline's selection, or the trash's.
   function updateSelBar() {
-    $('sel-bar').hidden = !selecting;
-    const n = selected.size;
-    $('sel-count').textContent = n === 1 ? '1 selected' : numFmt.format(n) + ' selected';
-    $('sel-share').disabled = n === 0;
+    const n = trashOn ? trashSel.size : selected.size;
+    const on = trashOn ? n > 0 : selecting;
+    el.selBar.hidden = !on;
+    document.body.classList.toggle('sel-on', on);
+    el.selCount.textContent = n === 1 ? '1 selected' : numFmt.format(n) + ' selected';
+    el.selShare.hidden = trashOn || !canShare;
+    el.selDelete.hidden = trashOn || !canDelete;
+    el.selRestore.hidden = el.selPurge.hidden = !trashOn;
+    el.selShare.disabled = el.selDelete.disabled = el.selRestore.disabled = el.selPurge.disabled = n === 0;
   }
   function toggleSelected(a) {
-    const it = items[Number(a.dataset.i)];
+    const i = Number(a.dataset.i);
+    const it = items[i];
     if (!it) return;
+    if (!selecting) setSelecting(true, true);
     if (selected.has(it.sha)) selected.delete(it.sha); else selected.add(it.sha);
-    const on = selected.has(it.sha);
-    a.classList.toggle('selected', on);
-    if (on) a.setAttribute('aria-pressed', 'true'); else a.removeAttribute('aria-pressed');
+    selAnchor = i;
+    if (!selected.size && selAuto) { setSelecting(false); return; }
+    markCells();
     updateSelBar();
   }
-  $('select-btn').addEventListener('click', () => setSelecting(!selecting));
-  $('sel-cancel').addEventListener('click', () => setSelecting(false));
+  function selectRange(j) {
+    if (!items[j]) return;
+    if (!selecting) setSelecting(true, true);
+    const i = selAnchor >= 0 && selAnchor < items.length ? selAnchor : j;
+    for (let k = Math.min(i, j); k <= Math.max(i, j); k++) selected.add(items[k].sha);
+    selAnchor = j;
+    markCells();
+    updateSelBar();
+  }
+  el.selectBtn.addEventListener('click', () => setSelecting(!selecting));
+  el.selCancel.addEventListener('click', () => {
+    if (trashOn) { trashSel.clear(); markTrash(); updateSelBar(); } else setSelecting(false);
+  });
+  // Escape clears the selection (the viewer and the panels have their own).
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !el.viewer.hidden || el.selBar.hidden) return;
+    const t = e.target;
+    if (t !== document.body && !el.main.contains(t) && !el.selBar.contains(t)) return;
+    e.preventDefault();
+    el.selCancel.click();
+  });
+
+  // After a change to `all` (deleted, restored, the live feed): the
+  // timeline again, where the user was.
+  function rebuild() {
+    const anchor = trashOn ? null : topAnchor();
+    setItems(Array.from(all.values()));
+    if (vItem && bySha.has(vItem.sha)) vIndex = bySha.get(vItem.sha);
+    for (const sha of selected) if (!bySha.has(sha)) selected.delete(sha);
+    if (selecting) updateSelBar();
+    buildNav();
+    if (items.length) hideState();
+    if (!trashOn) relayout(anchor);   // the trash hides the timeline: laid out on return
+    updateCount();
+    if (!items.length) showEmpty();
+  }
+
+  /* --------------------------------------------------- delete and restore */
+
+  // At most a few requests at once.
+  async function eachLimit(list, fn) {
+    let next = 0;
+    const worker = async () => { while (next < list.length) await fn(list[next++]); };
+    await Promise.all(Array.from({ length: Math.min(4, list.length) }, worker));
+  }
+  const plural = (n) => (n === 1 ? '1 item' : numFmt.format(n) + ' items');
+
+  // To the trash (DELETE /image/<sha>, a Live Photo's motion too), out of
+  // the timeline at once, with a toast to undo.  Returns how many went.
+  async function trashItems(list, what) {
+    const saved = new Map();
+    for (const sha of shasOf(list)) if (all.has(sha)) saved.set(sha, all.get(sha));
+    const gone = [];
+    let err = null;
+    await eachLimit(shasOf(list), async (sha) => {
+      try { await api('DELETE', '/image/' + sha); gone.push(sha); }
+      catch (e) { if (!/not found|404/i.test(e.message)) err = e; }
+    });
+    for (const sha of gone) all.delete(sha);
+    const n = list.filter((it) => gone.includes(it.sha)).length;
+    if (gone.length) { rebuild(); trashSoon(); }
+    if (err && !n) { toast('Could not move to the trash: ' + err.message); return 0; }
+    const msg = (what && n === 1 ? what : plural(n)) + ' moved to the trash' +
+      (err ? ` (${plural(list.length - n)} could not be: ${err.message})` : '');
+    toast(msg, 'Undo', () => restoreShas(gone, saved));
+    return n;
+  }
+
+  // Back from the trash (POST /api/trash/<sha>/restore), into the
+  // timeline at once (the live feed says so too, a moment later).
+  // `entries` gives each one's item: from the timeline, or the trash.
+  async function restoreShas(shas, entries) {
+    let done = 0, err = null;
+    await eachLimit(shas, async (sha) => {
+      try {
+        const j = await api('POST', '/api/trash/' + sha + '/restore');
+        const it = entries.get(sha);
+        if (it) {
+          if (j && typeof j.file_path === 'string') it.path = j.file_path;
+          if (inFilter(it)) all.set(sha, it);
+        }
+        done++;
+      } catch (e) { err = e; }
+    });
+    if (done) rebuild();
+    if (err) toast('Could not restore everything: ' + err.message);
+    trashSoon(0);
+    return done;
+  }
+
+  el.selDelete.addEventListener('click', async () => {
+    const list = items.filter((it) => selected.has(it.sha));
+    if (!list.length) return;
+    el.selDelete.disabled = true;
+    setSelecting(false);
+    await trashItems(list);
+  });
+
+  // The viewer's Delete: then the next (older) item, or the timeline.
+  el.vDelete.addEventListener('click', async () => {
+    const it = vItem;
+    if (!it || el.vDelete.disabled) return;
+    el.vDelete.disabled = true;
+    const i = vIndex;
+    try {
+      if (!await trashItems([it], '“' + it.name + '”')) return;
+    } finally { el.vDelete.disabled = false; }
+    if (vItem !== it) return;              // moved on meanwhile
+    if (i >= 0 && i < items.length) openViewer(i, 'replace');
+    else closeViewer();
+  });
+
+  /* --------------------------------------------------------------- trash */
+
+  // #/trash: what was deleted, most recently first, each with when it goes
+  // for good; restore or delete for good a selection, or empty it all.
+  let trashOn = false, trashList = [], trashAnchor = null, trashSelAnchor = -1, trashTimer = 0;
+  const trashSel = new Set();
+
+  function showTrash(on) {
+    if (on === trashOn) return;
+    if (on) {
+      trashAnchor = loaded ? topAnchor() : null;
+      if (selecting) setSelecting(false);
+    }
+    trashOn = on;
+    document.body.classList.toggle('trash-view', on);
+    el.trash.hidden = !on;
+    if (on) el.trashLink.setAttribute('aria-current', 'page'); else el.trashLink.removeAttribute('aria-current');
+    if (on) el.photosLink.removeAttribute('aria-current'); else el.photosLink.setAttribute('aria-current', 'page');
+    closeDrawer();
+    trashSel.clear();
+    trashSelAnchor = -1;
+    if (on) {
+      window.scrollTo(0, 0);
+      renderTrash();
+      loadTrash();
+    } else if (loaded) {
+      hideState();
+      relayout(trashAnchor);
+      if (!items.length) showEmpty();
+    }
+    updateSelBar();
+  }
+
+  function leaveTrash() {
+    if (history.state && history.state.trash) { history.back(); return; }
+    history.replaceState(null, '', urlWith(''));
+    route();
+  }
+  el.trashLink.addEventListener('click', (e) => {
+    e.preventDefault();
+    closeDrawer();
+    if (trashOn) return;
+    history.pushState({ trash: true }, '', urlWith('#/trash'));
+    route();
+    el.trashTitle.focus();
+  });
+  el.photosLink.addEventListener('click', (e) => {
+    e.preventDefault();
+    closeDrawer();
+    if (trashOn) leaveTrash();
+    else window.scrollTo(0, 0);
+  });
+
+  // The count beside "Trash", and the view when it shows.
+  let trashSeq = 0;
+  async function loadTrash() {
+    const seq = ++trashSeq;
+    let j;
+    try { j = await api('GET', '/api/trash'); } catch (err) {
+      if (trashOn) toast('Could not load the trash: ' + err.message);
+      return;
+    }
+    if (seq !== trashSeq) return;
+    const list = [];
+    for (const e of (j && j.items) || []) {
+      if (!e || typeof e.sha256 !== 'string') continue;
+      const it = toItem(e.sha256, e);
+      it.trashedAt = num(e.trashed_at);
+      it.purgeAt = num(e.purge_at);
+      list.push(it);
+    }
+    trashList = pairLive(list);
+    const have = new Set(trashList.map((it) => it.sha));
+    for (const sha of trashSel) if (!have.has(sha)) trashSel.delete(sha);
+    el.trashCount.textContent = trashList.length ? numFmt.format(trashList.length) : '';
+    el.trashLink.setAttribute('aria-label', 'Trash, ' + plural(trashList.length));
+    if (trashOn) { renderTrash(); updateSelBar(); }
+  }
+  function trashSoon(ms = 600) {
+    clearTimeout(trashTimer);
+    trashTimer = setTimeout(loadTrash, ms);
+  }
+
+  function renderTrash() {
+    el.trashGrid.textContent = '';
+    const frag = document.createDocumentFragment();
+    trashList.forEach((it, i) => {
+      const li = document.createElement('li');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = it.video ? 't-tile video' : 't-tile';
+      b.dataset.i = i;
+      b.dataset.sha = it.sha;
+      b.setAttribute('aria-pressed', String(trashSel.has(it.sha)));
+      const box = document.createElement('span');
+      box.className = 't-thumb';
+      if (it.thumb) {
+        const img = document.createElement('img');
+        img.alt = '';
+        img.decoding = 'async';
+        img.loading = 'lazy';
+        img.draggable = false;
+        img.onload = () => img.classList.add('loaded');
+        img.onerror = () => img.remove();
+        img.src = thumbURL(it);
+        box.append(img);
+      }
+      if (it.video) {
+        const badge = document.createElement('span');
+        badge.className = 'badge';
+        badge.innerHTML = '<svg aria-hidden="true"><use href="#i-play"/></svg>';
+        box.append(badge);
+      }
+      const check = document.createElement('span');
+      check.className = 'check';
+      box.append(check);
+      const name = document.createElement('span');
+      name.className = 't-name';
+      name.textContent = it.name;
+      const when = document.createElement('span');
+      when.className = 't-meta';
+      const d = (t) => (Number.isFinite(t) ? dayFmt.format(new Date(t * 1000)) : '?');
+      when.textContent = `Deleted ${d(it.trashedAt)}`;
+      const purge = document.createElement('span');
+      purge.className = 't-meta';
+      purge.textContent = `Deleted for good on ${d(it.purgeAt)}`;
+      b.append(box, name, when, purge);
+      li.append(b);
+      frag.append(li);
+    });
+    el.trashGrid.append(frag);
+    const n = trashList.length;
+    el.trashGrid.hidden = !n;
+    el.trashState.hidden = n > 0;
+    el.trashEmpty.hidden = !n;
+    el.trashTitle.textContent = 'Trash';
+    if (n) {
+      const c = document.createElement('span');
+      c.className = 'month-count';
+      c.textContent = plural(n);
+      el.trashTitle.append(' ', c);
+    }
+  }
+  function markTrash() {
+    for (const b of el.trashGrid.querySelectorAll('.t-tile')) {
+      b.setAttribute('aria-pressed', String(trashSel.has(b.dataset.sha)));
+    }
+  }
+  el.trashGrid.addEventListener('click', (e) => {
+    const b = e.target.closest('.t-tile');
+    if (!b) return;
+    const i = Number(b.dataset.i);
+    if (e.shiftKey && trashSelAnchor >= 0) {
+      for (let k = Math.min(i, trashSelAnchor); k <= Math.max(i, trashSelAnchor); k++) {
+        if (trashList[k]) trashSel.add(trashList[k].sha);
+      }
+    } else if (trashSel.has(b.dataset.sha)) trashSel.delete(b.dataset.sha);
+    else trashSel.add(b.dataset.sha);
+    trashSelAnchor = i;
+    markTrash();
+    updateSelBar();
+  });
+
+  const trashPicked = () => trashList.filter((it) => trashSel.has(it.sha));
+  el.selRestore.addEventListener('click', async () => {
+    const list = trashPicked();
+    if (!list.length) return;
+    el.selRestore.disabled = true;
+    const entries = new Map();
+    for (const it of list) { entries.set(it.sha, it); if (it.motion) entries.set(it.motion.sha, it.motion); }
+    const n = await restoreShas(shasOf(list), entries);
+    trashSel.clear();
+    await loadTrash();
+    updateSelBar();
+    if (n) toast(`${plural(list.length)} restored`);
+  });
+  el.selPurge.addEventListener('click', async () => {
+    const list = trashPicked();
+    if (!list.length) return;
+    if (!confirm(`Delete ${plural(list.length)} for good? This cannot be undone.`)) return;
+    el.selPurge.disabled = true;
+    let err = null;
+    await eachLimit(shasOf(list), async (sha) => {
+      try { await api('DELETE', '/api/trash/' + sha); } catch (e) { err = e; }
+    });
+    trashSel.clear();
+    await loadTrash();
+    updateSelBar();
+    toast(err ? 'Could not delete everything: ' + err.message : `${plural(list.length)} deleted for good`);
+  });
+  el.trashEmpty.addEventListener('click', async () => {
+    const n = trashList.length;
+    if (!confirm(`Empty the trash? ${plural(n)} will be deleted for good. This cannot be undone.`)) return;
+    el.trashEmpty.disabled = true;
+    try {
+      const j = await api('DELETE', '/api/trash');
+      toast('Trash emptied');
+      void j;
+    } catch (err) { toast('Could not empty the trash: ' + err.message); }
+    el.trashEmpty.disabled = false;
+    trashSel.clear();
+    await loadTrash();
+    updateSelBar();
+  });
 
   // The hashes of some items, with a Live Photo's motion beside its photo.
   function shasOf(list) {
@@ -1854,7 +2283,7 @@
     $('share-new-url').textContent = '';
   }
   $('sh-close').addEventListener('click', closeSharePanel);
-  $('v-share').addEventListener('click', () => {
+  el.vShare.addEventListener('click', () => {
     if (vItem) openSharePanel({ items: shasOf([vItem]) }, `Share “${vItem.name}”`);
   });
   $('sel-share').addEventListener('click', () => {

@@ -256,7 +256,7 @@ await step('the account panel lists both links; revoking one ends it', async () 
 });
 await ctx.close();
 
-await step('a viewer (added by the command line) browses but has no upload button', async () => {
+await step('a viewer (added by the command line) browses but has no upload, select or trash', async () => {
   const r = spawnSync(serverBin, ['--storage_dir', lib, 'user', 'add', 'vera', '--role', 'viewer'],
                       { input: 'vera-password\n' });
   ok(r.status === 0, 'user add while the server runs', String(r.stderr));
@@ -269,6 +269,14 @@ await step('a viewer (added by the command line) browses but has no upload butto
   await cells(p2, 2);
   await p2.waitForSelector('#account-btn:not([hidden])');
   ok(await p2.isHidden('#upload-btn'), 'a viewer has no upload button');
+  ok(await p2.isHidden('#select-btn') && await p2.isHidden('#trash-link'), 'no Select and no Trash either');
+  const sha = await p2.$eval('#timeline a.cell', (a) => a.getAttribute('href'));
+  await p2.goto(srv.url + '/' + sha);
+  await p2.waitForSelector('#viewer:not([hidden])');
+  ok(await p2.isHidden('#v-delete'), 'nor "Move to the trash" in the viewer');
+  await p2.goto(srv.url + '/#/trash');
+  await cells(p2, 2);
+  ok(await p2.isHidden('#trash'), '#/trash shows the timeline to a viewer');
   await c2.close();
 });
 

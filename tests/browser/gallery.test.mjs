@@ -442,6 +442,122 @@ await step('live: another client\'s upload, a file copied in and a file deleted 
   ok(await page.evaluate(() => window.__noReload === true), 'all without reloading the page');
 });
 
+await step('trash: delete a selection and undo, delete from the viewer, restore and delete for good in the trash view', async () => {
+  await page.goto(base + '/');
+  await page.waitForSelector('#timeline a.cell');
+  const da = new Date(2004, 5, 6, 12, 0, 0), db = new Date(2004, 6, 8, 12, 0, 0);
+  const put = async (buf, name) => {
+    const f = new FormData();
+    f.append('file', new Blob([buf], { type: 'image/jpeg' }), name);
+    return (await fetch(srv.url + '/image/' + name, { method: 'PUT', body: f })).status;
+  };
+  const A = makeJpeg(320, 240, 6161, { date: exifDate(da) }), B = makeJpeg(320, 240, 6262, { date: exifDate(db) });
+  const sa = sha256(A), sb = sha256(B);
+  ok(await put(A, 'trash-a.jpg') === 201 && await put(B, 'trash-b.jpg') === 201, 'two photos uploaded by another client');
+  const hasMonth = (d) => page.evaluate((l) => [...document.querySelectorAll('#months button')]
+    .some((x) => (x.getAttribute('aria-label') || '').startsWith(l)), monthLabel(d));
+  const waitMonth = (d, there) => page.waitForFunction(([l, t]) => [...document.querySelectorAll('#months button')]
+    .some((x) => (x.getAttribute('aria-label') || '').startsWith(l)) === t, [monthLabel(d), there], { timeout: 15000 });
+  const jump = (d) => page.evaluate((l) => {
+    const m = [...document.querySelectorAll('#months button')].find((b) => (b.getAttribute('aria-label') || '').startsWith(l));
+    if (m) m.click();
+  }, monthLabel(d));
+  const cellOf = (s) => `#timeline a.cell[href="#/photo/${s}"]`;
+  const inTrash = async () => (await getJSON(srv.url + '/api/trash')).items.map((e) => e.sha256);
+  const toastText = () => page.textContent('#toast');
+  await waitMonth(da, true);
+  await waitMonth(db, true);
+  const listed0 = await getJSON(srv.url + '/list');
+  const fileA = path.join(lib, listed0[sa].file_path), fileB = path.join(lib, listed0[sb].file_path);
+  ok(fs.existsSync(fileA) && fs.existsSync(fileB), 'both are on disk', fileA);
+
+  // A tile's check circle starts a selection; Delete moves it to the trash.
+  await jump(da);
+  await page.waitForSelector(cellOf(sa));
+  await page.hover(cellOf(sa));
+  await page.click(cellOf(sa) + ' .check');
+  await page.waitForSelector('#sel-bar:not([hidden])');
+  eq(await page.textContent('#sel-count'), '1 selected', 'the check circle selects the tile (the viewer stays closed)');
+  ok(await page.isHidden('#viewer'), 'without opening the viewer');
+  await shot(page, 'desktop-selection');
+  await page.click('#sel-delete');
+  await page.waitForSelector('#toast:not([hidden]) .toast-action');
+  ok(/1 item moved to the trash/.test(await toastText()), 'a toast says it went to the trash, with Undo', await toastText());
+  await waitMonth(da, false);
+  ok(true, 'the photo leaves the timeline at once');
+  ok((await inTrash()).includes(sa) && !(await getJSON(srv.url + '/list'))[sa], 'the server has it in the trash, not in /list');
+  ok(!fs.existsSync(fileA), 'the file left its place on disk');
+  await page.click('#toast .toast-action');
+  await waitMonth(da, true);
+  ok(!(await inTrash()).includes(sa) && fs.existsSync(fileA), 'Undo brings it back, to the timeline and to its path');
+
+  // The viewer's Delete key: gone, and the viewer moves on.
+  await page.goto(base + '/#/photo/' + sb);
+  await waitViewerOn(page, sb);
+  ok(await page.isVisible('#v-delete'), 'the viewer offers "Move to the trash"');
+  await page.keyboard.press('Delete');
+  await page.waitForFunction((s) => location.hash !== '#/photo/' + s, sb, { timeout: 10000 });
+  await page.waitForSelector('#toast:not([hidden])');
+  ok(/trash-b\.jpg.* moved to the trash/.test(await toastText()), 'Delete in the viewer: the toast names the file', await toastText());
+  if (!(await page.isHidden('#viewer'))) { await page.keyboard.press('Escape'); await page.waitForFunction(() => document.getElementById('viewer').hidden); }
+  await waitMonth(db, false);
+
+  // Select mode: a click on a tile selects it.
+  await jump(da);
+  await page.click('#select-btn');
+  await page.click(cellOf(sa));
+  eq(await page.textContent('#sel-count'), '1 selected', 'after Select, a click on a tile selects it');
+  await page.click('#sel-delete');
+  await waitMonth(da, false);
+  await page.waitForFunction(() => document.getElementById('trash-count').textContent === '2', null, { timeout: 10000 });
+  ok(true, 'the sidebar counts 2 in the trash');
+
+  // The trash view: most recent first, when each goes for good.
+  await page.click('#trash-link');
+  await page.waitForSelector('#trash:not([hidden]) .t-tile');
+  ok(/#\/trash$/.test(page.url()) && await page.isHidden('#timeline'), 'the trash view has its own address (#/trash) and hides the timeline', page.url());
+  // The last deleted first (both may have gone in the same second).
+  const tnames = await page.$$eval('#trash-grid .t-name', (n) => n.map((x) => x.textContent));
+  const tat = Object.fromEntries((await getJSON(srv.url + '/api/trash')).items.map((e) => [e.filename || e.name, e.trashed_at]));
+  ok(tnames.length === 2 && [...tnames].sort().join() === 'trash-a.jpg,trash-b.jpg' &&
+     tat[tnames[0]] >= tat[tnames[1]], 'the trash lists both, the last deleted first', JSON.stringify([tnames, tat]));
+  const meta = await page.textContent('#trash-grid .t-tile');
+  ok(/Deleted for good on/.test(meta), 'each says when it goes for good', meta);
+  await page.waitForSelector('#trash-grid img.loaded', { timeout: 5000 });
+  ok(true, 'with its thumbnail');
+  await page.click(`#trash-grid .t-tile[data-sha="${sa}"]`);
+  ok(await page.isVisible('#sel-restore') && await page.isVisible('#sel-purge') && await page.isHidden('#sel-delete'),
+     'a tile selected in the trash offers Restore and Delete forever');
+  await shot(page, 'desktop-trash');
+  await page.click('#sel-restore');
+  await page.waitForSelector(`#trash-grid .t-tile[data-sha="${sa}"]`, { state: 'detached', timeout: 10000 });
+  ok(/1 item restored/.test(await toastText()), 'Restore: a toast says so', await toastText());
+  ok(!(await inTrash()).includes(sa) && (await getJSON(srv.url + '/list'))[sa] && fs.existsSync(fileA), 'restored: in /list and at its path again');
+  page.once('dialog', (d) => d.accept());
+  await page.click(`#trash-grid .t-tile[data-sha="${sb}"]`);
+  await page.click('#sel-purge');
+  await page.waitForSelector('#trash-state:not([hidden])', { timeout: 10000 });
+  ok((await inTrash()).length === 0 && !(await getJSON(srv.url + '/list'))[sb], 'Delete forever (confirmed): gone from the trash and the list');
+  ok(!fs.existsSync(fileB) && !fs.readdirSync(path.join(lib, '.mediaindex', 'trash')).some((f) => f.includes('trash-b')), 'and from the disk');
+  await page.click('#photos-link');
+  await page.waitForSelector('#timeline a.cell');
+  ok(await page.isHidden('#trash') && await hasMonth(da) && !(await hasMonth(db)), 'Photos: back to the timeline, the restored photo in it');
+
+  // Empty trash.
+  const r = await fetch(srv.url + '/image/' + sa, { method: 'DELETE' });
+  ok(r.status === 200 || r.status === 204, 'another client deletes the restored one', String(r.status));
+  await waitMonth(da, false);
+  await page.click('#trash-link');
+  await page.waitForSelector(`#trash-grid .t-tile[data-sha="${sa}"]`, { timeout: 10000 });
+  page.once('dialog', (d) => d.accept());
+  await page.click('#trash-empty');
+  await page.waitForSelector('#trash-state:not([hidden])', { timeout: 10000 });
+  ok((await inTrash()).length === 0 && !fs.existsSync(fileA), 'Empty trash (confirmed) deletes everything in it for good');
+  await page.goBack();
+  await page.waitForSelector('#timeline a.cell');
+  ok(await page.isHidden('#trash'), 'Back leaves the trash view');
+});
+
 await step('date filter', async () => {
   await page.goto(base + '/');
   await page.waitForSelector('#timeline a.cell');
