@@ -838,8 +838,12 @@ MI_EXTERN mi_status mi_upload_append(mi_upload *up, uint64_t offset,
  * is written at `offset` (which must be the upload's offset) without being
  * synced; mi_upload_sync() then makes the chunk durable, or
  * mi_upload_rollback() discards everything written since the last sync
- * (or the open), e.g. when the chunk's checksum does not match.  A handle
- * closed without either keeps the bytes, unsynced.
+ * (or the open), e.g. when the chunk's checksum does not match.  Until
+ * synced, bytes are not part of the offset (mi_upload_stat() from another
+ * handle says the synced one): a handle closed without either, or a crash,
+ * leaves them to be discarded at the next open.  (On a file system without
+ * user extended attributes, where the mark that records this cannot be
+ * kept, they count once written.)
  */
 MI_EXTERN mi_status mi_upload_write(mi_upload *up, uint64_t offset,
                                     const void *buf, size_t len);

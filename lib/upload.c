@@ -17,8 +17,16 @@
  * opener checks after locking that the name still leads to the file it
  * locked (a removal may have come between its open and its lock).
  *
- * Bytes are appended with pwrite at the offset and synced (fdatasync)
- * before an append returns; a failed write or sync truncates the file back.
+ * Bytes are appended with pwrite at the offset and synced (fsync) before
+ * an append returns; a failed write or sync truncates the file back.  The
+ * offset is what was synced, never more: before the first unsynced byte
+ * the synced size is written into an extended attribute of the .part
+ * (SYNCED_XATTR, no sync needed: it reaches the disk no later than the
+ * bytes after it), and the sync removes it in the same fsync as the size.
+ * Whoever finds it (an open after kill -9 or a power cut, a stat during a
+ * write) takes that size: bytes nobody synced, e.g. half of a chunk whose
+ * checksum was never checked, are not kept.  Where the file system has no
+ * user extended attributes the size of the file is the offset, as it was.
  * A handle hashes the bytes as they come, and a closed handle leaves its
  * hash state to the next one (a small cache on the mi_index, checked
  * against the file's inode, size and mtime), so that the commit only reads
@@ -46,6 +54,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +64,7 @@
 #define ORPHAN_AGE_S 3600      /* a lone .part or .info.tmp this old goes */
 #define NAME_LEN (MI_UPLOAD_ID_LEN + 16) /* "<id>.info.tmp" and a NUL */
 #define HASH_CACHE 64          /* hash states kept between handles */
+#define SYNCED_XATTR "user.mediaindex.synced" /* see above */
 
 /* The hash state a closed handle left: valid while the file is the same
  * (inode, size, mtime). */
@@ -97,6 +107,8 @@ struct mi_upload {
     upload_meta m;
     uint64_t size;             /* bytes in the file: the offset */
     uint64_t synced;           /* size at the last sync (or the open) */
+    bool marked;               /* SYNCED_XATTR says `synced` */
+    bool no_xattr;             /* the file system has none */
     int64_t mtime;             /* of the .part: the last activity */
     mi_hasher *hasher;         /* fed bytes [0, hashed), or NULL */
     mi_hash_pipe *pipe;        /* feeding it on a thread (large chunks) */
@@ -731,6 +743,60 @@ static void stop_pipe(mi_upload *up)
     up->pipe = NULL;
 }
 
+/* The size a .part was synced at when bytes were written past it and not
+ * synced (SYNCED_XATTR), or UINT64_MAX. */
+static uint64_t synced_mark(int fd)
+{
+    char v[24];
+    ssize_t n = fgetxattr(fd, SYNCED_XATTR, v, sizeof(v) - 1);
+    unsigned long long x;
+    char *end;
+
+    if (n <= 0)
+        return UINT64_MAX;
+    v[n] = '\0';
+    errno = 0;
+    x = strtoull(v, &end, 10);
+    if (errno || *end || end == v)
+        return UINT64_MAX;
+    return (uint64_t)x;
+}
+
+/* The offset of a .part that `sb` describes: its size, or less when the
+ * end was never synced. */
+static uint64_t part_offset(int fd, const struct stat *sb)
+{
+    uint64_t mark = synced_mark(fd);
+
+    return mark < (uint64_t)sb->st_size ? mark : (uint64_t)sb->st_size;
+}
+
+/* Say "good up to up->synced" before the first unsynced byte. */
+static void mark_unsynced(mi_upload *up)
+{
+    char v[24];
+    int n;
+
+    if (up->marked || up->no_xattr)
+        return;
+    n = snprintf(v, sizeof(v), "%" PRIu64, up->synced);
+    if (fsetxattr(up->fd, SYNCED_XATTR, v, (size_t)n, 0) == 0)
+        up->marked = true;
+    else
+        up->no_xattr = true;   /* ENOTSUP: the size is the offset */
+}
+
+/* Make everything written durable, and the mark gone with it. */
+static int sync_part(mi_upload *up)
+{
+    if (up->marked) {
+        if (fremovexattr(up->fd, SYNCED_XATTR) != 0 && errno != ENODATA)
+            return -1;
+        up->marked = false;
+    }
+    return fsync(up->fd);
+}
+
 static void free_handle(mi_upload *up)
 {
     struct stat sb;
@@ -807,6 +873,17 @@ static mi_status open_locked(mi_upload **out, mi_index *idx, const char *id,
     s = check_owner(idx, &up->m, id, owner);
     if (s != MI_OK)
         goto fail;
+    if (part_offset(up->fd, &sb) < (uint64_t)sb.st_size) {
+        /* Cut short by a crash: back to what was synced. */
+        if (ftruncate(up->fd, (off_t)part_offset(up->fd, &sb)) != 0 ||
+            fremovexattr(up->fd, SYNCED_XATTR) != 0 || fsync(up->fd) != 0 ||
+            fstat(up->fd, &sb) != 0) {
+            s = mi_index_fail(idx, mi_status_from_io_errno(errno),
+                              "cannot cut upload %s back to its synced "
+                              "size: %s", id, strerror(errno));
+            goto fail;
+        }
+    }
     up->size = up->synced = (uint64_t)sb.st_size;
     up->mtime = (int64_t)sb.st_mtim.tv_sec;
     if (now > 0 && expires_at(idx, up->mtime) <= now) {
@@ -844,6 +921,7 @@ mi_status mi_upload_stat(mi_upload_info *info, mi_index *idx, const char *id,
     char part[NAME_LEN];
     upload_meta m;
     struct stat sb;
+    uint64_t offset = 0;
     mi_status s = MI_OK;
     int dirfd;
 
@@ -856,9 +934,16 @@ mi_status mi_upload_stat(mi_upload_info *info, mi_index *idx, const char *id,
         return s == MI_ENOTFOUND ? mi_index_fail(idx, s, "no upload %s", id) : s;
     file_name(part, id, ".part");
     s = read_info(idx, dirfd, id, &m);
-    if (s == MI_OK && (fstatat(dirfd, part, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
-                       !S_ISREG(sb.st_mode)))
-        s = MI_ENOTFOUND;
+    if (s == MI_OK) {
+        int fd = openat(dirfd, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+            s = MI_ENOTFOUND;
+        else
+            offset = part_offset(fd, &sb);
+        if (fd >= 0)
+            close(fd);
+    }
     close(dirfd);
     if (s == MI_ENOTFOUND)
         return mi_index_fail(idx, s, "no upload %s", id);
@@ -868,8 +953,7 @@ mi_status mi_upload_stat(mi_upload_info *info, mi_index *idx, const char *id,
         return s;
     if (expires_at(idx, (int64_t)sb.st_mtim.tv_sec) <= (int64_t)time(NULL))
         return mi_index_fail(idx, MI_ENOTFOUND, "upload %s has expired", id);
-    fill_info(info, &m, (uint64_t)sb.st_size,
-              expires_at(idx, (int64_t)sb.st_mtim.tv_sec));
+    fill_info(info, &m, offset, expires_at(idx, (int64_t)sb.st_mtim.tv_sec));
     return MI_OK;
 }
 
@@ -927,6 +1011,9 @@ static mi_status truncate_to(mi_upload *up, uint64_t offset)
     up->size = offset;
     if (up->synced > offset)
         up->synced = offset;
+    if (up->marked && up->size == up->synced &&
+        fremovexattr(up->fd, SYNCED_XATTR) == 0)
+        up->marked = false;    /* nothing unsynced left */
     if (up->m.length == MI_UPLOAD_LENGTH_DEFERRED)
         unreserve(up->idx, old - offset, false);
     stop_pipe(up);
@@ -982,6 +1069,7 @@ mi_status mi_upload_write(mi_upload *up, uint64_t offset, const void *buf,
         if (s != MI_OK)
             return s;
     }
+    mark_unsynced(up);
     while (done < len) {
         ssize_t w = pwrite(up->fd, p + done, len - done, (off_t)(start + done));
 
@@ -1033,9 +1121,9 @@ mi_status mi_upload_sync(mi_upload *up)
     s = usable(up);
     if (s != MI_OK)
         return s;
-    if (up->synced == up->size)
+    if (up->synced == up->size && !up->marked)
         return MI_OK;
-    if (fdatasync(up->fd) != 0) {
+    if (sync_part(up) != 0) {
         int err = errno;
 
         /* After a failed sync nothing unsynced can be trusted. */
@@ -1070,7 +1158,7 @@ mi_status mi_upload_append(mi_upload *up, uint64_t offset, const void *buf,
     s = mi_upload_write(up, offset, buf, len);
     if (s != MI_OK)
         return s;
-    if (up->synced != up->size && fdatasync(up->fd) != 0) {
+    if ((up->synced != up->size || up->marked) && sync_part(up) != 0) {
         int err = errno;
 
         truncate_to(up, offset);

@@ -24,7 +24,8 @@
  * is answered, so an offset we said survives kill -9; a chunk whose
  * checksum does not match is rolled back (460); the library's flock makes
  * a second PATCH on a busy upload a 423 at once; a body cut short keeps
- * what arrived (synced) unless it carried a checksum.  On the last byte
+ * what arrived (synced) unless it carried a checksum; after kill -9 only
+ * what was synced counts (lib/upload.c).  On the last byte
  * the upload is finished through mi_upload_finish (the same commit as a
  * PUT): the answer carries Mi-Sha256, Mi-File-Path (percent-encoded),
  * Mi-Created and a JSON body like the PUT's, 201 when the content is new,
