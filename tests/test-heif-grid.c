@@ -49,10 +49,11 @@ static void put(buf *o, const void *p, size_t n)
     o->n += n;
 }
 
+/* v big-endian in `bytes` bytes; past 8 bytes the leading ones are 0. */
 static void be(buf *o, uint64_t v, unsigned bytes)
 {
     while (bytes--)
-        o->b[o->n++] = (uint8_t)(v >> (8 * bytes));
+        o->b[o->n++] = bytes < 8 ? (uint8_t)(v >> (8 * bytes)) : 0;
 }
 
 /* A box opened at o->n: its size is written by end(). */
