@@ -106,7 +106,8 @@ static const char schema_v6[] =
  * and an index gives the rows changed after a token in order at the cost
  * of an append.  A deleted row leaves a tombstone (its hash and a new
  * number) in changes_gone, through a trigger: deletions are rare, and no
- * code path can forget one.  The numbers start from the generation (the
+ * code path can forget one; indexed by hash too, so that the feed can
+ * tell in one probe whether a content changed again later.  The numbers start from the generation (the
  * clock when the catalog was made) times 1000: a catalog made again after
  * a loss starts above the old one's tokens, and its floor refuses them.
  * `at`: seconds since the epoch, for forgetting tombstones long past. */
@@ -119,6 +120,8 @@ static const char schema_v7[] =
     "  hash BLOB NOT NULL,"
     "  at INTEGER NOT NULL"
     ");"
+    "CREATE INDEX IF NOT EXISTS changes_gone_by_hash"
+    "  ON changes_gone (hash, seq);"
     "INSERT OR IGNORE INTO meta (key, value)"
     "  SELECT 'changes_floor', value * 1000 FROM meta"
     "  WHERE key = 'generation';"
@@ -958,6 +961,34 @@ mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
         return MI_EDB;
     }
     return MI_OK;
+}
+
+mi_status mi_catalog_changes_query(mi_conn *c, sqlite3_stmt **rows,
+                                   sqlite3_stmt **look)
+{
+    /* rows: those changed after ?1, in order, merged from the two indexes
+     * as they are read (no sort: a page costs its own rows, not the rest
+     * of the feed), without those whose content has a later tombstone.
+     * look: a content's rows as the lookup gives them, then their seq,
+     * which tells whether one of its files changed later. */
+    int rc = sqlite3_prepare_v2(c->db,
+                                "SELECT seq, hash FROM files AS c"
+                                " WHERE seq > ?1 AND NOT EXISTS (SELECT 1"
+                                "  FROM changes_gone AS g"
+                                "  WHERE g.hash = c.hash AND g.seq > c.seq)"
+                                " UNION ALL "
+                                "SELECT seq, hash FROM changes_gone AS c"
+                                " WHERE seq > ?1 AND NOT EXISTS (SELECT 1"
+                                "  FROM changes_gone AS g"
+                                "  WHERE g.hash = c.hash AND g.seq > c.seq)"
+                                " ORDER BY 1", -1, rows, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c->db,
+                                "SELECT " ROW_COLUMNS ", seq FROM files"
+                                " WHERE hash = ?1 ORDER BY path",
+                                -1, look, NULL);
+    return rc == SQLITE_OK ? MI_OK : MI_EDB;
 }
 
 mi_status mi_catalog_trash_query(mi_conn *c, sqlite3_stmt **out)

@@ -1354,7 +1354,7 @@ const char *mi_entry_dup_path(const mi_entry *e, size_t i)
 struct mi_changes {
     mi_index *idx;
     mi_conn *conn;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st, *look;
     uint64_t head, seq, token;
     size_t limit, n;
     bool has_entry, done;
@@ -1412,15 +1412,8 @@ mi_status mi_changes_new(mi_changes **out, mi_index *idx, uint64_t since,
                         : MI_EDB;
     if (s == MI_OK && (since == 0 || since < floor || since > ch->head))
         s = MI_ERESET;
-    if (s == MI_OK &&
-        sqlite3_prepare_v2(ch->conn->db,
-                           "SELECT max(seq) AS s, hash FROM ("
-                           " SELECT hash, seq FROM files WHERE seq > ?1"
-                           " UNION ALL"
-                           " SELECT hash, seq FROM changes_gone WHERE seq > ?1)"
-                           " GROUP BY hash ORDER BY s LIMIT ?2",
-                           -1, &ch->st, NULL) != SQLITE_OK)
-        s = MI_EDB;
+    if (s == MI_OK)
+        s = mi_catalog_changes_query(ch->conn, &ch->st, &ch->look);
     if (s != MI_OK) {
         if (s == MI_ERESET)
             mi_index_fail(idx, s, "change token %" PRIu64 ": read everything "
@@ -1432,7 +1425,6 @@ mi_status mi_changes_new(mi_changes **out, mi_index *idx, uint64_t since,
         return s;
     }
     sqlite3_bind_int64(ch->st, 1, (sqlite3_int64)since);
-    sqlite3_bind_int64(ch->st, 2, limit ? (sqlite3_int64)limit : -1);
     ch->token = since;
     *out = ch;
     return MI_OK;
@@ -1442,7 +1434,8 @@ mi_status mi_changes_next(mi_changes *ch)
 {
     sqlite3_stmt *look;
     const void *h;
-    mi_status s = MI_OK;
+    uint64_t seq;
+    mi_status s;
     int rc;
 
     if (!ch)
@@ -1450,43 +1443,59 @@ mi_status mi_changes_next(mi_changes *ch)
     ch->has_entry = false;
     if (ch->done)
         return MI_DONE;
-    rc = sqlite3_step(ch->st);
-    if (rc == SQLITE_DONE) {
-        /* A page that was not full saw everything up to the head. */
+    if (ch->limit && ch->n == ch->limit) {
+        /* A full page: the token stays at its last row, and more is
+         * said. */
         ch->done = true;
-        if (!ch->limit || ch->n < ch->limit)
-            ch->token = ch->head;
         return MI_DONE;
     }
-    h = rc == SQLITE_ROW ? sqlite3_column_blob(ch->st, 1) : NULL;
-    if (!h || sqlite3_column_bytes(ch->st, 1) != MI_HASH_SIZE) {
-        ch->done = true;
-        return mi_index_fail(ch->idx, MI_EDB, "changes: %s",
-                             sqlite3_errmsg(ch->conn->db));
+    look = ch->look;
+    for (;;) {
+        bool found = false, later = false;
+
+        rc = sqlite3_step(ch->st);
+        if (rc == SQLITE_DONE) {
+            /* A page that was not full saw everything up to the head. */
+            ch->done = true;
+            ch->token = ch->head;
+            return MI_DONE;
+        }
+        h = rc == SQLITE_ROW ? sqlite3_column_blob(ch->st, 1) : NULL;
+        if (!h || sqlite3_column_bytes(ch->st, 1) != MI_HASH_SIZE) {
+            ch->done = true;
+            return mi_index_fail(ch->idx, MI_EDB, "changes: %s",
+                                 sqlite3_errmsg(ch->conn->db));
+        }
+        seq = (uint64_t)sqlite3_column_int64(ch->st, 0);
+        s = MI_OK;
+        sqlite3_bind_blob(look, 1, h, MI_HASH_SIZE, SQLITE_TRANSIENT);
+        while (s == MI_OK && (rc = sqlite3_step(look)) == SQLITE_ROW) {
+            later = later || (uint64_t)sqlite3_column_int64(
+                                 look, MI_CATALOG_ROW_COLUMNS) > seq;
+            s = found ? entry_add_dup(&ch->entry, look)
+                      : entry_from_row(&ch->entry, look);
+            found = true;
+        }
+        if (s == MI_OK && found)
+            s = entry_finish(&ch->entry);
+        sqlite3_reset(look);
+        sqlite3_clear_bindings(look);
+        if (s == MI_OK && rc != SQLITE_DONE)
+            s = MI_EDB;
+        if (s != MI_OK) {
+            ch->done = true;
+            return mi_index_fail(ch->idx, s, "changes: %s", mi_strerror(s));
+        }
+        /* A content with a file changed later is given there, once. */
+        if (!later) {
+            ch->has_entry = found;
+            break;
+        }
     }
-    ch->seq = (uint64_t)sqlite3_column_int64(ch->st, 0);
-    ch->token = ch->seq;
+    ch->seq = seq;
+    ch->token = seq;
     ch->n++;
     mi_hash_to_hex(ch->hex, h);
-    look = ch->conn->lookup;
-    sqlite3_bind_blob(look, 1, h, MI_HASH_SIZE, SQLITE_TRANSIENT);
-    rc = sqlite3_step(look);
-    if (rc == SQLITE_ROW) {
-        s = entry_from_row(&ch->entry, look);
-        while (s == MI_OK && (rc = sqlite3_step(look)) == SQLITE_ROW)
-            s = entry_add_dup(&ch->entry, look);
-        if (s == MI_OK)
-            s = entry_finish(&ch->entry);
-        ch->has_entry = s == MI_OK;
-    }
-    sqlite3_reset(look);
-    sqlite3_clear_bindings(look);
-    if (s == MI_OK && rc != SQLITE_DONE)
-        s = MI_EDB;
-    if (s != MI_OK) {
-        ch->done = true;
-        return mi_index_fail(ch->idx, s, "changes: %s", mi_strerror(s));
-    }
     return MI_ROW;
 }
 
@@ -1520,6 +1529,7 @@ void mi_changes_free(mi_changes *ch)
     if (!ch)
         return;
     sqlite3_finalize(ch->st);
+    sqlite3_finalize(ch->look);
     if (ch->conn) {
         sqlite3_exec(ch->conn->db, "COMMIT", NULL, NULL, NULL);
         mi_index_release(ch->idx, ch->conn);

@@ -430,6 +430,12 @@ typedef enum mi_catalog_mode {
 mi_status mi_catalog_change_bounds(mi_conn *c, uint64_t *head, uint64_t *floor);
 mi_status mi_catalog_compact_changes(mi_conn *c, int64_t now,
                                      int64_t retention_s);
+/* The change feed's statements: rows (seq, hash) changed after ?1, in
+ * order, less those with a later tombstone; look, a content's entry rows
+ * (the lookup's columns) then each row's seq.  The caller finalizes both,
+ * also on failure. */
+mi_status mi_catalog_changes_query(mi_conn *c, sqlite3_stmt **rows,
+                                   sqlite3_stmt **look);
 
 mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                           char *errbuf, size_t errlen);

@@ -295,10 +295,66 @@ out:
     free(dir);
 }
 
+/* A content is given once, at its last change (a second path, a path
+ * removed), in pages too: x, y and y's copy, then x's copy, then y's copy
+ * removed give x (two paths), then y (one), in pages of one as at once. */
+static void test_last_change_only(void)
+{
+    char *dir = fx_tempdir();
+    mi_index *idx = ta_open(dir, 1);
+    char x[MI_HASH_HEX_LEN + 1], y[MI_HASH_HEX_LEN + 1];
+    const char *want[2] = { x, y };
+    uint64_t t0 = 0, t;
+    struct page p;
+    int pages = 0;
+
+    CHECK(idx != NULL);
+    if (!idx)
+        goto out;
+    mi_index_change_token(idx, &t0);
+    put(dir, "x.jpg", 400);
+    CHECK_EQ_INT(mi_scan(idx, NULL, NULL), MI_OK);
+    put(dir, "y.jpg", 401);
+    put(dir, "y-copy.jpg", 401);
+    CHECK_EQ_INT(mi_scan(idx, NULL, NULL), MI_OK);
+    put(dir, "x-copy.jpg", 400);
+    CHECK_EQ_INT(mi_scan(idx, NULL, NULL), MI_OK);
+    rm(dir, "y-copy.jpg");
+    CHECK_EQ_INT(mi_scan(idx, NULL, NULL), MI_OK);
+    hex_of(x, dir, "x.jpg");
+    hex_of(y, dir, "y.jpg");
+
+    /* All at once: x then y, each once, y with its one path left. */
+    CHECK_EQ_INT(read_page(idx, t0, 0, &p), MI_OK);
+    CHECK_EQ_INT(p.n, 2);
+    CHECK(find(&p, x) == 0 && p.ndups[0] == 1);
+    CHECK(find(&p, y) == 1 && p.present[1] && p.ndups[1] == 0);
+    /* A page at a time: the same, then an empty page. */
+    t = t0;
+    do {
+        CHECK_EQ_INT(read_page(idx, t, 1, &p), MI_OK);
+        if (pages < 2) {
+            CHECK_EQ_INT(p.n, 1);
+            CHECK(p.n == 1 && strcmp(p.hex[0], want[pages]) == 0);
+            CHECK(p.more && p.token == p.seq[0]);
+        } else {
+            CHECK_EQ_INT(p.n, 0);
+        }
+        t = p.token;
+        pages++;
+    } while (p.more && pages < 10);
+    CHECK_EQ_INT(pages, 3);
+out:
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_kinds_in_order);
     RUN(test_pages);
+    RUN(test_last_change_only);
     RUN(test_reset);
     return mi_test_done();
 }
