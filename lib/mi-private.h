@@ -134,6 +134,13 @@ int64_t mi_wall_ns(void);
  * disk or quota, MI_EIO for anything else. */
 mi_status mi_status_from_io_errno(int err);
 
+/* Start writing out what was written to fd since *started, once it is
+ * MI_WRITE_BEHIND bytes or more (up to `written`), without waiting: the
+ * disk then works while the next bytes arrive, and the fsync that makes
+ * them durable waits for the last stretch only. */
+#define MI_WRITE_BEHIND (8u << 20)
+void mi_write_behind(int fd, uint64_t *started, uint64_t written);
+
 /* ---------------------------------------------------------------------- */
 /* thumb.c: thumbnails                                                    */
 

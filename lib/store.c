@@ -179,6 +179,7 @@ struct mi_store {
     mi_hasher *hasher;
     mi_hash_pipe *pipe;              /* large uploads: hashing on a thread */
     uint64_t bytes, max_bytes;
+    uint64_t behind;          /* written out up to here (mi_write_behind) */
     unsigned char head[MI_SNIFF_LEN];
     mi_meta meta;            /* read at commit, indexed when placed */
     const mi_media_type *type;   /* by the name's extension */
@@ -614,6 +615,7 @@ mi_status mi_store_write(mi_store *st, const void *buf, size_t len)
         len -= n;
         st->bytes += n;
     }
+    mi_write_behind(st->fd, &st->behind, st->bytes);
     return MI_OK;
 }
 

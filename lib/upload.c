@@ -107,6 +107,7 @@ struct mi_upload {
     upload_meta m;
     uint64_t size;             /* bytes in the file: the offset */
     uint64_t synced;           /* size at the last sync (or the open) */
+    uint64_t behind;           /* written out from here (mi_write_behind) */
     bool marked;               /* SYNCED_XATTR says `synced` */
     bool no_xattr;             /* the file system has none */
     int64_t mtime;             /* of the .part: the last activity */
@@ -1090,6 +1091,10 @@ mi_status mi_upload_write(mi_upload *up, uint64_t offset, const void *buf,
         }
         done += (uint64_t)w;
     }
+    /* Written out from the last sync on (or less after a rollback). */
+    if (up->behind < up->synced || up->behind > start)
+        up->behind = up->synced;
+    mi_write_behind(up->fd, &up->behind, start + len);
     if (up->hasher && up->hashed == start) {
         /* Large chunks are hashed on a thread, overlapping the writes
          * (and syncs) that follow, as mi_store_write does. */

@@ -5,6 +5,7 @@
 #include "mi-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,4 +81,14 @@ int64_t mi_wall_ns(void)
 mi_status mi_status_from_io_errno(int err)
 {
     return err == ENOSPC || err == EDQUOT ? MI_ENOSPACE : MI_EIO;
+}
+
+void mi_write_behind(int fd, uint64_t *started, uint64_t written)
+{
+    if (written - *started < MI_WRITE_BEHIND)
+        return;
+    /* Advice: a failure changes nothing but the sync's wait. */
+    (void)sync_file_range(fd, (off_t)*started, (off_t)(written - *started),
+                          SYNC_FILE_RANGE_WRITE);
+    *started = written;
 }
