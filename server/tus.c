@@ -562,7 +562,10 @@ static void finish_and_reply(struct req *r, mi_upload *up, int status,
     if (s != MI_OK) {
         char why[512];
 
+        /* Unlocked before the answer: a client that tries again at once
+         * must not meet its own last request (423). */
         snprintf(why, sizeof(why), "%s", mi_index_errmsg(r->srv->idx));
+        mi_upload_close(up);
         if (s == MI_EINVAL)
             tus_error(r, 460, NULL, "the file's bytes do not hash to the "
                       "sha256 given at creation: the upload is discarded");
@@ -570,7 +573,9 @@ static void finish_and_reply(struct req *r, mi_upload *up, int status,
             tus_fail(r, s, true, "cannot store the upload", why);
         return;
     }
+    /* Finished, the upload is gone: nothing is left to meet. */
     reply_finished(r, up, length, status, more);
+    mi_upload_close(up);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -826,7 +831,6 @@ static void tus_create(struct req *r, const char *owner)
         checksum_free(&ck);
         if (res == RECV_OK && ul && mi_upload_offset(up) == length) {
             finish_and_reply(r, up, 201, loc);
-            mi_upload_close(up);
             return;
         }
         if (res == RECV_FAILED && fs != MI_ENOSPACE && fs != MI_ETOOBIG &&
@@ -927,14 +931,17 @@ static void tus_patch(struct req *r, const char *id, const char *owner)
         return;
     }
     if (offset != mi_upload_offset(up)) {
+        uint64_t at = mi_upload_offset(up);
         char more[64];
 
+        /* Every answer below is sent once the upload is unlocked: a
+         * client that goes on at once must not get 423 from its own last
+         * request. */
         checksum_free(&ck);
-        snprintf(more, sizeof(more), "Upload-Offset: %" PRIu64 "\r\n",
-                 mi_upload_offset(up));
-        tus_error(r, 409, more, "the upload is at offset %" PRIu64 ", not %"
-                  PRIu64 ": nothing was written", mi_upload_offset(up), offset);
         mi_upload_close(up);
+        snprintf(more, sizeof(more), "Upload-Offset: %" PRIu64 "\r\n", at);
+        tus_error(r, 409, more, "the upload is at offset %" PRIu64 ", not %"
+                  PRIu64 ": nothing was written", at, offset);
         return;
     }
     if (hl) {
@@ -947,9 +954,12 @@ static void tus_patch(struct req *r, const char *id, const char *owner)
         }
         s = mi_upload_set_length(up, length);
         if (s != MI_OK) {
+            char err[512];
+
+            snprintf(err, sizeof(err), "%s", mi_index_errmsg(r->srv->idx));
             checksum_free(&ck);
-            tus_fail(r, s, false, "cannot set the length", NULL);
             mi_upload_close(up);
+            tus_fail(r, s, false, "cannot set the length", err);
             return;
         }
     }
@@ -975,7 +985,6 @@ static void tus_patch(struct req *r, const char *id, const char *owner)
     if (info.length != MI_UPLOAD_LENGTH_DEFERRED &&
         info.offset == info.length) {
         finish_and_reply(r, up, 0, NULL);
-        mi_upload_close(up);
         return;
     }
     mi_upload_close(up);
