@@ -14,7 +14,7 @@
 #  2. KILLS trials: mi-backup starts the upload, the server gets kill -9 at
 #     a random moment between 10% and 90% of the median uninterrupted tus
 #     time, and is started again at once on the same port; mi-backup
-#     notices, waits (its retry: 2 s, then 4 s...), asks the server where
+#     notices, waits (its retry: 0.5 s, then 1 s...), asks the server where
 #     the upload stands (HEAD) and resumes.
 #     Targets: re-sends at most one chunk; total time <= 1.3x an
 #     uninterrupted tus upload.  The time is shown with and without
@@ -173,7 +173,7 @@ for k in $(seq 1 "$kills"); do
     wait "$backup" || { cat "$work/kill.log"; echo "tus.sh: mi-backup failed" >&2; exit 1; }
     total=$(sub "$(now)" "$t0")
     held "kill trial $k"
-    slept=$(sed -n 's/.*trying again in \([0-9]*\) s.*/\1/p' "$work/kill.log" |
+    slept=$(sed -n 's/.*trying again in \([0-9.]*\) s.*/\1/p' "$work/kill.log" |
             awk '{ s += $1 } END { print s + 0 }')
     b=$(summary_bytes "$work/kill.log")
     extra=$(( b - bytes ))

@@ -46,7 +46,7 @@
 #define CHECK_BATCH 10000        /* hashes per /api/check */
 #define CHUNK_DEFAULT_MIB 16
 #define CHUNK_MIN (256u * 1024u) /* smaller than this: give up on 413 */
-#define RETRIES 5
+#define RETRIES 7                /* 0.5 s, then doubling to 32 s */
 #define BODY_MAX (4u << 20)      /* an answer's body we keep */
 #define STATE_NAME "mi-backup.state"
 
@@ -633,12 +633,17 @@ static int stand(struct backup *b, const char *url, uint64_t *offset)
 static bool retry_wait(struct backup *b, int attempt, const char *path,
                        const char *why)
 {
-    unsigned int s = 1u << attempt;   /* 2, 4, 8, 16, 32 s */
+    /* 0.5, 1, 2 ... 32 s: a restarted server is back in well under a
+     * second, a network that went away takes longer. */
+    unsigned int ms = 500u << (attempt - 1);
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 
-    if (attempt >= RETRIES)
+    if (attempt > RETRIES)
         return false;
-    say(b, "%s: %s; trying again in %u s", path, why, s);
-    sleep(s);
+    say(b, "%s: %s; trying again in %u.%u s", path, why, ms / 1000,
+        ms % 1000 / 100);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
     return true;
 }
 
