@@ -180,6 +180,12 @@ struct mi_store {
     mi_hash_pipe *pipe;              /* large uploads: hashing on a thread */
     uint64_t bytes, max_bytes;
     uint64_t behind;          /* written out up to here (mi_write_behind) */
+    /* The thumbnail, when it was made while the file was being synced
+     * (sync_upload): its state and status, for index_placed. */
+    bool has_early;
+    mi_thumb_state early_state;
+    mi_status early_ts;
+    char early_why[160];
     unsigned char head[MI_SNIFF_LEN];
     mi_meta meta;            /* read at commit, indexed when placed */
     const mi_media_type *type;   /* by the name's extension */
@@ -739,6 +745,53 @@ static mi_status place(mi_store *st, const char *dir)
     return MI_OK;
 }
 
+/* fsync on a thread: its errno, or 0. */
+struct sync_job {
+    int fd;
+    int err;
+};
+
+static void *sync_main(void *arg)
+{
+    struct sync_job *j = arg;
+
+    j->err = fsync(j->fd) == 0 ? 0 : errno;
+    return NULL;
+}
+
+/*
+ * Make the bytes durable before they are placed.  For a large upload whose
+ * content is not here yet, its thumbnail is made meanwhile: the sync waits
+ * for the disk, the thumbnail for the CPU, and an upload's answer waited
+ * for one then the other (a 300 MB JPEG: a 0.30 s sync, then 2.45 s of
+ * thumbnail).  Made before the content is placed, a thumbnail whose
+ * upload then fails is one the next sweep removes.
+ */
+static mi_status sync_upload(mi_store *st)
+{
+    struct sync_job job = { .fd = st->fd, .err = 0 };
+    pthread_t t;
+
+    if (st->bytes >= HASH_PIPE_START && st->type &&
+        mi_index_has(NULL, 0, st->idx, st->hash, MI_HAS_ON_DISK) ==
+            MI_ENOTFOUND &&
+        pthread_create(&t, NULL, sync_main, &job) == 0) {
+        st->early_state = MI_THUMB_NONE;
+        st->early_why[0] = '\0';
+        st->early_ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type,
+                                         &st->early_state, st->early_why,
+                                         sizeof(st->early_why));
+        st->has_early = true;
+        pthread_join(t, NULL);
+    } else if (fsync(st->fd) != 0) {
+        job.err = errno;
+    }
+    if (job.err)
+        return store_fail(st, mi_status_from_io_errno(job.err),
+                          "cannot sync the upload: %s", strerror(job.err));
+    return MI_OK;
+}
+
 /* Index the placed file, as a scan would. */
 static mi_status index_placed(mi_store *st)
 {
@@ -763,8 +816,14 @@ static mi_status index_placed(mi_store *st)
     row.type = st->type;
     row.meta = st->meta;
     row.thumb = MI_THUMB_NONE;
-    ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type, &row.thumb,
-                           why, sizeof(why));
+    if (st->has_early) {
+        row.thumb = st->early_state;
+        ts = st->early_ts;
+        mi_bufprintf(why, sizeof(why), "%s", st->early_why);
+    } else {
+        ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type,
+                               &row.thumb, why, sizeof(why));
+    }
 
     w = mi_index_writer_lock(st->idx);
     if (!w)
@@ -897,9 +956,9 @@ mi_status mi_store_commit(mi_store *st)
         return store_fail(st, MI_EFORMAT, "the %s cannot be opened: %s",
                           st->type->kind == MI_KIND_VIDEO ? "video" : "file",
                           why[0] ? why : mi_strerror(s));
-    if (fsync(st->fd) != 0)
-        return store_fail(st, mi_status_from_io_errno(errno),
-                          "cannot sync the upload: %s", strerror(errno));
+    s = sync_upload(st);
+    if (s != MI_OK)
+        return s;
 
     mi_index_store_lock(st->idx, st->hash);
     s = commit_locked(st);

@@ -404,7 +404,52 @@ static void test_large_upload(void)
     CHECK(blen == len && back && memcmp(back, data, len) == 0);
     free(back);
     free(p);
+    /* Random bytes after a JPEG's first ones: indexed, no thumbnail (it
+     * was tried while the file was synced), the reason listed. */
+    {
+        mi_entry *e = NULL;
+        mi_problems *pr = NULL;
+        int thumb_problems = 0;
+
+        CHECK_OK(mi_lookup(&e, idx, h));
+        CHECK(e && mi_entry_thumbnail(e) == NULL);
+        mi_entry_free(e);
+        CHECK_OK(mi_problems_new(&pr, idx));
+        while (pr && mi_problems_next(pr) == MI_ROW)
+            thumb_problems += mi_problems_stage(pr) == MI_PROBLEM_THUMBNAIL;
+        mi_problems_free(pr);
+        CHECK_EQ_INT(thumb_problems, 1);
+    }
     mi_store_free(st);
+
+    /* A real JPEG of over 4 MiB (padding after its end): its thumbnail
+     * is there when the commit returns. */
+    {
+        unsigned char *jpg = NULL;
+        size_t jlen = 0;
+        mi_entry *e = NULL;
+        char *tp;
+        struct stat sb;
+
+        CHECK(fx_jpeg_buffer(&jpg, &jlen, 640, 480, 77, NULL) == 0);
+        st = NULL;
+        CHECK_OK(mi_store_begin(&st, idx, "padded.jpg", NULL, 0));
+        CHECK_OK(mi_store_write(st, jpg, jlen));
+        memset(data, 0, 5u << 20);
+        CHECK_OK(mi_store_write(st, data, 5u << 20));
+        CHECK_OK(mi_store_commit(st));
+        CHECK(mi_store_created(st));
+        CHECK_OK(mi_hash_from_hex(h, mi_store_hash_hex(st)));
+        CHECK_OK(mi_lookup(&e, idx, h));
+        CHECK(e && mi_entry_thumbnail(e) != NULL);
+        tp = fx_path(dir, e && mi_entry_thumbnail(e) ? mi_entry_thumbnail(e)
+                                                     : "none");
+        CHECK(stat(tp, &sb) == 0 && sb.st_size > 0);
+        free(tp);
+        mi_entry_free(e);
+        mi_store_free(st);
+        free(jpg);
+    }
 
     /* Abandoned half-way with the thread running: nothing left. */
     st = NULL;
@@ -412,7 +457,7 @@ static void test_large_upload(void)
     CHECK_OK(mi_store_write(st, data, 9u << 20));
     mi_store_free(st);
     CHECK_EQ_INT(fx_count_in(dir, ".mediaindex/tmp"), 0);
-    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 1);
+    CHECK_EQ_INT(fx_count_in(dir, "uploads"), 2);   /* big, padded */
     free(data);
     mi_index_close(idx);
     fx_rmtree(dir);
