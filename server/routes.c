@@ -1486,7 +1486,8 @@ out:
 }
 
 /* GET /api/shares, POST /api/shares, DELETE /api/shares/<id>: the links
- * of the user asking (an admin may revoke anybody's). */
+ * of the user asking (an admin may list, with ?all=1, and revoke
+ * anybody's). */
 static void route_shares(struct req *r, const struct path *p)
 {
     char err[256];
@@ -1499,12 +1500,27 @@ static void route_shares(struct req *r, const struct path *p)
         return;
     }
     if (p->n == 2 && get_or_head(r)) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON *list = o ? cJSON_AddArrayToObject(o, "shares") : NULL;
+        cJSON *o, *list;
+        char all[8];
 
+        /* ?all=1: everybody's links, each with its owner (admins). */
+        query_var(r, "all", all, sizeof(all));
+        if (all[0] && strcmp(all, "1") != 0 && strcmp(all, "0") != 0) {
+            send_error(r, 400, NULL, "all is 1 or 0");
+            return;
+        }
+        if (strcmp(all, "1") == 0 && (r->who.role != AUTH_ROLE_ADMIN ||
+                                      !(r->who.scopes & AUTH_SCOPE_ADMIN))) {
+            send_error(r, 403, NULL, "only an admin (a key: with the admin "
+                       "scope) sees everybody's links");
+            return;
+        }
+        o = cJSON_CreateObject();
+        list = o ? cJSON_AddArrayToObject(o, "shares") : NULL;
         if (!list || auth_share_list(atomic_load(&r->srv->auth),
-                                     r->who.user_id, add_share_json,
-                                     list) != 0) {
+                                     strcmp(all, "1") == 0 ? 0
+                                                           : r->who.user_id,
+                                     add_share_json, list) != 0) {
             cJSON_Delete(o);
             send_error(r, 503, NULL, "share links are not available");
             return;

@@ -745,6 +745,27 @@ def _():
     check("token" not in lst["shares"][0] and "url" not in lst["shares"][0])
     st, _, lst = jreq(s, "GET", "/api/shares", None, {"Cookie": SHARE["bob"]})
     check(st == 200 and lst["shares"] == [], lst)
+    # Everybody's links, with their owners: an admin's session (or a key
+    # with the admin scope) only.
+    st, _, lst = jreq(s, "GET", "/api/shares?all=1", None,
+                      {"Cookie": SHARE["adm"]})
+    check(st == 200 and [(x["id"], x["owner"]) for x in lst["shares"]] ==
+          [(j["id"], "ann")], (st, lst))
+    st, _, lst = jreq(s, "GET", "/api/shares", None, {"Cookie": SHARE["adm"]})
+    check(st == 200 and lst["shares"] == [], lst)
+    st, _, e = jreq(s, "GET", "/api/shares?all=1", None,
+                    {"Cookie": SHARE["bob"]})
+    check(st == 403, (st, e))
+    st, _, e = jreq(s, "GET", "/api/shares?all=yes", None,
+                    {"Cookie": SHARE["adm"]})
+    check(st == 400, (st, e))
+    for scope, want in (("read,upload", 403), ("read,upload,admin", 200)):
+        rc, out, err = cli(r, "key", "create", "--user", "adm", "--name",
+                           "k-" + scope, "--scope", scope)
+        check(rc == 0, err)
+        st, _, e = jreq(s, "GET", "/api/shares?all=1", None,
+                        {"Authorization": "Bearer " + key_of(out)})
+        check(st == want, (scope, st, e))
     # Bad requests.
     for body, what in (({"items": []}, "1 to"),
                        ({"items": ["xyz"]}, "malformed"),
