@@ -334,6 +334,14 @@ static const char *const schema2 =
     "  PRIMARY KEY (share_id, sha)) WITHOUT ROWID;"
     "PRAGMA user_version = 2;";
 
+/* Version 3: secrets kept across restarts (the key of unlocked links'
+ * grants, so that a restart does not lock out whoever unlocked one). */
+static const char *const schema3 =
+    "CREATE TABLE IF NOT EXISTS secrets("
+    "  name TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL) WITHOUT ROWID;"
+    "PRAGMA user_version = 3;";
+
 static void refresh(auth *a);
 
 static int schema_version(auth *a)
@@ -352,6 +360,46 @@ static int prep(auth *a, sqlite3_stmt **st, const char *sql)
 {
     return sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
                               NULL) == SQLITE_OK ? 0 : -1;
+}
+
+
+/* The key of unlocked links' grants: the store's (made once, by whoever
+ * opens it first: the server or the command line), or, when the store
+ * cannot keep one (full, read-only), one for this process only. */
+static void load_grant_key(auth *a)
+{
+    uint8_t key[sizeof(a->grant_key)];
+    sqlite3_stmt *st = NULL;
+    bool have = false;
+
+    randombytes_buf(key, sizeof(key));
+    if (schema_version(a) < 3 &&
+        (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+         sqlite3_exec(a->db, schema3, NULL, NULL, NULL) != SQLITE_OK ||
+         sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK))
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    if (schema_version(a) >= 3 &&
+        sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO secrets (name, value)"
+                           " VALUES ('share_grant', ?1)", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+        sqlite3_step(st);        /* a full disk: the one kept, or none */
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (schema_version(a) >= 3 &&
+        sqlite3_prepare_v2(a->db, "SELECT value FROM secrets"
+                           " WHERE name = 'share_grant'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_bytes(st, 0) == (int)sizeof(a->grant_key)) {
+        memcpy(a->grant_key, sqlite3_column_blob(st, 0), sizeof(a->grant_key));
+        have = true;
+    }
+    sqlite3_finalize(st);
+    if (!have)
+        memcpy(a->grant_key, key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
 }
 
 auth *auth_open(const char *storage_dir, char *err, size_t errlen)
@@ -462,7 +510,7 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
              "nitems FROM shares WHERE token_hash = ?1") == 0 &&
         prep(a, &a->st_share_item,
              "SELECT 1 FROM share_items WHERE share_id = ?1 AND sha = ?2") == 0;
-    randombytes_buf(a->grant_key, sizeof(a->grant_key));
+    load_grant_key(a);
     refresh(a);                   /* whether accounts exist, quietly */
     return a;
 }

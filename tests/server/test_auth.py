@@ -960,6 +960,11 @@ def _():
     codes = [jreq(s, "POST", j2["url"] + "/unlock",
                   {"password": "guess-%d" % i})[0] for i in range(7)]
     check(codes[-1] == 429, codes)
+    # A restart keeps what was unlocked (the grants' key is the store's).
+    s.stop()
+    s = SHARE["srv"] = start(r)
+    check(req(s, "GET", base + "/list", None, {"Cookie": grant})[0] == 200)
+    check(req(s, "GET", base + "/list", None, {"Cookie": forged})[0] == 401)
     SHARE["grant"], SHARE["locked"] = grant, j
 
 
