@@ -1485,6 +1485,115 @@ out:
     cJSON_Delete(body);
 }
 
+static void add_user_json(const char *name, enum auth_role role,
+                          int64_t created, unsigned nkeys, unsigned nsessions,
+                          void *payload)
+{
+    cJSON *list = payload, *o = cJSON_CreateObject();
+
+    if (!o || !cJSON_AddItemToArray(list, o)) {
+        cJSON_Delete(o);
+        return;
+    }
+    json_add_string(o, "name", name);
+    cJSON_AddStringToObject(o, "role", auth_role_name(role));
+    cJSON_AddNumberToObject(o, "created", (double)created);
+    cJSON_AddNumberToObject(o, "keys", nkeys);
+    cJSON_AddNumberToObject(o, "sessions", nsessions);
+}
+
+/* GET /api/users, POST /api/users {name, role, password},
+ * PATCH /api/users/<name> {password}, DELETE /api/users/<name>: what
+ * `media-server user ...` does, for an admin in the gallery.  An admin may
+ * not delete their own account here (the command line can). */
+static void route_users(struct req *r, const struct path *p)
+{
+    const char *m = r->ri->request_method;
+    auth *a = atomic_load(&r->srv->auth);
+    char err[256];
+
+    if (r->verdict == AUTH_OPEN) {
+        send_error(r, 409, NULL, "there are no accounts yet: make the first "
+                   "one (the admin) from this machine");
+        return;
+    }
+    if (p->n == 2 && get_or_head(r)) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *list = o ? cJSON_AddArrayToObject(o, "users") : NULL;
+
+        if (!list || auth_user_list(a, add_user_json, list) != 0) {
+            cJSON_Delete(o);
+            send_error(r, 503, NULL, "the accounts cannot be read");
+            return;
+        }
+        send_cjson(r, 200, o, "Cache-Control: no-store\r\n");
+    } else if (p->n == 2) {
+        cJSON *body = read_json(r), *o;
+        const char *name, *role, *pw;
+        enum auth_role ro;
+
+        if (!body)
+            return;
+        name = json_str(body, "name");
+        role = json_str(body, "role");
+        pw = json_str(body, "password");
+        ro = auth_role_parse(role ? role : "member");
+        if (!name || !pw || ro == AUTH_ROLE_NONE) {
+            cJSON_Delete(body);
+            send_error(r, 400, NULL, "expected {\"name\": \"...\", \"role\": "
+                       "\"admin|member|viewer\", \"password\": \"...\"}");
+            return;
+        }
+        if (auth_user_add(a, name, pw, ro, err, sizeof(err)) != 0) {
+            cJSON_Delete(body);
+            send_error(r, strstr(err, "already exists") ? 409 : 400, NULL,
+                       "%s", err);
+            return;
+        }
+        o = cJSON_CreateObject();
+        if (o) {
+            json_add_string(o, "name", name);
+            cJSON_AddStringToObject(o, "role", auth_role_name(ro));
+        }
+        cJSON_Delete(body);
+        send_cjson(r, 201, o, "Cache-Control: no-store\r\n");
+    } else if (p->nul[2]) {
+        send_error(r, 400, NULL, "a user name holds no NUL byte");
+    } else if (strcmp(m, "PATCH") == 0) {
+        cJSON *body = read_json(r);
+        const char *pw;
+
+        if (!body)
+            return;
+        pw = json_str(body, "password");
+        if (!pw) {
+            cJSON_Delete(body);
+            send_error(r, 400, NULL, "expected {\"password\": \"...\"}");
+            return;
+        }
+        if (auth_user_passwd(a, p->seg[2], pw, err, sizeof(err)) != 0) {
+            cJSON_Delete(body);
+            send_error(r, strncmp(err, "no user", 7) == 0 ? 404 : 400, NULL,
+                       "%s", err);
+            return;
+        }
+        cJSON_Delete(body);
+        send_json(r, 200, "{\"changed\":true}", NULL);
+    } else {
+        if (strcmp(p->seg[2], r->who.user) == 0) {
+            send_error(r, 409, NULL, "you cannot delete your own account "
+                       "here (media-server user del can)");
+            return;
+        }
+        if (auth_user_del(a, p->seg[2], err, sizeof(err)) != 0) {
+            send_error(r, strncmp(err, "no user", 7) == 0 ? 404 : 409, NULL,
+                       "%s", err);
+            return;
+        }
+        send_json(r, 200, "{\"deleted\":true}", NULL);
+    }
+}
+
 /* GET /api/shares, POST /api/shares, DELETE /api/shares/<id>: the links
  * of the user asking (an admin may list, with ?all=1, and revoke
  * anybody's). */
@@ -1757,6 +1866,8 @@ static const struct route routes[] = {
     { "/api/auth/logout-all",   "POST",     AUTH_SELF,   route_auth },
     { "/api/keys",              "GET HEAD POST", AUTH_SELF, route_keys },
     { "/api/keys/*",            "DELETE",   AUTH_SELF,   route_keys },
+    { "/api/users",             "GET HEAD POST", AUTH_ADMIN, route_users },
+    { "/api/users/*",           "PATCH DELETE", AUTH_ADMIN,  route_users },
     { "/api/shares",            "GET HEAD POST", AUTH_SHARE, route_shares },
     { "/api/shares/*",          "DELETE",   AUTH_SHARE,  route_shares },
     { "/list",                  "GET HEAD", AUTH_READ,   r_list },

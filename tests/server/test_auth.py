@@ -286,6 +286,11 @@ ROUTES = [
     ("POST", "/api/keys", "self", 201),
     ("DELETE", "/api/keys/999999", "self", 404),
     ("POST", "/api/auth/logout-all", "self", None),      # tested apart
+    ("GET", "/api/users", "admin", 200),
+    ("POST", "/api/users", "admin", 400),         # {}: tested apart
+    ("PATCH", "/api/users/nobody-here", "admin", 400),
+    ("DELETE", "/api/users/nobody-here", "admin", 404),
+    ("PUT", "/api/users", "admin", 405),
     ("GET", "/api/shares", "share", 200),
     ("POST", "/api/shares", "share", 201),
     ("DELETE", "/api/shares/999999", "share", 404),
@@ -317,6 +322,7 @@ def expected(need, cred, method, ok_status):
           "read": rank >= 1 and "read" in sc,
           "upload": rank >= 2 and "upload" in sc,
           "self": not key or "admin" in sc,
+          "admin": rank >= 3 and "admin" in sc,
           "share": rank >= 2 and "upload" in sc}[need]
     return ok_status if ok else 403
 
@@ -342,6 +348,9 @@ def _():
             elif method == "POST" and path == "/api/shares":
                 body = json.dumps({"items": [SHA]}).encode()
                 h["Content-Type"] = "application/json"
+            elif method in ("POST", "PATCH") and path.startswith("/api/users"):
+                body = b"{}"
+                h["Content-Type"] = "application/json"
             n += 1
             st, hd, data = req(srv, method, path, body, h)
             want = expected(need, cred, method, ok_status)
@@ -358,6 +367,56 @@ def _():
                 except Exception:
                     bad.append(f"{method} {path} [{cred}]: 401 not JSON")
     check(not bad, f"{len(bad)} of {n} wrong:\n" + "\n".join(bad[:40]))
+
+
+@test("accounts from the gallery: an admin lists, adds, re-passwords and "
+      "deletes users (/api/users)")
+def _():
+    adm = {"Cookie": COOKIES["root"]}
+    st, _, j = jreq(srv, "POST", "/api/users",
+                    {"name": "carl", "role": "member",
+                     "password": "carl-password-1"}, adm)
+    check(st == 201 and j == {"name": "carl", "role": "member"}, (st, j))
+    st, _, j = jreq(srv, "GET", "/api/users", None, adm)
+    carl = [u for u in j["users"] if u["name"] == "carl"]
+    check(st == 200 and len(carl) == 1 and carl[0]["role"] == "member" and
+          carl[0]["keys"] == 0 and "root" in [u["name"] for u in j["users"]],
+          j)
+    check(not any("pw" in k or "hash" in k for u in j["users"] for k in u), j)
+    check(login(srv, "carl", "carl-password-1")[0] == 200)
+    for body, want in (({"name": "carl", "role": "member",
+                         "password": "another-password"}, 409),
+                       ({"name": "dora", "role": "boss",
+                         "password": "dora-password"}, 400),
+                       ({"name": "dora", "password": "short"}, 400),
+                       ({"name": "a/b", "password": "dora-password"}, 400),
+                       ({"role": "member", "password": "dora-password"}, 400)):
+        st, _, e = jreq(srv, "POST", "/api/users", body, adm)
+        check(st == want and "error" in e, (body, st, e))
+    st, _, e = jreq(srv, "PATCH", "/api/users/carl",
+                    {"password": "carl-password-2"}, adm)
+    check(st == 200, (st, e))
+    check(login(srv, "carl", "carl-password-1")[0] == 401)
+    check(login(srv, "carl", "carl-password-2")[0] == 200)
+    check(jreq(srv, "PATCH", "/api/users/carl", {"password": "x"}, adm)[0]
+          == 400)
+    check(jreq(srv, "PATCH", "/api/users/nobody", {"password":
+                                                   "long-enough-1"}, adm)[0]
+          == 404)
+    st, _, e = jreq(srv, "DELETE", "/api/users/root", None, adm)
+    check(st == 409 and "own account" in e["error"], (st, e))
+    st, _, e = jreq(srv, "DELETE", "/api/users/carl", None, adm)
+    check(st == 200, (st, e))
+    check(login(srv, "carl", "carl-password-2")[0] == 401)
+    check(jreq(srv, "DELETE", "/api/users/carl", None, adm)[0] == 404)
+    # A member, a viewer: no.
+    check(jreq(srv, "GET", "/api/users", None,
+               {"Cookie": COOKIES["view"]})[0] == 403)
+    # Cookie-authenticated writes from another origin: no.
+    st, _, _ = jreq(srv, "POST", "/api/users",
+                    {"name": "evil", "password": "evil-password"},
+                    dict(adm, Origin="http://evil.example"))
+    check(st == 403, st)
 
 
 @test("the gallery without a session is the login page (no gallery, no data)")
