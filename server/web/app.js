@@ -1791,6 +1791,10 @@
     canDelete = me.role === 'member' || me.role === 'admin';
     el.vShare.hidden = !canShare;
     $('shares-h').hidden = $('share-list').hidden = !canShare;
+    // An admin manages people here (as `media-server user ...` does).
+    isAdmin = me.role === 'admin';
+    myName = me.user;
+    $('user-form').hidden = $('user-list').hidden = !isAdmin;
     showChip();
     applyRights();
   }
@@ -1832,12 +1836,92 @@
     } catch (err) { toast('Could not load the API keys: ' + err.message); }
   }
 
+  let isAdmin = false, myName = '';
+  function userItem(u) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'up-name';
+    name.textContent = u.name + (u.name === myName ? ' (you)' : '');
+    const meta = document.createElement('span');
+    meta.className = 'key-meta';
+    const n = (k, one) => `${k} ${one}${k === 1 ? '' : 's'}`;
+    meta.textContent = `${u.role} · ${n(u.keys, 'key')} · ${n(u.sessions, 'session')}`;
+    const pw = document.createElement('button');
+    pw.type = 'button';
+    pw.className = 'btn';
+    pw.textContent = 'New password';
+    pw.setAttribute('aria-label', 'Set a new password for ' + u.name);
+    pw.addEventListener('click', () => {
+      // An inline field, not a prompt(): a password is never shown.
+      const f = document.createElement('form');
+      f.className = 'user-pw';
+      const input = document.createElement('input');
+      input.type = 'password';
+      input.minLength = 8;
+      input.required = true;
+      input.autocomplete = 'new-password';
+      input.setAttribute('aria-label', 'New password for ' + u.name);
+      const save = document.createElement('button');
+      save.type = 'submit';
+      save.className = 'btn primary';
+      save.textContent = 'Save';
+      f.append(input, save);
+      f.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        try {
+          await api('PATCH', '/api/users/' + encodeURIComponent(u.name), { password: input.value });
+          f.remove();
+          toast(`New password set for ${u.name}.`);
+        } catch (err) { toast('Could not set the password: ' + err.message); }
+      });
+      pw.replaceWith(f);
+      input.focus();
+    });
+    li.append(name, pw);
+    if (u.name !== myName) {
+      const del = document.createElement('button');
+      del.type = 'button';
+      del.className = 'btn danger';
+      del.textContent = 'Delete';
+      del.setAttribute('aria-label', 'Delete the account ' + u.name);
+      del.addEventListener('click', async () => {
+        if (!confirm(`Delete the account "${u.name}"? Its keys, sessions and share links go with it; photos stay.`)) return;
+        try { await api('DELETE', '/api/users/' + encodeURIComponent(u.name)); li.remove(); } catch (err) { toast('Could not delete: ' + err.message); }
+      });
+      li.append(del);
+    }
+    li.append(meta);
+    return li;
+  }
+
+  async function loadUsers() {
+    const list = $('user-list');
+    try {
+      const j = await api('GET', '/api/users');
+      list.textContent = '';
+      for (const u of j.users || []) list.append(userItem(u));
+    } catch (err) { toast('Could not load the accounts: ' + err.message); }
+  }
+  $('user-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const u = await api('POST', '/api/users', {
+        name: $('user-name').value.trim(), role: $('user-role').value, password: $('user-pw').value,
+      });
+      $('user-name').value = '';
+      $('user-pw').value = '';
+      toast(`${u.name} may now log in (${u.role}).`);
+      loadUsers();
+    } catch (err) { toast('Could not add the account: ' + err.message); }
+  });
+
   function openAccount() {
     el.account.hidden = false;
     el.accountBtn.setAttribute('aria-expanded', 'true');
     $('key-new').hidden = true;
     loadKeys();
     if (canShare) loadShares();
+    if (isAdmin) loadUsers();
     $('ac-close').focus();
   }
   function closeAccount() {

@@ -153,6 +153,36 @@ await step('revoke the key in the panel: it stops working', async () => {
   ok(r.status === 401, 'revoke the key in the panel: it stops working', r.status);
 });
 
+await step('people: the admin adds an account, gives it a new password, deletes it', async () => {
+  await page.waitForSelector('#user-form:not([hidden])');
+  await page.fill('#user-name', 'dora');
+  await page.selectOption('#user-role', 'member');
+  await page.fill('#user-pw', 'dora-password-1');
+  await page.click('#user-form button[type=submit]');
+  await page.waitForFunction(() => /dora/.test(document.getElementById('user-list').textContent));
+  await page.locator('#user-list li', { hasText: 'dora' }).scrollIntoViewIfNeeded();
+  const people = await page.textContent('#user-list');
+  ok(/dora/.test(people) && /member/.test(people) && /admin \(you\)/.test(people),
+     'people: dora listed as a member beside the admin (you)', people);
+  await shot(page, 'auth-people');
+  const login = (pw) => fetch(srv.url + '/api/auth/login', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'dora', password: pw }) });
+  ok((await login('dora-password-1')).status === 200, 'the new account logs in');
+  const li = page.locator('#user-list li', { hasText: 'dora' });
+  await li.getByRole('button', { name: 'Set a new password for dora' }).click();
+  await li.locator('.user-pw input').fill('dora-password-2');
+  await li.locator('.user-pw button').click();
+  await page.waitForFunction(() => /New password set for dora/.test(document.getElementById('toast').textContent));
+  ok((await login('dora-password-1')).status === 401 && (await login('dora-password-2')).status === 200,
+     'people: a new password replaces the old one');
+  ok(await page.locator('#user-list li', { hasText: '(you)' }).getByRole('button', { name: /Delete/ }).count() === 0,
+     'people: no Delete on one\'s own account');
+  page.once('dialog', (d) => d.accept());
+  await li.getByRole('button', { name: 'Delete the account dora' }).click();
+  await page.waitForFunction(() => !/dora/.test(document.getElementById('user-list').textContent));
+  ok((await login('dora-password-2')).status === 401, 'people: a deleted account cannot log in');
+});
+
 await step('log out: the login page, and the gallery is gone', async () => {
   await page.click('#logout-btn');
   await page.waitForSelector('#login-form');
