@@ -1821,20 +1821,24 @@
     return li;
   }
 
-  async function loadKeys() {
-    const list = $('key-list');
+  // One of the account panel's lists: GET url, field's items drawn by
+  // item(), `none` when there are none.
+  async function loadList(id, url, field, item, none, what) {
+    const list = $(id);
     try {
-      const j = await api('GET', '/api/keys');
+      const j = await api('GET', url);
+      const items = j[field] || [];
       list.textContent = '';
-      for (const k of j.keys || []) list.append(keyItem(k));
-      if (!(j.keys || []).length) {
+      for (const x of items) list.append(item(x));
+      if (!items.length && none) {
         const li = document.createElement('li');
         li.className = 'key-meta';
-        li.textContent = 'No API keys yet.';
+        li.textContent = none;
         list.append(li);
       }
-    } catch (err) { toast('Could not load the API keys: ' + err.message); }
+    } catch (err) { toast(`Could not load the ${what}: ${err.message}`); }
   }
+  function loadKeys() { return loadList('key-list', '/api/keys', 'keys', keyItem, 'No API keys yet.', 'API keys'); }
 
   let isAdmin = false, myName = '';
   function userItem(u) {
@@ -1894,14 +1898,7 @@
     return li;
   }
 
-  async function loadUsers() {
-    const list = $('user-list');
-    try {
-      const j = await api('GET', '/api/users');
-      list.textContent = '';
-      for (const u of j.users || []) list.append(userItem(u));
-    } catch (err) { toast('Could not load the accounts: ' + err.message); }
-  }
+  function loadUsers() { return loadList('user-list', '/api/users', 'users', userItem, '', 'accounts'); }
   $('user-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
@@ -2434,20 +2431,7 @@
     return li;
   }
 
-  async function loadShares() {
-    const list = $('share-list');
-    try {
-      const j = await api('GET', '/api/shares');
-      list.textContent = '';
-      for (const sh of j.shares || []) list.append(shareItem(sh));
-      if (!(j.shares || []).length) {
-        const li = document.createElement('li');
-        li.className = 'key-meta';
-        li.textContent = 'No share links yet.';
-        list.append(li);
-      }
-    } catch (err) { toast('Could not load the share links: ' + err.message); }
-  }
+  function loadShares() { return loadList('share-list', '/api/shares', 'shares', shareItem, 'No share links yet.', 'share links'); }
 
   /* ------------------------------------------------- a share link's page */
 
