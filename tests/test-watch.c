@@ -184,6 +184,24 @@ static bool wait_mode(mi_watch *w, mi_watch_mode mode, int timeout_ms)
     return true;
 }
 
+static bool wait_folders(mi_watch *w, uint64_t n, int timeout_ms)
+{
+    int64_t end = ms_now() + timeout_ms;
+    mi_watch_info info = MI_WATCH_INFO_INIT;
+
+    for (;;) {
+        mi_watch_state(w, &info);
+        if (info.folders >= n)
+            return true;
+        if (ms_now() > end) {
+            printf("# %" PRIu64 " folders watched after %d ms, not %" PRIu64
+                   "\n", (uint64_t)info.folders, timeout_ms, n);
+            return false;
+        }
+        sleep_ms(20);
+    }
+}
+
 static int rename_rel(const char *from_dir, const char *from,
                       const char *to_dir, const char *to)
 {
@@ -570,6 +588,17 @@ static void test_overflow(void)
     if (!w)
         goto out;
     CHECK(wait_scans(w, 1, WAIT_MS));
+    /* The folder first, watched before its files come: otherwise, on a
+     * slow machine, the files may all be there before its watch, found by
+     * the scan of the new folder without an event each, and no overflow
+     * (CI under ASan once). */
+    {
+        char *many = fx_path(dir, "many");
+
+        CHECK(fx_mkdirs(many) == 0);
+        free(many);
+    }
+    CHECK(wait_folders(w, 2, WAIT_MS));
     for (i = 0; i < 100; i++) {
         char rel[32];
 
