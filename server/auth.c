@@ -362,33 +362,28 @@ static int prep(auth *a, sqlite3_stmt **st, const char *sql)
                               NULL) == SQLITE_OK ? 0 : -1;
 }
 
-
-/* The key of unlocked links' grants: the store's (made once, by whoever
- * opens it first: the server or the command line), or, when the store
- * cannot keep one (full, read-only), one for this process only. */
-static void load_grant_key(auth *a)
+/* Run `sql` in one write transaction (a schema step): SQLITE_OK, or the
+ * failure, rolled back, with SQLite's message in *msg (sqlite3_free). */
+static int in_transaction(auth *a, const char *sql, char **msg)
 {
-    uint8_t key[sizeof(a->grant_key)];
+    int rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, msg);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(a->db, sql, NULL, NULL, msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, msg);
+    if (rc != SQLITE_OK)
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* The stored grant key into a->grant_key: true when there is one. */
+static bool read_grant_key(auth *a)
+{
     sqlite3_stmt *st = NULL;
     bool have = false;
 
-    randombytes_buf(key, sizeof(key));
-    if (schema_version(a) < 3 &&
-        (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-         sqlite3_exec(a->db, schema3, NULL, NULL, NULL) != SQLITE_OK ||
-         sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK))
-        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-    if (schema_version(a) >= 3 &&
-        sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO secrets (name, value)"
-                           " VALUES ('share_grant', ?1)", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-        sqlite3_step(st);        /* a full disk: the one kept, or none */
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (schema_version(a) >= 3 &&
-        sqlite3_prepare_v2(a->db, "SELECT value FROM secrets"
+    if (sqlite3_prepare_v2(a->db, "SELECT value FROM secrets"
                            " WHERE name = 'share_grant'", -1, &st,
                            NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW &&
@@ -397,9 +392,32 @@ static void load_grant_key(auth *a)
         have = true;
     }
     sqlite3_finalize(st);
-    if (!have)
-        memcpy(a->grant_key, key, sizeof(key));
-    sodium_memzero(key, sizeof(key));
+    return have;
+}
+
+/* The key of unlocked links' grants: the store's, only read once it is
+ * there (a store made already opens on a full disk); made once, by
+ * whoever opens the store first (the server or the command line, the
+ * first insert winning); when the store cannot keep one (full,
+ * read-only), one for this process only. */
+static void load_grant_key(auth *a)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (schema_version(a) >= 3 && read_grant_key(a))
+        return;
+    randombytes_buf(a->grant_key, sizeof(a->grant_key));
+    if (schema_version(a) < 3 && in_transaction(a, schema3, NULL) != SQLITE_OK)
+        return;
+    if (sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO secrets (name, value)"
+                           " VALUES ('share_grant', ?1)", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, a->grant_key, sizeof(a->grant_key),
+                          SQLITE_STATIC);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    read_grant_key(a);           /* another opener's, if it came first */
 }
 
 auth *auth_open(const char *storage_dir, char *err, size_t errlen)
@@ -493,15 +511,11 @@ auth *auth_open(const char *storage_dir, char *err, size_t errlen)
     }
     /* Share links came with version 2.  A store that cannot take them (a
      * full disk) still opens: accounts work, links answer 503. */
-    if (schema_version(a) < 2 &&
-        (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-         sqlite3_exec(a->db, schema2, NULL, NULL, &msg) != SQLITE_OK ||
-         sqlite3_exec(a->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)) {
+    if (schema_version(a) < 2 && in_transaction(a, schema2, &msg) != SQLITE_OK) {
         fprintf(stderr, "media-server: %s: no share links: %s\n", path,
                 msg ? msg : sqlite3_errmsg(a->db));
         sqlite3_free(msg);
         msg = NULL;
-        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
     }
     a->shares_ok = schema_version(a) >= 2 &&
         prep(a, &a->st_share,
