@@ -1799,6 +1799,20 @@
     applyRights();
   }
 
+  // A row's button that, once confirmed, DELETEs url and takes the row away.
+  function deleteButton(li, text, label, question, url) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'btn';
+    b.textContent = text;
+    b.setAttribute('aria-label', label);
+    b.addEventListener('click', async () => {
+      if (!confirm(question)) return;
+      try { await api('DELETE', url); li.remove(); } catch (err) { toast(`Could not ${text.toLowerCase()}: ${err.message}`); }
+    });
+    return b;
+  }
+
   function keyItem(k) {
     const li = document.createElement('li');
     const name = document.createElement('span');
@@ -1808,15 +1822,8 @@
     meta.className = 'key-meta';
     const used = k.last_used ? 'last used ' + dayFmt.format(new Date(k.last_used * 1000)) : 'never used';
     meta.textContent = `${k.prefix}… · ${(k.scopes || []).join(', ')} · ${used}`;
-    const revoke = document.createElement('button');
-    revoke.type = 'button';
-    revoke.className = 'btn';
-    revoke.textContent = 'Revoke';
-    revoke.setAttribute('aria-label', 'Revoke the key ' + k.name);
-    revoke.addEventListener('click', async () => {
-      if (!confirm(`Revoke the key "${k.name}"? Whatever uses it stops working.`)) return;
-      try { await api('DELETE', '/api/keys/' + k.id); li.remove(); } catch (err) { toast('Could not revoke: ' + err.message); }
-    });
+    const revoke = deleteButton(li, 'Revoke', 'Revoke the key ' + k.name,
+      `Revoke the key "${k.name}"? Whatever uses it stops working.`, '/api/keys/' + k.id);
     li.append(name, revoke, meta);
     return li;
   }
@@ -1883,15 +1890,10 @@
     });
     li.append(name, pw);
     if (u.name !== myName) {
-      const del = document.createElement('button');
-      del.type = 'button';
-      del.className = 'btn danger';
-      del.textContent = 'Delete';
-      del.setAttribute('aria-label', 'Delete the account ' + u.name);
-      del.addEventListener('click', async () => {
-        if (!confirm(`Delete the account "${u.name}"? Its keys, sessions and share links go with it; photos stay.`)) return;
-        try { await api('DELETE', '/api/users/' + encodeURIComponent(u.name)); li.remove(); } catch (err) { toast('Could not delete: ' + err.message); }
-      });
+      const del = deleteButton(li, 'Delete', 'Delete the account ' + u.name,
+        `Delete the account "${u.name}"? Its keys, sessions and share links go with it; photos stay.`,
+        '/api/users/' + encodeURIComponent(u.name));
+      del.classList.add('danger');
       li.append(del);
     }
     li.append(meta);
@@ -2418,15 +2420,8 @@
     if (sh.originals) bits.push('originals');
     bits.push('made ' + dayFmt.format(new Date(sh.created * 1000)));
     meta.textContent = bits.join(' · ');
-    const revoke = document.createElement('button');
-    revoke.type = 'button';
-    revoke.className = 'btn';
-    revoke.textContent = 'Revoke';
-    revoke.setAttribute('aria-label', 'Revoke the link ' + name.textContent);
-    revoke.addEventListener('click', async () => {
-      if (!confirm(`Revoke the link "${name.textContent}"? It stops working at once.`)) return;
-      try { await api('DELETE', '/api/shares/' + sh.id); li.remove(); } catch (err) { toast('Could not revoke: ' + err.message); }
-    });
+    const revoke = deleteButton(li, 'Revoke', 'Revoke the link ' + name.textContent,
+      `Revoke the link "${name.textContent}"? It stops working at once.`, '/api/shares/' + sh.id);
     li.append(name, revoke, meta);
     return li;
   }
