@@ -411,6 +411,9 @@ MI_EXTERN const char *mi_entry_codec(const mi_entry *e);
  *  0x0011) and the video (com.apple.quicktime.content.identifier) of a
  *  Live Photo, or NULL: equal ids pair the two halves. */
 MI_EXTERN const char *mi_entry_live_id(const mi_entry *e);
+/** The nearest populated place to the entry's GPS position (see
+ *  mi_place_at()); 0 when it has none. */
+MI_EXTERN uint32_t mi_entry_place(const mi_entry *e);
 /** The thumbnail's path relative to the storage folder
  *  (".thumbnails/<sha256>.png") when the content has one, else NULL
  *  (videos, types without thumbnails, undecodable images). */
@@ -899,6 +902,34 @@ MI_EXTERN mi_status mi_upload_delete(mi_index *idx, const char *id,
  */
 MI_EXTERN mi_status mi_upload_sweep(mi_index *idx, int64_t now,
                                     uint64_t *removed);
+
+/* ---------------------------------------------------------------------- */
+/* Places: offline reverse geocoding                                       */
+
+/**
+ * The nearest populated place to a position (decimal degrees), from the
+ * gazetteer compiled into the library: GeoNames' places of 15,000 people
+ * or more (about 24,000; GeoNames, geonames.org, CC BY 4.0), taken from
+ * Debian's libgeonames when the library is built.  0 when no place lies
+ * within 150 km (the open sea, the poles) or the position is not valid.
+ * A lookup allocates nothing and takes microseconds; thread-safe.
+ *
+ * A place is a number valid for one version of the data
+ * (mi_places_version()); the catalog recomputes its places when the
+ * version changes.  The names are in English, borrowed for the life of
+ * the process; NULL for 0 or an unknown number.
+ */
+MI_EXTERN uint32_t mi_place_at(double lat, double lon);
+MI_EXTERN const char *mi_place_city(uint32_t place);
+/** The first-level region (state, province); NULL when GeoNames has none. */
+MI_EXTERN const char *mi_place_region(uint32_t place);
+MI_EXTERN const char *mi_place_country(uint32_t place);
+/** ISO 3166-1 alpha-2, upper case ("FI"). */
+MI_EXTERN const char *mi_place_country_code(uint32_t place);
+/** The place's own position: 1 and lat/lon, or 0 for an unknown number. */
+MI_EXTERN int mi_place_coords(uint32_t place, double *lat, double *lon);
+/** Names the data and its version ("GeoNames via libgeonames 0.3.0, ..."). */
+MI_EXTERN const char *mi_places_version(void);
 
 /* ---------------------------------------------------------------------- */
 /* Cursors: iterate over every entry                                       */

@@ -646,4 +646,38 @@ mi_status mi_scan_paths(mi_index *idx, const char *const *paths,
 /* The folders every scan skips (.mediaindex, .thumbnails), by name. */
 bool mi_scan_skipped_dir(const char *name);
 
+/* ---------------------------------------------------------------------- */
+/* Places (places.c)                                                       */
+
+#define MI_PLACE_RADIUS_KM 150.0   /* farther from any place: none */
+#define MI_PLACE_NAME_MAX 256      /* bytes of a folded name, NUL included */
+#define MI_PLACE_RUNS_MAX 256
+
+#define MI_PLACE_CITY 0x1u
+#define MI_PLACE_REGION 0x2u
+#define MI_PLACE_COUNTRY 0x4u     /* its name or ISO code */
+
+/* Places as runs of consecutive numbers (first..last, inclusive). */
+typedef struct mi_place_runs {
+    size_t n;
+    struct { uint32_t first, last; } run[MI_PLACE_RUNS_MAX];
+} mi_place_runs;
+
+/*
+ * The form names are compared in: lower case, Latin letters without their
+ * accents (GLib's transliteration, at build time), hyphens, dots, commas
+ * and apostrophes as one space, no space at the ends.  Reads at most `len`
+ * bytes of `in` (up to a NUL); writes at most out_size bytes, NUL included;
+ * returns the length written.
+ */
+size_t mi_place_fold(char *out, size_t out_size, const char *in, size_t len);
+
+/*
+ * The places whose name in one of `fields` (MI_PLACE_*) folds to the same
+ * as `name`, in `country` (its name or ISO code) unless that is NULL.
+ * MI_ETOOBIG past MI_PLACE_RUNS_MAX runs.
+ */
+mi_status mi_place_match(mi_place_runs *out, const char *name,
+                         const char *country, unsigned fields);
+
 #endif /* MI_PRIVATE_H */
