@@ -13,6 +13,8 @@
 #include "config.h"
 #include "mi-private.h"
 
+#include "places-version.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +163,58 @@ static const char schema_v7[] =
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS trash_by_time ON trash (at);";
 
+/* Version 8: places and words (issue 14).  `place` is the nearest
+ * populated place to (lat, lon) (places.c), set by the writer, recomputed
+ * when the gazetteer changes (meta 'places_data'); indexed, so that a
+ * place, a region or a country (runs of place numbers) is a range scan.
+ * `place_words` holds each place's names for the word index, written with
+ * the places.  `words` is the full-text index that free words and camera:
+ * search, one row per file row; `words_key` gives each file row its
+ * number there.  Triggers keep both, in plain SQL, so that no write path
+ * (nor a hand-made repair with the sqlite3 shell) can forget them. */
+#define WORDS_ADD                                                          \
+    " INSERT INTO words_key (hash, path) VALUES (NEW.hash, NEW.path);"     \
+    " INSERT INTO words (rowid, name, place, camera)"                      \
+    "  VALUES (last_insert_rowid(), NEW.path,"                             \
+    "  (SELECT words FROM place_words WHERE id = NEW.place),"             \
+    "  coalesce(NEW.make, '') || ' ' || coalesce(NEW.model, ''));"
+#define WORDS_GONE(r)                                                      \
+    " DELETE FROM words WHERE rowid = (SELECT id FROM words_key"           \
+    "  WHERE hash = " r ".hash AND path = " r ".path);"                    \
+    " DELETE FROM words_key WHERE hash = " r ".hash AND path = " r ".path;"
+static const char schema_v8[] =
+    "ALTER TABLE files ADD COLUMN place INTEGER;"
+    "ALTER TABLE trash ADD COLUMN place INTEGER;"
+    "CREATE INDEX IF NOT EXISTS files_by_place ON files (place)"
+    "  WHERE place IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS place_words ("
+    "  id INTEGER PRIMARY KEY,"
+    "  words TEXT NOT NULL"
+    ");"
+    "CREATE TABLE IF NOT EXISTS words_key ("
+    "  id INTEGER PRIMARY KEY,"
+    "  hash BLOB NOT NULL,"
+    "  path BLOB NOT NULL,"
+    "  UNIQUE (hash, path)"
+    ");"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5("
+    "  name, place, camera,"
+    "  tokenize = 'unicode61 remove_diacritics 2');"
+    /* REPLACE deletes fire no trigger: the insert first clears the key. */
+    "CREATE TRIGGER IF NOT EXISTS words_add AFTER INSERT ON files BEGIN"
+    WORDS_GONE("NEW") WORDS_ADD " END;"
+    "CREATE TRIGGER IF NOT EXISTS words_gone AFTER DELETE ON files BEGIN"
+    WORDS_GONE("OLD") " END;"
+    "CREATE TRIGGER IF NOT EXISTS words_change"
+    " AFTER UPDATE OF path, place, make, model ON files BEGIN"
+    WORDS_GONE("OLD") WORDS_ADD " END;"
+    "INSERT INTO words_key (hash, path) SELECT hash, path FROM files;"
+    "INSERT INTO words (rowid, name, camera)"
+    " SELECT k.id, f.path, coalesce(f.make, '') || ' ' || coalesce(f.model, '')"
+    " FROM files AS f JOIN words_key AS k USING (hash, path);";
+#undef WORDS_ADD
+#undef WORDS_GONE
+
 /* The newest change number (the floor when nothing changed yet). */
 #define CHANGES_HEAD_SQL                                                   \
     "SELECT max(coalesce((SELECT max(seq) FROM files), 0),"                 \
@@ -172,10 +226,103 @@ static const char schema_v7[] =
 #define ROW_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, mime, kind, date, date_source, " \
     "width, height, orientation, lat, lon, make, model, thumb, "           \
-    "duration_ms, codec, live_id"
+    "duration_ms, codec, live_id, place"
 
 static void next_seq_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 static void reload_seq(mi_conn *c);
+static mi_status db_error(sqlite3 *db, int rc, const char *what,
+                          char *errbuf, size_t errlen);
+
+/* mi_place_of(lat, lon): mi_place_at(), NULL for none. */
+static void place_of_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    uint32_t place = 0;
+
+    if (sqlite3_value_type(argv[0]) != SQLITE_NULL &&
+        sqlite3_value_type(argv[1]) != SQLITE_NULL)
+        place = mi_place_at(sqlite3_value_double(argv[0]),
+                            sqlite3_value_double(argv[1]));
+    if (place)
+        sqlite3_result_int64(ctx, place);
+    else
+        sqlite3_result_null(ctx);
+}
+
+/* Each place's names, for the word index: "city region country code". */
+static int place_words_fill(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_exec(db, "DELETE FROM place_words", NULL, NULL, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "INSERT INTO place_words (id, words)"
+                                    " VALUES (?1, ?2)", -1, &st, NULL);
+    for (uint32_t p = 1; rc == SQLITE_OK && mi_place_city(p); p++) {
+        const char *region = mi_place_region(p);
+        char buf[4 * MI_PLACE_NAME_MAX];
+
+        mi_bufprintf(buf, sizeof(buf), "%s %s %s %s", mi_place_city(p),
+                     region ? region : "", mi_place_country(p),
+                     mi_place_country_code(p));
+        sqlite3_bind_int64(st, 1, p);
+        sqlite3_bind_text(st, 2, buf, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* When the gazetteer compiled in is not the one the places were computed
+ * with (or they never were: schema v8 on an older catalog), compute them
+ * again: every row with a place loses it (its words too), the names are
+ * written anew, and every row with a position gets its place; each row
+ * changed gets a change number, and the generation moves (the /list
+ * bodies change). */
+static mi_status places_update(mi_conn *c, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    bool same = false;
+    int rc;
+
+    rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta"
+                                   " WHERE key = 'places_data'", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        same = (uint64_t)sqlite3_column_int64(st, 0) == MI_PLACES_DATA;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return db_error(c->db, rc, "reading the places' version", errbuf, errlen);
+    if (same)
+        return MI_OK;
+    rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        reload_seq(c);
+        rc = sqlite3_exec(c->db,
+                          "UPDATE files SET place = NULL, seq = mi_next_seq()"
+                          " WHERE place IS NOT NULL",
+                          NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK)
+        rc = place_words_fill(c->db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            c->db,
+            "UPDATE files SET place = mi_place_of(lat, lon),"
+            " seq = mi_next_seq()"
+            " WHERE mi_place_of(lat, lon) IS NOT NULL;"
+            "UPDATE trash SET place = mi_place_of(lat, lon);"
+            "UPDATE meta SET value = value + 1 WHERE key = 'generation';"
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('places_data', "
+            MI_STRINGIFY(MI_PLACES_DATA) ");"
+            "COMMIT",
+            NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        mi_status s = db_error(c->db, rc, "computing places", errbuf, errlen);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return s;
+    }
+    return MI_OK;
+}
 
 static mi_status db_error(sqlite3 *db, int rc, const char *what,
                           char *errbuf, size_t errlen)
@@ -249,8 +396,10 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v6, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 7)
         rc = sqlite3_exec(db, schema_v7, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 8)
+        rc = sqlite3_exec(db, schema_v8, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "PRAGMA user_version = 8", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -380,10 +529,14 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
         goto fail;
     }
 
-    /* The writer numbers its changes (schema v7); before the schema. */
+    /* The writer numbers its changes (schema v7) and computes places
+     * (v8) with C functions; before the schema. */
     if (writer &&
-        (rc = sqlite3_create_function(c->db, "mi_next_seq", 0, SQLITE_UTF8,
-                                      c, next_seq_fn, NULL, NULL)) != SQLITE_OK) {
+        ((rc = sqlite3_create_function(c->db, "mi_next_seq", 0, SQLITE_UTF8,
+                                       c, next_seq_fn, NULL, NULL)) != SQLITE_OK ||
+         (rc = sqlite3_create_function(c->db, "mi_place_of", 2,
+                                       SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                       NULL, place_of_fn, NULL, NULL)) != SQLITE_OK)) {
         s = db_error(c->db, rc, "setting up", errbuf, errlen);
         goto fail;
     }
@@ -393,8 +546,11 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
     s = probe(c, errbuf, errlen);
     if (s != MI_OK)
         goto fail;
-    if (writer)
+    if (writer) {
         reload_seq(c);
+        if (!c->frozen && (s = places_update(c, errbuf, errlen)) != MI_OK)
+            goto fail;
+    }
 
     rc = prepare(c->db, &c->lookup,
                  "SELECT " ROW_COLUMNS " FROM files WHERE hash = ?1 "
@@ -415,9 +571,10 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
                      "INSERT OR REPLACE INTO files (hash, path, size, "
                      "mtime_ns, ctime_ns, inode, mime, kind, date, "
                      "date_source, width, height, orientation, lat, lon, "
-                     "make, model, thumb, duration_ms, codec, live_id, seq) "
+                     "make, model, thumb, duration_ms, codec, live_id, place, "
+                     "seq) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                     "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
+                     "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
                      "mi_next_seq())");
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->del_path,
@@ -556,8 +713,12 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
     sqlite3_bind_int64(st, 12, m->height);
     sqlite3_bind_int(st, 13, m->orientation);
     if (m->has_gps) {
+        uint32_t place = mi_place_at(m->lat, m->lon);
+
         sqlite3_bind_double(st, 14, m->lat);
         sqlite3_bind_double(st, 15, m->lon);
+        if (place)
+            sqlite3_bind_int64(st, 22, place);
     } else {
         sqlite3_bind_null(st, 14);
         sqlite3_bind_null(st, 15);

@@ -792,6 +792,7 @@ struct mi_entry {
     int orientation;
     bool has_gps;
     double lat, lon;
+    uint32_t place;         /* mi_place_at(lat, lon); 0: none */
 
     /* Strings live in one buffer, reused by a cursor from row to row:
      * offsets are kept while it grows, pointers made at the end. */
@@ -900,6 +901,7 @@ static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
     e->lat = e->has_gps ? sqlite3_column_double(st, 12) : 0.0;
     e->lon = e->has_gps ? sqlite3_column_double(st, 13) : 0.0;
     e->duration_ms = (uint32_t)sqlite3_column_int64(st, 17);
+    e->place = (uint32_t)sqlite3_column_int64(st, 20);
     e->has_thumb = sqlite3_column_int(st, 16) == MI_THUMB_OK;
     if (e->has_thumb)
         mi_bufprintf(e->thumb, sizeof(e->thumb), ".thumbnails/%s.png", e->hex);
@@ -1316,6 +1318,11 @@ int mi_entry_gps(const mi_entry *e, double *lat, double *lon)
     if (lon)
         *lon = e->lon;
     return 1;
+}
+
+uint32_t mi_entry_place(const mi_entry *e)
+{
+    return e ? e->place : 0;
 }
 
 const char *mi_entry_make(const mi_entry *e)

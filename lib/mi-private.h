@@ -416,9 +416,9 @@ typedef struct mi_conn {
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
-#define MI_CATALOG_SCHEMA_VERSION 7
+#define MI_CATALOG_SCHEMA_VERSION 8
 /* Columns of an entry row (catalog.c's ROW_COLUMNS). */
-#define MI_CATALOG_ROW_COLUMNS 20
+#define MI_CATALOG_ROW_COLUMNS 21
 
 /*
  * Open the catalog file at `path` (creating it, WAL mode).  `writer` also
@@ -652,6 +652,8 @@ bool mi_scan_skipped_dir(const char *name);
 #define MI_PLACE_RADIUS_KM 150.0   /* farther from any place: none */
 #define MI_PLACE_NAME_MAX 256      /* bytes of a folded name, NUL included */
 #define MI_PLACE_RUNS_MAX 256
+#define MI_STRINGIFY_(x) #x
+#define MI_STRINGIFY(x) MI_STRINGIFY_(x)
 
 #define MI_PLACE_CITY 0x1u
 #define MI_PLACE_REGION 0x2u

@@ -26,6 +26,7 @@ typedef struct {
 } mi_place_rec;
 
 #include "places-data.h"
+#include "places-version.h"
 
 #define KM_PER_DEGREE 111.195
 

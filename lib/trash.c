@@ -40,12 +40,12 @@
 #define FILE_COLUMNS                                                        \
     "hash, path, size, mtime_ns, ctime_ns, inode, mime, kind, date, "       \
     "date_source, width, height, orientation, lat, lon, make, model, "      \
-    "thumb, duration_ms, codec, live_id"
+    "thumb, duration_ms, codec, live_id, place"
 /* The same, with the path taken from ?2 (a restored file's new path). */
 #define FILE_COLUMNS_NEW_PATH                                               \
     "hash, ?2, size, mtime_ns, ctime_ns, inode, mime, kind, date, "         \
     "date_source, width, height, orientation, lat, lon, make, model, "      \
-    "thumb, duration_ms, codec, live_id"
+    "thumb, duration_ms, codec, live_id, place"
 
 #define MAX_SUFFIX 1000
 
