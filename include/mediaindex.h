@@ -949,14 +949,35 @@ typedef struct mi_cursor_options {
     unsigned int flags;     /* MI_CURSOR_* */
     int64_t date_from;      /* with MI_CURSOR_DATE_RANGE: entries whose */
     int64_t date_to;        /* creation date d has from <= d < to */
+    /* Version 2; each NULL when unused, all of them must hold: */
+    const char *query;      /* the search language (below) */
+    const char *place;      /* a city, region or country (name or code) */
+    const char *city;       /* a city by name ... */
+    const char *country;    /* ... in this country (name or code) */
 } mi_cursor_options;
 
 #define MI_CURSOR_NEWEST_FIRST 0x1u  /* by creation date, newest first
                                         (then by hash); else by hash */
 #define MI_CURSOR_DATE_RANGE 0x2u    /* only dates in [date_from, date_to) */
 
-#define MI_CURSOR_OPTIONS_VERSION 1
-#define MI_CURSOR_OPTIONS_INIT { MI_CURSOR_OPTIONS_VERSION, 0, 0, 0 }
+#define MI_CURSOR_OPTIONS_VERSION 2
+#define MI_CURSOR_OPTIONS_INIT \
+    { MI_CURSOR_OPTIONS_VERSION, 0, 0, 0, NULL, NULL, NULL, NULL }
+
+/*
+ * The search language of `query`: terms separated by spaces, all of which
+ * must hold.  Free words (or "a quoted phrase") start words of a path, of
+ * the place's names or of the camera's make and model, without regard to
+ * case or accents; date:YYYY[-MM[-DD]] (a bare YYYY, YYYY-MM or
+ * YYYY-MM-DD is a date too); between:A..B (dates; either end may be left
+ * out); place:X or location:X (a city, region or country, by name or ISO
+ * code; "City, Country" narrows a city); camera:X; type:photo|video.
+ * Dates are local calendar days.  A query that does not parse gets
+ * MI_EINVAL from mi_cursor_new_with(), with the reason in
+ * mi_index_errmsg(); names of no known place match nothing.  Names are
+ * compared as for place: without case or accents, and `city`/`country`
+ * only name cities and countries.
+ */
 
 /**
  * A cursor with a chosen order and date range (see mi_cursor_options);

@@ -806,37 +806,71 @@ mi_status mi_catalog_bump_generation(mi_conn *c, uint64_t *gen,
 }
 
 mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
-                           const mi_cursor_options *opts)
+                           const mi_cursor_options *opts, const mi_query *q)
 {
     /* One row per content: its primary (smallest) path, found through the
      * (hash, path) key; the column after the row's
      * (MI_CATALOG_ROW_COLUMNS) says whether other paths follow (the
      * cursor then reads them with the lookup statement).  A content's date
      * is its primary path's.  Newest first walks files_by_date: no sort,
-     * so the first rows come at once even for a large library. */
+     * so the first rows come at once even for a large library.  A query
+     * adds its conditions: numbers are bound, place runs are numbers
+     * written in, words are one bound FTS5 expression. */
 #define EFF "coalesce(date, ctime_ns / 1000000000)"
-#define QUERY(order)                                                       \
-    "SELECT " ROW_COLUMNS ", EXISTS (SELECT 1 FROM files AS o"                \
-    "  WHERE o.hash = files.hash AND o.path > files.path)"                 \
-    " FROM files WHERE " EFF " >= ?1 AND " EFF " < ?2"                      \
-    " AND NOT EXISTS (SELECT 1 FROM files AS o"                            \
-    "  WHERE o.hash = files.hash AND o.path < files.path)"                 \
-    " ORDER BY " order
-    static const char by_hash[] = QUERY("hash");
-    static const char by_date[] = QUERY(EFF " DESC, hash");
-#undef QUERY
-#undef EFF
-    bool range = opts->flags & MI_CURSOR_DATE_RANGE;
+    static const char head[] =
+        "SELECT " ROW_COLUMNS ", EXISTS (SELECT 1 FROM files AS o"
+        "  WHERE o.hash = files.hash AND o.path > files.path)"
+        " FROM files WHERE " EFF " >= ?1 AND " EFF " < ?2"
+        " AND NOT EXISTS (SELECT 1 FROM files AS o"
+        "  WHERE o.hash = files.hash AND o.path < files.path)";
+    bool newest = opts && (opts->flags & MI_CURSOR_NEWEST_FIRST);
+    bool range = opts && (opts->flags & MI_CURSOR_DATE_RANGE);
+    int64_t from = range ? opts->date_from : INT64_MIN;
+    int64_t to = range ? opts->date_to : INT64_MAX;
+    size_t cap = sizeof(head) + 256 +
+                 (q && q->has_places ? q->places.n * 64 : 0);
+    char *sql = malloc(cap);
+    size_t n;
     int rc;
 
-    rc = sqlite3_prepare_v2(c->db,
-                            opts->flags & MI_CURSOR_NEWEST_FIRST ? by_date
-                                                                 : by_hash,
-                            -1, out, NULL);
+    if (!sql)
+        return MI_ENOMEM;
+    n = (size_t)snprintf(sql, cap, "%s", head);
+    if (q) {
+        if (q->date_from > from)
+            from = q->date_from;
+        if (q->date_to < to)
+            to = q->date_to;
+        if (q->nothing)
+            n += (size_t)snprintf(sql + n, cap - n, " AND 0");
+        if (q->kind)
+            n += (size_t)snprintf(sql + n, cap - n, " AND kind = %d", q->kind);
+        if (q->has_places) {
+            n += (size_t)snprintf(sql + n, cap - n, " AND (0");
+            for (size_t i = 0; i < q->places.n; i++)
+                n += (size_t)snprintf(sql + n, cap - n,
+                                      " OR place BETWEEN %u AND %u",
+                                      (unsigned)q->places.run[i].first,
+                                      (unsigned)q->places.run[i].last);
+            n += (size_t)snprintf(sql + n, cap - n, ")");
+        }
+        if (q->match)
+            n += (size_t)snprintf(sql + n, cap - n,
+                                  " AND hash IN (SELECT k.hash FROM words_key"
+                                  " AS k WHERE k.id IN (SELECT rowid FROM"
+                                  " words WHERE words MATCH ?3))");
+    }
+    snprintf(sql + n, cap - n, " ORDER BY %s",
+             newest ? EFF " DESC, hash" : "hash");
+#undef EFF
+    rc = sqlite3_prepare_v2(c->db, sql, -1, out, NULL);
+    free(sql);
     if (rc != SQLITE_OK)
         return MI_EDB;
-    sqlite3_bind_int64(*out, 1, range ? opts->date_from : INT64_MIN);
-    sqlite3_bind_int64(*out, 2, range ? opts->date_to : INT64_MAX);
+    sqlite3_bind_int64(*out, 1, from);
+    sqlite3_bind_int64(*out, 2, to);
+    if (q && q->match)
+        sqlite3_bind_text(*out, 3, q->match, -1, SQLITE_TRANSIENT);
     return MI_OK;
 }
 

@@ -1102,10 +1102,14 @@ static mi_status cursor_alloc(mi_cursor **out, mi_index *idx)
     return MI_OK;
 }
 
+static mi_status cursor_query(mi_query *q, const mi_cursor_options *opts,
+                              mi_index *idx);
+static mi_status cursor_with(mi_cursor **out, mi_index *idx,
+                             const mi_cursor_options *opts, const mi_query *q);
+
 mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
                              const mi_cursor_options *opts)
 {
-    mi_cursor *c;
     mi_status s;
 
     if (!out)
@@ -1116,11 +1120,69 @@ mi_status mi_cursor_new_with(mi_cursor **out, mi_index *idx,
     if (opts && (opts->version < 1 || opts->version > MI_CURSOR_OPTIONS_VERSION ||
                  (opts->flags & ~(MI_CURSOR_NEWEST_FIRST | MI_CURSOR_DATE_RANGE))))
         return mi_index_fail(idx, MI_EINVAL, "invalid cursor options");
+    if (opts && opts->version >= 2 &&
+        (opts->query || opts->place || opts->city || opts->country)) {
+        mi_query *q = malloc(sizeof(*q));
+
+        if (!q)
+            return MI_ENOMEM;
+        s = cursor_query(q, opts, idx);
+        if (s == MI_OK)
+            s = cursor_with(out, idx, opts, q);
+        mi_query_free(q);
+        free(q);
+        return s;
+    }
+    return cursor_with(out, idx, opts, NULL);
+}
+
+/* The query of a cursor's version 2 options. */
+static mi_status cursor_query(mi_query *q, const mi_cursor_options *opts,
+                              mi_index *idx)
+{
+    char err[512];
+    mi_place_runs *r;
+    mi_status s;
+
+    s = mi_query_parse(q, opts->query, err, sizeof(err));
+    if (s != MI_OK)
+        return mi_index_fail(idx, s, "%s", err);
+    if (!opts->place && !opts->city && !opts->country)
+        return MI_OK;
+    if (!(r = malloc(sizeof(*r)))) {
+        mi_query_free(q);
+        return MI_ENOMEM;
+    }
+    if (opts->place)
+        s = mi_place_match(r, opts->place, NULL,
+                           MI_PLACE_CITY | MI_PLACE_REGION | MI_PLACE_COUNTRY);
+    if (s == MI_OK && opts->place)
+        s = mi_query_places(q, r);
+    if (s == MI_OK && opts->city)
+        s = mi_place_match(r, opts->city, opts->country, MI_PLACE_CITY);
+    else if (s == MI_OK && opts->country)
+        s = mi_place_match(r, opts->country, NULL, MI_PLACE_COUNTRY);
+    if (s == MI_OK && (opts->city || opts->country))
+        s = mi_query_places(q, r);
+    free(r);
+    if (s != MI_OK) {
+        mi_query_free(q);
+        return mi_index_fail(idx, s, "search: the place names too many places");
+    }
+    return MI_OK;
+}
+
+static mi_status cursor_with(mi_cursor **out, mi_index *idx,
+                             const mi_cursor_options *opts, const mi_query *q)
+{
+    mi_cursor *c;
+    mi_status s;
+
     if ((s = cursor_alloc(&c, idx)) != MI_OK)
         return s;
     c->st = c->conn->all;
-    if (opts && opts->flags) {
-        s = mi_catalog_query(c->conn, &c->st, opts);
+    if ((opts && opts->flags) || q) {
+        s = mi_catalog_query(c->conn, &c->st, opts, q);
         if (s != MI_OK) {
             mi_index_fail(idx, s, "cursor: %s", sqlite3_errmsg(c->conn->db));
             mi_index_release(idx, c->conn);

@@ -416,6 +416,8 @@ typedef struct mi_conn {
     struct mi_conn *next;     /* in the idle pool */
 } mi_conn;
 
+typedef struct mi_query mi_query;   /* query.c */
+
 #define MI_CATALOG_SCHEMA_VERSION 8
 /* Columns of an entry row (catalog.c's ROW_COLUMNS). */
 #define MI_CATALOG_ROW_COLUMNS 21
@@ -465,10 +467,10 @@ mi_status mi_catalog_bump_generation(mi_conn *c, uint64_t *gen,
                                      char *errbuf, size_t errlen);
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
 /* A statement over the primary rows of the contents in the order and date
- * range of `opts`, with a last column telling whether the content has
+ * range of `opts` that match `q` (NULL: all), with a last column telling whether the content has
  * more paths; the caller finalizes it. */
 mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
-                           const mi_cursor_options *opts);
+                           const mi_cursor_options *opts, const mi_query *q);
 /* Set the thumbnail state of the rows of `hash` (all of them, or only the
  * one of `path` when path is not NULL). */
 mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
@@ -681,5 +683,26 @@ size_t mi_place_fold(char *out, size_t out_size, const char *in, size_t len);
  */
 mi_status mi_place_match(mi_place_runs *out, const char *name,
                          const char *country, unsigned fields);
+
+/* ---------------------------------------------------------------------- */
+/* Search (query.c)                                                        */
+
+/* A parsed query: every part must hold. */
+struct mi_query {
+    int64_t date_from, date_to;   /* [from, to); INT64_MIN/MAX: open */
+    int kind;                     /* MI_KIND_*, 0: any */
+    bool has_places;
+    mi_place_runs places;         /* with has_places: one of these */
+    char *match;                  /* an FTS5 expression over `words`, or NULL */
+    bool nothing;                 /* nothing can match (an empty range) */
+};
+
+/* Parse the search language (see query.c); MI_EINVAL with the reason in
+ * err.  Free with mi_query_free() after success. */
+mi_status mi_query_parse(mi_query *q, const char *text, char *err,
+                         size_t errlen);
+void mi_query_free(mi_query *q);
+/* AND one place filter more (runs of places) into the query. */
+mi_status mi_query_places(mi_query *q, const mi_place_runs *r);
 
 #endif /* MI_PRIVATE_H */
