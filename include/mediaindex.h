@@ -931,6 +931,21 @@ MI_EXTERN int mi_place_coords(uint32_t place, double *lat, double *lon);
 /** Names the data and its version ("GeoNames via libgeonames 0.3.0, ..."). */
 MI_EXTERN const char *mi_places_version(void);
 
+/**
+ * The places of the library: each place with contents, in place number
+ * order (by country code, region, city), with how many contents it has
+ * and the newest of them (a cover).  One snapshot; belongs to one thread.
+ * mi_places_next() returns MI_ROW, MI_DONE or a failure.
+ */
+typedef struct mi_places mi_places;
+MI_EXTERN mi_status mi_places_new(mi_places **out, mi_index *idx);
+MI_EXTERN mi_status mi_places_next(mi_places *p);
+MI_EXTERN uint32_t mi_places_place(const mi_places *p);
+MI_EXTERN uint64_t mi_places_count(const mi_places *p);
+/** The cover's hash, lower-case hex; borrowed until the next call. */
+MI_EXTERN const char *mi_places_cover_hex(const mi_places *p);
+MI_EXTERN void mi_places_free(mi_places *p);
+
 /* ---------------------------------------------------------------------- */
 /* Cursors: iterate over every entry                                       */
 

@@ -1608,3 +1608,97 @@ void mi_changes_free(mi_changes *ch)
     free(ch->entry.dups);
     free(ch);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Places in the library                                                   */
+
+struct mi_places {
+    mi_index *idx;
+    mi_conn *conn;
+    sqlite3_stmt *st;
+    uint32_t place;
+    uint64_t count;
+    char cover[MI_HASH_HEX_LEN + 1];
+};
+
+mi_status mi_places_new(mi_places **out, mi_index *idx)
+{
+    /* Contents by their primary path, as in a cursor; the cover is the
+     * newest (a bare column beside max() comes from max()'s row). */
+    static const char sql[] =
+        "SELECT place, count(*), hash,"
+        " max(coalesce(date, ctime_ns / 1000000000))"
+        " FROM files WHERE place IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM files AS o"
+        "  WHERE o.hash = files.hash AND o.path < files.path)"
+        " GROUP BY place ORDER BY place";
+    mi_places *p;
+    mi_status s;
+
+    if (!out)
+        return MI_EINVAL;
+    *out = NULL;
+    if (!idx)
+        return MI_EINVAL;
+    if (!(p = calloc(1, sizeof(*p))))
+        return MI_ENOMEM;
+    p->idx = idx;
+    if ((s = mi_index_reader(idx, &p->conn)) != MI_OK) {
+        free(p);
+        return s;
+    }
+    if (sqlite3_prepare_v2(p->conn->db, sql, -1, &p->st, NULL) != SQLITE_OK) {
+        s = mi_index_fail(idx, MI_EDB, "places: %s",
+                          sqlite3_errmsg(p->conn->db));
+        mi_places_free(p);
+        return s;
+    }
+    *out = p;
+    return MI_OK;
+}
+
+mi_status mi_places_next(mi_places *p)
+{
+    int rc;
+
+    if (!p)
+        return MI_EINVAL;
+    rc = sqlite3_step(p->st);
+    if (rc == SQLITE_DONE)
+        return MI_DONE;
+    if (rc != SQLITE_ROW)
+        return mi_index_fail(p->idx, MI_EDB, "places: %s",
+                             sqlite3_errmsg(p->conn->db));
+    p->place = (uint32_t)sqlite3_column_int64(p->st, 0);
+    p->count = (uint64_t)sqlite3_column_int64(p->st, 1);
+    if (sqlite3_column_bytes(p->st, 2) == MI_HASH_SIZE)
+        mi_hash_to_hex(p->cover, sqlite3_column_blob(p->st, 2));
+    else
+        p->cover[0] = 0;
+    return MI_ROW;
+}
+
+uint32_t mi_places_place(const mi_places *p)
+{
+    return p ? p->place : 0;
+}
+
+uint64_t mi_places_count(const mi_places *p)
+{
+    return p ? p->count : 0;
+}
+
+const char *mi_places_cover_hex(const mi_places *p)
+{
+    return p ? p->cover : NULL;
+}
+
+void mi_places_free(mi_places *p)
+{
+    if (!p)
+        return;
+    sqlite3_finalize(p->st);
+    if (p->conn)
+        mi_index_release(p->idx, p->conn);
+    free(p);
+}

@@ -13,7 +13,7 @@
  * checksum of the places, as a number) for the catalog to compare.
  *
  * Output, all `static const`:
- *   mi_places[]        records sorted by (country code, region, city), so
+ *   mi_place_recs[]    records sorted by (country code, region, city), so
  *                      that one country, or one region, is one run of ids
  *   mi_places_cells[]  1-degree cells: the first position in
  *                      mi_places_by_cell of each cell (and one past the end)
@@ -212,7 +212,7 @@ int main(int argc, char **argv)
                " * Place names: GeoNames (geonames.org), CC BY 4.0. */\n",
             argv[1]);
     fprintf(f, "#define MI_PLACES_COUNT %d\n", kept);
-    fprintf(f, "static const mi_place_rec mi_places[%d] = {\n", kept);
+    fprintf(f, "static const mi_place_rec mi_place_recs[%d] = {\n", kept);
     for (int i = 0; i < kept; i++)
         fprintf(f, "{%d,%d,%u,%u,%u,\"%c%c\"},\n", recs[i].lat, recs[i].lon,
                 recs[i].name_off, recs[i].region_off, recs[i].country_off,

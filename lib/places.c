@@ -37,7 +37,7 @@ const char *mi_places_version(void)
 
 static const mi_place_rec *rec_of(uint32_t place)
 {
-    return place >= 1 && place <= MI_PLACES_COUNT ? &mi_places[place - 1]
+    return place >= 1 && place <= MI_PLACES_COUNT ? &mi_place_recs[place - 1]
                                                    : NULL;
 }
 
@@ -76,7 +76,7 @@ uint32_t mi_place_at(double lat, double lon)
 
             for (uint32_t k = mi_places_cells[cell];
                  k < mi_places_cells[cell + 1]; k++) {
-                const mi_place_rec *p = &mi_places[mi_places_by_cell[k]];
+                const mi_place_rec *p = &mi_place_recs[mi_places_by_cell[k]];
                 double dy = p->lat / 1e5 - lat;
                 double dx = p->lon / 1e5 - lon;
                 double d;
@@ -246,7 +246,7 @@ mi_status mi_place_match(mi_place_runs *out, const char *name,
     if (!want[0])
         return MI_OK;
     for (uint32_t i = 0; i < MI_PLACES_COUNT && s == MI_OK; i++) {
-        const mi_place_rec *p = &mi_places[i];
+        const mi_place_rec *p = &mi_place_recs[i];
         bool hit = false;
 
         if (country && !(same_name(in, p->country) ||

@@ -78,11 +78,11 @@ struct tpl {
     cJSON *o;
     cJSON *sha, *filename, *last_modified, *file_path, *creation, *thumb, *size,
           *mime, *kind, *width, *height, *lat, *lon, *make, *model,
-          *duration, *codec, *live;
+          *duration, *codec, *live, *city, *region, *country, *cc;
     bool has_wh, has_gps, has_make, has_model, has_duration, has_codec,
-         has_live;
+         has_live, has_city, has_region, has_country, has_cc;
     char lm[32], cd[24], sz[24], w[16], h[16], la[40], lo[40], du[24];
-    char *fixed[7];        /* U+FFFD-repaired copies of this entry's strings */
+    char *fixed[11];       /* U+FFFD-repaired copies of this entry's strings */
     unsigned int hide;     /* LIST_NO_GPS, LIST_NO_PATH */
 };
 
@@ -124,8 +124,16 @@ static void tpl_free(struct tpl *t)
         cJSON_Delete(t->codec);
     if (!t->has_live)
         cJSON_Delete(t->live);
+    if (!t->has_city)
+        cJSON_Delete(t->city);
+    if (!t->has_region)
+        cJSON_Delete(t->region);
+    if (!t->has_country)
+        cJSON_Delete(t->country);
+    if (!t->has_cc)
+        cJSON_Delete(t->cc);
     cJSON_Delete(t->o);
-    for (i = 0; i < 7; i++)
+    for (i = 0; i < 11; i++)
         free(t->fixed[i]);
 }
 
@@ -145,8 +153,13 @@ static bool tpl_init(struct tpl *t, bool with_sha)
     t->duration = raw_ref(t->du);
     t->codec = cJSON_CreateStringReference("");
     t->live = cJSON_CreateStringReference("");
+    t->city = cJSON_CreateStringReference("");
+    t->region = cJSON_CreateStringReference("");
+    t->country = cJSON_CreateStringReference("");
+    t->cc = cJSON_CreateStringReference("");
     return t->o && t->width && t->height && t->lat && t->lon && t->make &&
-           t->model && t->duration && t->codec && t->live &&
+           t->model && t->duration && t->codec && t->live && t->city &&
+           t->region && t->country && t->cc &&
            add(t->o, "filename", t->filename = cJSON_CreateStringReference("")) &&
            add(t->o, "last_modified", t->last_modified = raw_ref(t->lm)) &&
            add(t->o, "file_path", t->file_path = cJSON_CreateStringReference("")) &&
@@ -205,6 +218,7 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
 {
     const char *thumb = mi_entry_thumbnail(e), *slash;
     double lat, lon;
+    uint32_t place;
     bool gps;
 
     if (!set_str(t, t->filename, 0, mi_entry_filename(e)) ||
@@ -257,6 +271,18 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
         !set_optional_str(t, &t->has_live, t->live, 6, "live_photo_id",
                           mi_entry_live_id(e)))
         return 0;
+    /* The nearest place to the GPS position (GeoNames, in the library):
+     * hidden with the position, which it would betray. */
+    place = (t->hide & LIST_NO_GPS) ? 0 : mi_entry_place(e);
+    if (!set_optional_str(t, &t->has_city, t->city, 7, "city",
+                          mi_place_city(place)) ||
+        !set_optional_str(t, &t->has_region, t->region, 8, "region",
+                          mi_place_region(place)) ||
+        !set_optional_str(t, &t->has_country, t->country, 9, "country",
+                          mi_place_country(place)) ||
+        !set_optional_str(t, &t->has_cc, t->cc, 10, "country_code",
+                          mi_place_country_code(place)))
+        return 0;
     /* Escaping writes at most 6 bytes per input byte. */
     return 6 * (strlen(t->filename->valuestring) +
                 strlen(t->file_path->valuestring) +
@@ -265,7 +291,11 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
                 (t->has_make ? strlen(t->make->valuestring) : 0) +
                 (t->has_model ? strlen(t->model->valuestring) : 0) +
                 (t->has_codec ? strlen(t->codec->valuestring) : 0) +
-                (t->has_live ? strlen(t->live->valuestring) : 0)) + 512;
+                (t->has_live ? strlen(t->live->valuestring) : 0) +
+                (place ? strlen(t->city->valuestring) +
+                             strlen(t->country->valuestring) +
+                             (t->has_region ? strlen(t->region->valuestring) : 0)
+                       : 0)) + 512;
 }
 
 struct outbuf {
@@ -347,14 +377,50 @@ bool list_day_range(const char *from, const char *to, int64_t *lo,
 
 void route_list(struct req *r, const char *from, const char *to, bool ndjson)
 {
-    route_list_ex(r, from, to, ndjson, 0);
+    struct list_query lq = { from, to, NULL, NULL, NULL, NULL, ndjson, 0 };
+
+    route_list_query(r, &lq);
 }
 
 void route_list_ex(struct req *r, const char *from, const char *to,
                    bool ndjson, unsigned int hide)
 {
+    struct list_query lq = { from, to, NULL, NULL, NULL, NULL, ndjson, hide };
+
+    route_list_query(r, &lq);
+}
+
+/* NULL for "" (an empty query parameter is no filter). */
+static const char *given(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* A tag of the search filters, for the ETag: FNV-1a of each, 0 for none. */
+static uint64_t filters_tag(const struct list_query *lq)
+{
+    const char *v[4] = { given(lq->q), given(lq->place), given(lq->city),
+                         given(lq->country) };
+    uint64_t h = 14695981039346656037u;
+    bool any = false;
+
+    for (int i = 0; i < 4; i++) {
+        for (const char *c = v[i]; c && *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211u;
+        h = (h ^ (v[i] ? 0xfe : 0xff)) * 1099511628211u;
+        any = any || v[i];
+    }
+    return any ? h | 1 : 0;
+}
+
+void route_list_query(struct req *r, const struct list_query *lq)
+{
+    const char *from = lq->from, *to = lq->to;
+    bool ndjson = lq->ndjson;
+    unsigned int hide = lq->hide;
+    uint64_t ftag = filters_tag(lq);
     struct server *srv = r->srv;
-    char etag[128], extra[192];
+    char etag[160], extra[224];
     mi_cursor_options co = MI_CURSOR_OPTIONS_INIT;
     int64_t lo = INT64_MIN, hi = INT64_MAX;
     const char *ctype;
@@ -379,9 +445,14 @@ void route_list_ex(struct req *r, const char *from, const char *to,
     }
     if (ndjson)
         co.flags |= MI_CURSOR_NEWEST_FIRST;
-    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s%s%s\"",
+    co.query = given(lq->q);
+    co.place = given(lq->place);
+    co.city = given(lq->city);
+    co.country = given(lq->country);
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s%s%s%s%.0" PRIx64 "\"",
              mi_index_generation(srv->idx), *from ? "-f" : "", from,
-             *to ? "-t" : "", to, ndjson ? "-n" : "", hide ? "-s" : "");
+             *to ? "-t" : "", to, ndjson ? "-n" : "", hide ? "-s" : "",
+             ftag ? "-q" : "", ftag);
     snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
              etag);
     if (if_none_match(r, etag)) {
@@ -742,4 +813,92 @@ done:
     mi_cursor_free(cur);
     free(out.buf);
     tpl_free(&t);
+}
+
+/* GET /api/places: the places of the library, by country, each with its
+ * count and a cover (the newest content there), and the data's credit.
+ * At most every place of the gazetteer (about 24,000). */
+void route_places(struct req *r)
+{
+    struct server *srv = r->srv;
+    char etag[64], extra[160];
+    cJSON *o = cJSON_CreateObject(), *countries = NULL, *country = NULL,
+          *cities = NULL;
+    uint64_t country_count = 0;
+    mi_places *p = NULL;
+    mi_status s;
+    bool ok;
+
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "-places\"",
+             mi_index_generation(srv->idx));
+    snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
+             etag);
+    if (if_none_match(r, etag)) {
+        cJSON_Delete(o);
+        send_headers(r, 304, NULL, 0, extra);
+        return;
+    }
+    ok = o && cJSON_AddStringToObject(o, "data", mi_places_version()) &&
+         cJSON_AddStringToObject(o, "credit", "Place names: GeoNames "
+                                 "(geonames.org), CC BY 4.0") &&
+         (countries = cJSON_AddArrayToObject(o, "countries"));
+    s = ok ? mi_places_new(&p, srv->idx) : MI_ENOMEM;
+    while (s == MI_OK && (s = mi_places_next(p)) == MI_ROW) {
+        uint32_t place = mi_places_place(p);
+        const char *cc = mi_place_country_code(place);
+        cJSON *city = cJSON_CreateObject();
+        double lat = 0, lon = 0;
+
+        if (!country ||
+            strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(country,
+                                                            "country_code")),
+                   cc) != 0) {
+            if (country)
+                cJSON_SetNumberValue(cJSON_GetObjectItem(country, "count"),
+                                     (double)country_count);
+            country_count = 0;
+            country = cJSON_CreateObject();
+            if (!country || !cJSON_AddItemToArray(countries, country) ||
+                !cJSON_AddStringToObject(country, "country",
+                                         mi_place_country(place)) ||
+                !cJSON_AddStringToObject(country, "country_code", cc) ||
+                !cJSON_AddNumberToObject(country, "count", 0) ||
+                !cJSON_AddStringToObject(country, "cover",
+                                         mi_places_cover_hex(p)) ||
+                !(cities = cJSON_AddArrayToObject(country, "cities"))) {
+                cJSON_Delete(city);
+                s = MI_ENOMEM;
+                break;
+            }
+        }
+        country_count += mi_places_count(p);
+        mi_place_coords(place, &lat, &lon);
+        if (!city || !cJSON_AddItemToArray(cities, city) ||
+            !cJSON_AddStringToObject(city, "city", mi_place_city(place)) ||
+            (mi_place_region(place) &&
+             !cJSON_AddStringToObject(city, "region", mi_place_region(place))) ||
+            !cJSON_AddNumberToObject(city, "count",
+                                     (double)mi_places_count(p)) ||
+            !cJSON_AddStringToObject(city, "cover", mi_places_cover_hex(p)) ||
+            !cJSON_AddNumberToObject(city, "latitude", lat) ||
+            !cJSON_AddNumberToObject(city, "longitude", lon)) {
+            s = MI_ENOMEM;
+            break;
+        }
+    }
+    mi_places_free(p);
+    if (s != MI_DONE) {
+        cJSON_Delete(o);
+        send_mi_error(r, s, "cannot list the places");
+        return;
+    }
+    if (country)
+        cJSON_SetNumberValue(cJSON_GetObjectItem(country, "count"),
+                             (double)country_count);
+    if (r->head) {
+        cJSON_Delete(o);
+        send_headers(r, 200, "application/json", -1, extra);
+        return;
+    }
+    send_cjson(r, 200, o, extra);
 }

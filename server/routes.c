@@ -545,26 +545,61 @@ static void route_thumbnail(struct req *r, const struct path *p, int i)
 }
 
 /* GET /list, /list?from=D&to=D, /list/date/D, /list/daterange/A/B. */
+/* A search parameter (q, place): false, with a 400 sent, when it is too
+ * long or holds a NUL byte. */
+static bool search_var(struct req *r, const char *name, char *buf, size_t len)
+{
+    const char *q = r->ri->query_string;
+    int n = q ? mg_get_var(q, strlen(q), name, buf, len) : -1;
+
+    if (n == -1) {
+        buf[0] = '\0';
+        return true;
+    }
+    if (n < 0 || strlen(buf) != (size_t)n) {
+        send_error(r, 400, NULL, "%s: longer than %zu bytes or holds a NUL "
+                   "byte", name, len - 1);
+        return false;
+    }
+    return true;
+}
+
+/* GET /list, /list/date/D, /list/daterange/A/B, /list/location/CITY and
+ * /list/location/CITY/COUNTRY (the origin's routes), each with ?q= (the
+ * search language) and ?place=. */
 static void route_list_filtered(struct req *r, const struct path *p)
 {
-    char from[32] = "", to[32] = "", format[16] = "";
+    char from[32] = "", to[32] = "", format[16] = "", q[1100], place[256];
+    struct list_query lq = { from, to, q, place, NULL, NULL, false, 0 };
 
     query_var(r, "format", format, sizeof(format));
     if (*format && strcmp(format, "json") != 0 && strcmp(format, "ndjson") != 0) {
         send_error(r, 400, NULL, "format must be json or ndjson");
         return;
     }
+    if (!search_var(r, "q", q, sizeof(q)) ||
+        !search_var(r, "place", place, sizeof(place)))
+        return;
     if (p->n == 1) {
         query_var(r, "from", from, sizeof(from));
         query_var(r, "to", to, sizeof(to));
     } else if (p->n == 3 && is(p, 1, "date")) {
         snprintf(from, sizeof(from), "%s", p->seg[2]);
         snprintf(to, sizeof(to), "%s", p->seg[2]);
+    } else if (is(p, 1, "location")) {
+        if (p->nul[2] || (p->n == 4 && p->nul[3]) || !*p->seg[2]) {
+            send_error(r, 400, NULL, "a place name must not be empty or "
+                       "hold a NUL byte");
+            return;
+        }
+        lq.city = p->seg[2];
+        lq.country = p->n == 4 ? p->seg[3] : NULL;
     } else {
         snprintf(from, sizeof(from), "%s", p->seg[2]);
         snprintf(to, sizeof(to), "%s", p->seg[3]);
     }
-    route_list(r, from, to, strcmp(format, "ndjson") == 0);
+    lq.ndjson = strcmp(format, "ndjson") == 0;
+    route_list_query(r, &lq);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1819,6 +1854,12 @@ static void r_trash_item(struct req *r, const struct path *p)
     send_cjson(r, 200, o, NULL);
 }
 
+static void r_places(struct req *r, const struct path *p)
+{
+    (void)p;
+    route_places(r);
+}
+
 static void r_changes(struct req *r, const struct path *p)
 {
     char since[32], limit[24];
@@ -1873,6 +1914,8 @@ static const struct route routes[] = {
     { "/list",                  "GET HEAD", AUTH_READ,   r_list },
     { "/list/date/*",           "GET HEAD", AUTH_READ,   r_list },
     { "/list/daterange/*/*",    "GET HEAD", AUTH_READ,   r_list },
+    { "/list/location/*",       "GET HEAD", AUTH_READ,   r_list },
+    { "/list/location/*/*",     "GET HEAD", AUTH_READ,   r_list },
     { "/api/problems",          "GET HEAD", AUTH_READ,   r_problems },
     { "/api/formats",           "GET HEAD", AUTH_READ,   r_formats },
     { "/status",                "GET HEAD", AUTH_READ,   r_status },
@@ -1896,6 +1939,7 @@ static const struct route routes[] = {
     /* The live library: what changed since a token, and a stream that
      * says when to ask; a scan now. */
     { "/api/changes",           "GET HEAD", AUTH_READ,   r_changes },
+    { "/api/places",            "GET HEAD", AUTH_READ,   r_places },
     { "/api/events",            "GET HEAD", AUTH_READ,   r_events },
     { "/api/rescan",            "POST",     AUTH_UPLOAD, r_rescan },
     /* Share links: public here, the token checked by each route. */

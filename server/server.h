@@ -150,6 +150,18 @@ void route_list(struct req *r, const char *from, const char *to, bool ndjson);
 #define LIST_NO_PATH 2u    /* file_path is the file name, no folders */
 void route_list_ex(struct req *r, const char *from, const char *to,
                    bool ndjson, unsigned int hide);
+/* The same with every filter: dates as above, and the search language
+ * (`q`), a place (city, region or country), a city in a country; NULL or
+ * "" for none.  A query that does not parse gets 400 with the reason. */
+struct list_query {
+    const char *from, *to;
+    const char *q, *place, *city, *country;
+    bool ndjson;
+    unsigned int hide;
+};
+void route_list_query(struct req *r, const struct list_query *lq);
+/* GET /api/places. */
+void route_places(struct req *r);
 /* The entries of n hashes, NDJSON, newest first (a share link's items). */
 void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
                        unsigned int hide);

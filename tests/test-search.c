@@ -231,6 +231,32 @@ static void test_place_options(void)
     CHECK_EQ_STR(got, "DSCN0010.jpg");
 }
 
+static void test_places_list(void)
+{
+    mi_places *p = NULL;
+    char got[256] = "";
+    uint8_t h[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1];
+    int n = 0;
+
+    CHECK_OK(mi_places_new(&p, idx));
+    while (mi_places_next(p) == MI_ROW) {
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s=%llu",
+                 n++ ? " " : "", mi_place_city(mi_places_place(p)),
+                 (unsigned long long)mi_places_count(p));
+        if (strcmp(mi_place_city(mi_places_place(p)), "Helsinki") == 0) {
+            ta_hash_of(h, dir, "trips/IMG_20210603.jpg");
+            mi_hash_to_hex(hex, h);
+            CHECK_EQ_STR(mi_places_cover_hex(p), hex);
+        }
+    }
+    mi_places_free(p);
+    /* By country code: AU, FI, IT; the second path is not counted. */
+    CHECK_EQ_STR(got, "Sydney=1 Helsinki=1 Arezzo=1");
+    CHECK_EQ_INT(mi_places_new(NULL, idx), MI_EINVAL);
+    mi_places_free(NULL);
+}
+
 /* A catalog whose places were made with other data gets them again. */
 static void test_places_recomputed(void)
 {
@@ -264,6 +290,7 @@ int main(void)
     RUN(test_filters);
     RUN(test_bad_queries);
     RUN(test_place_options);
+    RUN(test_places_list);
     RUN(test_places_recomputed);
     mi_index_close(idx);
     fx_rmtree(dir);
