@@ -843,7 +843,7 @@ void route_places(struct req *r)
                                  "(geonames.org), CC BY 4.0") &&
          (countries = cJSON_AddArrayToObject(o, "countries"));
     s = ok ? mi_places_new(&p, srv->idx) : MI_ENOMEM;
-    while (s == MI_OK && (s = mi_places_next(p)) == MI_ROW) {
+    while (s != MI_ENOMEM && p && (s = mi_places_next(p)) == MI_ROW) {
         uint32_t place = mi_places_place(p);
         const char *cc = mi_place_country_code(place);
         cJSON *city = cJSON_CreateObject();

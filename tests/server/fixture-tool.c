@@ -2,10 +2,12 @@
  * fixture-tool - write the test fixtures' JPEG and PNG files, for the
  * Python server tests (which have no image encoder of their own).
  *
- *   fixture-tool jpeg|png PATH WIDTH HEIGHT SEED [DATETIME [MAKE MODEL]]
+ *   fixture-tool jpeg|png PATH WIDTH HEIGHT SEED [DATETIME [MAKE MODEL
+ *                [LAT LON]]]
  *
  * DATETIME ("YYYY:MM:DD HH:MM:SS") becomes the JPEG's EXIF
- * DateTimeOriginal; MAKE and MODEL its camera.
+ * DateTimeOriginal; MAKE and MODEL its camera; LAT LON (signed degrees)
+ * its GPS position.
  */
 #include "../fixtures.h"
 
@@ -20,17 +22,22 @@ int main(int argc, char **argv)
 
     fx_exif ex;
 
-    if (argc != 6 && argc != 7 && argc != 9) {
-        fprintf(stderr,
-                "usage: fixture-tool jpeg|png PATH W H SEED [DATE [MAKE MODEL]]\n");
+    if (argc != 6 && argc != 7 && argc != 9 && argc != 11) {
+        fprintf(stderr, "usage: fixture-tool jpeg|png PATH W H SEED "
+                        "[DATE [MAKE MODEL [LAT LON]]]\n");
         return 2;
     }
     memset(&ex, 0, sizeof(ex));
     if (argc >= 7)
         ex.datetime_original = argv[6];
-    if (argc == 9) {
+    if (argc >= 9) {
         ex.make = argv[7];
         ex.model = argv[8];
+    }
+    if (argc == 11) {
+        ex.has_gps = 1;
+        ex.lat = strtod(argv[9], NULL);
+        ex.lon = strtod(argv[10], NULL);
     }
     w = atoi(argv[3]);
     h = atoi(argv[4]);

@@ -89,11 +89,12 @@ def png_bytes(w=8, h=8, seed=0):
 
 def jpeg_bytes(seed=0, w=64, h=48, exif=()):
     """A real baseline JPEG from the C fixtures, or JPEG magic + noise.
-    exif: () or (DateTimeOriginal,) or (DateTimeOriginal, make, model)."""
+    exif: () or (DateTimeOriginal,) or (DateTimeOriginal, make, model) or
+    (DateTimeOriginal, make, model, latitude, longitude)."""
     if FIXTURE_TOOL:
         with tempfile.NamedTemporaryFile(suffix=".jpg") as f:
             r = subprocess.run([FIXTURE_TOOL, "jpeg", f.name, str(w), str(h),
-                                str(seed), *exif])
+                                str(seed), *map(str, exif)])
             if r.returncode == 0:
                 return open(f.name, "rb").read()
     rnd = random.Random(seed)

@@ -874,6 +874,7 @@ def _():
     check(h["cache-control"] in ("no-store", "no-cache"), h)
     e = rows[0]
     check("latitude" not in e and "longitude" not in e, e)
+    check("city" not in e and "country_code" not in e, e)
     check(e["file_path"] == "a.jpg" and "private-folder" not in data.decode(),
           e)
     st, _, j = jreq(s, "GET", base + "/info")
@@ -936,6 +937,7 @@ def _():
     rows = {e["sha256"]: e for e in ndjson(data)}
     check(set(rows) == {SH["a"], SH["b"]}, rows)
     check(abs(rows[SH["a"]]["latitude"] - 48.8584) < 1e-3, rows[SH["a"]])
+    check(rows[SH["a"]].get("city") == "Paris", rows[SH["a"]])
     st, _, data = req(s, "GET", base + "/image/" + SH["b"])
     check(st == 200 and sha(data) == SH["b"], st)
     check(req(s, "GET", base + "/image/" + SH["c"])[0] == 404)
@@ -948,6 +950,9 @@ def _():
     check(st == 200 and sorted(e["sha256"] for e in rows) ==
           sorted([SH["a"], SH["b"]]), data)
     check(all("latitude" not in e for e in rows), rows)
+    # The place would betray the position: hidden with it.
+    check(all("city" not in e and "country" not in e and "region" not in e
+              and "country_code" not in e for e in rows), rows)
     check(req(s, "GET", base + "/thumbnail/" + SH["b"])[0] == 200)
     check(req(s, "GET", base + "/thumbnail/" + SH["c"])[0] == 404)
     check(req(s, "GET", base + "/image/" + SH["a"])[0] == 403)

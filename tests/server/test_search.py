@@ -1,0 +1,186 @@
+"""Places and search over HTTP: the place fields of /list, the origin's
+/list/location/ routes, /list?q= and ?place=, and /api/places, against a
+real media-server on 127.0.0.1 with JPEGs whose EXIF holds positions.
+
+    python3 test_search.py MEDIA_SERVER FIXTURE_TOOL
+"""
+import json
+import os
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from harness import finish, FIXTURE_TOOL  # noqa: E402
+
+if not FIXTURE_TOOL:
+    give_up("needs the fixture tool")
+
+FILES = {
+    # path: (seed, date, make, model, lat, lon)
+    "trips/IMG_20210603.jpg": (1, "2021:06:03 12:00:00", "HMD Global",
+                               "Nokia 8.3 5G", 60.147, 24.907),
+    "old/DSCN0010.jpg": (2, "2008:10:22 16:29:49", "NIKON", "COOLPIX P6000",
+                         43.467448, 11.885127),
+    "beach.jpg": (3, "2019:01:05 10:00:00", "Apple", "iPhone 12",
+                  -33.8688, 151.2093),
+    "malmo/harbour.jpg": (4, "2021:08:01 10:00:00", "Apple", "iPhone 12",
+                          55.6050, 13.0038),
+    "de/rhine.jpg": (8, "2018:03:03 10:00:00", "Apple", "iPhone 12",
+                     51.2217, 6.7762),
+    "Zürich notes.jpg": (5, "2021:07:01 09:00:00", "Canon", "EOS 5D"),
+    "sea/atlantic.jpg": (6, "2020:02:02 10:00:00", "Canon", "EOS 5D",
+                         0.0, -30.0),
+}
+
+root = new_root("search")
+SHA = {}
+for rel, ex in FILES.items():
+    p = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    data = jpeg_bytes(ex[0], 32, 24, ex[1:])
+    open(p, "wb").write(data)
+    SHA[rel] = sha(data)
+
+s = Server(root, "--watch", "off")
+s.wait_idle()
+
+
+def names(path):
+    """The file_path of each entry a /list-like route answers, sorted."""
+    st, h, data = s.request("GET", path)
+    check(st == 200, (path, st, data[:300]))
+    if "ndjson" in h.get("content-type", ""):
+        rows = [json.loads(x) for x in data.decode().splitlines() if x]
+    else:
+        rows = list(json.loads(data).values())
+    return sorted(e["file_path"] for e in rows)
+
+
+def q(text, **extra):
+    args = {"q": text, **extra}
+    return names("/list?" + urllib.parse.urlencode(args))
+
+
+@test("/list entries carry the nearest place; none without GPS or at sea")
+def _():
+    rows = s.listing()
+    a = rows[SHA["old/DSCN0010.jpg"]]
+    check((a["city"], a["region"], a["country"], a["country_code"]) ==
+          ("Arezzo", "Tuscany", "Italy", "IT"), a)
+    h = rows[SHA["trips/IMG_20210603.jpg"]]
+    check((h["city"], h["country_code"]) == ("Helsinki", "FI"), h)
+    m = rows[SHA["malmo/harbour.jpg"]]
+    check((m["city"], m["region"]) == ("Malmo", "Skåne County"), m)
+    check(rows[SHA["de/rhine.jpg"]]["city"] == "Düsseldorf",
+          rows[SHA["de/rhine.jpg"]])
+    for rel in ("Zürich notes.jpg", "sea/atlantic.jpg"):
+        e = rows[SHA[rel]]
+        check(not {"city", "region", "country", "country_code"} & set(e), e)
+    check("latitude" in rows[SHA["sea/atlantic.jpg"]])
+
+
+@test("/list/location/<city>[/<country>]: case and accents ignored")
+def _():
+    check(names("/list/location/Helsinki") == ["trips/IMG_20210603.jpg"])
+    check(names("/list/location/HELSINKI/finland") ==
+          ["trips/IMG_20210603.jpg"])
+    check(names("/list/location/helsinki/FI") == ["trips/IMG_20210603.jpg"])
+    check(names("/list/location/Malmo") == ["malmo/harbour.jpg"])
+    check(names("/list/location/Dusseldorf") == ["de/rhine.jpg"])
+    check(names("/list/location/D%C3%9CSSELDORF/germany") == ["de/rhine.jpg"])
+    check(names("/list/location/Arezzo/France") == [])
+    check(names("/list/location/Tuscany") == [])      # a region, not a city
+    check(names("/list/location/Nowhere%20Town") == [])
+    check(names("/list/location/Arezzo?format=ndjson") == ["old/DSCN0010.jpg"])
+    st, _, _ = s.request("GET", "/list/location/a%00b")
+    check(st == 400, st)
+
+
+@test("/list?q=: words, places, dates, cameras, types combined")
+def _():
+    check(q("helsinki 2021") == ["trips/IMG_20210603.jpg"])
+    check(q("Helsinki 2020") == [])
+    check(q("place:finland") == ["trips/IMG_20210603.jpg"])
+    check(q("location:IT") == ["old/DSCN0010.jpg"])
+    check(q('place:"new south wales"') == ["beach.jpg"])
+    check(q("zurich") == ["Zürich notes.jpg"])
+    check(q("skane") == ["malmo/harbour.jpg"])
+    check(q("place:skåne") == [])                  # place: names a whole name
+    check(q('place:"skane county"') == ["malmo/harbour.jpg"])
+    check(q("düsseldorf") == ["de/rhine.jpg"])
+    check(q("camera:iphone") == ["beach.jpg", "de/rhine.jpg",
+                                 "malmo/harbour.jpg"])
+    check(q("camera:iphone 2021") == ["malmo/harbour.jpg"])
+    check(q("type:photo between:2021-06..2021-07") ==
+          ["Zürich notes.jpg", "trips/IMG_20210603.jpg"])
+    check(q("type:video") == [])
+    check(q("date:2008-10-22") == ["old/DSCN0010.jpg"])
+    check(q("", place="Sweden") == ["malmo/harbour.jpg"])
+    check(q("2021", place="uusimaa") == ["trips/IMG_20210603.jpg"])
+    check(q("beach", format="ndjson") == ["beach.jpg"])
+    check(len(q("")) == len(FILES))
+
+
+@test("/list?q=: bad input is a 400 with the reason")
+def _():
+    for text, reason in [("date:2021-13", "date:2021-13"),
+                         ("foo:bar", "unknown filter foo:"),
+                         ("between:2022..2021", "empty"),
+                         ("type:audio", "photo or video"),
+                         ('"open', "not closed"),
+                         ("x" * 2000, "longer than")]:
+        st, _, data = s.request(
+            "GET", "/list?" + urllib.parse.urlencode({"q": text}))
+        check(st == 400, (text, st))
+        err = json.loads(data).get("error", "")
+        check(reason in err, (text, err))
+
+
+@test("ETags: one per query, 304 for the same")
+def _():
+    st1, h1, _ = s.request("GET", "/list?q=helsinki")
+    st2, h2, _ = s.request("GET", "/list?q=arezzo")
+    st3, h3, _ = s.request("GET", "/list")
+    check(st1 == st2 == st3 == 200)
+    check(len({h1["etag"], h2["etag"], h3["etag"]}) == 3, (h1, h2, h3))
+    st, _, _ = s.request("GET", "/list?q=helsinki", None,
+                         {"If-None-Match": h1["etag"]})
+    check(st == 304, st)
+
+
+@test("/api/places: countries, cities, counts, covers and the credit")
+def _():
+    st, h, j = s.json("GET", "/api/places")
+    check(st == 200, st)
+    check("GeoNames" in j["credit"] and "CC BY 4.0" in j["credit"], j)
+    got = {c["country_code"]: c for c in j["countries"]}
+    check(set(got) == {"AU", "DE", "FI", "IT", "SE"}, got.keys())
+    fi = got["FI"]
+    check(fi["country"] == "Finland" and fi["count"] == 1, fi)
+    check(fi["cities"][0]["city"] == "Helsinki" and
+          fi["cities"][0]["cover"] == SHA["trips/IMG_20210603.jpg"], fi)
+    check(abs(fi["cities"][0]["latitude"] - 60.17) < 0.05, fi)
+    st, _, _ = s.request("GET", "/api/places", None,
+                         {"If-None-Match": h["etag"]})
+    check(st == 304, st)
+
+
+@test("a new photo in a new place shows in /api/places and the search")
+def _():
+    data = jpeg_bytes(7, 32, 24, ("2022:05:05 10:00:00", "Google", "Pixel 7",
+                                  35.6762, 139.6503))
+    st, _, _ = s.upload("tokyo.jpg", data, "tokyo.jpg")
+    check(st == 201, st)
+    got = q("tokyo 2022")
+    check([p.rsplit("/", 1)[-1] for p in got] == ["tokyo.jpg"], got)
+    st, _, j = s.json("GET", "/api/places")
+    check("JP" in {c["country_code"] for c in j["countries"]}, j)
+
+
+@test("the server stops cleanly")
+def _():
+    stopped_cleanly(s)
+
+
+sys.exit(finish(s))
