@@ -37,6 +37,7 @@ typedef struct {
     char *name, *region, *country;
     char cc[3];
     int32_t lat, lon;   /* degrees * 1e5 */
+    uint32_t pop;
     uint32_t name_off, region_off, country_off;
     int cell;
 } rec;
@@ -181,6 +182,7 @@ int main(int argc, char **argv)
         memcpy(r->cc, cc, 3);
         r->lat = (int32_t)lround(lat * 1e5);
         r->lon = (int32_t)lround(lon * 1e5);
+        r->pop = geonames_city_get_population(c);
         r->cell = cell_of(r->lat / 1e5, r->lon / 1e5);
         geonames_city_free(c);
         kept++;
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
         h = fnv(h, r->cc, 2);
         h = fnv(h, &r->lat, sizeof(r->lat));
         h = fnv(h, &r->lon, sizeof(r->lon));
+        h = fnv(h, &r->pop, sizeof(r->pop));
         by_cell[i] = (uint32_t)i;
         cells[r->cell + 1]++;
     }
@@ -214,8 +217,8 @@ int main(int argc, char **argv)
     fprintf(f, "#define MI_PLACES_COUNT %d\n", kept);
     fprintf(f, "static const mi_place_rec mi_place_recs[%d] = {\n", kept);
     for (int i = 0; i < kept; i++)
-        fprintf(f, "{%d,%d,%u,%u,%u,\"%c%c\"},\n", recs[i].lat, recs[i].lon,
-                recs[i].name_off, recs[i].region_off, recs[i].country_off,
+        fprintf(f, "{%d,%d,%u,%u,%u,%u,\"%c%c\"},\n", recs[i].lat, recs[i].lon,
+                recs[i].pop, recs[i].name_off, recs[i].region_off, recs[i].country_off,
                 recs[i].cc[0], recs[i].cc[1]);
     fprintf(f, "};\nstatic const uint32_t mi_places_cells[%d] = {", CELLS + 1);
     for (int i = 0; i <= CELLS; i++)

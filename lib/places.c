@@ -10,9 +10,14 @@
  * catalog stores that version and recomputes its places when it changes.
  *
  * Lookup: the records are also listed by 1-degree cell; a lookup scans the
- * cells that can hold a place within MI_PLACE_RADIUS_KM, comparing squared
- * equirectangular distances (exact enough at that range to pick the
- * nearest), so it allocates nothing and costs a few microseconds.
+ * cells that can hold a place within MI_PLACE_RADIUS_KM, with
+ * equirectangular distances (exact enough at that range), so it allocates
+ * nothing and costs a few microseconds.  A place is a point but a city is
+ * not: the nearest point would put the Eiffel Tower in Neuilly-sur-Seine
+ * (3.4 km, against 4.2 km to the point GeoNames gives Paris).  So each
+ * place counts as a disc of sqrt(people / 60,000) km (the area of its
+ * people at 19,000 per km2, a dense city: Paris 5.9 km, a town of 20,000
+ * 0.6 km), and the place whose disc's edge is nearest wins.
  */
 #include "mi-private.h"
 
@@ -21,6 +26,7 @@
 
 typedef struct {
     int32_t lat, lon;          /* degrees * 1e5 */
+    uint32_t pop;              /* people */
     uint32_t name, region, country;   /* offsets in mi_places_pool */
     char cc[3];                /* ISO 3166-1 alpha-2, NUL-terminated */
 } mi_place_rec;
@@ -44,7 +50,7 @@ static const mi_place_rec *rec_of(uint32_t place)
 uint32_t mi_place_at(double lat, double lon)
 {
     double radius_deg = MI_PLACE_RADIUS_KM / KM_PER_DEGREE;
-    double best = radius_deg * radius_deg, coslat;
+    double best = INFINITY, coslat;
     uint32_t found = 0;
     int r0, r1;
 
@@ -79,7 +85,7 @@ uint32_t mi_place_at(double lat, double lon)
                 const mi_place_rec *p = &mi_place_recs[mi_places_by_cell[k]];
                 double dy = p->lat / 1e5 - lat;
                 double dx = p->lon / 1e5 - lon;
-                double d;
+                double d2, d;
 
                 if (dx > 180.0)
                     dx -= 360.0;
@@ -87,7 +93,10 @@ uint32_t mi_place_at(double lat, double lon)
                     dx += 360.0;
                 /* The mean latitude's cosine: right across a pole too. */
                 dx *= (coslat + cos(p->lat / 1e5 * M_PI / 180.0)) / 2.0;
-                d = dx * dx + dy * dy;
+                d2 = dx * dx + dy * dy;
+                if (d2 > radius_deg * radius_deg)
+                    continue;
+                d = sqrt(d2) * KM_PER_DEGREE - sqrt(p->pop / 60000.0);
                 if (d < best) {
                     best = d;
                     found = (uint32_t)mi_places_by_cell[k] + 1;
