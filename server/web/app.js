@@ -74,6 +74,9 @@
     sideLinks: $('side-links'), photosLink: $('photos-link'), trashLink: $('trash-link'),
     trashCount: $('trash-count'), trash: $('trash'), trashTitle: $('trash-title'),
     trashGrid: $('trash-grid'), trashState: $('trash-state'), trashEmpty: $('trash-empty'),
+    searchForm: $('search-form'), q: $('q'), placesLink: $('places-link'),
+    places: $('places'), placesTitle: $('places-title'), placesList: $('places-list'),
+    placesNone: $('places-none'),
   };
 
   // The session ended (logged out elsewhere, expired, a new password): the
@@ -93,7 +96,7 @@
   let all = new Map();   // sha -> item: everything listed, Live Photo videos too
   let bySha = new Map(); // sha -> index in items
   let months = [];       // {key, label, year, start, end, top}
-  const filter = { from: '', to: '' };
+  const filter = { from: '', to: '', q: '' };
   let loaded = false;
 
   function num(v) {
@@ -130,6 +133,9 @@
       codec: typeof e.codec === 'string' ? e.codec : '',
       live: typeof e.live_photo_id === 'string' ? e.live_photo_id : '',
       duration: num(e.duration),
+      city: typeof e.city === 'string' ? e.city : '',
+      region: typeof e.region === 'string' ? e.region : '',
+      country: typeof e.country === 'string' ? e.country : '',
     };
   }
 
@@ -176,6 +182,7 @@
     const q = new URLSearchParams({ format: 'ndjson' });
     if (filter.from) q.set('from', filter.from);
     if (filter.to) q.set('to', filter.to);
+    if (filter.q) q.set('q', filter.q);
     return '/list?' + q.toString();
   }
 
@@ -226,6 +233,19 @@
       const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/x-ndjson, application/json' } });
       if (authLost(r.status)) return;
       if (SHARE && r.status === 404) { showGone(); return; }
+      if (r.status === 400 && filter.q) {
+        // The search does not parse: say why, keep the words to fix.
+        let why = '';
+        try { why = (await r.json()).error || ''; } catch (e) { /* none */ }
+        if (seq !== loadSeq) return;
+        setItems([]);
+        relayout(null);
+        buildNav();
+        el.count.textContent = '';
+        showState('#i-search', 'This search cannot be read', why.replace(/^search: /, ''),
+                  'Clear the search', () => applySearch(''));
+        return;
+      }
       if (!r.ok) throw new Error('HTTP ' + r.status);
       list = await readList(r, seq, opts.keepScroll || opts.quiet ? null : (first) => {
         // The first screenful: lay it out and draw it now.
@@ -1092,6 +1112,16 @@
     el.capTitle.textContent = it.name;
     el.capDate.textContent = it.t ? longDateFmt.format(new Date(it.t * 1000)) : '';
     el.capPlace.textContent = '';
+    if (it.city) {
+      // The nearest town (GeoNames, on the server), then the position.
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'cap-town';
+      b.textContent = [it.city, it.region, it.country].filter(Boolean).join(', ');
+      b.title = 'Every photo from ' + it.city;
+      b.addEventListener('click', () => { closeViewer(); applySearch(placeTerm(it.city, it.country)); });
+      el.capPlace.append(b, document.createElement('br'));
+    }
     if (it.lat !== null && it.lon !== null) {
       const a = document.createElement('a');
       a.href = `https://www.openstreetmap.org/?mlat=${it.lat}&mlon=${it.lon}#map=15/${it.lat}/${it.lon}`;
@@ -1217,13 +1247,15 @@
   // #/photo/<sha>: the viewer; #/trash: the trash; else the timeline.
   function parseHash() {
     if (/^#\/trash\/?$/.test(location.hash)) return { trash: true, photo: null };
+    if (/^#\/places\/?$/.test(location.hash)) return { places: true, photo: null };
     const m = /^#\/photo\/([0-9a-fA-F]{64})$/.exec(location.hash);
     return { trash: false, photo: m ? m[1].toLowerCase() : null };
   }
 
   function route() {
     const h = parseHash();
-    showTrash(h.trash && canDelete && !SHARE);
+    showTrash(!!h.trash && canDelete && !SHARE);
+    showPlaces(!!h.places && !SHARE);
     const sha = h.photo;
     if (!sha) { closeViewerUI(); return; }
     if (!loaded) return;
@@ -1248,6 +1280,8 @@
     const ok = (s) => (/^\d{4}-\d{2}-\d{2}$/.test(s || '') ? s : '');
     filter.from = ok(q.get('from'));
     filter.to = ok(q.get('to'));
+    filter.q = (q.get('q') || '').slice(0, 1000);
+    el.q.value = filter.q;
     el.from.value = filter.from;
     el.to.value = filter.to;
     showChip();
@@ -1255,13 +1289,21 @@
 
   function showChip() {
     const on = !!(filter.from || filter.to);
-    el.chipRow.hidden = !on;
+    el.chipRow.hidden = !(on || filter.q);
+    el.chipX.setAttribute('aria-label', on ? 'Clear date filter' : 'Clear the search');
+    if (filter.q && !on) {
+      el.filterBtn.classList.remove('on');
+      $('share-dates').hidden = true;
+      el.chipText.textContent = 'Search: ' + filter.q;
+      return;
+    }
     $('share-dates').hidden = !(on && canShare);
     el.filterBtn.classList.toggle('on', on);
     if (!on) return;
     const d = (s) => dayFmt.format(new Date(s + 'T00:00:00'));
-    el.chipText.textContent = filter.from && filter.to ? `${d(filter.from)} – ${d(filter.to)}`
-      : filter.from ? `Since ${d(filter.from)}` : `Until ${d(filter.to)}`;
+    el.chipText.textContent = (filter.from && filter.to ? `${d(filter.from)} – ${d(filter.to)}`
+      : filter.from ? `Since ${d(filter.from)}` : `Until ${d(filter.to)}`) +
+      (filter.q ? ' · Search: ' + filter.q : '');
   }
 
   function applyFilter(from, to) {
@@ -1295,7 +1337,134 @@
     if (e.key === 'Escape') { toggleFilterPanel(false); el.filterBtn.focus(); }
   });
   el.filterClear.addEventListener('click', () => { toggleFilterPanel(false); applyFilter('', ''); });
-  el.chipX.addEventListener('click', () => applyFilter('', ''));
+  el.chipX.addEventListener('click', () => {
+    if (filter.from || filter.to) applyFilter('', '');
+    else applySearch('');
+  });
+
+  /* -------------------------------------------------------------- search */
+
+  // The search box: its words go to the server as /list?q= (words, places,
+  // dates, camera:, type:), kept in the address as ?q= like the dates.
+  function applySearch(text) {
+    text = String(text || '').trim().slice(0, 1000);
+    filter.q = text;
+    el.q.value = text;
+    const q = new URLSearchParams(location.search);
+    q.delete('q');
+    if (text) q.set('q', text);
+    const s = q.toString();
+    const hash = parseHash().places ? '' : location.hash;
+    history.replaceState(null, '', location.pathname + (s ? '?' + s : '') + hash);
+    if (parseHash().places !== true) route();
+    showChip();
+    window.scrollTo(0, 0);
+    load();
+  }
+  el.searchForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    applySearch(el.q.value);
+    el.q.blur();
+  });
+  el.q.addEventListener('search', () => { if (!el.q.value && filter.q) applySearch(''); });
+
+  // A place as a search term: "place:"City, CC"" (quoted when it has spaces).
+  function placeTerm(name, country) {
+    const v = country ? `${name}, ${country}` : name;
+    return 'place:"' + v.replace(/"/g, '') + '"';
+  }
+
+  /* -------------------------------------------------------------- places */
+
+  // #/places: countries, most photos first, each with its towns; a town
+  // or a country opens the timeline searched for it.
+  let placesOn = false, placesSeq = 0;
+
+  function showPlaces(on) {
+    if (on === placesOn) return;
+    placesOn = on;
+    document.body.classList.toggle('places-view', on);
+    el.places.hidden = !on;
+    if (on) el.placesLink.setAttribute('aria-current', 'page'); else el.placesLink.removeAttribute('aria-current');
+    if (on) el.photosLink.removeAttribute('aria-current');
+    else if (!document.body.classList.contains('trash-view')) el.photosLink.setAttribute('aria-current', 'page');
+    closeDrawer();
+    if (on) {
+      window.scrollTo(0, 0);
+      loadPlaces();
+    } else if (loaded) {
+      hideState();
+      relayout(null);
+      if (!items.length) showEmpty();
+    }
+  }
+
+  function placeTile(label, sub, cover, onOpen) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'place-tile';
+    const img = document.createElement('img');
+    img.alt = '';
+    img.loading = 'lazy';
+    img.src = BASE + '/thumbnail/' + cover;
+    const span = document.createElement('span');
+    span.textContent = label;
+    const small = document.createElement('small');
+    small.textContent = sub;
+    span.append(small);
+    b.append(img, span);
+    b.setAttribute('aria-label', `${label}, ${sub}`);
+    b.addEventListener('click', onOpen);
+    li.append(b);
+    return li;
+  }
+
+  function openPlace(term) {
+    history.replaceState(null, '', urlWith(''));
+    showPlaces(false);
+    applySearch(term);
+  }
+
+  async function loadPlaces() {
+    const seq = ++placesSeq;
+    let j;
+    try { j = await api('GET', '/api/places'); } catch (err) {
+      toast('Could not load the places: ' + err.message);
+      return;
+    }
+    if (seq !== placesSeq || !placesOn) return;
+    const countries = (j && Array.isArray(j.countries)) ? j.countries.slice() : [];
+    countries.sort((a, b) => b.count - a.count || String(a.country).localeCompare(b.country));
+    el.placesList.textContent = '';
+    el.placesNone.hidden = countries.length > 0;
+    for (const c of countries) {
+      const h = document.createElement('h3');
+      const hb = document.createElement('button');
+      hb.type = 'button';
+      hb.textContent = `${c.country} · ${plural(c.count)}`;
+      hb.addEventListener('click', () => openPlace('place:' + c.country_code));
+      h.append(hb);
+      const ul = document.createElement('ul');
+      ul.className = 'place-grid';
+      const cities = Array.isArray(c.cities) ? c.cities.slice() : [];
+      cities.sort((a, b) => b.count - a.count || String(a.city).localeCompare(b.city));
+      for (const t of cities) {
+        ul.append(placeTile(t.city, [t.region, plural(t.count)].filter(Boolean).join(' · '), t.cover,
+                            () => openPlace(placeTerm(t.city, c.country_code))));
+      }
+      el.placesList.append(h, ul);
+    }
+  }
+
+  el.placesLink.addEventListener('click', (e) => {
+    e.preventDefault();
+    closeDrawer();
+    if (placesOn) return;
+    history.pushState({ places: true }, '', urlWith('#/places'));
+    route();
+    el.placesTitle.focus();
+  });
 
   /* --------------------------------------------------------------- state */
 
@@ -1318,6 +1487,12 @@
       showState('#i-photos', 'Nothing to show', 'What this link shared is no longer on the server.', '', null);
       el.stateAction.hidden = true;
       el.count.textContent = '';
+      return;
+    }
+    if (filter.q) {
+      showState('#i-search', 'Nothing found', `No photos or videos match “${filter.q}”.`,
+        'Clear the search', () => applySearch(''));
+      el.count.textContent = 'No matches';
       return;
     }
     if (filter.from || filter.to) {
@@ -1964,7 +2139,8 @@
     document.body.classList.toggle('can-select', canSelect());
     el.selectBtn.hidden = !canSelect();
     el.vDelete.hidden = !canDelete;
-    el.sideLinks.hidden = !canDelete;
+    el.sideLinks.hidden = !!SHARE;
+    el.trashLink.hidden = !canDelete;
     if (canDelete) loadTrash();
     updateSelBar();
     route();
@@ -2186,6 +2362,7 @@
     e.preventDefault();
     closeDrawer();
     if (trashOn) leaveTrash();
+    else if (placesOn) { history.replaceState(null, '', urlWith('')); route(); }
     else window.scrollTo(0, 0);
   });
 
