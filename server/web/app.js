@@ -1407,7 +1407,7 @@
     const img = document.createElement('img');
     img.alt = '';
     img.loading = 'lazy';
-    img.src = BASE + '/thumbnail/' + cover;
+    img.src = BASE + '/thumbnail/' + cover + '?size=512';   // not letterboxed
     const span = document.createElement('span');
     span.textContent = label;
     const small = document.createElement('small');
