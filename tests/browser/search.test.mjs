@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// Places and search in a real browser: the search box narrows the grid
+// (words, a year, a place) and says why a query cannot be read; the
+// Places view lists countries and towns and opens one; the viewer's
+// caption names the town.  Prints TAP.
+//
+//   MI_SERVER=build/server/media-server node tests/browser/search.test.mjs
+//
+// Environment: as gallery.test.mjs (MI_SERVER, CHROMIUM, MI_TEST_BUILD_DIR,
+// MI_TEST_KEEP).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { makeJpeg } from './fixtures.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const buildDir = process.env.MI_TEST_BUILD_DIR || path.resolve(here, '../../build');
+const serverBin = process.env.MI_SERVER || path.join(buildDir, 'server/media-server');
+const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
+const shots = path.join(buildDir, 'browser-screenshots');
+
+let count = 0, failures = 0;
+function ok(cond, name, diag) {
+  count++;
+  console.log(`${cond ? 'ok' : 'not ok'} ${count} - ${name}`);
+  if (!cond) {
+    failures++;
+    if (diag !== undefined) console.log(String(diag).split('\n').map((l) => '  # ' + l).join('\n'));
+  }
+  return cond;
+}
+async function step(name, fn) {
+  try { await fn(); } catch (e) { ok(false, name, e && e.stack ? e.stack : e); }
+}
+
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  console.log('1..0 # SKIP playwright-core is not installed: run `npm ci` in tests/browser');
+  process.exit(0);
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mi-browser-search-'));
+const lib = path.join(tmp, 'library');
+fs.mkdirSync(lib);
+const photos = [
+  // name, seed, date, lat, lon
+  ['helsinki-harbour.jpg', 21, '2021:06:03 12:00:00', 60.147, 24.907],
+  ['arezzo-1.jpg', 22, '2008:10:22 16:29:49', 43.4674, 11.8851],
+  ['arezzo-2.jpg', 23, '2008:10:23 10:00:00', 43.4640, 11.8810],
+  ['madrid.jpg', 24, '2019:04:01 10:00:00', 40.4470, -3.7250],
+  ['no-gps-2021.jpg', 25, '2021:09:09 09:00:00', undefined, undefined],
+];
+for (const [name, seed, date, lat, lon] of photos)
+  fs.writeFileSync(path.join(lib, name), makeJpeg(64, 48, seed, { date, lat, lon, make: 'Acme', model: 'Cam ' + seed }));
+
+const children = [];
+let browser;
+function startServer(dir) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(serverBin, ['--storage_dir', dir, '--port', '0', '--listen', '127.0.0.1'],
+                       { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(proc);
+    let log = '';
+    const timer = setTimeout(() => reject(new Error('media-server did not start: ' + log)), 20000);
+    proc.stderr.on('data', (d) => {
+      log = (log + d).slice(-20000);
+      const m = /on http:\/\/[^/]*:(\d+)\//.exec(log);
+      if (m && timer) { clearTimeout(timer); resolve({ proc, url: `http://127.0.0.1:${m[1]}`, log: () => log }); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`media-server exited (${code}): ${log}`)); });
+  });
+}
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  if (!process.env.MI_TEST_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+}
+async function shot(page, name) {
+  fs.mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: path.join(shots, name + '.png') });
+}
+const consoleErrors = [];
+async function newPage(tag) {
+  const ctx = await browser.newContext({ locale: 'en-US', colorScheme: 'light', viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => consoleErrors.push(`${tag}: uncaught ${e.message}`));
+  page.on('console', (m) => {
+    // The 400 of the query the test makes bad on purpose is logged.
+    if (m.type() === 'error' && !/400/.test(m.text())) consoleErrors.push(`${tag}: ${m.text()}`);
+  });
+  return { ctx, page };
+}
+const cells = (page, n) => page.waitForFunction((k) => document.querySelectorAll('#timeline a.cell').length === k, n, { timeout: 15000 });
+
+let srv;
+try {
+  srv = await startServer(lib);
+  browser = await chromium.launch({
+    executablePath: chromiumBin, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+} catch (e) {
+  console.log('Bail out! ' + (e && e.message ? e.message : e));
+  await cleanup();
+  process.exit(1);
+}
+
+const { page } = await newPage('search');
+
+async function search(text) {
+  await page.fill('#q', text);
+  await page.press('#q', 'Enter');
+}
+
+await step('the search box: "helsinki 2021" leaves one photo, kept in the address', async () => {
+  await page.goto(srv.url + '/');
+  await cells(page, photos.length);
+  await search('helsinki 2021');
+  await cells(page, 1);
+  const url = new URL(page.url());
+  ok(url.searchParams.get('q') === 'helsinki 2021', 'the search box: "helsinki 2021" leaves one photo, kept in the address', page.url());
+  ok(/Search: helsinki 2021/.test(await page.textContent('#chip-row')), 'a chip says what is searched');
+  await shot(page, 'search-helsinki');
+});
+
+await step('a year alone, and a reload keeps the search', async () => {
+  await search('2021');
+  await cells(page, 2);
+  await page.reload();
+  await cells(page, 2);
+  ok((await page.inputValue('#q')) === '2021', 'a year alone, and a reload keeps the search');
+});
+
+await step('a query the server cannot read: its reason, and a way out', async () => {
+  await search('date:2021-13');
+  await page.waitForSelector('#state:not([hidden])');
+  const text = await page.textContent('#state');
+  ok(/cannot be read/.test(text) && /date:2021-13/.test(text), 'a query the server cannot read: its reason, and a way out', text);
+  await page.click('#state-action');
+  await cells(page, photos.length);
+  ok(new URL(page.url()).searchParams.get('q') === null, 'clearing it shows everything again', page.url());
+});
+
+await step('nothing found says so', async () => {
+  await search('xanadu');
+  await page.waitForSelector('#state:not([hidden])');
+  ok(/Nothing found/.test(await page.textContent('#state')), 'nothing found says so');
+  await page.click('#chip-x');
+  await cells(page, photos.length);
+});
+
+await step('Places: countries by photos, their towns; a town opens its photos', async () => {
+  await page.click('#places-link');
+  await page.waitForSelector('.place-tile');
+  const heads = await page.$$eval('.places h3', (a) => a.map((h) => h.textContent));
+  ok(JSON.stringify(heads) === JSON.stringify(['Italy · 2 items', 'Finland · 1 item', 'Spain · 1 item']),
+     'Places: countries by photos, their towns', heads);
+  const tiles = await page.$$eval('.place-tile', (a) => a.map((b) => b.getAttribute('aria-label')));
+  ok(tiles.includes('Arezzo, Tuscany · 2 items') && tiles.includes('Madrid, Madrid · 1 item'), 'each town with its region and count', tiles);
+  ok(/GeoNames/.test(await page.textContent('#places')), 'the GeoNames credit is shown');
+  await shot(page, 'places');
+  await page.click('.place-tile[aria-label^="Arezzo"]');
+  await cells(page, 2);
+  ok(/place:"Arezzo, IT"/.test(await page.inputValue('#q')), 'a town opens its photos', await page.inputValue('#q'));
+});
+
+await step('the viewer names the town', async () => {
+  await page.click('#timeline a.cell');
+  await page.waitForSelector('#viewer:not([hidden])');
+  const cap = await page.textContent('#cap-place');
+  ok(/Arezzo, Tuscany, Italy/.test(cap), 'the viewer names the town', cap);
+  await shot(page, 'viewer-town');
+});
+
+ok(consoleErrors.length === 0, 'no console errors', consoleErrors.join('\n'));
+console.log(`1..${count}`);
+await cleanup();
+process.exit(failures ? 1 : 0);
