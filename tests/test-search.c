@@ -9,6 +9,8 @@
 #include "mi-test.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
+#include <unistd.h>
 
 static char *dir;
 static mi_index *idx;
@@ -282,6 +284,26 @@ static void test_places_recomputed(void)
     CHECK_EQ_INT(mi_index_generation(idx), gen);   /* once only */
 }
 
+/* Words follow the files: a copy deleted, a file renamed. */
+static void test_words_follow_changes(void)
+{
+    char *a = fx_path(dir, "zz/copy of the sea.jpg");
+    char *b = fx_path(dir, "old/DSCN0010.jpg");
+    char *c = fx_path(dir, "old/renamed arezzo.jpg");
+
+    CHECK(unlink(a) == 0);
+    CHECK(rename(b, c) == 0);
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+    expect("sea", "");
+    expect("helsinki", "IMG_20210603.jpg");
+    expect("dscn0010", "");
+    expect("renamed", "renamed arezzo.jpg");
+    expect("arezzo", "renamed arezzo.jpg");
+    free(a);
+    free(b);
+    free(c);
+}
+
 int main(void)
 {
     setup();
@@ -292,6 +314,7 @@ int main(void)
     RUN(test_place_options);
     RUN(test_places_list);
     RUN(test_places_recomputed);
+    RUN(test_words_follow_changes);
     mi_index_close(idx);
     fx_rmtree(dir);
     free(dir);
