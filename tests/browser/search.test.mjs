@@ -9,42 +9,13 @@
 // Environment: as gallery.test.mjs (MI_SERVER, CHROMIUM, MI_TEST_BUILD_DIR,
 // MI_TEST_KEEP).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { makeJpeg } from './fixtures.mjs';
+import { harness } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const buildDir = process.env.MI_TEST_BUILD_DIR || path.resolve(here, '../../build');
-const serverBin = process.env.MI_SERVER || path.join(buildDir, 'server/media-server');
-const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = path.join(buildDir, 'browser-screenshots');
-
-let count = 0, failures = 0;
-function ok(cond, name, diag) {
-  count++;
-  console.log(`${cond ? 'ok' : 'not ok'} ${count} - ${name}`);
-  if (!cond) {
-    failures++;
-    if (diag !== undefined) console.log(String(diag).split('\n').map((l) => '  # ' + l).join('\n'));
-  }
-  return cond;
-}
-async function step(name, fn) {
-  try { await fn(); } catch (e) { ok(false, name, e && e.stack ? e.stack : e); }
-}
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.log('1..0 # SKIP playwright-core is not installed: run `npm ci` in tests/browser');
-  process.exit(0);
-}
-
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mi-browser-search-'));
-const lib = path.join(tmp, 'library');
+const t = await harness('search');
+const { ok, step } = t;
+const lib = path.join(t.tmp, 'library');
 fs.mkdirSync(lib);
 const photos = [
   // name, seed, date, lat, lon
@@ -57,60 +28,19 @@ const photos = [
 for (const [name, seed, date, lat, lon] of photos)
   fs.writeFileSync(path.join(lib, name), makeJpeg(64, 48, seed, { date, lat, lon, make: 'Acme', model: 'Cam ' + seed }));
 
-const children = [];
-let browser;
-function startServer(dir) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(serverBin, ['--storage_dir', dir, '--port', '0', '--listen', '127.0.0.1'],
-                       { stdio: ['ignore', 'ignore', 'pipe'] });
-    children.push(proc);
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('media-server did not start: ' + log)), 20000);
-    proc.stderr.on('data', (d) => {
-      log = (log + d).slice(-20000);
-      const m = /on http:\/\/[^/]*:(\d+)\//.exec(log);
-      if (m && timer) { clearTimeout(timer); resolve({ proc, url: `http://127.0.0.1:${m[1]}`, log: () => log }); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`media-server exited (${code}): ${log}`)); });
-  });
-}
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  if (!process.env.MI_TEST_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
-}
-async function shot(page, name) {
-  fs.mkdirSync(shots, { recursive: true });
-  await page.screenshot({ path: path.join(shots, name + '.png') });
-}
-const consoleErrors = [];
-async function newPage(tag) {
-  const ctx = await browser.newContext({ locale: 'en-US', colorScheme: 'light', viewport: { width: 1280, height: 800 } });
-  const page = await ctx.newPage();
-  page.on('pageerror', (e) => consoleErrors.push(`${tag}: uncaught ${e.message}`));
-  page.on('console', (m) => {
-    // The 400 of the query the test makes bad on purpose is logged.
-    if (m.type() === 'error' && !/400/.test(m.text())) consoleErrors.push(`${tag}: ${m.text()}`);
-  });
-  return { ctx, page };
-}
 const cells = (page, n) => page.waitForFunction((k) => document.querySelectorAll('#timeline a.cell').length === k, n, { timeout: 15000 });
 
 let srv;
 try {
-  srv = await startServer(lib);
-  browser = await chromium.launch({
-    executablePath: chromiumBin, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  srv = await t.startServer(lib);
+  await t.launch();
 } catch (e) {
-  console.log('Bail out! ' + (e && e.message ? e.message : e));
-  await cleanup();
-  process.exit(1);
+  await t.bail(e);
 }
 
-const { page } = await newPage('search');
+// The 400 of the query made bad on purpose is logged by Chromium.
+const { page } = await t.newPage('search', /400/);
+
 
 async function search(text) {
   await page.fill('#q', text);
@@ -125,7 +55,7 @@ await step('the search box: "helsinki 2021" leaves one photo, kept in the addres
   const url = new URL(page.url());
   ok(url.searchParams.get('q') === 'helsinki 2021', 'the search box: "helsinki 2021" leaves one photo, kept in the address', page.url());
   ok(/Search: helsinki 2021/.test(await page.textContent('#chip-row')), 'a chip says what is searched');
-  await shot(page, 'search-helsinki');
+  await t.shot(page, 'search-helsinki');
 });
 
 await step('a year alone, and a reload keeps the search', async () => {
@@ -163,7 +93,7 @@ await step('Places: countries by photos, their towns; a town opens its photos', 
   const tiles = await page.$$eval('.place-tile', (a) => a.map((b) => b.getAttribute('aria-label')));
   ok(tiles.includes('Arezzo, Tuscany · 2 items') && tiles.includes('Madrid, Madrid · 1 item'), 'each town with its region and count', tiles);
   ok(/GeoNames/.test(await page.textContent('#places')), 'the GeoNames credit is shown');
-  await shot(page, 'places');
+  await t.shot(page, 'places');
   await page.click('.place-tile[aria-label^="Arezzo"]');
   await cells(page, 2);
   ok(/place:"Arezzo, IT"/.test(await page.inputValue('#q')), 'a town opens its photos', await page.inputValue('#q'));
@@ -174,10 +104,7 @@ await step('the viewer names the town', async () => {
   await page.waitForSelector('#viewer:not([hidden])');
   const cap = await page.textContent('#cap-place');
   ok(/Arezzo, Tuscany, Italy/.test(cap), 'the viewer names the town', cap);
-  await shot(page, 'viewer-town');
+  await t.shot(page, 'viewer-town');
 });
 
-ok(consoleErrors.length === 0, 'no console errors', consoleErrors.join('\n'));
-console.log(`1..${count}`);
-await cleanup();
-process.exit(failures ? 1 : 0);
+await t.finish();
