@@ -269,5 +269,14 @@ int main(int argc, char **argv)
         perror(argv[3]);
         return 1;
     }
+    for (int i = 0; i < kept; i++) {
+        g_free(recs[i].name);
+        g_free(recs[i].region);
+        g_free(recs[i].country);
+    }
+    free(recs);
+    free(by_cell);
+    free(cells);
+    free(p.data);
     return 0;
 }
