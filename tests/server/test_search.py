@@ -6,12 +6,13 @@ real media-server on 127.0.0.1 with JPEGs whose EXIF holds positions.
 """
 import json
 import os
+import shutil
 import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
-from harness import finish, FIXTURE_TOOL  # noqa: E402
+from harness import finish, FIXTURE_TOOL, Skip  # noqa: E402
 
 if not FIXTURE_TOOL:
     give_up("needs the fixture tool")
@@ -176,6 +177,33 @@ def _():
     check([p.rsplit("/", 1)[-1] for p in got] == ["tokyo.jpg"], got)
     st, _, j = s.json("GET", "/api/places")
     check("JP" in {c["country_code"] for c in j["countries"]}, j)
+
+
+@test("corpus: DSCN0010 is in Arezzo, the Nokia 8.3's photo in Helsinki")
+def _():
+    corpus = os.environ.get("MI_TEST_CORPUS")
+    if not corpus:
+        raise Skip("MI_TEST_CORPUS not set")
+    want = {"DSCN0010.jpg": ("Arezzo", "IT"),
+            "HMD_Nokia_8.3_5G.jpg": ("Helsinki", "FI")}
+    root = new_root("corpus-places")
+    found = 0
+    for d, _, files in os.walk(os.path.join(corpus, "jpg")):
+        for n in files:
+            if n in want:
+                shutil.copy(os.path.join(d, n), os.path.join(root, n))
+                found += 1
+    if not found:
+        raise Skip("the corpus has neither DSCN0010.jpg nor HMD_Nokia_8.3_5G.jpg")
+    c = Server(root, "--watch", "off")
+    try:
+        c.wait_idle()
+        for e in c.listing().values():
+            check((e.get("city"), e.get("country_code")) == want[e["filename"]], e)
+        st, _, j = c.json("GET", "/api/places")
+        check(st == 200 and len(j["countries"]) == found, j)
+    finally:
+        stopped_cleanly(c)
 
 
 @test("the server stops cleanly")
