@@ -14,10 +14,7 @@
 #     per-user throttles never slow them down: the worst case, a botnet);
 #     RUNS alternating runs each, medians of p50/p99, and what the flood got
 #     (401 = a full argon2 verify, 503 = refused while AUTH_MAX_QUEUE wait).
-# PARTS=1 or PARTS=2 runs one part only (default both).  FLOOD_NICE=19 runs
-# the flood client at that nice level: on one machine, the attacker's own
-# CPU is otherwise taken from the server, which a flood from elsewhere
-# would not do (both figures belong in a report).
+# PARTS=1 or PARTS=2 runs one part only (default both).
 # The client (wrk, the Python flood) shares the machine's cores with the
 # server.  100 photos of PHOTOS_DIR are copied twice; when PHOTOS_DIR is
 # missing it is made with bench/make-corpus.sh OUT 100 0.
@@ -159,7 +156,7 @@ echo "== 2. a logged-in user's /thumbnail latency (wrk -t1 -c6 --latency, ms), i
 for i in $(seq 1 "$runs"); do
     read -r p50 p99 < <(lat)
     echo "$p50" >>"$work/i50"; echo "$p99" >>"$work/i99"
-    nice -n "${FLOOD_NICE:-0}" python3 "$work/flood.py" "$keyed_port" "$work/flood-$i.txt" &
+    python3 "$work/flood.py" "$keyed_port" "$work/flood-$i.txt" &
     flood_pid=$!
     sleep 1
     read -r f50 f99 < <(lat)
