@@ -460,8 +460,18 @@ void route_list_query(struct req *r, const struct list_query *lq)
         return;
     }
     ctype = ndjson ? "application/x-ndjson" : "application/json";
-    if (r->head) {
+    if (r->head && !ftag) {
         send_headers(r, 200, ctype, -1, extra);
+        return;
+    }
+    if (r->head) {
+        /* A search is read first: HEAD answers 400 as GET would. */
+        s = mi_cursor_new_with(&cur, srv->idx, &co);
+        mi_cursor_free(cur);
+        if (s != MI_OK)
+            send_mi_error(r, s, "cannot list the index");
+        else
+            send_headers(r, 200, ctype, -1, extra);
         return;
     }
     if (!tpl_init(&t, ndjson) || !(out.buf = malloc(LIST_CHUNK)))

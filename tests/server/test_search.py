@@ -136,6 +136,11 @@ def _():
         check(st == 400, (text, st))
         err = json.loads(data).get("error", "")
         check(reason in err, (text, err))
+        st, _, _ = s.request(
+            "HEAD", "/list?" + urllib.parse.urlencode({"q": text}))
+        check(st == 400, ("HEAD", text, st))
+    st, _, _ = s.request("HEAD", "/list?q=helsinki")
+    check(st == 200, st)
 
 
 @test("ETags: one per query, 304 for the same")
