@@ -218,7 +218,9 @@ static mi_status missing(mi_index *idx, uint8_t (**out)[MI_HASH_SIZE],
     if (s != MI_OK)
         return s;
     rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         if (sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
             continue;
         if (*n == cap) {

@@ -36,7 +36,7 @@ typedef struct item {
 } item;
 
 typedef struct member {
-    uint32_t item;
+    const struct item *it;
     int distance;
 } member;
 
@@ -86,7 +86,9 @@ static mi_status load(mi_index *idx, item **out, size_t *n)
     if (s != MI_OK)
         return s;
     rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         item *it;
 
         if (sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
@@ -166,15 +168,23 @@ static mi_status result_new(mi_similar **out, item *items, size_t nmembers,
 /* ---------------------------------------------------------------------- */
 /* One content                                                             */
 
-/* The sort of mi_similar_find's group: nearest first, then larger. */
-static const item *sort_items;
+/* The order of mi_similar_find's group after its item 0: nearest first,
+ * then larger. */
 static int by_distance(const void *x, const void *y)
 {
     const member *a = x, *b = y;
 
     if (a->distance != b->distance)
         return a->distance - b->distance;
-    return larger_first(&sort_items[a->item], &sort_items[b->item]);
+    return larger_first(a->it, b->it);
+}
+
+/* The order of a group of mi_similar_groups: larger first. */
+static int by_size(const void *x, const void *y)
+{
+    const member *a = x, *b = y;
+
+    return larger_first(a->it, b->it);
 }
 
 mi_status mi_similar_phash(uint64_t *out, mi_index *idx,
@@ -212,4 +222,369 @@ mi_status mi_similar_phash(uint64_t *out, mi_index *idx,
     sqlite3_finalize(st);
     mi_index_release(idx, c);
     return s;
+}
+
+/* The largest item of group g. */
+static size_t largest(const mi_similar *s, size_t g)
+{
+    size_t best = s->start[g];
+
+    for (size_t i = s->start[g] + 1; i < s->start[g + 1]; i++)
+        if (larger_first(s->members[i].it, s->members[best].it) < 0)
+            best = i;
+    return best - s->start[g];
+}
+
+static int item_cmp_hash(const void *key, const void *elem)
+{
+    return memcmp(key, ((const item *)elem)->hash, MI_HASH_SIZE);
+}
+
+mi_status mi_similar_find(mi_similar **out, mi_index *idx,
+                          const uint8_t hash[MI_HASH_SIZE],
+                          const mi_similar_options *opts)
+{
+    item *items = NULL;
+    const item *me;
+    size_t n = 0, k = 0;
+    unsigned d;
+    mi_similar *s;
+    mi_status st;
+
+    if (out)
+        *out = NULL;
+    if (!out || !idx || !hash)
+        return MI_EINVAL;
+    st = check_opts(opts, &d);
+    if (st != MI_OK)
+        return st;
+    st = mi_index_has(NULL, 0, idx, hash, 0);
+    if (st != MI_OK)
+        return st;
+    st = load(idx, &items, &n);
+    if (st != MI_OK)
+        return st;
+    me = bsearch(hash, items, n, sizeof *items, item_cmp_hash);
+    if (!me) {
+        st = result_new(out, items, 0, 0, d);
+        if (st != MI_OK)
+            free(items);
+        return st;
+    }
+    for (size_t i = 0; i < n; i++)
+        k += mi_phash_distance(items[i].bits, me->bits) <= d;
+    st = result_new(&s, items, k, 1, d);
+    if (st != MI_OK) {
+        free(items);
+        return st;
+    }
+    s->members[0].it = me;
+    s->members[0].distance = 0;
+    k = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned dist = mi_phash_distance(items[i].bits, me->bits);
+        if (dist <= d && &items[i] != me) {
+            s->members[k].it = &items[i];
+            s->members[k++].distance = (int)dist;
+        }
+    }
+    qsort(s->members + 1, k - 1, sizeof *s->members, by_distance);
+    s->start[1] = k;
+    s->original[0] = largest(s, 0);
+    *out = s;
+    return MI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The whole library                                                       */
+
+static uint32_t find_root(uint32_t *parent, uint32_t i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+static void unite(uint32_t *parent, uint32_t a, uint32_t b)
+{
+    a = find_root(parent, a);
+    b = find_root(parent, b);
+    if (a != b)
+        parent[a > b ? a : b] = a < b ? a : b;
+}
+
+/* One band's index: the items whose band has value v are
+ * ids[off[v]..off[v + 1]). */
+typedef struct band {
+    uint32_t *off;
+    uint32_t *ids;
+} band;
+
+static unsigned band_of(uint64_t bits, int b)
+{
+    return (unsigned)(bits >> (b * BAND_BITS)) & (BAND_VALUES - 1);
+}
+
+static mi_status bands_build(band bands[BANDS], const item *items, size_t n)
+{
+    for (int b = 0; b < BANDS; b++) {
+        uint32_t *off = calloc(BAND_VALUES + 1, sizeof *off);
+        uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+
+        bands[b].off = off;
+        bands[b].ids = ids;
+        if (!off || !ids)
+            return MI_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            off[band_of(items[i].bits, b) + 1]++;
+        for (unsigned v = 0; v < BAND_VALUES; v++)
+            off[v + 1] += off[v];
+        /* Fill, then shift the offsets back. */
+        for (size_t i = 0; i < n; i++)
+            ids[off[band_of(items[i].bits, b)]++] = (uint32_t)i;
+        memmove(off + 1, off, BAND_VALUES * sizeof *off);
+        off[0] = 0;
+    }
+    return MI_OK;
+}
+
+/* The search of item i's near-duplicates with a higher index, through
+ * the bucket of every value within `left` more flipped bits (from bit
+ * `from` on) of band b's value v. */
+typedef struct probe {
+    const item *items;
+    const band *bd;
+    uint32_t *parent;
+    uint32_t i;
+    unsigned d;
+} probe;
+
+static void probe_bucket(const probe *p, unsigned v)
+{
+    const band *bd = p->bd;
+    uint64_t mine = p->items[p->i].bits;
+
+    for (uint32_t k = bd->off[v]; k < bd->off[v + 1]; k++) {
+        uint32_t j = bd->ids[k];
+        if (j > p->i && mi_phash_distance(p->items[j].bits, mine) <= p->d)
+            unite(p->parent, p->i, j);
+    }
+}
+
+static void probe_near(const probe *p, unsigned v, int from, unsigned left)
+{
+    probe_bucket(p, v);
+    if (left == 0)
+        return;
+    for (int bit = from; bit < BAND_BITS; bit++)
+        probe_near(p, v ^ (1u << bit), bit + 1, left - 1);
+}
+
+/* Put the groups in order: the newest original first (then by hash). */
+typedef struct group_key {
+    size_t start, len;
+} group_key;
+
+static const item *first_of(const mi_similar *s, const group_key *k)
+{
+    return s->members[k->start].it;
+}
+
+static int newest_first(const item *a, const item *b)
+{
+    if (a->date != b->date)
+        return a->date > b->date ? -1 : 1;
+    return memcmp(a->hash, b->hash, MI_HASH_SIZE);
+}
+
+typedef struct keyed {
+    group_key k;
+    const item *orig;
+} keyed;
+
+static int keyed_cmp(const void *x, const void *y)
+{
+    return newest_first(((const keyed *)x)->orig, ((const keyed *)y)->orig);
+}
+
+static mi_status sort_groups(mi_similar *s)
+{
+    size_t total = s->start[s->ngroups], at = 0;
+    keyed *k = malloc((s->ngroups ? s->ngroups : 1) * sizeof *k);
+    member *m = malloc((total ? total : 1) * sizeof *m);
+
+    if (!k || !m) {
+        free(k);
+        free(m);
+        return MI_ENOMEM;
+    }
+    for (size_t g = 0; g < s->ngroups; g++) {
+        k[g].k.start = s->start[g];
+        k[g].k.len = s->start[g + 1] - s->start[g];
+        k[g].orig = first_of(s, &k[g].k);
+    }
+    qsort(k, s->ngroups, sizeof *k, keyed_cmp);
+    for (size_t g = 0; g < s->ngroups; g++) {
+        memcpy(m + at, s->members + k[g].k.start, k[g].k.len * sizeof *m);
+        s->start[g] = at;
+        s->original[g] = 0;
+        at += k[g].k.len;
+    }
+    s->start[s->ngroups] = at;
+    free(s->members);
+    s->members = m;
+    free(k);
+    return MI_OK;
+}
+
+mi_status mi_similar_groups(mi_similar **out, mi_index *idx,
+                            const mi_similar_options *opts)
+{
+    band bands[BANDS];
+    item *items = NULL;
+    uint32_t *parent = NULL, *count = NULL;
+    size_t n = 0, ngroups = 0, nmembers = 0;
+    mi_similar *s = NULL;
+    unsigned d;
+    mi_status st;
+
+    if (out)
+        *out = NULL;
+    if (!out || !idx)
+        return MI_EINVAL;
+    st = check_opts(opts, &d);
+    if (st != MI_OK)
+        return st;
+    memset(bands, 0, sizeof bands);
+    st = load(idx, &items, &n);
+    if (st != MI_OK)
+        return st;
+    if (n > UINT32_MAX - 1) {
+        free(items);
+        return MI_ETOOBIG;
+    }
+    parent = malloc((n ? n : 1) * sizeof *parent);
+    count = calloc(n ? n : 1, sizeof *count);
+    st = parent && count ? bands_build(bands, items, n) : MI_ENOMEM;
+    if (st != MI_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        parent[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < BANDS; b++) {
+            probe p = { items, &bands[b], parent, (uint32_t)i, d };
+            probe_near(&p, band_of(items[i].bits, b), 0, d / BANDS);
+        }
+
+    /* Groups of two or more: sizes by root, then the members. */
+    for (size_t i = 0; i < n; i++)
+        count[find_root(parent, (uint32_t)i)]++;
+    for (size_t i = 0; i < n; i++)
+        if (count[i] > 1) {
+            ngroups++;
+            nmembers += count[i];
+        }
+    st = result_new(&s, items, nmembers, ngroups, d);
+    if (st != MI_OK)
+        goto out;
+    items = NULL;                 /* the result's now */
+    {
+        /* count[root] becomes the root's group's next free slot + 1. */
+        size_t g = 0, at = 0;
+        for (size_t i = 0; i < n; i++)
+            if (count[i] > 1) {
+                s->start[g++] = at;
+                at += count[i];
+                count[i] = (uint32_t)(at - count[i]) + 1;
+            } else {
+                count[i] = 0;
+            }
+        s->start[g] = at;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t r = find_root(parent, (uint32_t)i);
+            if (count[r])
+                s->members[count[r]++ - 1].it = &s->items[i];
+        }
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        member *m = s->members + s->start[g];
+        size_t k = s->start[g + 1] - s->start[g];
+
+        qsort(m, k, sizeof *m, by_size);
+        for (size_t i = 0; i < k; i++)
+            m[i].distance = (int)mi_phash_distance(m[i].it->bits, m[0].it->bits);
+    }
+    st = sort_groups(s);
+    if (st != MI_OK) {
+        mi_similar_free(s);
+        s = NULL;
+    }
+
+out:
+    for (int b = 0; b < BANDS; b++) {
+        free(bands[b].off);
+        free(bands[b].ids);
+    }
+    free(parent);
+    free(count);
+    free(items);
+    *out = s;
+    return st;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Results                                                                 */
+
+size_t mi_similar_count(const mi_similar *s)
+{
+    return s ? s->ngroups : 0;
+}
+
+size_t mi_similar_size(const mi_similar *s, size_t group)
+{
+    return s && group < s->ngroups ? s->start[group + 1] - s->start[group] : 0;
+}
+
+static const member *member_at(const mi_similar *s, size_t group, size_t i)
+{
+    if (i >= mi_similar_size(s, group))
+        return NULL;
+    return &s->members[s->start[group] + i];
+}
+
+const uint8_t *mi_similar_hash(const mi_similar *s, size_t group, size_t i)
+{
+    const member *m = member_at(s, group, i);
+
+    return m ? m->it->hash : NULL;
+}
+
+int mi_similar_distance(const mi_similar *s, size_t group, size_t i)
+{
+    const member *m = member_at(s, group, i);
+
+    return m ? m->distance : -1;
+}
+
+size_t mi_similar_original(const mi_similar *s, size_t group)
+{
+    return s && group < s->ngroups ? s->original[group] : 0;
+}
+
+unsigned int mi_similar_max_distance(const mi_similar *s)
+{
+    return s ? s->max_distance : 0;
+}
+
+void mi_similar_free(mi_similar *s)
+{
+    if (!s)
+        return;
+    free(s->items);
+    free(s->members);
+    free(s->start);
+    free(s->original);
+    free(s);
 }
