@@ -163,7 +163,18 @@ mi_status mi_phash_rgba(uint64_t *out, bool *has, const uint8_t *px, int w,
  * transparent canvas): the hash the pipeline gave.  MI_EFORMAT, MI_ETOOBIG
  * (over 4096 pixels a side), MI_ENOMEM. */
 mi_status mi_phash_png(uint64_t *out, bool *has, const void *png, size_t len);
-unsigned mi_phash_distance(uint64_t a, uint64_t b);
+/* The bits in which two hashes differ (inline: the group search makes
+ * millions of these; a portable popcount, the build targets no CPU with
+ * an instruction for it). */
+static inline unsigned mi_phash_distance(uint64_t a, uint64_t b)
+{
+    uint64_t x = a ^ b;
+
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
 /* Hash, from their thumbnail PNG, the images that have one and no hash in
  * the catalog (a catalog from before hashes; a copy indexed while its
  * thumbnail existed already).  *filled (may be NULL) counts them.  For

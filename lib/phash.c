@@ -186,11 +186,6 @@ mi_status mi_phash_png(uint64_t *out, bool *has, const void *png, size_t len)
     return s;
 }
 
-unsigned mi_phash_distance(uint64_t a, uint64_t b)
-{
-    return (unsigned)__builtin_popcountll(a ^ b);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Filling the catalog's gaps from the thumbnails                          */
 

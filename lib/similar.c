@@ -6,15 +6,14 @@
  * that order a group) into memory, then:
  *  - for one content, each hash is compared with its own: n popcounts;
  *  - for the whole library, multi-index hashing: the 64 bits are cut in
- *    four bands of 16, and each band's values index the items (a counting
- *    sort: an offset per value).  Two hashes within d bits differ, by the
- *    pigeonhole principle, in at most d/4 bits of one band at least, so
- *    the candidates of an item are those in the buckets of the values
- *    within d/4 bits of each of its bands (1 + 16 + 120 = 137 buckets a
- *    band at d < 12), and only those are compared.  A library's random-
- *    looking hashes fill a bucket with n / 65536 items: the work grows
- *    with n, not n squared.  Pairs found are joined (union-find) into
- *    groups.
+ *    m bands (4 to 17, chosen for n and d by bands_for), and each band's
+ *    values index the items (a counting sort: an offset per value).  Two
+ *    hashes within d bits differ, by the pigeonhole principle, in at most
+ *    d/m bits of one band at least, so the candidates of an item are those
+ *    in the buckets of the values within d/m bits of each of its bands,
+ *    and only those are compared.  A band of b bits spreads n hashes over
+ *    2^b buckets: the work grows with n times the bucket size, not with n
+ *    squared.  Pairs found are joined (union-find) into groups.
  */
 #include "config.h"
 #include "mi-private.h"
@@ -23,9 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BANDS 4
-#define BAND_BITS 16
-#define BAND_VALUES (1u << BAND_BITS)
+#define MIN_BANDS 4             /* bands of at most 16 bits */
+#define MAX_BANDS 17            /* MI_SIMILAR_DISTANCE_MAX + 1: radius 0 */
 #define MAX_ITEMS 20000000u     /* hashes loaded at once */
 
 typedef struct item {
@@ -315,36 +313,88 @@ static void unite(uint32_t *parent, uint32_t a, uint32_t b)
         parent[a > b ? a : b] = a < b ? a : b;
 }
 
-/* One band's index: the items whose band has value v are
- * ids[off[v]..off[v + 1]). */
+/* One band's index: the items whose band (bits shift.. shift + nbits - 1
+ * of the hash) has value v are ent[off[v]..off[v + 1]), in item order,
+ * each with its whole hash so that a bucket is read in one sweep. */
+typedef struct entry {
+    uint64_t bits;
+    uint32_t id;
+} entry;
+
 typedef struct band {
+    int shift, nbits;
     uint32_t *off;
-    uint32_t *ids;
+    entry *ent;
 } band;
 
-static unsigned band_of(uint64_t bits, int b)
+static unsigned band_of(uint64_t bits, const band *bd)
 {
-    return (unsigned)(bits >> (b * BAND_BITS)) & (BAND_VALUES - 1);
+    return (unsigned)(bits >> bd->shift) & ((1u << bd->nbits) - 1);
 }
 
-static mi_status bands_build(band bands[BANDS], const item *items, size_t n)
+/* Values within r bits of one of `nbits` bits. */
+static double probes_of(int nbits, unsigned r)
 {
-    for (int b = 0; b < BANDS; b++) {
-        uint32_t *off = calloc(BAND_VALUES + 1, sizeof *off);
-        uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    double sum = 0, c = 1;
 
-        bands[b].off = off;
-        bands[b].ids = ids;
-        if (!off || !ids)
+    for (unsigned k = 0; k <= r && (int)k <= nbits; k++) {
+        sum += c;
+        c = c * (nbits - (int)k) / (k + 1);
+    }
+    return sum;
+}
+
+/* How many bands for n hashes and distance d: more bands mean fewer
+ * values to probe (a smaller radius d / m) but fuller buckets.  A probe
+ * costs about a cache miss (~40 comparisons' time), a bucket's item one
+ * comparison; the cheapest m of MIN_BANDS..MAX_BANDS wins.  (n = 100,000,
+ * d = 10: six bands of 10 or 11 bits, 12 values each.) */
+static int bands_for(size_t n, unsigned d)
+{
+    double best = 0;
+    int m_best = MIN_BANDS;
+
+    for (int m = MIN_BANDS; m <= MAX_BANDS; m++) {
+        int nbits = 64 / m;
+        double cost = m * probes_of(nbits, d / (unsigned)m) *
+                      (40.0 + (double)n / (double)(1u << nbits));
+        if (m == MIN_BANDS || cost < best) {
+            best = cost;
+            m_best = m;
+        }
+    }
+    return m_best;
+}
+
+static mi_status bands_build(band *bands, int m, const item *items, size_t n)
+{
+    int shift = 0;
+
+    for (int b = 0; b < m; b++) {
+        band *bd = &bands[b];
+        int nbits = 64 / m + (b < 64 % m);
+        unsigned values = 1u << nbits;
+        uint32_t *off = calloc(values + 1, sizeof *off);
+        entry *ent = malloc((n ? n : 1) * sizeof *ent);
+
+        bd->shift = shift;
+        bd->nbits = nbits;
+        bd->off = off;
+        bd->ent = ent;
+        shift += nbits;
+        if (!off || !ent)
             return MI_ENOMEM;
         for (size_t i = 0; i < n; i++)
-            off[band_of(items[i].bits, b) + 1]++;
-        for (unsigned v = 0; v < BAND_VALUES; v++)
+            off[band_of(items[i].bits, bd) + 1]++;
+        for (unsigned v = 0; v < values; v++)
             off[v + 1] += off[v];
         /* Fill, then shift the offsets back. */
-        for (size_t i = 0; i < n; i++)
-            ids[off[band_of(items[i].bits, b)]++] = (uint32_t)i;
-        memmove(off + 1, off, BAND_VALUES * sizeof *off);
+        for (size_t i = 0; i < n; i++) {
+            entry *e = &ent[off[band_of(items[i].bits, bd)]++];
+            e->bits = items[i].bits;
+            e->id = (uint32_t)i;
+        }
+        memmove(off + 1, off, values * sizeof *off);
         off[0] = 0;
     }
     return MI_OK;
@@ -352,24 +402,25 @@ static mi_status bands_build(band bands[BANDS], const item *items, size_t n)
 
 /* The search of item i's near-duplicates with a higher index, through
  * the bucket of every value within `left` more flipped bits (from bit
- * `from` on) of band b's value v. */
+ * `from` on) of band bd's value v. */
 typedef struct probe {
-    const item *items;
     const band *bd;
     uint32_t *parent;
+    uint64_t bits;
     uint32_t i;
     unsigned d;
 } probe;
 
 static void probe_bucket(const probe *p, unsigned v)
 {
-    const band *bd = p->bd;
-    uint64_t mine = p->items[p->i].bits;
+    const entry *lo = p->bd->ent + p->bd->off[v];
 
-    for (uint32_t k = bd->off[v]; k < bd->off[v + 1]; k++) {
-        uint32_t j = bd->ids[k];
-        if (j > p->i && mi_phash_distance(p->items[j].bits, mine) <= p->d)
-            unite(p->parent, p->i, j);
+    /* Items in order: the higher ones are at the end. */
+    for (const entry *e = p->bd->ent + p->bd->off[v + 1]; e-- > lo;) {
+        if (e->id <= p->i)
+            break;
+        if (mi_phash_distance(e->bits, p->bits) <= p->d)
+            unite(p->parent, p->i, e->id);
     }
 }
 
@@ -378,7 +429,7 @@ static void probe_near(const probe *p, unsigned v, int from, unsigned left)
     probe_bucket(p, v);
     if (left == 0)
         return;
-    for (int bit = from; bit < BAND_BITS; bit++)
+    for (int bit = from; bit < p->bd->nbits; bit++)
         probe_near(p, v ^ (1u << bit), bit + 1, left - 1);
 }
 
@@ -442,7 +493,8 @@ static mi_status sort_groups(mi_similar *s)
 mi_status mi_similar_groups(mi_similar **out, mi_index *idx,
                             const mi_similar_options *opts)
 {
-    band bands[BANDS];
+    band bands[MAX_BANDS];
+    int nbands;
     item *items = NULL;
     uint32_t *parent = NULL, *count = NULL;
     size_t n = 0, ngroups = 0, nmembers = 0;
@@ -467,15 +519,17 @@ mi_status mi_similar_groups(mi_similar **out, mi_index *idx,
     }
     parent = malloc((n ? n : 1) * sizeof *parent);
     count = calloc(n ? n : 1, sizeof *count);
-    st = parent && count ? bands_build(bands, items, n) : MI_ENOMEM;
+    nbands = bands_for(n, d);
+    st = parent && count ? bands_build(bands, nbands, items, n) : MI_ENOMEM;
     if (st != MI_OK)
         goto out;
     for (size_t i = 0; i < n; i++)
         parent[i] = (uint32_t)i;
     for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < BANDS; b++) {
-            probe p = { items, &bands[b], parent, (uint32_t)i, d };
-            probe_near(&p, band_of(items[i].bits, b), 0, d / BANDS);
+        for (int b = 0; b < nbands; b++) {
+            probe p = { &bands[b], parent, items[i].bits, (uint32_t)i, d };
+            probe_near(&p, band_of(items[i].bits, &bands[b]), 0,
+                       d / (unsigned)nbands);
         }
 
     /* Groups of two or more: sizes by root, then the members. */
@@ -523,9 +577,9 @@ mi_status mi_similar_groups(mi_similar **out, mi_index *idx,
     }
 
 out:
-    for (int b = 0; b < BANDS; b++) {
+    for (int b = 0; b < MAX_BANDS; b++) {
         free(bands[b].off);
-        free(bands[b].ids);
+        free(bands[b].ent);
     }
     free(parent);
     free(count);

@@ -650,7 +650,8 @@ static void test_corpus(void)
     mi_index *ix;
     mi_cursor *cur = NULL;
     struct { char path[256]; uint64_t v; } *ph = NULL;
-    size_t n = 0, fp = 0, orient_max = 0;
+    unsigned nearest = 64;
+    size_t n = 0, fp = 0, orient_max = 0, fp_at[MI_SIMILAR_DISTANCE_MAX + 1] = { 0 };
     const unsigned d = MI_SIMILAR_DISTANCE_DEFAULT;
 
     if (!corpus) {
@@ -677,11 +678,18 @@ static void test_corpus(void)
         for (size_t i = 0; i < n; i++)
             for (size_t j = i + 1; j < n; j++) {
                 unsigned dist = mi_phash_distance(ph[i].v, ph[j].v);
+                if (!same_picture(ph[i].path, ph[j].path) && dist < nearest)
+                    nearest = dist;
+                if (strstr(ph[i].path, "hdr/") && same_picture(ph[i].path, ph[j].path))
+                    printf("# corpus: HDR on/off, %s and %s: %u bits\n",
+                           ph[i].path, ph[j].path, dist);
                 if (same_picture(ph[i].path, ph[j].path)) {
                     if (strstr(ph[i].path, "orientation/") && dist > orient_max)
                         orient_max = dist;
                     continue;
                 }
+                for (unsigned t = dist; t <= MI_SIMILAR_DISTANCE_MAX; t++)
+                    fp_at[t]++;
                 if (dist <= d) {
                     fp++;
                     printf("# corpus: %s and %s are %u bits apart\n",
@@ -692,6 +700,11 @@ static void test_corpus(void)
                "distinct photos within %u bits; one photo in 8 orientations: "
                "at most %zu bits apart\n", n, n * (n - 1) / 2, fp, d,
                orient_max);
+        printf("# corpus: pairs of distinct photos within d bits, d = 0..%u:",
+               MI_SIMILAR_DISTANCE_MAX);
+        for (unsigned t = 0; t <= MI_SIMILAR_DISTANCE_MAX; t++)
+            printf(" %zu", fp_at[t]);
+        printf("; the nearest two: %u bits\n", nearest);
         CHECK(n >= 40);
         CHECK(fp <= 2);
         CHECK(orient_max <= d);
