@@ -125,6 +125,12 @@ mi_status mi_hash_fd(uint8_t out[MI_HASH_SIZE], int fd, mi_hasher *h,
 void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Room for element n of the array *v of *cap elements of `elem` bytes:
+ * grown (doubled, from `first`) when n == *cap; MI_ETOOBIG beyond `max`
+ * elements, MI_ENOMEM. */
+mi_status mi_grow(void **v, size_t *cap, size_t n, size_t elem, size_t first,
+                  size_t max);
+
 /* Map an errno value to a status. */
 mi_status mi_status_from_errno(int err);
 /* Now, in nanoseconds since the epoch. */
@@ -577,6 +583,12 @@ void mi_index_clear_error(mi_index *idx);
  * back. */
 mi_status mi_index_reader(mi_index *idx, mi_conn **out);
 void mi_index_release(mi_index *idx, mi_conn *c);
+/* Run `sql` (no parameters) on a reader, calling `row` for each row until
+ * it returns other than MI_OK (that status is returned); MI_EDB, detail
+ * on the handle naming `what`, when the catalog fails. */
+mi_status mi_index_each_row(mi_index *idx, const char *sql, const char *what,
+                            mi_status (*row)(sqlite3_stmt *st, void *payload),
+                            void *payload);
 
 /* The writer connection, under the writer lock; NULL (and no lock held)
  * while the catalog cannot be written: mi_index_writer_error says why. */

@@ -193,54 +193,33 @@ mi_status mi_phash_png(uint64_t *out, bool *has, const void *png, size_t len)
 #define FILL_MAX 10000000u       /* contents looked at in one fill */
 #define THUMB_FILE_MAX (4u << 20) /* bytes of a thumbnail PNG read */
 
-/* The images with a thumbnail and no row in `phashes`, into *out (n). */
-static mi_status missing(mi_index *idx, uint8_t (**out)[MI_HASH_SIZE],
-                         size_t *n)
-{
-    static const char sql[] =
-        "SELECT DISTINCT hash FROM files WHERE kind = 1 AND thumb = 1 "
-        "AND hash NOT IN (SELECT hash FROM phashes)";
-    uint8_t (*v)[MI_HASH_SIZE] = NULL;
-    size_t cap = 0;
-    sqlite3_stmt *st = NULL;
-    mi_conn *c;
-    mi_status s;
-    int rc;
+/* The images with a thumbnail and no row in `phashes`. */
+typedef struct todo {
+    uint8_t (*v)[MI_HASH_SIZE];
+    size_t n, cap;
+} todo;
 
-    *out = NULL;
-    *n = 0;
-    s = mi_index_reader(idx, &c);
-    if (s != MI_OK)
-        return s;
-    rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
-        if (sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
-            continue;
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            void *p;
-            if (ncap > FILL_MAX || !(p = realloc(v, ncap * sizeof *v))) {
-                s = MI_ENOMEM;
-                break;
-            }
-            v = p;
-            cap = ncap;
-        }
-        memcpy(v[(*n)++], sqlite3_column_blob(st, 0), MI_HASH_SIZE);
-    }
-    if (s == MI_OK && rc != SQLITE_DONE)
-        s = mi_index_fail(idx, MI_EDB, "catalog: %s", sqlite3_errmsg(c->db));
-    sqlite3_finalize(st);
-    mi_index_release(idx, c);
-    if (s != MI_OK) {
-        free(v);
-        *n = 0;
-        return s;
-    }
-    *out = v;
-    return MI_OK;
+static mi_status add_todo(sqlite3_stmt *st, void *payload)
+{
+    todo *t = payload;
+    mi_status s;
+
+    if (sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
+        return MI_OK;
+    s = mi_grow((void **)&t->v, &t->cap, t->n, sizeof *t->v, 256, FILL_MAX);
+    if (s == MI_OK)
+        memcpy(t->v[t->n++], sqlite3_column_blob(st, 0), MI_HASH_SIZE);
+    return s;
+}
+
+static mi_status missing(mi_index *idx, todo *t)
+{
+    memset(t, 0, sizeof *t);
+    return mi_index_each_row(idx,
+                             "SELECT DISTINCT hash FROM files WHERE kind = 1 "
+                             "AND thumb = 1 AND hash NOT IN "
+                             "(SELECT hash FROM phashes)",
+                             "perceptual hashes to make", add_todo, t);
 }
 
 /* The hash of DIR/.thumbnails/<hex>.png: MI_OK (ph->tried), MI_ENOTFOUND
@@ -306,8 +285,8 @@ static mi_status sweep(mi_conn *w, char *err, size_t errlen)
 
 mi_status mi_phash_fill(mi_index *idx, uint64_t *filled)
 {
-    uint8_t (*todo)[MI_HASH_SIZE] = NULL;
-    size_t n = 0, i = 0;
+    todo t;
+    size_t i = 0;
     char err[256] = "";
     int dirfd;
     mi_status s;
@@ -317,7 +296,7 @@ mi_status mi_phash_fill(mi_index *idx, uint64_t *filled)
     if (!idx)
         return MI_EINVAL;
     dirfd = mi_index_thumbs_fd(idx);
-    s = missing(idx, &todo, &n);
+    s = missing(idx, &t);
     /* One transaction per batch, the first also sweeping. */
     do {
         mi_conn *w;
@@ -332,13 +311,13 @@ mi_status mi_phash_fill(mi_index *idx, uint64_t *filled)
         s = mi_catalog_begin(w, err, sizeof err);
         if (s == MI_OK && i == 0)
             s = sweep(w, err, sizeof err);
-        for (size_t end = i + FILL_BATCH; s == MI_OK && i < n && i < end; i++) {
+        for (size_t end = i + FILL_BATCH; s == MI_OK && i < t.n && i < end; i++) {
             mi_phash ph;
             mi_status hs = dirfd < 0 ? MI_ENOTFOUND
-                                     : hash_thumb_file(&ph, dirfd, todo[i]);
+                                     : hash_thumb_file(&ph, dirfd, t.v[i]);
             if (hs != MI_OK)
                 continue;         /* gone, or a transient failure */
-            s = mi_catalog_set_phash(w, todo[i], &ph, err, sizeof err);
+            s = mi_catalog_set_phash(w, t.v[i], &ph, err, sizeof err);
             if (s == MI_OK && filled)
                 (*filled)++;
         }
@@ -346,8 +325,8 @@ mi_status mi_phash_fill(mi_index *idx, uint64_t *filled)
             s = mi_index_writer_commit(idx, false, err, sizeof err);
         else
             mi_index_writer_abort(idx);
-    } while (s == MI_OK && i < n);
-    free(todo);
+    } while (s == MI_OK && i < t.n);
+    free(t.v);
     if (s != MI_OK && err[0])
         return mi_index_fail(idx, s, "%s", err);
     return s;

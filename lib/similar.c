@@ -64,67 +64,52 @@ static mi_status check_opts(const mi_similar_options *opts, unsigned *d)
 }
 
 /* Every indexed content that has a hash, in hash order. */
+typedef struct loaded {
+    item *v;
+    size_t n, cap;
+} loaded;
+
+static mi_status add_item(sqlite3_stmt *st, void *payload)
+{
+    loaded *l = payload;
+    item *it;
+    mi_status s;
+
+    if (sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
+        return MI_OK;
+    s = mi_grow((void **)&l->v, &l->cap, l->n, sizeof *l->v, 1024, MAX_ITEMS);
+    if (s != MI_OK)
+        return s;
+    it = &l->v[l->n++];
+    memcpy(it->hash, sqlite3_column_blob(st, 0), MI_HASH_SIZE);
+    it->bits = (uint64_t)sqlite3_column_int64(st, 1);
+    it->pixels = (uint64_t)sqlite3_column_int64(st, 2);
+    it->bytes = (uint64_t)sqlite3_column_int64(st, 3);
+    it->date = sqlite3_column_int64(st, 4);
+    return MI_OK;
+}
+
 static mi_status load(mi_index *idx, item **out, size_t *n)
 {
-    static const char sql[] =
+    loaded l = { NULL, 0, 0 };
+    mi_status s = mi_index_each_row(
+        idx,
         "SELECT p.hash, p.phash, max(f.width * f.height), max(f.size), "
         "  max(coalesce(f.date, f.ctime_ns / 1000000000)) "
         "FROM phashes p JOIN files f ON f.hash = p.hash "
-        "WHERE p.phash IS NOT NULL GROUP BY p.hash ORDER BY p.hash";
-    sqlite3_stmt *st = NULL;
-    item *v = NULL;
-    size_t cap = 0;
-    mi_conn *c;
-    mi_status s;
-    int rc;
+        "WHERE p.phash IS NOT NULL GROUP BY p.hash ORDER BY p.hash",
+        "perceptual hashes", add_item, &l);
 
-    *out = NULL;
-    *n = 0;
-    s = mi_index_reader(idx, &c);
-    if (s != MI_OK)
-        return s;
-    rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
-        item *it;
-
-        if (sqlite3_column_bytes(st, 0) != MI_HASH_SIZE)
-            continue;
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 1024;
-            void *p;
-            if (ncap > MAX_ITEMS) {
-                s = mi_index_fail(idx, MI_ETOOBIG, "over %u perceptual hashes",
-                                  MAX_ITEMS);
-                break;
-            }
-            if (!(p = realloc(v, ncap * sizeof *v))) {
-                s = MI_ENOMEM;
-                break;
-            }
-            v = p;
-            cap = ncap;
-        }
-        it = &v[(*n)++];
-        memcpy(it->hash, sqlite3_column_blob(st, 0), MI_HASH_SIZE);
-        it->bits = (uint64_t)sqlite3_column_int64(st, 1);
-        it->pixels = (uint64_t)sqlite3_column_int64(st, 2);
-        it->bytes = (uint64_t)sqlite3_column_int64(st, 3);
-        it->date = sqlite3_column_int64(st, 4);
-    }
-    if (s == MI_OK && rc != SQLITE_DONE)
-        s = mi_index_fail(idx, MI_EDB, "catalog: perceptual hashes: %s",
-                          sqlite3_errmsg(c->db));
-    sqlite3_finalize(st);
-    mi_index_release(idx, c);
+    if (s == MI_ETOOBIG)
+        mi_index_fail(idx, s, "over %u perceptual hashes", MAX_ITEMS);
     if (s != MI_OK) {
-        free(v);
-        *n = 0;
-        return s;
+        free(l.v);
+        l.v = NULL;
+        l.n = 0;
     }
-    *out = v;
-    return MI_OK;
+    *out = l.v;
+    *n = l.n;
+    return s;
 }
 
 /* Larger first: pixels, then bytes, then the older, then by hash. */

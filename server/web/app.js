@@ -2175,31 +2175,40 @@
       renderTrash();
       loadTrash();
     } else if (loaded) {
-      hideState();
-      relayout(trashAnchor);
-      if (!items.length) showEmpty();
+      backToTimeline(trashAnchor);
     }
     updateSelBar();
   }
 
-  function leaveTrash() {
-    if (history.state && history.state.trash) { history.back(); return; }
+  // The views of their own reached from the sidebar (#/trash, #/similar):
+  // the timeline again where it was when one is left; its link pushes its
+  // address (`key`), and Back or Photos leaves it.
+  function backToTimeline(anchor) {
+    hideState();
+    relayout(anchor);
+    if (!items.length) showEmpty();
+  }
+  function leaveView(key) {
+    if (history.state && history.state[key]) { history.back(); return; }
     history.replaceState(null, '', urlWith(''));
     route();
   }
-  el.trashLink.addEventListener('click', (e) => {
-    e.preventDefault();
-    closeDrawer();
-    if (trashOn) return;
-    history.pushState({ trash: true }, '', urlWith('#/trash'));
-    route();
-    el.trashTitle.focus();
-  });
+  function viewLink(link, key, title, isOn) {
+    link.addEventListener('click', (e) => {
+      e.preventDefault();
+      closeDrawer();
+      if (isOn()) return;
+      history.pushState({ [key]: true }, '', urlWith('#/' + key));
+      route();
+      title.focus();
+    });
+  }
+  viewLink(el.trashLink, 'trash', el.trashTitle, () => trashOn);
   el.photosLink.addEventListener('click', (e) => {
     e.preventDefault();
     closeDrawer();
-    if (trashOn) leaveTrash();
-    else if (simOn) leaveSimilar();
+    if (trashOn) leaveView('trash');
+    else if (simOn) leaveView('similar');
     else window.scrollTo(0, 0);
   });
 
@@ -2396,26 +2405,11 @@
       renderSimilar(true);
       loadSimilar();
     } else if (loaded && !trashOn) {
-      hideState();
-      relayout(simAnchor);
-      if (!items.length) showEmpty();
+      backToTimeline(simAnchor);
     }
     updateSelBar();
   }
-
-  function leaveSimilar() {
-    if (history.state && history.state.similar) { history.back(); return; }
-    history.replaceState(null, '', urlWith(''));
-    route();
-  }
-  el.similarLink.addEventListener('click', (e) => {
-    e.preventDefault();
-    closeDrawer();
-    if (simOn) return;
-    history.pushState({ similar: true }, '', urlWith('#/similar'));
-    route();
-    el.similarTitle.focus();
-  });
+  viewLink(el.similarLink, 'similar', el.similarTitle, () => simOn);
 
   async function loadSimilar() {
     const seq = ++simSeq;
