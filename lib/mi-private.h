@@ -167,7 +167,7 @@ mi_status mi_phash_rgba(uint64_t *out, bool *has, const uint8_t *px, int w,
                         int h, size_t stride);
 /* The same from a thumbnail PNG (256 x 256, the image centred on a
  * transparent canvas): the hash the pipeline gave.  MI_EFORMAT, MI_ETOOBIG
- * (over 4096 pixels a side), MI_ENOMEM. */
+ * (over 1024 pixels a side), MI_ENOMEM. */
 mi_status mi_phash_png(uint64_t *out, bool *has, const void *png, size_t len);
 /* The bits in which two hashes differ (inline: the group search makes
  * millions of these; a portable popcount, the build targets no CPU with

@@ -42,7 +42,7 @@
  * image is flat: a uniform colour, or nearly. */
 #define FLAT_MAX 2.0
 /* A thumbnail PNG to hash: at most this many pixels a side. */
-#define PNG_MAX_SIDE 4096
+#define PNG_MAX_SIDE 1024
 
 /* Area-average n source samples (`in`, `step` apart) to GRID outputs:
  * output i covers source [i n / GRID, (i + 1) n / GRID). */
