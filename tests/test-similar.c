@@ -329,6 +329,93 @@ static void test_precision_recall(void)
     CHECK((double)tp[d] / (double)same >= 0.97);
 }
 
+/* For comparison, the gradient hash (dHash) of the same pixels: the
+ * thumbnail's visible part, grey, area-averaged to 9 x 8, a bit per
+ * horizontal neighbours (left brighter than right).  Not asserted: the
+ * table says why the library uses the DCT hash. */
+static bool dhash_of(uint64_t *out, const char *root,
+                     const uint8_t hash[MI_HASH_SIZE])
+{
+    char hex[MI_HASH_HEX_LEN + 1], rel[128], *path;
+    unsigned char *png = NULL;
+    size_t len = 0;
+    uint8_t *px, small[9 * 8 * 4];
+    int w, h, x0, y0, x1 = -1, y1 = -1;
+
+    mi_hash_to_hex(hex, hash);
+    snprintf(rel, sizeof rel, ".thumbnails/%s.png", hex);
+    path = fx_path(root, rel);
+    if (!path || fx_read_file(path, &png, &len) != 0) {
+        free(path);
+        return false;
+    }
+    free(path);
+    px = mi_stbi_load_rgba(png, len, &w, &h);
+    free(png);
+    if (!px)
+        return false;
+    x0 = w;
+    y0 = h;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (px[((size_t)y * w + x) * 4 + 3]) {
+                x0 = x < x0 ? x : x0;
+                x1 = x > x1 ? x : x1;
+                y0 = y < y0 ? y : y0;
+                y1 = y > y1 ? y : y1;
+            }
+    if (x1 < 0 || !mi_stbir_resize_rgba(px + ((size_t)y0 * w + x0) * 4,
+                                        x1 - x0 + 1, y1 - y0 + 1, w * 4,
+                                        small, 9, 8, 9 * 4, false)) {
+        mi_stbi_free(px);
+        return false;
+    }
+    mi_stbi_free(px);
+    *out = 0;
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++) {
+            const uint8_t *a = small + (y * 9 + x) * 4, *b = a + 4;
+            int ga = 299 * a[0] + 587 * a[1] + 114 * a[2];
+            int gb = 299 * b[0] + 587 * b[1] + 114 * b[2];
+            if (ga > gb)
+                *out |= 1ull << (y * 8 + x);
+        }
+    return true;
+}
+
+static void test_dhash_for_comparison(void)
+{
+    uint64_t d[MAX_ITEMS], same = 0, tp[17] = { 0 }, fp[17] = { 0 };
+    unsigned dmax_same = 0, dmin_diff = 64;
+
+    if (!built) {
+        SKIP("no set");
+        return;
+    }
+    for (size_t i = 0; i < nitems; i++)
+        CHECK(dhash_of(&d[i], dir, items[i].hash));
+    for (size_t i = 0; i < nitems; i++)
+        for (size_t j = i + 1; j < nitems; j++) {
+            unsigned dist = mi_phash_distance(d[i], d[j]);
+            bool dup = items[i].base == items[j].base;
+
+            same += dup;
+            if (dup && dist > dmax_same)
+                dmax_same = dist;
+            if (!dup && dist < dmin_diff)
+                dmin_diff = dist;
+            for (unsigned t = dist; t <= 16; t++)
+                (dup ? tp : fp)[t]++;
+        }
+    printf("# dHash of the same pixels: farthest copies %u bits, nearest "
+           "distinct photos %u bits\n", dmax_same, dmin_diff);
+    printf("# d   precision  recall   (dHash)\n");
+    for (unsigned t = 0; t <= 16; t++)
+        printf("# %2u  %8.4f  %8.4f\n", t,
+               tp[t] + fp[t] ? (double)tp[t] / (double)(tp[t] + fp[t]) : 1.0,
+               (double)tp[t] / (double)same);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Groups                                                                  */
 
@@ -650,7 +737,8 @@ static void test_corpus(void)
     char *d2, cmd[4096];
     mi_index *ix;
     mi_cursor *cur = NULL;
-    struct { char path[256]; uint64_t v; } *ph = NULL;
+    struct { char path[256]; uint64_t v, dh; bool has_dh; } *ph = NULL;
+    unsigned dh_nearest = 64, dh_orient_max = 0;
     unsigned nearest = 64;
     size_t n = 0, fp = 0, orient_max = 0, fp_at[MI_SIMILAR_DISTANCE_MAX + 1] = { 0 };
     const unsigned d = MI_SIMILAR_DISTANCE_DEFAULT;
@@ -671,6 +759,7 @@ static void test_corpus(void)
         while (cur && mi_cursor_next(cur) == MI_ROW && n < 4096) {
             const mi_entry *e = mi_cursor_entry(cur);
             if (mi_similar_phash(&ph[n].v, ix, mi_entry_hash(e)) == MI_OK) {
+                ph[n].has_dh = dhash_of(&ph[n].dh, d2, mi_entry_hash(e));
                 snprintf(ph[n].path, sizeof ph[n].path, "%s", mi_entry_path(e));
                 n++;
             }
@@ -679,6 +768,14 @@ static void test_corpus(void)
         for (size_t i = 0; i < n; i++)
             for (size_t j = i + 1; j < n; j++) {
                 unsigned dist = mi_phash_distance(ph[i].v, ph[j].v);
+                if (ph[i].has_dh && ph[j].has_dh) {
+                    unsigned dd = mi_phash_distance(ph[i].dh, ph[j].dh);
+                    if (!same_picture(ph[i].path, ph[j].path) && dd < dh_nearest)
+                        dh_nearest = dd;
+                    if (strstr(ph[i].path, "orientation/") &&
+                        same_picture(ph[i].path, ph[j].path) && dd > dh_orient_max)
+                        dh_orient_max = dd;
+                }
                 if (!same_picture(ph[i].path, ph[j].path) && dist < nearest)
                     nearest = dist;
                 if (strstr(ph[i].path, "hdr/") && same_picture(ph[i].path, ph[j].path))
@@ -706,6 +803,9 @@ static void test_corpus(void)
         for (unsigned t = 0; t <= MI_SIMILAR_DISTANCE_MAX; t++)
             printf(" %zu", fp_at[t]);
         printf("; the nearest two: %u bits\n", nearest);
+        printf("# corpus, dHash for comparison: the nearest distinct photos "
+               "%u bits apart, one photo in 8 orientations at most %u\n",
+               dh_nearest, dh_orient_max);
         CHECK(n >= 40);
         CHECK(fp <= 2);
         CHECK(orient_max <= d);
@@ -721,6 +821,7 @@ int main(void)
     RUN(test_alpha_and_flat);
     RUN(test_build_set);
     RUN(test_precision_recall);
+    RUN(test_dhash_for_comparison);
     RUN(test_groups);
     RUN(test_groups_match_brute_force);
     RUN(test_find);
