@@ -419,15 +419,6 @@ static void probe_near(const probe *p, unsigned v, int from, unsigned left)
 }
 
 /* Put the groups in order: the newest original first (then by hash). */
-typedef struct group_key {
-    size_t start, len;
-} group_key;
-
-static const item *first_of(const mi_similar *s, const group_key *k)
-{
-    return s->members[k->start].it;
-}
-
 static int newest_first(const item *a, const item *b)
 {
     if (a->date != b->date)
@@ -436,8 +427,8 @@ static int newest_first(const item *a, const item *b)
 }
 
 typedef struct keyed {
-    group_key k;
-    const item *orig;
+    size_t start, len;
+    const item *orig;           /* the group's first */
 } keyed;
 
 static int keyed_cmp(const void *x, const void *y)
@@ -457,16 +448,16 @@ static mi_status sort_groups(mi_similar *s)
         return MI_ENOMEM;
     }
     for (size_t g = 0; g < s->ngroups; g++) {
-        k[g].k.start = s->start[g];
-        k[g].k.len = s->start[g + 1] - s->start[g];
-        k[g].orig = first_of(s, &k[g].k);
+        k[g].start = s->start[g];
+        k[g].len = s->start[g + 1] - s->start[g];
+        k[g].orig = s->members[k[g].start].it;
     }
     qsort(k, s->ngroups, sizeof *k, keyed_cmp);
     for (size_t g = 0; g < s->ngroups; g++) {
-        memcpy(m + at, s->members + k[g].k.start, k[g].k.len * sizeof *m);
+        memcpy(m + at, s->members + k[g].start, k[g].len * sizeof *m);
         s->start[g] = at;
         s->original[g] = 0;
-        at += k[g].k.len;
+        at += k[g].len;
     }
     s->start[s->ngroups] = at;
     free(s->members);
