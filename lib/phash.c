@@ -77,7 +77,7 @@ mi_status mi_phash_rgba(uint64_t *out, bool *has, const uint8_t *px, int w,
                         int h, size_t stride)
 {
     int x0 = w, y0 = h, x1 = -1, y1 = -1, cw, ch;
-    double *grey = NULL, *rows = NULL, grid[GRID * GRID];
+    double *line = NULL, *rows = NULL, grid[GRID * GRID];
     double cosv[LOW][GRID], tmp[LOW][GRID], coef[LOW * LOW], sorted[LOW * LOW - 1];
     double median, amax = 0;
     uint64_t bits = 0;
@@ -106,10 +106,11 @@ mi_status mi_phash_rgba(uint64_t *out, bool *has, const uint8_t *px, int w,
         return MI_OK;
     cw = x1 - x0 + 1;
     ch = y1 - y0 + 1;
-    grey = malloc((size_t)cw * (size_t)ch * sizeof *grey);
+    /* One grey row at a time, averaged to GRID columns as it comes. */
+    line = malloc((size_t)cw * sizeof *line);
     rows = malloc((size_t)ch * GRID * sizeof *rows);
-    if (!grey || !rows) {
-        free(grey);
+    if (!line || !rows) {
+        free(line);
         free(rows);
         return MI_ENOMEM;
     }
@@ -119,15 +120,14 @@ mi_status mi_phash_rgba(uint64_t *out, bool *has, const uint8_t *px, int w,
             double a = p[3] / 255.0, c[3];
             for (int k = 0; k < 3; k++)
                 c[k] = p[k] * a + 255.0 * (1 - a);
-            grey[(size_t)y * cw + x] = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+            line[x] = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
         }
+        area_1d(rows + (size_t)y * GRID, 1, line, 1, cw);
     }
-    /* Rows to GRID columns, then the columns to GRID rows. */
-    for (int y = 0; y < ch; y++)
-        area_1d(rows + (size_t)y * GRID, 1, grey + (size_t)y * cw, 1, cw);
+    /* Then the columns to GRID rows. */
     for (int x = 0; x < GRID; x++)
         area_1d(grid + x, GRID, rows + x, GRID, ch);
-    free(grey);
+    free(line);
     free(rows);
 
     /* The 8 x 8 lowest frequencies of an orthonormal DCT-II. */
