@@ -1158,6 +1158,89 @@ MI_EXTERN void mi_problems_free(mi_problems *p);
 /** How many problems are recorded. */
 MI_EXTERN mi_status mi_problems_count(uint64_t *out, mi_index *idx);
 
+/* ---------------------------------------------------------------------- */
+/* Near-duplicates: copies that SHA-256 cannot tell                        */
+
+/*
+ * Each image gets a 64-bit perceptual hash when its thumbnail is made,
+ * from the same pixels (a DCT hash of the image upright, as a 32 x 32
+ * grey grid): a re-encoded, resized or slightly cropped copy, or the same
+ * photo as WebP or HEIC, has a hash a few bits away, while distinct photos
+ * differ in about half of the bits.  Videos and flat images (one colour)
+ * have none.  A catalog from before the hashes gets them from its
+ * thumbnails at the end of the next complete mi_scan().
+ *
+ * Thread safety: a result (mi_similar) belongs to the thread that got it;
+ * the calls that make one may run on many threads at once.
+ */
+typedef struct mi_similar mi_similar;
+
+/* Distances (differing bits) that count as near-duplicates. */
+#define MI_SIMILAR_DISTANCE_DEFAULT 10u
+#define MI_SIMILAR_DISTANCE_MAX 16u
+
+/** Options for mi_similar_*(); start from MI_SIMILAR_OPTIONS_INIT. */
+typedef struct mi_similar_options {
+    unsigned int version;       /* MI_SIMILAR_OPTIONS_VERSION */
+    unsigned int max_distance;  /* items at most this many bits apart;
+                                   0 = MI_SIMILAR_DISTANCE_DEFAULT; over
+                                   MI_SIMILAR_DISTANCE_MAX: MI_EINVAL */
+} mi_similar_options;
+
+#define MI_SIMILAR_OPTIONS_VERSION 1
+#define MI_SIMILAR_OPTIONS_INIT { MI_SIMILAR_OPTIONS_VERSION, 0 }
+
+/**
+ * The perceptual hash of an indexed content into *out: MI_OK, or
+ * MI_ENOTFOUND when it has none (not indexed, a video, a flat image, or
+ * not hashed yet).
+ */
+MI_EXTERN mi_status mi_similar_phash(uint64_t *out, mi_index *idx,
+                                     const uint8_t hash[MI_HASH_SIZE]);
+
+/**
+ * The contents that look like the content `hash`: one group whose item 0
+ * is that content (distance 0), then the others within max_distance, the
+ * nearest first (ties: the largest first); none when it has no perceptual
+ * hash.  MI_ENOTFOUND when it is not indexed.  Looks at every hash: about
+ * the cost of reading them (tens of ms at 100,000 items).
+ */
+MI_EXTERN mi_status mi_similar_find(mi_similar **out, mi_index *idx,
+                                    const uint8_t hash[MI_HASH_SIZE],
+                                    const mi_similar_options *opts);
+
+/**
+ * Every group of near-duplicates in the library: the contents linked by
+ * distances within max_distance (a chain of links makes one group), each
+ * group with its largest item first (by pixels, then bytes: the original
+ * the others were made from), the groups with the newest original first.
+ * Trashed contents are left out.  Found by multi-index hashing (the hash
+ * cut in m bands, one of which at least is within max_distance/m bits of
+ * a near-duplicate's; m chosen for the library's size), not by comparing
+ * every pair: about 1.3 s for 100,000 photos at the default distance.
+ */
+MI_EXTERN mi_status mi_similar_groups(mi_similar **out, mi_index *idx,
+                                      const mi_similar_options *opts);
+
+/** Groups in a result; items in a group (0 out of range). */
+MI_EXTERN size_t mi_similar_count(const mi_similar *s);
+MI_EXTERN size_t mi_similar_size(const mi_similar *s, size_t group);
+/** An item's content hash (32 bytes, borrowed until mi_similar_free), or
+ *  NULL out of range. */
+MI_EXTERN const uint8_t *mi_similar_hash(const mi_similar *s, size_t group,
+                                         size_t i);
+/** Its distance in bits to item 0 of its group (mi_similar_find: to the
+ *  content asked about), or -1 out of range. */
+MI_EXTERN int mi_similar_distance(const mi_similar *s, size_t group,
+                                  size_t i);
+/** The item of a group that is the largest (pixels, then bytes): 0 for
+ *  mi_similar_groups. */
+MI_EXTERN size_t mi_similar_original(const mi_similar *s, size_t group);
+/** The max_distance the result was made with. */
+MI_EXTERN unsigned int mi_similar_max_distance(const mi_similar *s);
+/** Free a result; NULL is a no-op. */
+MI_EXTERN void mi_similar_free(mi_similar *s);
+
 #ifdef __cplusplus
 }
 #endif

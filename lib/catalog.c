@@ -200,6 +200,18 @@ static const char schema_v8[] =
     " BEGIN INSERT OR IGNORE INTO words_gone (seq) VALUES (OLD.seq); END;"
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('words_seq', 0);";
 
+/* Version 8 too (one step, both new in one release): the perceptual hash of each image content (phash.c), for
+ * near-duplicates (similar.c): NULL when the image has none (no visible
+ * pixel, or flat).  Kept apart from `files`, one row per content; rows of
+ * contents neither indexed nor in the trash are swept by mi_phash_fill.
+ * A catalog from before gets its hashes from the thumbnails already made
+ * (mi_phash_fill, at the end of the next complete scan). */
+static const char schema_v8_phash[] =
+    "CREATE TABLE IF NOT EXISTS phashes ("
+    "  hash BLOB PRIMARY KEY,"
+    "  phash INTEGER"
+    ") WITHOUT ROWID;";
+
 /* The newest change number (the floor when nothing changed yet). */
 #define CHANGES_HEAD_SQL                                                   \
     "SELECT max(coalesce((SELECT max(seq) FROM files), 0),"                 \
@@ -387,6 +399,8 @@ static mi_status migrate(sqlite3 *db, bool writer, char *errbuf, size_t errlen)
         rc = sqlite3_exec(db, schema_v7, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < 8)
         rc = sqlite3_exec(db, schema_v8, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version < 8)
+        rc = sqlite3_exec(db, schema_v8_phash, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA user_version = 8", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -605,6 +619,10 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
     if (rc == SQLITE_OK && writer)
         rc = prepare(c->db, &c->del_preview,
                      "DELETE FROM preview_failures WHERE hash = ?1");
+    if (rc == SQLITE_OK && writer)
+        rc = prepare(c->db, &c->set_phash,
+                     "INSERT OR REPLACE INTO phashes (hash, phash) "
+                     "VALUES (?1, ?2)");
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "preparing statements", errbuf, errlen);
         if (s == MI_EDB)
@@ -637,6 +655,7 @@ void mi_catalog_close(mi_conn *c)
     sqlite3_finalize(c->del_problem);
     sqlite3_finalize(c->set_preview);
     sqlite3_finalize(c->del_preview);
+    sqlite3_finalize(c->set_phash);
     sqlite3_close_v2(c->db);
     free(c);
 }
@@ -764,6 +783,28 @@ mi_status mi_catalog_put(mi_conn *c, const mi_file_row *row,
     sqlite3_clear_bindings(c->del_preview);
     if (rc != SQLITE_DONE)
         return db_error(c->db, rc, "forgetting a preview failure", errbuf,
+                        errlen);
+    if (row->phash.tried)
+        return mi_catalog_set_phash(c, row->hash, &row->phash, errbuf, errlen);
+    return MI_OK;
+}
+
+mi_status mi_catalog_set_phash(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
+                               const mi_phash *ph, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = c->set_phash;
+    int rc;
+
+    sqlite3_bind_blob(st, 1, hash, MI_HASH_SIZE, SQLITE_STATIC);
+    if (ph->has)
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)ph->bits);
+    else
+        sqlite3_bind_null(st, 2);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_error(c->db, rc, "recording a perceptual hash", errbuf,
                         errlen);
     return MI_OK;
 }

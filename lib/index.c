@@ -610,6 +610,31 @@ void mi_index_release(mi_index *idx, mi_conn *c)
     mi_catalog_close(c);
 }
 
+mi_status mi_index_each_row(mi_index *idx, const char *sql, const char *what,
+                            mi_status (*row)(sqlite3_stmt *st, void *payload),
+                            void *payload)
+{
+    sqlite3_stmt *st = NULL;
+    mi_conn *c;
+    mi_status s;
+    int rc;
+
+    s = mi_index_reader(idx, &c);
+    if (s != MI_OK)
+        return s;
+    rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW && s == MI_OK; rc = sqlite3_step(st))
+        s = row(st, payload);
+    if (s == MI_OK && rc != SQLITE_DONE)
+        s = mi_index_fail(idx, MI_EDB, "catalog: %s: %s", what,
+                          sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    mi_index_release(idx, c);
+    return s;
+}
+
 /* Under wlock: a writer, opening one again (at most every RETRY_WRITER_S)
  * when the catalog was frozen.  Once there is one, the frozen readers
  * go. */

@@ -125,6 +125,12 @@ mi_status mi_hash_fd(uint8_t out[MI_HASH_SIZE], int fd, mi_hasher *h,
 void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Room for element n of the array *v of *cap elements of `elem` bytes:
+ * grown (doubled, from `first`) when n == *cap; MI_ETOOBIG beyond `max`
+ * elements, MI_ENOMEM. */
+mi_status mi_grow(void **v, size_t *cap, size_t n, size_t elem, size_t first,
+                  size_t max);
+
 /* Map an errno value to a status. */
 mi_status mi_status_from_errno(int err);
 /* Now, in nanoseconds since the epoch. */
@@ -140,6 +146,46 @@ mi_status mi_status_from_io_errno(int err);
  * them durable waits for the last stretch only. */
 #define MI_WRITE_BEHIND (8u << 20)
 void mi_write_behind(int fd, uint64_t *started, uint64_t written);
+
+/* ---------------------------------------------------------------------- */
+/* phash.c: perceptual hashes                                             */
+
+/* What the thumbnail pipeline learnt of a content's look. */
+typedef struct mi_phash {
+    bool tried;      /* its pixels were hashed: a row for the catalog */
+    bool has;        /* ... and gave a hash (not for an image without
+                        visible pixels, or a flat one) */
+    uint64_t bits;
+} mi_phash;
+
+/*
+ * The 64-bit DCT hash of w x h RGBA pixels (rows `stride` bytes apart),
+ * upright: *has false (and MI_OK) when they have no visible pixel or are
+ * flat.  MI_EINVAL for no pixels or a size over 65535, MI_ENOMEM.
+ */
+mi_status mi_phash_rgba(uint64_t *out, bool *has, const uint8_t *px, int w,
+                        int h, size_t stride);
+/* The same from a thumbnail PNG (256 x 256, the image centred on a
+ * transparent canvas): the hash the pipeline gave.  MI_EFORMAT, MI_ETOOBIG
+ * (over 1024 pixels a side), MI_ENOMEM. */
+mi_status mi_phash_png(uint64_t *out, bool *has, const void *png, size_t len);
+/* The bits in which two hashes differ (inline: the group search makes
+ * millions of these; a portable popcount, the build targets no CPU with
+ * an instruction for it). */
+static inline unsigned mi_phash_distance(uint64_t a, uint64_t b)
+{
+    uint64_t x = a ^ b;
+
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+/* Hash, from their thumbnail PNG, the images that have one and no hash in
+ * the catalog (a catalog from before hashes; a copy indexed while its
+ * thumbnail existed already).  *filled (may be NULL) counts them.  For
+ * the end of a complete scan. */
+mi_status mi_phash_fill(mi_index *idx, uint64_t *filled);
 
 /* ---------------------------------------------------------------------- */
 /* thumb.c: thumbnails                                                    */
@@ -162,7 +208,8 @@ typedef enum mi_thumb_state {
  */
 mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                             int fd, const mi_media_type *type,
-                            mi_thumb_state *state, char *why, size_t why_len);
+                            mi_thumb_state *state, mi_phash *phash,
+                            char *why, size_t why_len);
 
 /*
  * The same with the EXIF orientation already known (1..8; 0 = none,
@@ -170,12 +217,16 @@ mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
  * file was written (false when a valid one was reused).  On failure `why`
  * (may be NULL) gets the decoder process's own reason when it gave one
  * (a crash, its deadline, "the file ends before its video does"), else "".
+ * *phash (may be NULL) gets the perceptual hash of an image whose
+ * thumbnail was made now (phash.c), from the same pixels; nothing (tried
+ * false) for videos and when a valid thumbnail was reused.
  */
 mi_status mi_thumb_write_fd_oriented(mi_index *idx,
                                      const uint8_t hash[MI_HASH_SIZE], int fd,
                                      const mi_media_type *type,
                                      int orientation, mi_thumb_state *state,
-                                     bool *written, char *why, size_t why_len);
+                                     bool *written, mi_phash *phash,
+                                     char *why, size_t why_len);
 
 /*
  * For a scan: the thumbnail as mi_thumb_write_fd_oriented() makes it,
@@ -189,7 +240,8 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
 mi_status mi_thumb_write_fd_meta(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                                  int fd, const mi_media_type *type,
                                  mi_meta *meta, mi_thumb_state *state,
-                                 bool *written, char *why, size_t why_len);
+                                 bool *written, mi_phash *phash, char *why,
+                                 size_t why_len);
 
 /* The thumbnail state that a status of mi_thumb_write_fd() records:
  * transient failures (I/O, memory) record NONE, to be tried again. */
@@ -392,6 +444,7 @@ typedef struct mi_file_row {
     const mi_media_type *type;
     mi_meta meta;
     mi_thumb_state thumb;
+    mi_phash phash;           /* recorded per content when tried */
 } mi_file_row;
 
 /* A connection and its prepared statements. */
@@ -411,6 +464,7 @@ typedef struct mi_conn {
     sqlite3_stmt *del_problem; /* writer only */
     sqlite3_stmt *set_preview; /* writer only: a preview failure */
     sqlite3_stmt *del_preview; /* writer only */
+    sqlite3_stmt *set_phash;  /* writer only: a content's perceptual hash */
     bool frozen;              /* opened MI_CATALOG_FROZEN */
     uint64_t next_seq;        /* writer: the last change number given */
     struct mi_conn *next;     /* in the idle pool */
@@ -478,6 +532,11 @@ mi_status mi_catalog_set_thumb(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
                                mi_thumb_state state,
                                char *errbuf, size_t errlen);
 
+/* Record the perceptual hash of a content (NULL in the catalog when
+ * ph->has is false: looked at, none), in the open transaction. */
+mi_status mi_catalog_set_phash(mi_conn *c, const uint8_t hash[MI_HASH_SIZE],
+                               const mi_phash *ph, char *errbuf, size_t errlen);
+
 /* Record (insert or update) the problem of a path, seen at `now_ns`
  * (nanoseconds since the epoch; first_seen is kept while the stage stays
  * the same).  `reason` NULL or "" records mi_strerror(status). */
@@ -526,6 +585,12 @@ void mi_index_clear_error(mi_index *idx);
  * back. */
 mi_status mi_index_reader(mi_index *idx, mi_conn **out);
 void mi_index_release(mi_index *idx, mi_conn *c);
+/* Run `sql` (no parameters) on a reader, calling `row` for each row until
+ * it returns other than MI_OK (that status is returned); MI_EDB, detail
+ * on the handle naming `what`, when the catalog fails. */
+mi_status mi_index_each_row(mi_index *idx, const char *sql, const char *what,
+                            mi_status (*row)(sqlite3_stmt *st, void *payload),
+                            void *payload);
 
 /* The writer connection, under the writer lock; NULL (and no lock held)
  * while the catalog cannot be written: mi_index_writer_error says why. */

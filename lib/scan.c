@@ -162,7 +162,8 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
         j->thumb_tried = true;
         j->thumb_status = mi_thumb_write_fd_oriented(
             sc->idx, j->row.hash, fd, j->type, -1, &j->row.thumb,
-            &j->thumb_written, j->thumb_why, sizeof(j->thumb_why));
+            &j->thumb_written, &j->row.phash, j->thumb_why,
+            sizeof(j->thumb_why));
         j->status = MI_OK;
         goto out;
     }
@@ -209,7 +210,8 @@ static void work(scan *sc, job *j, mi_hasher *h, void *buf)
         j->thumb_tried = true;
         j->thumb_status = mi_thumb_write_fd_meta(
             sc->idx, j->row.hash, fd, j->type, &j->row.meta, &j->row.thumb,
-            &j->thumb_written, j->thumb_why, sizeof(j->thumb_why));
+            &j->thumb_written, &j->row.phash, j->thumb_why,
+            sizeof(j->thumb_why));
     } else {
         mi_meta_from_decoder(sc->idx, fd, j->type, &j->row.meta, NULL, 0);
     }
@@ -404,6 +406,9 @@ static void apply_thumb(scan *sc, job *j)
         return;
     s = mi_catalog_set_thumb(sc->writer, j->row.hash, j->path, j->path_len,
                              j->row.thumb, sc->errbuf, sizeof(sc->errbuf));
+    if (s == MI_OK && j->row.phash.tried)
+        s = mi_catalog_set_phash(sc->writer, j->row.hash, &j->row.phash,
+                                 sc->errbuf, sizeof(sc->errbuf));
     if (s != MI_OK) {
         set_fatal(sc, s);
         return;
@@ -1207,6 +1212,8 @@ static mi_status scan_run(mi_index *idx, const mi_scan_options *opts,
         bool first = mi_index_take_first_sweep(idx);
         if (first || stats.removed || stats.changed)
             mi_thumb_sweep(idx, &stats.thumbs_removed);
+        /* A failure here costs only the hashes: the next scan tries. */
+        mi_phash_fill(idx, NULL);
     }
     if (scan_going(sc))
         progress(sc, true);

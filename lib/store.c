@@ -184,6 +184,7 @@ struct mi_store {
      * (sync_upload): its state and status, for index_placed. */
     bool has_early;
     mi_thumb_state early_state;
+    mi_phash early_phash;     /* its perceptual hash, from those pixels */
     mi_status early_ts;
     char early_why[160];
     unsigned char head[MI_SNIFF_LEN];
@@ -779,8 +780,8 @@ static mi_status sync_upload(mi_store *st)
         st->early_state = MI_THUMB_NONE;
         st->early_why[0] = '\0';
         st->early_ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type,
-                                         &st->early_state, st->early_why,
-                                         sizeof(st->early_why));
+                                         &st->early_state, &st->early_phash,
+                                         st->early_why, sizeof(st->early_why));
         st->has_early = true;
         pthread_join(t, NULL);
     } else if (fsync(st->fd) != 0) {
@@ -818,11 +819,12 @@ static mi_status index_placed(mi_store *st)
     row.thumb = MI_THUMB_NONE;
     if (st->has_early) {
         row.thumb = st->early_state;
+        row.phash = st->early_phash;
         ts = st->early_ts;
         mi_bufprintf(why, sizeof(why), "%s", st->early_why);
     } else {
         ts = mi_thumb_write_fd(st->idx, st->hash, st->fd, st->type,
-                               &row.thumb, why, sizeof(why));
+                               &row.thumb, &row.phash, why, sizeof(why));
     }
 
     w = mi_index_writer_lock(st->idx);

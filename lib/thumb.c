@@ -593,9 +593,11 @@ static bool covers(const mi_image *im, int orientation, int box)
 /* The thumbnail of decoded pixels, shown turned by EXIF `orientation`
  * (1..8; the decoder's own, when it knows one, wins): centred in a
  * transparent T x T canvas, at the size the whole image would take there
- * (a gallery places the square by the image's own size). */
+ * (a gallery places the square by the image's own size).  With `ph`, also
+ * the perceptual hash of the same upright pixels (phash.c). */
 static mi_status png_of_image(uint8_t **png, size_t *png_len,
-                              const mi_image *im, int orientation)
+                              const mi_image *im, int orientation,
+                              mi_phash *ph)
 {
     uint8_t *canvas = NULL, *up = NULL;
     int dw, dh;
@@ -606,6 +608,9 @@ static mi_status png_of_image(uint8_t **png, size_t *png_len,
     s = fit_upright(&up, &dw, &dh, im, shown(im, orientation), T, false);
     if (s != MI_OK)
         return s;
+    if (ph && mi_phash_rgba(&ph->bits, &ph->has, up, dw, dh,
+                            (size_t)dw * 4) == MI_OK)
+        ph->tried = true;
     canvas = calloc((size_t)T * T, 4);
     if (!canvas) {
         free(up);
@@ -692,7 +697,7 @@ static mi_status make_png(uint8_t **png, size_t *png_len, const mi_src *src,
                         max_pixels, budget, dec, why, why_len);
     if (s != MI_OK)
         return s;
-    s = png_of_image(png, png_len, &im, orientation);
+    s = png_of_image(png, png_len, &im, orientation, NULL);
     mi_image_free(&im);
     return s;
 }
@@ -929,7 +934,7 @@ const char *mi_thumb_reason(mi_status s)
 static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                              int fd, const mi_media_type *type,
                              int orientation, mi_meta *meta, bool *written,
-                             char *why, size_t why_len)
+                             mi_phash *phash, char *why, size_t why_len)
 {
     char name[NAME_LEN], large[PREVIEW_NAME_LEN];
     uint8_t head[MI_SNIFF_LEN], *png = NULL, *jpg = NULL;
@@ -987,7 +992,10 @@ static mi_status thumb_write(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
      * when the pixels cover it (not those of the 320 px thumbnail a phone
      * embeds in its HEIC: that one is made on request, from the image).
      * A failure to make it costs nothing: it is made on request. */
-    s = png_of_image(&png, &png_len, &im, orientation);
+    /* Videos have none: the posters of distinct clips (a black or faded
+     * first frame) look too much alike. */
+    s = png_of_image(&png, &png_len, &im, orientation,
+                     type && type->kind == MI_KIND_VIDEO ? NULL : phash);
     if (s == MI_OK && covers(&im, shown(&im, orientation), LARGE) &&
         jpeg_of_image(&jpg, &jpg_len, &im, orientation, LARGE,
                       LARGE_QUALITY) == MI_OK) {
@@ -1017,10 +1025,12 @@ out:
 static mi_status write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                           int fd, const mi_media_type *type, int orientation,
                           mi_meta *meta, mi_thumb_state *state, bool *written,
-                          char *why, size_t why_len)
+                          mi_phash *phash, char *why, size_t why_len)
 {
     mi_status s;
 
+    if (phash)
+        memset(phash, 0, sizeof *phash);
     if (why && why_len)
         why[0] = '\0';
     if (state)
@@ -1034,8 +1044,8 @@ static mi_status write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
             mi_meta_from_decoder(idx, fd, type, meta, NULL, 0);
         return MI_OK;
     }
-    s = thumb_write(idx, hash, fd, type, orientation, meta, written, why,
-                    why_len);
+    s = thumb_write(idx, hash, fd, type, orientation, meta, written, phash,
+                    why, why_len);
     if (state)
         *state = mi_thumb_state_of(s);
     return s;
@@ -1045,28 +1055,31 @@ mi_status mi_thumb_write_fd_oriented(mi_index *idx,
                                      const uint8_t hash[MI_HASH_SIZE], int fd,
                                      const mi_media_type *type,
                                      int orientation, mi_thumb_state *state,
-                                     bool *written, char *why, size_t why_len)
+                                     bool *written, mi_phash *phash,
+                                     char *why, size_t why_len)
 {
     return write_fd(idx, hash, fd, type, orientation, NULL, state, written,
-                    why, why_len);
+                    phash, why, why_len);
 }
 
 mi_status mi_thumb_write_fd_meta(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                                  int fd, const mi_media_type *type,
                                  mi_meta *meta, mi_thumb_state *state,
-                                 bool *written, char *why, size_t why_len)
+                                 bool *written, mi_phash *phash, char *why,
+                                 size_t why_len)
 {
     /* No `meta` is refused like no handle (MI_EINVAL, outputs cleared). */
     return write_fd(meta ? idx : NULL, hash, fd, type, -1, meta, state,
-                    written, why, why_len);
+                    written, phash, why, why_len);
 }
 
 mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                             int fd, const mi_media_type *type,
-                            mi_thumb_state *state, char *why, size_t why_len)
+                            mi_thumb_state *state, mi_phash *phash,
+                            char *why, size_t why_len)
 {
     return mi_thumb_write_fd_oriented(idx, hash, fd, type, -1, state, NULL,
-                                      why, why_len);
+                                      phash, why, why_len);
 }
 
 uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s)
@@ -1211,6 +1224,7 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
 {
     char name[NAME_LEN], err[256];
     mi_thumb_state now;
+    mi_phash ph = { false, false, 0 };
     mi_status s = MI_OK;
     rows r;
     size_t which;
@@ -1268,16 +1282,18 @@ mi_status mi_thumb_get(char *out, size_t out_size, mi_index *idx,
         goto out;
     }
     s = thumb_write(idx, hash, fd, mi_media_from_name(r.paths[which]), -1, NULL,
-                    NULL, NULL, 0);
+                    NULL, &ph, NULL, 0);
     close(fd);
     now = mi_thumb_state_of(s);
-    if (now != r.state) {
+    if (now != r.state || ph.tried) {
         /* Recorded when the catalog can be written; a frozen one keeps
          * the old state (the thumbnail itself is there either way). */
         mi_conn *w = mi_index_writer_lock(idx);
         mi_status ws = w ? mi_catalog_begin(w, err, sizeof(err)) : MI_EIO;
-        if (ws == MI_OK)
+        if (ws == MI_OK && now != r.state)
             ws = mi_catalog_set_thumb(w, hash, NULL, 0, now, err, sizeof(err));
+        if (ws == MI_OK && ph.tried)
+            ws = mi_catalog_set_phash(w, hash, &ph, err, sizeof(err));
         if (ws == MI_OK)
             mi_index_writer_commit(idx, true, err, sizeof(err));
         else if (w)

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 const char *mi_version(void)
 {
@@ -25,6 +26,27 @@ const char *mi_strerror(int status)
 #undef MI__STATUS_CASE
     }
     return "unknown status";
+}
+
+mi_status mi_grow(void **v, size_t *cap, size_t n, size_t elem, size_t first,
+                  size_t max)
+{
+    size_t ncap;
+    void *p;
+
+    if (n < *cap)
+        return MI_OK;
+    ncap = *cap ? *cap * 2 : first;
+    if (ncap > max)
+        ncap = max;
+    if (ncap <= n || ncap > SIZE_MAX / elem)
+        return MI_ETOOBIG;
+    p = realloc(*v, ncap * elem);
+    if (!p)
+        return MI_ENOMEM;
+    *v = p;
+    *cap = ncap;
+    return MI_OK;
 }
 
 void mi_bufprintf(char *buf, size_t len, const char *fmt, ...)

@@ -1860,6 +1860,18 @@ static void r_places(struct req *r, const struct path *p)
     route_places(r);
 }
 
+/* GET /api/similar[/<sha>]: near-duplicates (similar.c). */
+static void r_similar(struct req *r, const struct path *p)
+{
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1], distance[8];
+
+    if (p->n > 2 && !url_hash(r, p, 2, hash, hex))
+        return;
+    query_var(r, "distance", distance, sizeof(distance));
+    route_similar(r, p->n > 2 ? hash : NULL, distance);
+}
+
 static void r_changes(struct req *r, const struct path *p)
 {
     char since[32], limit[24];
@@ -1936,6 +1948,9 @@ static const struct route routes[] = {
     { "/api/uploads",           "OPTIONS",  AUTH_PUBLIC, r_tus },
     { "/api/uploads/*",         "OPTIONS",  AUTH_PUBLIC, r_tus },
     { "/api/check",             "POST",     AUTH_READ,   r_check },
+    /* Near-duplicates: read access, like /list. */
+    { "/api/similar",           "GET HEAD", AUTH_READ,   r_similar },
+    { "/api/similar/*",         "GET HEAD", AUTH_READ,   r_similar },
     /* The live library: what changed since a token, and a stream that
      * says when to ask; a scan now. */
     { "/api/changes",           "GET HEAD", AUTH_READ,   r_changes },

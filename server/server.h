@@ -181,6 +181,10 @@ void route_events(struct req *r);
 /* POST /api/rescan: an incremental scan now (main.c's scanner). */
 void scanner_kick(struct server *srv, bool *already);
 
+/* similar.c: GET /api/similar/<sha> (hash) or /api/similar (hash NULL);
+ * `distance` is the ?distance= argument as given ("" when absent). */
+void route_similar(struct req *r, const uint8_t *hash, const char *distance);
+
 /* One entry as its /list JSON object (the caller's), or NULL. */
 struct cJSON *list_entry_object(const mi_entry *e);
 

@@ -77,6 +77,10 @@
     searchForm: $('search-form'), q: $('q'), placesLink: $('places-link'),
     places: $('places'), placesTitle: $('places-title'), placesList: $('places-list'),
     placesNone: $('places-none'),
+    similarLink: $('similar-link'), similarCount: $('similar-count'), similar: $('similar'),
+    similarTitle: $('similar-title'), similarGroups: $('similar-groups'),
+    similarState: $('similar-state'), similarStateTitle: $('similar-state-title'),
+    similarPick: $('similar-pick'),
   };
 
   // The session ended (logged out elsewhere, expired, a new password): the
@@ -1244,10 +1248,12 @@
     if (e.target === el.stage) closeViewer();
   });
 
-  // #/photo/<sha>: the viewer; #/trash: the trash; else the timeline.
+  // #/photo/<sha>: the viewer; #/trash: the trash; #/similar: the
+  // near-duplicates; else the timeline.
   function parseHash() {
     if (/^#\/trash\/?$/.test(location.hash)) return { trash: true, photo: null };
     if (/^#\/places\/?$/.test(location.hash)) return { places: true, photo: null };
+    if (/^#\/similar\/?$/.test(location.hash)) return { similar: true, photo: null };
     const m = /^#\/photo\/([0-9a-fA-F]{64})$/.exec(location.hash);
     return { trash: false, photo: m ? m[1].toLowerCase() : null };
   }
@@ -1256,6 +1262,7 @@
     const h = parseHash();
     showTrash(!!h.trash && canDelete && !SHARE);
     showPlaces(!!h.places && !SHARE);
+    showSimilar(!!h.similar && !SHARE);
     const sha = h.photo;
     if (!sha) { closeViewerUI(); return; }
     if (!loaded) return;
@@ -1387,15 +1394,13 @@
     el.places.hidden = !on;
     if (on) el.placesLink.setAttribute('aria-current', 'page'); else el.placesLink.removeAttribute('aria-current');
     if (on) el.photosLink.removeAttribute('aria-current');
-    else if (!document.body.classList.contains('trash-view')) el.photosLink.setAttribute('aria-current', 'page');
+    else if (!trashOn && !simOn) el.photosLink.setAttribute('aria-current', 'page');
     closeDrawer();
     if (on) {
       window.scrollTo(0, 0);
       loadPlaces();
-    } else if (loaded) {
-      hideState();
-      relayout(null);
-      if (!items.length) showEmpty();
+    } else if (loaded && !trashOn && !simOn) {
+      backToTimeline(null);
     }
   }
 
@@ -1457,14 +1462,7 @@
     }
   }
 
-  el.placesLink.addEventListener('click', (e) => {
-    e.preventDefault();
-    closeDrawer();
-    if (placesOn) return;
-    history.pushState({ places: true }, '', urlWith('#/places'));
-    route();
-    el.placesTitle.focus();
-  });
+  viewLink(el.placesLink, 'places', el.placesTitle, () => placesOn);
 
   /* --------------------------------------------------------------- state */
 
@@ -2141,6 +2139,7 @@
     el.vDelete.hidden = !canDelete;
     el.sideLinks.hidden = !!SHARE;
     el.trashLink.hidden = !canDelete;
+    el.similarPick.hidden = !canDelete;
     if (canDelete) loadTrash();
     updateSelBar();
     route();
@@ -2179,12 +2178,12 @@
   // The bar takes the top bar's place while something may be acted on:
   // the timeline's selection, or the trash's.
   function updateSelBar() {
-    const n = trashOn ? trashSel.size : selected.size;
-    const on = trashOn ? n > 0 : selecting;
+    const n = trashOn ? trashSel.size : simOn ? simSel.size : selected.size;
+    const on = trashOn || simOn ? n > 0 : selecting;
     el.selBar.hidden = !on;
     document.body.classList.toggle('sel-on', on);
     el.selCount.textContent = n === 1 ? '1 selected' : numFmt.format(n) + ' selected';
-    el.selShare.hidden = trashOn || !canShare;
+    el.selShare.hidden = trashOn || simOn || !canShare;
     el.selDelete.hidden = trashOn || !canDelete;
     el.selRestore.hidden = el.selPurge.hidden = !trashOn;
     el.selShare.disabled = el.selDelete.disabled = el.selRestore.disabled = el.selPurge.disabled = n === 0;
@@ -2211,7 +2210,9 @@
   }
   el.selectBtn.addEventListener('click', () => setSelecting(!selecting));
   el.selCancel.addEventListener('click', () => {
-    if (trashOn) { trashSel.clear(); markTrash(); updateSelBar(); } else setSelecting(false);
+    if (trashOn) { trashSel.clear(); markTrash(); updateSelBar(); }
+    else if (simOn) { simSel.clear(); markSimilar(); updateSelBar(); }
+    else setSelecting(false);
   });
   // Escape clears the selection (the viewer and the panels have their own).
   document.addEventListener('keydown', (e) => {
@@ -2287,10 +2288,12 @@
     if (done) rebuild();
     if (err) toast('Could not restore everything: ' + err.message);
     trashSoon(0);
+    if (done && simOn) loadSimilar();
     return done;
   }
 
   el.selDelete.addEventListener('click', async () => {
+    if (simOn) { await trashSimilar(); return; }
     const list = items.filter((it) => selected.has(it.sha));
     if (!list.length) return;
     el.selDelete.disabled = true;
@@ -2338,31 +2341,41 @@
       renderTrash();
       loadTrash();
     } else if (loaded) {
-      hideState();
-      relayout(trashAnchor);
-      if (!items.length) showEmpty();
+      backToTimeline(trashAnchor);
     }
     updateSelBar();
   }
 
-  function leaveTrash() {
-    if (history.state && history.state.trash) { history.back(); return; }
+  // The views of their own reached from the sidebar (#/trash, #/similar):
+  // the timeline again where it was when one is left; its link pushes its
+  // address (`key`), and Back or Photos leaves it.
+  function backToTimeline(anchor) {
+    hideState();
+    relayout(anchor);
+    if (!items.length) showEmpty();
+  }
+  function leaveView(key) {
+    if (history.state && history.state[key]) { history.back(); return; }
     history.replaceState(null, '', urlWith(''));
     route();
   }
-  el.trashLink.addEventListener('click', (e) => {
-    e.preventDefault();
-    closeDrawer();
-    if (trashOn) return;
-    history.pushState({ trash: true }, '', urlWith('#/trash'));
-    route();
-    el.trashTitle.focus();
-  });
+  function viewLink(link, key, title, isOn) {
+    link.addEventListener('click', (e) => {
+      e.preventDefault();
+      closeDrawer();
+      if (isOn()) return;
+      history.pushState({ [key]: true }, '', urlWith('#/' + key));
+      route();
+      title.focus();
+    });
+  }
+  viewLink(el.trashLink, 'trash', el.trashTitle, () => trashOn);
   el.photosLink.addEventListener('click', (e) => {
     e.preventDefault();
     closeDrawer();
-    if (trashOn) leaveTrash();
-    else if (placesOn) { history.replaceState(null, '', urlWith('')); route(); }
+    if (trashOn) leaveView('trash');
+    else if (simOn) leaveView('similar');
+    else if (placesOn) leaveView('places');
     else window.scrollTo(0, 0);
   });
 
@@ -2396,52 +2409,65 @@
     trashTimer = setTimeout(loadTrash, ms);
   }
 
+  // One tile of the trash's or the similar view's grid: the thumbnail
+  // (its check circle, a video's badge, `badge` text), the name, `lines`.
+  function makeTile(it, i, pressed, lines, badge) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = it.video ? 't-tile video' : 't-tile';
+    b.dataset.i = i;
+    b.dataset.sha = it.sha;
+    b.setAttribute('aria-pressed', String(pressed));
+    const box = document.createElement('span');
+    box.className = 't-thumb';
+    if (it.thumb) {
+      const img = document.createElement('img');
+      img.alt = '';
+      img.decoding = 'async';
+      img.loading = 'lazy';
+      img.draggable = false;
+      img.onload = () => img.classList.add('loaded');
+      img.onerror = () => img.remove();
+      img.src = thumbURL(it);
+      box.append(img);
+    }
+    if (it.video) {
+      const v = document.createElement('span');
+      v.className = 'badge';
+      v.innerHTML = '<svg aria-hidden="true"><use href="#i-play"/></svg>';
+      box.append(v);
+    }
+    if (badge) {
+      const t = document.createElement('span');
+      t.className = 'sim-badge';
+      t.textContent = badge;
+      box.append(t);
+    }
+    const check = document.createElement('span');
+    check.className = 'check';
+    box.append(check);
+    const name = document.createElement('span');
+    name.className = 't-name';
+    name.textContent = it.name;
+    b.append(box, name);
+    for (const text of lines) {
+      const m = document.createElement('span');
+      m.className = 't-meta';
+      m.textContent = text;
+      b.append(m);
+    }
+    li.append(b);
+    return li;
+  }
+
   function renderTrash() {
     el.trashGrid.textContent = '';
     const frag = document.createDocumentFragment();
+    const d = (t) => (Number.isFinite(t) ? dayFmt.format(new Date(t * 1000)) : '?');
     trashList.forEach((it, i) => {
-      const li = document.createElement('li');
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = it.video ? 't-tile video' : 't-tile';
-      b.dataset.i = i;
-      b.dataset.sha = it.sha;
-      b.setAttribute('aria-pressed', String(trashSel.has(it.sha)));
-      const box = document.createElement('span');
-      box.className = 't-thumb';
-      if (it.thumb) {
-        const img = document.createElement('img');
-        img.alt = '';
-        img.decoding = 'async';
-        img.loading = 'lazy';
-        img.draggable = false;
-        img.onload = () => img.classList.add('loaded');
-        img.onerror = () => img.remove();
-        img.src = thumbURL(it);
-        box.append(img);
-      }
-      if (it.video) {
-        const badge = document.createElement('span');
-        badge.className = 'badge';
-        badge.innerHTML = '<svg aria-hidden="true"><use href="#i-play"/></svg>';
-        box.append(badge);
-      }
-      const check = document.createElement('span');
-      check.className = 'check';
-      box.append(check);
-      const name = document.createElement('span');
-      name.className = 't-name';
-      name.textContent = it.name;
-      const when = document.createElement('span');
-      when.className = 't-meta';
-      const d = (t) => (Number.isFinite(t) ? dayFmt.format(new Date(t * 1000)) : '?');
-      when.textContent = `Deleted ${d(it.trashedAt)}`;
-      const purge = document.createElement('span');
-      purge.className = 't-meta';
-      purge.textContent = `Deleted for good on ${d(it.purgeAt)}`;
-      b.append(box, name, when, purge);
-      li.append(b);
-      frag.append(li);
+      frag.append(makeTile(it, i, trashSel.has(it.sha),
+                           [`Deleted ${d(it.trashedAt)}`, `Deleted for good on ${d(it.purgeAt)}`]));
     });
     el.trashGrid.append(frag);
     const n = trashList.length;
@@ -2517,6 +2543,134 @@
     await loadTrash();
     updateSelBar();
   });
+
+  /* ------------------------------------------------------------- similar */
+
+  // #/similar: groups of near-duplicates (GET /api/similar: re-saved,
+  // resized, cropped or converted copies of one photo), the largest, the
+  // original, first and marked.  The others can be selected and moved to
+  // the trash with the selection bar's Delete (trashItems, with its Undo).
+  let simOn = false, simGroups = [], simSeq = 0, simAnchor = null;
+  const simSel = new Set();
+
+  function showSimilar(on) {
+    if (on === simOn) return;
+    if (on) {
+      simAnchor = loaded && !trashOn ? topAnchor() : null;
+      if (selecting) setSelecting(false);
+    }
+    simOn = on;
+    document.body.classList.toggle('similar-view', on);
+    el.similar.hidden = !on;
+    if (on) el.similarLink.setAttribute('aria-current', 'page'); else el.similarLink.removeAttribute('aria-current');
+    if (on) el.photosLink.removeAttribute('aria-current');
+    else if (!trashOn) el.photosLink.setAttribute('aria-current', 'page');
+    closeDrawer();
+    simSel.clear();
+    if (on) {
+      window.scrollTo(0, 0);
+      renderSimilar(true);
+      loadSimilar();
+    } else if (loaded && !trashOn) {
+      backToTimeline(simAnchor);
+    }
+    updateSelBar();
+  }
+  viewLink(el.similarLink, 'similar', el.similarTitle, () => simOn);
+
+  async function loadSimilar() {
+    const seq = ++simSeq;
+    let j;
+    try { j = await api('GET', '/api/similar'); } catch (err) {
+      if (simOn && seq === simSeq) {
+        toast('Could not look for similar photos: ' + err.message);
+        renderSimilar(false);
+      }
+      return;
+    }
+    if (seq !== simSeq) return;
+    simGroups = [];
+    for (const g of (j && j.groups) || []) {
+      const list = [];
+      for (const e of (g && g.items) || []) {
+        if (!e || typeof e.sha256 !== 'string') continue;
+        const it = toItem(e.sha256, e);
+        it.original = e.original === true;
+        list.push(it);
+      }
+      if (list.length > 1) simGroups.push(list);
+    }
+    const have = new Set(simGroups.flat().map((it) => it.sha));
+    for (const sha of simSel) if (!have.has(sha)) simSel.delete(sha);
+    el.similarCount.textContent = simGroups.length ? numFmt.format(simGroups.length) : '';
+    if (simOn) { renderSimilar(false); updateSelBar(); }
+  }
+
+  // The groups; `loading` while the first answer is awaited.
+  function renderSimilar(loading) {
+    el.similarGroups.textContent = '';
+    const dims = (it) => (it.w && it.h ? `${it.w} × ${it.h}` : '');
+    const frag = document.createDocumentFragment();
+    simGroups.forEach((group, g) => {
+      const sec = document.createElement('section');
+      sec.className = 'sim-group';
+      const h = document.createElement('h3');
+      h.textContent = `${group.length} alike`;
+      const ul = document.createElement('ul');
+      ul.className = 'trash-grid';
+      ul.setAttribute('aria-label', `Group ${g + 1}`);
+      group.forEach((it, i) => {
+        const size = Number.isFinite(it.size) ? formatBytes(it.size) : '';
+        const li = makeTile(it, g + ':' + i, simSel.has(it.sha),
+                            [[dims(it), size].filter(Boolean).join(' · ')],
+                            it.original ? 'Original' : '');
+        if (it.original) li.firstChild.classList.add('original');
+        ul.append(li);
+      });
+      sec.append(h, ul);
+      frag.append(sec);
+    });
+    el.similarGroups.append(frag);
+    const n = simGroups.length;
+    el.similarGroups.hidden = !n;
+    el.similarState.hidden = n > 0;
+    el.similarStateTitle.textContent = loading && !n ? 'Looking for similar photos…' : 'No similar photos';
+    el.similarPick.disabled = !n;
+    el.similarTitle.textContent = 'Similar';
+    if (n) {
+      const c = document.createElement('span');
+      c.className = 'month-count';
+      c.textContent = n === 1 ? '1 group' : numFmt.format(n) + ' groups';
+      el.similarTitle.append(' ', c);
+    }
+  }
+  function markSimilar() {
+    for (const b of el.similarGroups.querySelectorAll('.t-tile')) {
+      b.setAttribute('aria-pressed', String(simSel.has(b.dataset.sha)));
+    }
+  }
+  el.similarGroups.addEventListener('click', (e) => {
+    const b = e.target.closest('.t-tile');
+    if (!b || !canDelete) return;
+    if (simSel.has(b.dataset.sha)) simSel.delete(b.dataset.sha); else simSel.add(b.dataset.sha);
+    markSimilar();
+    updateSelBar();
+  });
+  // Every copy but the originals.
+  el.similarPick.addEventListener('click', () => {
+    for (const group of simGroups) for (const it of group) if (!it.original) simSel.add(it.sha);
+    markSimilar();
+    updateSelBar();
+  });
+  async function trashSimilar() {
+    const list = simGroups.flat().filter((it) => simSel.has(it.sha));
+    if (!list.length) return;
+    el.selDelete.disabled = true;
+    simSel.clear();
+    updateSelBar();
+    await trashItems(list);
+    await loadSimilar();
+  }
 
   // The hashes of some items, with a Live Photo's motion beside its photo.
   function shasOf(list) {

@@ -558,6 +558,60 @@ await step('trash: delete a selection and undo, delete from the viewer, restore 
   ok(await page.isHidden('#trash'), 'Back leaves the trash view');
 });
 
+await step('similar: copies of a photo grouped, the original marked; the copies to the trash', async () => {
+  const dir = path.join(lib, 'similar');
+  fs.mkdirSync(dir);
+  const made = (name, ...args) => {
+    try {
+      execFileSync('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'mandelbrot=s=1200x900:start_scale=2.5',
+                              '-frames:v', '1', ...args, path.join(dir, name)], { stdio: 'ignore', timeout: 60000 });
+      return true;
+    } catch { return false; }
+  };
+  if (!(made('original.jpg', '-q:v', '2') && made('small.jpg', '-vf', 'scale=600:450', '-q:v', '6') &&
+        made('low.jpg', '-q:v', '20'))) {
+    if (process.env.CI) ok(false, 'ffmpeg makes the photos (scripts/install-deps.sh --tests)');
+    else skip('similar', 'ffmpeg missing (scripts/install-deps.sh --tests)');
+    return;
+  }
+  const sha = (n) => sha256(fs.readFileSync(path.join(dir, n)));
+  const [so, ss, sl] = ['original.jpg', 'small.jpg', 'low.jpg'].map(sha);
+  await fetch(srv.url + '/api/rescan', { method: 'POST' });
+  for (const t0 = Date.now(); ;) {
+    const l = await getJSON(srv.url + '/list');
+    if (l[so] && l[ss] && l[sl]) break;
+    if (Date.now() - t0 > 30000) throw new Error('the photos were not indexed in 30 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await page.click('#similar-link');
+  const tile = (s) => `#similar-groups .t-tile[data-sha="${s}"]`;
+  await page.waitForSelector(tile(so), { timeout: 15000 });
+  ok(/#\/similar$/.test(page.url()) && await page.isHidden('#timeline'), 'the Similar view has its own address (#/similar) and hides the timeline', page.url());
+  const group = await page.$eval(tile(so), (b) => [...b.closest('.sim-group').querySelectorAll('.t-tile')].map((t) => t.dataset.sha));
+  ok(group.length === 3 && group[0] === so && group.includes(ss) && group.includes(sl), 'the photo and its two copies in one group, the original first', JSON.stringify(group));
+  eq(await page.textContent(tile(so) + ' .sim-badge'), 'Original', 'the original is marked');
+  ok(!(await page.$(tile(ss) + ' .sim-badge')) && /1200 × 900/.test(await page.textContent(tile(so))) &&
+     /600 × 450/.test(await page.textContent(tile(ss))), 'the copies are not, and each says its pixels');
+  await page.click(tile(ss));
+  await page.click(tile(sl));
+  eq(await page.textContent('#sel-count'), '2 selected', 'a click selects a copy');
+  ok(await page.isVisible('#sel-delete') && await page.isHidden('#sel-restore') && await page.isHidden('#sel-share'),
+     'the selection offers Delete');
+  await shot(page, 'desktop-similar');
+  await page.click('#sel-delete');
+  await page.waitForSelector(tile(so), { state: 'detached', timeout: 10000 });
+  ok(/2 items moved to the trash/.test(await page.textContent('#toast')), 'Delete: the copies go to the trash, with a toast', await page.textContent('#toast'));
+  const trashed = (await getJSON(srv.url + '/api/trash')).items.map((e) => e.sha256);
+  ok(trashed.includes(ss) && trashed.includes(sl) && !trashed.includes(so), 'the server has the copies in the trash, the original not');
+  await page.click('#photos-link');
+  await page.waitForSelector('#timeline a.cell');
+  ok(await page.isHidden('#similar'), 'Photos: back to the timeline');
+  // Leave the library as it was for the steps after.
+  await fetch(srv.url + '/api/trash', { method: 'DELETE' });
+  await fetch(srv.url + '/image/' + so, { method: 'DELETE' });
+  await fetch(srv.url + '/api/trash', { method: 'DELETE' });
+});
+
 await step('date filter', async () => {
   await page.goto(base + '/');
   await page.waitForSelector('#timeline a.cell');
