@@ -2364,7 +2364,11 @@
       e.preventDefault();
       closeDrawer();
       if (isOn()) return;
-      history.pushState({ [key]: true }, '', urlWith('#/' + key));
+      // One view over the timeline at a time: from another view, this one
+      // takes its place in the history, so Back and Photos reach the timeline.
+      const state = { [key]: true }, url = urlWith('#/' + key);
+      if (trashOn || simOn || placesOn) history.replaceState(state, '', url);
+      else history.pushState(state, '', url);
       route();
       title.focus();
     });
