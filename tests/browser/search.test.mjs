@@ -107,4 +107,18 @@ await step('the viewer names the town', async () => {
   await t.shot(page, 'viewer-town');
 });
 
+await step('from Places to Similar, Photos comes back to the timeline', async () => {
+  await page.keyboard.press('Escape');
+  await page.click('#chip-x');
+  await cells(page, photos.length);
+  await page.click('#places-link');
+  await page.waitForSelector('.place-tile');
+  await page.click('#similar-link');
+  await page.waitForSelector('#similar:not([hidden])');
+  await page.click('#photos-link');
+  await cells(page, photos.length);
+  ok(await page.isVisible('#timeline') && await page.isHidden('#places') && await page.isHidden('#similar') &&
+     new URL(page.url()).hash === '', 'from Places to Similar, Photos comes back to the timeline', page.url());
+});
+
 await t.finish();
