@@ -15,10 +15,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildGalleryCorpus, sha256 } from './corpus.mjs';
 import { makeJpeg, exifDate } from './fixtures.mjs';
+
+/* Runs a tool (ffmpeg, heif-enc) without blocking the event loop: a test that
+ * blocked it for seconds would come back to pooled connections the server
+ * closed meanwhile, and its next POST would go out on one of them. */
+const tool = (cmd, args) => new Promise((resolve) =>
+  execFile(cmd, args, { timeout: 60000 }, (err) => resolve(!err)));
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TZ = 'Europe/Berlin';      // server and browser agree on local time
@@ -561,15 +567,11 @@ await step('trash: delete a selection and undo, delete from the viewer, restore 
 await step('similar: copies of a photo grouped, the original marked; the copies to the trash', async () => {
   const dir = path.join(lib, 'similar');
   fs.mkdirSync(dir);
-  const made = (name, ...args) => {
-    try {
-      execFileSync('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'mandelbrot=s=1200x900:start_scale=2.5',
-                              '-frames:v', '1', ...args, path.join(dir, name)], { stdio: 'ignore', timeout: 60000 });
-      return true;
-    } catch { return false; }
-  };
-  if (!(made('original.jpg', '-q:v', '2') && made('small.jpg', '-vf', 'scale=600:450', '-q:v', '6') &&
-        made('low.jpg', '-q:v', '20'))) {
+  const made = (name, ...args) =>
+    tool('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'mandelbrot=s=1200x900:start_scale=2.5',
+                    '-frames:v', '1', ...args, path.join(dir, name)]);
+  if (!(await made('original.jpg', '-q:v', '2') && await made('small.jpg', '-vf', 'scale=600:450', '-q:v', '6') &&
+        await made('low.jpg', '-q:v', '20'))) {
     if (process.env.CI) ok(false, 'ffmpeg makes the photos (scripts/install-deps.sh --tests)');
     else skip('similar', 'ffmpeg missing (scripts/install-deps.sh --tests)');
     return;
@@ -742,16 +744,14 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   fs.mkdirSync(dir);
   const src = path.join(dir, 'src.jpg');
   fs.writeFileSync(src, makeJpeg(320, 160, 11));
-  const make = (cmd, args) => {
-    try { execFileSync(cmd, args, { stdio: 'ignore', timeout: 60000 }); return true; } catch (e) { return false; }
-  };
-  const made = make('heif-enc', ['-q', '80', '-o', path.join(dir, 'photo.heic'), src]) &&
-    make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
+  const make = tool;
+  const made = await make('heif-enc', ['-q', '80', '-o', path.join(dir, 'photo.heic'), src]) &&
+    await make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
                     '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', path.join(dir, 'clip.mp4')]) &&
-    make('ffmpeg', ['-y', '-loglevel', 'error', '-i', src, path.join(dir, 'scan.tif')]) &&
+    await make('ffmpeg', ['-y', '-loglevel', 'error', '-i', src, path.join(dir, 'scan.tif')]) &&
     // An iPhone-like HEVC clip with sound: browsers without HEVC play the
     // sound alone unless the gallery notices.
-    make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=2',
+    await make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=2',
                     '-f', 'lavfi', '-i', 'sine=d=2', '-c:v', 'libx265', '-x265-params', 'log-level=error',
                     '-tag:v', 'hvc1', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', path.join(dir, 'iphone.mov')]);
   fs.unlinkSync(src);
@@ -759,7 +759,7 @@ await step('phone formats: HEIC, TIFF and video in the timeline and the viewer',
   // whose QuickTime key carries the same.
   const LIVE = '0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9';
   fs.writeFileSync(path.join(dir, 'live.jpg'), makeJpeg(320, 240, 12, { make: 'Apple', model: 'iPhone 12', liveId: LIVE }));
-  const madeLive = make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=2',
+  const madeLive = await make('ffmpeg', ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=2',
                                    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-metadata',
                                    'com.apple.quicktime.content.identifier=' + LIVE, '-movflags', 'use_metadata_tags',
                                    path.join(dir, 'live.mov')]);
