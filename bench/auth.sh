@@ -8,7 +8,9 @@
 #     asked with `Authorization: Bearer <key>`; RUNS (default 5) alternating
 #     runs each, medians, and the key's cost in % of open throughput.
 #  2. A logged-in user's /thumbnail latency (wrk -t1 -c6 --latency, session
-#     cookie) idle, and while 100 clients try wrong passwords as fast as
+#     cookie), paced like a scrolling gallery (each connection asks every
+#     PACE ms, default 20) and saturated (as fast as answers come), idle and
+#     while 100 clients try wrong passwords as fast as
 #     they can (random user names, each from its own X-Forwarded-For
 #     address through --trusted-proxy 127.0.0.1, so the per-address and
 #     per-user throttles never slow them down: the worst case, a botnet);
@@ -72,6 +74,10 @@ for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
 local auth, cookie = os.getenv("AUTHZ"), os.getenv("COOKIE")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 if cookie and cookie ~= "" then wrk.headers["Cookie"] = cookie end
+-- DELAY (ms): each connection waits that long before its next request, a
+-- user's pace rather than as fast as the server answers.
+local pause = tonumber(os.getenv("DELAY") or "0")
+if pause > 0 then delay = function() return pause end end
 local i = 0
 request = function()
   i = i % #paths + 1
@@ -89,9 +95,9 @@ rps() {  # rps PORT AUTHZ -> requests/s (fails on any non-2xx)
 ms() {  # wrk's "1.23ms" / "456.00us" / "1.02s" -> ms
     awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000} printf "%.3f\n", v}'
 }
-lat() {  # lat -> "p50 p99" in ms, a logged-in user's 6 connections
+lat() {  # lat [DELAY] -> "p50 p99" in ms, a logged-in user's 6 connections
     local out
-    out=$(AUTHZ= COOKIE=$cookie wrk -t1 -c6 -d"${dur}s" --latency -s "$work/rotate.lua" "http://127.0.0.1:$keyed_port")
+    out=$(AUTHZ= COOKIE=$cookie DELAY=${1:-0} wrk -t1 -c6 -d"${dur}s" --latency -s "$work/rotate.lua" "http://127.0.0.1:$keyed_port")
     if grep -q "Non-2xx" <<<"$out"; then echo "auth.sh: errors: $out" >&2; exit 1; fi
     echo "$(awk '$1 == "50%" {print $2}' <<<"$out" | ms) $(awk '$1 == "99%" {print $2}' <<<"$out" | ms)"
 }
@@ -152,20 +158,27 @@ PY
 if [[ $parts == *2* ]]; then
 echo
 echo "== 2. a logged-in user's /thumbnail latency (wrk -t1 -c6 --latency, ms), idle vs 100 wrong-password clients"
-: >"$work/i50"; : >"$work/i99"; : >"$work/f50"; : >"$work/f99"
+echo "   paced: each connection asks every ${PACE:=20} ms (a gallery scrolling: up to $((6 * 1000 / PACE)) thumbnails/s);"
+echo "   saturated: as fast as the server answers (the user's requests queue behind each other)"
+for f in i50 i99 f50 f99 si99 sf99; do : >"$work/$f"; done
 for i in $(seq 1 "$runs"); do
-    read -r p50 p99 < <(lat)
-    echo "$p50" >>"$work/i50"; echo "$p99" >>"$work/i99"
+    read -r p50 p99 < <(lat "$PACE")
+    read -r _ s99 < <(lat)
+    echo "$p50" >>"$work/i50"; echo "$p99" >>"$work/i99"; echo "$s99" >>"$work/si99"
     python3 "$work/flood.py" "$keyed_port" "$work/flood-$i.txt" &
     flood_pid=$!
     sleep 1
-    read -r f50 f99 < <(lat)
+    read -r f50 f99 < <(lat "$PACE")
+    read -r _ fs99 < <(lat)
     kill -TERM "$flood_pid"; wait "$flood_pid" 2>/dev/null || true; flood_pid=
-    echo "$f50" >>"$work/f50"; echo "$f99" >>"$work/f99"
-    echo "run $i: idle p50 $p50 p99 $p99; flood p50 $f50 p99 $f99; flood got $(cat "$work/flood-$i.txt")"
+    echo "$f50" >>"$work/f50"; echo "$f99" >>"$work/f99"; echo "$fs99" >>"$work/sf99"
+    echo "run $i: paced idle p50 $p50 p99 $p99, flood p50 $f50 p99 $f99; saturated p99 idle $s99, flood $fs99; flood got $(cat "$work/flood-$i.txt")"
     sleep 1
 done
 i99=$(median <"$work/i99"); f99=$(median <"$work/f99")
-echo "median: idle p50 $(median <"$work/i50") p99 $i99; flood p50 $(median <"$work/f50") p99 $f99: p99 x$(awk -v a="$f99" -v b="$i99" 'BEGIN {printf "%.2f", a / b}') (target < 2)"
+si99=$(median <"$work/si99"); sf99=$(median <"$work/sf99")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo "median, paced: idle p50 $(median <"$work/i50") p99 $i99; flood p50 $(median <"$work/f50") p99 $f99: p99 x$(ratio "$f99" "$i99") (target < 2)"
+echo "median, saturated: p99 idle $si99, flood $sf99: x$(ratio "$sf99" "$si99")"
 echo "argon2id verify (t=3, m=32 MiB) here: $(grep -c 'login failed' "$SERVER_LOG" || true) failed logins logged by the keyed server"
 fi
