@@ -17,11 +17,11 @@ pkgs="gcc libc6-dev meson ninja-build pkg-config python3
 libsqlite3-dev libexif-dev libssl-dev libsodium-dev libcjson-dev libstb-dev
 libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libcivetweb-dev
 libheif-dev libwebp-dev libtiff-dev libraw-dev libavformat-dev libavcodec-dev
-libavutil-dev libswscale-dev libseccomp-dev libcurl4-openssl-dev libgeonames-dev"
-# The static pkg-config test links sqlite3's -lz; the unit and man-page
-# tests run systemd-analyze and groff; the formats tests make their
-# fixtures with ffmpeg, heif-enc, cwebp and exiftool.
-test_pkgs="zlib1g-dev systemd groff-base ffmpeg libheif-examples webp
+libavutil-dev libswscale-dev libseccomp-dev libcurl4-openssl-dev libgeonames-dev
+zlib1g-dev"
+# The unit and man-page tests run systemd-analyze and groff; the formats
+# tests make their fixtures with ffmpeg, heif-enc, cwebp and exiftool.
+test_pkgs="systemd groff-base ffmpeg libheif-examples webp
 libimage-exiftool-perl nginx openssl python3-tuspy"
 browser=
 case "${1:-}" in

@@ -11,6 +11,7 @@
  * of a 100,000-entry list.
  */
 #include "server.h"
+#include "listcache.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -298,17 +299,23 @@ static size_t tpl_set(struct tpl *t, const mi_entry *e)
                        : 0)) + 512;
 }
 
+/* Where a body goes: HTTP chunks to r, or (r NULL) sink(ctx, ...), which
+ * returns false to stop. */
 struct outbuf {
     struct req *r;
     char *buf;
     size_t cap, len;
-    bool failed;          /* the client went away */
+    bool failed;          /* the client went away, or the sink failed */
+    bool (*sink)(void *ctx, const char *p, size_t n);
+    void *ctx;
 };
 
 static void out_flush(struct outbuf *b)
 {
     if (b->len && !b->failed) {
-        if (mg_send_chunk(b->r->conn, b->buf, (unsigned int)b->len) <= 0)
+        if (!b->r)
+            b->failed = !b->sink(b->ctx, b->buf, b->len);
+        else if (mg_send_chunk(b->r->conn, b->buf, (unsigned int)b->len) <= 0)
             b->failed = true;
         else
             b->r->bytes += b->len;
@@ -375,6 +382,83 @@ bool list_day_range(const char *from, const char *to, int64_t *lo,
            (!*to || local_midnight(to, 1, hi));
 }
 
+/* Print the entries of cur (s: its first step, MI_ROW or MI_DONE) into
+ * out: an object keyed by hash, or NDJSON lines.  MI_DONE when all went
+ * out; the body's end (the closing brace) is left to the caller. */
+static mi_status list_entries(struct outbuf *out, struct tpl *t,
+                              mi_cursor *cur, mi_status s, bool ndjson)
+{
+    uint64_t n = 0;
+
+    if (!ndjson)
+        out->buf[out->len++] = '{';
+    for (; s == MI_ROW && !out->failed; s = mi_cursor_next(cur)) {
+        const mi_entry *e = mi_cursor_entry(cur);
+        size_t need = tpl_set(t, e);
+
+        if (!need || !out_room(out, need + MI_HASH_HEX_LEN + 8)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        if (ndjson) {
+            /* One object per line, its hash inside: {"sha256":"...",...}.
+             * The first lines can be shown before the rest arrive. */
+            t->sha->valuestring = (char *)mi_entry_hash_hex(e);
+        } else {
+            if (n)
+                out->buf[out->len++] = ',';
+            out->buf[out->len++] = '"';
+            memcpy(out->buf + out->len, mi_entry_hash_hex(e), MI_HASH_HEX_LEN);
+            out->len += MI_HASH_HEX_LEN;
+            out->buf[out->len++] = '"';
+            out->buf[out->len++] = ':';
+        }
+        n++;
+        if (!cJSON_PrintPreallocated(t->o, out->buf + out->len,
+                                     (int)(out->cap - out->len), 0)) {
+            s = MI_ENOMEM;
+            break;
+        }
+        out->len += strlen(out->buf + out->len);
+        if (ndjson) {
+            out->buf[out->len++] = '\n';
+            /* Send the newest entries at once: the first screenful. */
+            if (n == 64)
+                out_flush(out);
+        }
+    }
+    return s;
+}
+
+mi_status list_render(mi_index *idx,
+                      bool (*sink)(void *ctx, const char *p, size_t n),
+                      void *ctx)
+{
+    struct outbuf out = { NULL, NULL, LIST_CHUNK, 0, false, sink, ctx };
+    struct tpl t;
+    mi_cursor *cur = NULL;
+    mi_status s;
+
+    if (!tpl_init(&t, false) || !(out.buf = malloc(LIST_CHUNK)))
+        s = MI_ENOMEM;
+    else
+        s = mi_cursor_new(&cur, idx);
+    if (s == MI_OK)
+        s = mi_cursor_next(cur);
+    if (s == MI_ROW || s == MI_DONE)
+        s = list_entries(&out, &t, cur, s, false);
+    if (s == MI_DONE && out_room(&out, 1)) {
+        out.buf[out.len++] = '}';
+        out_flush(&out);
+    }
+    if (s == MI_DONE && out.failed)
+        s = MI_EIO;
+    mi_cursor_free(cur);
+    free(out.buf);
+    tpl_free(&t);
+    return s;
+}
+
 void route_list(struct req *r, const char *from, const char *to, bool ndjson)
 {
     struct list_query lq = { from, to, NULL, NULL, NULL, NULL, ndjson, 0 };
@@ -424,11 +508,12 @@ void route_list_query(struct req *r, const struct list_query *lq)
     mi_cursor_options co = MI_CURSOR_OPTIONS_INIT;
     int64_t lo = INT64_MIN, hi = INT64_MAX;
     const char *ctype;
-    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false, NULL, NULL };
     struct tpl t;
     mi_cursor *cur = NULL;
     mi_status s;
-    uint64_t n = 0;
+    uint64_t gen;
+    bool plain;
 
     /* The generation is read before the cursor takes its snapshot: a scan
      * committing in between makes the tag older than the body (the client
@@ -449,15 +534,31 @@ void route_list_query(struct req *r, const struct list_query *lq)
     co.place = given(lq->place);
     co.city = given(lq->city);
     co.country = given(lq->country);
+    gen = mi_index_generation(srv->idx);
     snprintf(etag, sizeof(etag), "\"g%" PRIu64 "%s%s%s%s%s%s%s%.0" PRIx64 "\"",
-             mi_index_generation(srv->idx), *from ? "-f" : "", from,
+             gen, *from ? "-f" : "", from,
              *to ? "-t" : "", to, ndjson ? "-n" : "", hide ? "-s" : "",
              ftag ? "-q" : "", ftag);
-    snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
-             etag);
+    plain = !*from && !*to && !ndjson && !hide && !ftag;
+    snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n%s",
+             etag, plain ? "Vary: Accept-Encoding\r\n" : "");
     if (if_none_match(r, etag)) {
         send_headers(r, 304, NULL, 0, extra);
         return;
+    }
+    if (plain) {
+        /* The same generation's gzip copy (listcache.c) is the same list. */
+        char ztag[40];
+
+        snprintf(ztag, sizeof(ztag), "\"g%" PRIu64 "-z\"", gen);
+        if (if_none_match(r, ztag)) {
+            snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: "
+                     "no-cache\r\nVary: Accept-Encoding\r\n", ztag);
+            send_headers(r, 304, NULL, 0, extra);
+            return;
+        }
+        if (list_cache_send(srv->list_cache, r))
+            return;
     }
     ctype = ndjson ? "application/x-ndjson" : "application/json";
     if (r->head && !ftag) {
@@ -486,43 +587,7 @@ void route_list_query(struct req *r, const struct list_query *lq)
         goto done;
     }
     send_headers(r, 200, ctype, -1, extra);
-    if (!ndjson)
-        out.buf[out.len++] = '{';
-    for (; s == MI_ROW && !out.failed; s = mi_cursor_next(cur)) {
-        const mi_entry *e = mi_cursor_entry(cur);
-        size_t need = tpl_set(&t, e);
-
-        if (!need || !out_room(&out, need + MI_HASH_HEX_LEN + 8)) {
-            s = MI_ENOMEM;
-            break;
-        }
-        if (ndjson) {
-            /* One object per line, its hash inside: {"sha256":"...",...}.
-             * The first lines can be shown before the rest arrive. */
-            t.sha->valuestring = (char *)mi_entry_hash_hex(e);
-        } else {
-            if (n)
-                out.buf[out.len++] = ',';
-            out.buf[out.len++] = '"';
-            memcpy(out.buf + out.len, mi_entry_hash_hex(e), MI_HASH_HEX_LEN);
-            out.len += MI_HASH_HEX_LEN;
-            out.buf[out.len++] = '"';
-            out.buf[out.len++] = ':';
-        }
-        n++;
-        if (!cJSON_PrintPreallocated(t.o, out.buf + out.len,
-                                     (int)(out.cap - out.len), 0)) {
-            s = MI_ENOMEM;
-            break;
-        }
-        out.len += strlen(out.buf + out.len);
-        if (ndjson) {
-            out.buf[out.len++] = '\n';
-            /* Send the newest entries at once: the first screenful. */
-            if (n == 64)
-                out_flush(&out);
-        }
-    }
+    s = list_entries(&out, &t, cur, s, ndjson);
     if (s == MI_DONE) {
         out_room(&out, 1);
         if (!ndjson)
@@ -563,7 +628,7 @@ static int hrow_newest_first(const void *x, const void *y)
 void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
                        unsigned int hide)
 {
-    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false, NULL, NULL };
     struct hrow *rows = NULL;
     struct tpl t;
     size_t i, nr = 0;
@@ -643,7 +708,7 @@ done:
  */
 void route_changes(struct req *r, const char *since_arg, const char *limit_arg)
 {
-    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false, NULL, NULL };
     unsigned long long since = 0, limit = CHANGES_LIMIT_DEFAULT;
     mi_changes *ch = NULL;
     struct tpl t;
@@ -759,7 +824,7 @@ done:
  * trashed_at and purge_at (seconds since the epoch). */
 void route_trash_list(struct req *r)
 {
-    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false };
+    struct outbuf out = { r, NULL, LIST_CHUNK, 0, false, NULL, NULL };
     mi_cursor *cur = NULL;
     struct tpl t;
     uint64_t n = 0;

@@ -19,6 +19,7 @@
  * stops the scanner and closes the index.
  */
 #include "server.h"
+#include "listcache.h"
 #include "tus.h"
 
 #include <errno.h>
@@ -957,6 +958,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* GET /list from a file per generation, rendered in the background. */
+    srv.list_cache = list_cache_start(srv.idx, srv.root);
+
     /* Unfinished resumable uploads: swept hourly (or as often as they
      * expire, when that is sooner). */
     if (tus_sweeper_start(&sweeper, srv.idx,
@@ -1039,6 +1043,7 @@ int main(int argc, char **argv)
     }
     pthread_join(stop_thread, NULL);
     conns_stop_reaper(&srv);
+    list_cache_stop(srv.list_cache);
     tus_sweeper_stop(&sweeper);
     mi_watch_stop(srv.watch);
     if (pthread_timedjoin_np(scan_thread, NULL, &scan_deadline) != 0) {

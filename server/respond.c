@@ -342,6 +342,14 @@ static int send_range(struct req *r, int fd, uint64_t off, uint64_t len,
 int send_file(struct req *r, int fd, const char *content_type,
               const char *etag, const char *cache_control, bool ranges)
 {
+    return send_file_ex(r, fd, content_type, etag, cache_control, ranges,
+                        NULL);
+}
+
+int send_file_ex(struct req *r, int fd, const char *content_type,
+                 const char *etag, const char *cache_control, bool ranges,
+                 const char *more)
+{
     char extra[512], cc[128];
     struct stat sb;
     uint64_t size, start = 0, end = 0;
@@ -358,12 +366,12 @@ int send_file(struct req *r, int fd, const char *content_type,
         snprintf(cc, sizeof(cc), "private%s", cache_control + 6);
         cache_control = cc;
     }
-    n = snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s",
+    n = snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s",
                  etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "",
                  cache_control ? "Cache-Control: " : "",
                  cache_control ? cache_control : "",
                  cache_control ? "\r\n" : "",
-                 ranges ? "Accept-Ranges: bytes\r\n" : "");
+                 ranges ? "Accept-Ranges: bytes\r\n" : "", more ? more : "");
     if (n < 0 || (size_t)n >= sizeof(extra))
         extra[0] = '\0';
     if (etag && if_none_match(r, etag)) {

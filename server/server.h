@@ -46,6 +46,8 @@ struct server {
     struct ip_net trusted[TRUSTED_PROXY_MAX];
     size_t ntrusted;
     unsigned int trash_days;   /* trashed items are purged after this */
+    struct list_cache *list_cache; /* /list from a file (listcache.c), or
+                                      NULL */
 
     /* Scan state for GET /status, guarded by lock. */
     pthread_mutex_t lock;
@@ -128,6 +130,10 @@ struct cJSON;
 void send_cjson(struct req *r, int status, struct cJSON *o, const char *extra);
 int send_file(struct req *r, int fd, const char *content_type,
               const char *etag, const char *cache_control, bool ranges);
+/* The same with more header lines ("Name: value\r\n"...). */
+int send_file_ex(struct req *r, int fd, const char *content_type,
+                 const char *etag, const char *cache_control, bool ranges,
+                 const char *more);
 bool utf8_valid(const char *s);
 char *utf8_replace(const char *s);
 struct cJSON;
@@ -160,6 +166,12 @@ struct list_query {
     unsigned int hide;
 };
 void route_list_query(struct req *r, const struct list_query *lq);
+/* The whole of GET /list (JSON, every entry) through sink, 64 KiB at a
+ * time (the list cache's renderer); sink returns false to stop.  MI_DONE
+ * when it all went out. */
+mi_status list_render(mi_index *idx,
+                      bool (*sink)(void *ctx, const char *p, size_t n),
+                      void *ctx);
 /* GET /api/places. */
 void route_places(struct req *r);
 /* The entries of n hashes, NDJSON, newest first (a share link's items). */

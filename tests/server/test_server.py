@@ -860,6 +860,80 @@ def _():
     check(st == 200 and h2["etag"] != h1["etag"], (st, h1, h2))
 
 
+def cache_files(root):
+    d = os.path.join(root, ".mediaindex", "cache")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def wait_list_cache(server, timeout=15):
+    """Until /list is sent from the cache: a Content-Length, not chunks."""
+    end = time.time() + timeout
+    while time.time() < end:
+        st, h, _ = server.request("HEAD", "/list")
+        if st == 200 and "content-length" in h:
+            return h
+        time.sleep(0.1)
+    return None
+
+
+@test("GET /list from its cache: the generation's body as a file, byte-identical to the streamed one; gzip when taken; never an old body for a new generation")
+def _():
+    h = wait_list_cache(srv3)
+    check(h is not None, "no cached /list within 15 s: %s" % cache_files(root3))
+    gen = h["etag"].strip('"')
+    check(cache_files(root3) == ["list-%s.json" % gen[1:],
+                                 "list-%s.json.gz" % gen[1:]],
+          cache_files(root3))
+    st, h, cached = srv3.request("GET", "/list")
+    check(st == 200 and int(h["content-length"]) == len(cached) and
+          "transfer-encoding" not in h and h.get("vary") == "Accept-Encoding", h)
+    # The same entries streamed from the catalog (a date filter open at
+    # both ends lists everything), in the same order.
+    st, _, streamed = srv3.request("GET", "/list?from=1000-01-01")
+    check(st == 200 and json.loads(streamed) == json.loads(cached) and
+          list(json.loads(streamed)) == list(json.loads(cached)))
+    st, hz, body = srv3.request("GET", "/list",
+                                headers={"Accept-Encoding": "br, gzip"})
+    check(st == 200 and hz.get("content-encoding") == "gzip" and
+          hz["etag"] == '"%s-z"' % gen and hz.get("vary") == "Accept-Encoding", hz)
+    check(zlib.decompress(body, 16 + 15) == cached, "the gzip body is the list")
+    for refuse in ("gzip;q=0", "identity", "gzip; q=0.000, deflate"):
+        st, h0, body = srv3.request("GET", "/list",
+                                    headers={"Accept-Encoding": refuse})
+        check(st == 200 and "content-encoding" not in h0 and body == cached,
+              (refuse, h0))
+    # Either tag of the generation is the same list: 304.
+    for tag, enc in (('"%s-z"' % gen, ""), ('"%s"' % gen, "gzip")):
+        st, h304, body = srv3.request("GET", "/list", headers={
+            "If-None-Match": tag, "Accept-Encoding": enc})
+        check(st == 304 and body == b"", (tag, enc, st, h304))
+    # A change: the next answer has it at once (streamed while the cache
+    # is remade), then comes from the new cache; the old files go.
+    t0 = time.time()
+    with open(os.path.join(root3, "cache-new.png"), "wb") as f:
+        f.write(png_bytes(8, 8, 906))
+    new = sha(png_bytes(8, 8, 906))
+    end = time.time() + 10
+    while time.time() < end:
+        st, h1, body = srv3.request("GET", "/list", headers={"Accept-Encoding": "gzip"})
+        if h1["etag"].strip('"').split("-")[0] != gen:
+            break
+        time.sleep(0.05)
+    if h1.get("content-encoding") == "gzip":
+        body = zlib.decompress(body, 16 + 15)
+    check(st == 200 and new in json.loads(body), (h1, "a new generation without its file"))
+    srv3.wait_idle(after=t0)
+    h2 = None
+    end = time.time() + 15
+    while time.time() < end:
+        st, h2, body = srv3.request("GET", "/list")
+        if "content-length" in h2 and h2["etag"] != '"%s"' % gen:
+            break
+        time.sleep(0.1)
+    check("content-length" in h2 and new in json.loads(body) and
+          gen[1:] not in " ".join(cache_files(root3)), (h2, cache_files(root3)))
+
+
 @test("rescan server: clean exit")
 def _():
     check(srv3.stop() == 0, "\n".join(srv3.log[-20:]))
