@@ -977,3 +977,101 @@ void route_places(struct req *r)
     }
     send_cjson(r, 200, o, extra);
 }
+
+/* GET /api/timeline: how many items each local calendar month holds,
+ * newest first, with the filters of /list (dates, q, place): what a
+ * gallery needs to lay out a library it has not downloaded, then fetch
+ * each month with /list?format=ndjson&from=Y-M-01&to=Y-M-L as it comes
+ * into view.  The entries are walked newest first through the date index,
+ * and the local calendar is asked only when a month ends. */
+void route_timeline(struct req *r, const struct list_query *lq)
+{
+    struct server *srv = r->srv;
+    uint64_t ftag = filters_tag(lq), gen, total = 0, count = 0;
+    char etag[160], extra[224], key[24] = "";
+    mi_cursor_options co = MI_CURSOR_OPTIONS_INIT;
+    int64_t lo = INT64_MIN, hi = INT64_MAX, month_start = INT64_MAX;
+    mi_cursor *cur = NULL;
+    cJSON *o = NULL, *months = NULL;
+    mi_status s;
+
+    if (!list_day_range(lq->from, lq->to, &lo, &hi)) {
+        send_error(r, 400, NULL, "malformed date: expected YYYY-MM-DD");
+        return;
+    }
+    co.flags = MI_CURSOR_NEWEST_FIRST;
+    if (*lq->from || *lq->to) {
+        co.flags |= MI_CURSOR_DATE_RANGE;
+        co.date_from = lo;
+        co.date_to = hi;
+    }
+    co.query = given(lq->q);
+    co.place = given(lq->place);
+    gen = mi_index_generation(srv->idx);
+    snprintf(etag, sizeof(etag), "\"g%" PRIu64 "-timeline%s%s%s%s%s%.0" PRIx64
+             "\"", gen, *lq->from ? "-f" : "", lq->from, *lq->to ? "-t" : "",
+             lq->to, ftag ? "-q" : "", ftag);
+    snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: no-cache\r\n",
+             etag);
+    if (if_none_match(r, etag)) {
+        send_headers(r, 304, NULL, 0, extra);
+        return;
+    }
+    s = mi_cursor_new_with(&cur, srv->idx, &co);
+    if (s == MI_OK && (!(o = cJSON_CreateObject()) ||
+                       !(months = cJSON_AddArrayToObject(o, "months"))))
+        s = MI_ENOMEM;
+    while (s == MI_OK && (s = mi_cursor_next(cur)) == MI_ROW) {
+        int64_t d = mi_entry_creation_date(mi_cursor_entry(cur));
+
+        if (d < month_start) {
+            time_t tt = (time_t)d;
+            struct tm tm;
+
+            if (count) {
+                cJSON *m = cJSON_CreateObject();
+
+                if (!m || !cJSON_AddItemToArray(months, m) ||
+                    !json_add_string(m, "month", key) ||
+                    !cJSON_AddNumberToObject(m, "count", (double)count)) {
+                    s = MI_ENOMEM;
+                    break;
+                }
+            }
+            if (!localtime_r(&tt, &tm)) {
+                memset(&tm, 0, sizeof(tm));
+                tm.tm_year = 70;
+            }
+            snprintf(key, sizeof(key), "%04d-%02d",
+                     (tm.tm_year + 1900) % 10000, tm.tm_mon + 1);
+            tm.tm_mday = 1;
+            tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+            tm.tm_isdst = -1;
+            tt = mktime(&tm);
+            month_start = tt == (time_t)-1 ? d : (int64_t)tt;
+            count = 0;
+        }
+        count++;
+        total++;
+        s = MI_OK;
+    }
+    if (s == MI_DONE && count) {
+        cJSON *m = cJSON_CreateObject();
+
+        if (!m || !cJSON_AddItemToArray(months, m) ||
+            !json_add_string(m, "month", key) ||
+            !cJSON_AddNumberToObject(m, "count", (double)count))
+            s = MI_ENOMEM;
+    }
+    mi_cursor_free(cur);
+    if (s != MI_DONE) {
+        cJSON_Delete(o);
+        send_mi_error(r, s, "cannot read the timeline");
+        return;
+    }
+    if (!cJSON_AddNumberToObject(o, "total", (double)total)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    send_cjson(r, 200, o, extra);
+}

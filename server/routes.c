@@ -1854,6 +1854,21 @@ static void r_trash_item(struct req *r, const struct path *p)
     send_cjson(r, 200, o, NULL);
 }
 
+/* GET /api/timeline[?from=&to=&q=&place=]: months and their counts. */
+static void r_timeline(struct req *r, const struct path *p)
+{
+    char from[32] = "", to[32] = "", q[1100], place[256];
+    struct list_query lq = { from, to, q, place, NULL, NULL, false, 0 };
+
+    (void)p;
+    if (!search_var(r, "q", q, sizeof(q)) ||
+        !search_var(r, "place", place, sizeof(place)))
+        return;
+    query_var(r, "from", from, sizeof(from));
+    query_var(r, "to", to, sizeof(to));
+    route_timeline(r, &lq);
+}
+
 static void r_places(struct req *r, const struct path *p)
 {
     (void)p;
@@ -1955,6 +1970,7 @@ static const struct route routes[] = {
      * says when to ask; a scan now. */
     { "/api/changes",           "GET HEAD", AUTH_READ,   r_changes },
     { "/api/places",            "GET HEAD", AUTH_READ,   r_places },
+    { "/api/timeline",          "GET HEAD", AUTH_READ,   r_timeline },
     { "/api/events",            "GET HEAD", AUTH_READ,   r_events },
     { "/api/rescan",            "POST",     AUTH_UPLOAD, r_rescan },
     /* Share links: public here, the token checked by each route. */

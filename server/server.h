@@ -172,6 +172,9 @@ void route_list_query(struct req *r, const struct list_query *lq);
 mi_status list_render(mi_index *idx,
                       bool (*sink)(void *ctx, const char *p, size_t n),
                       void *ctx);
+/* GET /api/timeline: the months of the entries lq selects (from, to, q,
+ * place), newest first, with their counts. */
+void route_timeline(struct req *r, const struct list_query *lq);
 /* GET /api/places. */
 void route_places(struct req *r);
 /* The entries of n hashes, NDJSON, newest first (a share link's items). */

@@ -4,6 +4,7 @@ real media-server on 127.0.0.1 with JPEGs whose EXIF holds positions.
 
     python3 test_search.py MEDIA_SERVER FIXTURE_TOOL
 """
+import calendar
 import json
 import os
 import shutil
@@ -153,6 +154,33 @@ def _():
     st, _, _ = s.request("GET", "/list?q=helsinki", None,
                          {"If-None-Match": h1["etag"]})
     check(st == 304, st)
+
+
+@test("/api/timeline: the months, newest first, each with what /list gives for it; filters; 304; 400")
+def _():
+    st, h, j = s.json("GET", "/api/timeline")
+    check(st == 200, (st, j))
+    want = ["2021-08", "2021-07", "2021-06", "2020-02", "2019-01", "2018-03",
+            "2008-10"]
+    check([m["month"] for m in j["months"]] == want, j)
+    check(all(m["count"] == 1 for m in j["months"]) and j["total"] == 7, j)
+    # Each month is what /list gives from its first to its last day.
+    for m in j["months"]:
+        y, mo = map(int, m["month"].split("-"))
+        last = calendar.monthrange(y, mo)[1]
+        got = names("/list?format=ndjson&from=%s-01&to=%s-%02d" %
+                    (m["month"], m["month"], last))
+        check(len(got) == m["count"], (m, got))
+    st, _, j = s.json("GET", "/api/timeline?q=" + urllib.parse.quote("camera:canon"))
+    check(st == 200 and [m["month"] for m in j["months"]] == ["2021-07", "2020-02"]
+          and j["total"] == 2, j)
+    st, _, j = s.json("GET", "/api/timeline?from=2019-01-01&to=2021-06-30")
+    check([m["month"] for m in j["months"]] == ["2021-06", "2020-02", "2019-01"], j)
+    st, _, _ = s.request("GET", "/api/timeline", None, {"If-None-Match": h["etag"]})
+    check(st == 304, st)
+    for bad in ("?q=date%3Axx", "?from=2021-13-01"):
+        st, _, j = s.json("GET", "/api/timeline" + bad)
+        check(st == 400 and j["error"], (bad, st, j))
 
 
 @test("/api/places: countries, cities, counts, covers and the credit")
