@@ -82,7 +82,7 @@ curl -sf --compressed "$nurl" | cmp - "$work/nginx/www/list.json"
 ask() {  # ask NAME URL [CURL ARGS]: one request's time in ms
     local name=$1 u=$2; shift 2
     curl -s -o /dev/null -w '%{time_total}\n' "$@" "$u" |
-        awk '{printf "%.3f\n", $1 * 1000}' >>"$work/$name"
+        awk '{printf "%.3f\n", $1 * 1000}' >>"$work/t-$name"
 }
 gz=(-H 'Accept-Encoding: gzip')
 for _ in $(seq 1 "$rounds"); do
@@ -92,7 +92,7 @@ for _ in $(seq 1 "$rounds"); do
     ask nginx-gz "$nurl" "${gz[@]}"
     ask streamed "$url?from=1000-01-01"
 done
-m() { median <"$work/$1"; }
+m() { median <"$work/t-$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo "GET /list, median of $rounds (ms):"
 echo "  cached plain  $(m cached)   nginx (sendfile) $(m nginx)   x$(ratio "$(m cached)" "$(m nginx)") (target <= 2)"

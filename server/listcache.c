@@ -102,15 +102,21 @@ static bool deflate_out(struct render *rd, int flush)
     return flush != Z_FINISH || zrc == Z_STREAM_END;
 }
 
+static bool stopping(struct list_cache *lc)
+{
+    bool stop;
+
+    pthread_mutex_lock(&lc->lock);
+    stop = lc->stop;
+    pthread_mutex_unlock(&lc->lock);
+    return stop;
+}
+
 static bool render_sink(void *ctx, const char *p, size_t n)
 {
     struct render *rd = ctx;
-    bool stop;
 
-    pthread_mutex_lock(&rd->lc->lock);
-    stop = rd->lc->stop;
-    pthread_mutex_unlock(&rd->lc->lock);
-    if (stop || !write_all(rd->fd, p, n))
+    if (stopping(rd->lc) || !write_all(rd->fd, p, n))
         return false;
     rd->bytes += n;
     if (rd->z_ok) {
@@ -152,19 +158,25 @@ static bool render(struct list_cache *lc, uint64_t gen)
         goto out;
     }
     s = list_render(lc->idx, render_sink, rd);
-    if (s != MI_OK && s != MI_DONE)
+    if (s != MI_OK && s != MI_DONE) {
+        if (!stopping(lc))
+            fprintf(stderr, "media-server: list cache: cannot render: %s\n",
+                    mi_strerror(s));
         goto out;
+    }
     if (rd->z_ok)
         gz = deflate_out(rd, Z_FINISH);
     /* A commit meanwhile: the body may hold part of it; it is not gen's. */
     if (mi_index_generation(lc->idx) != gen)
         goto out;
-    if (fsync(rd->fd) != 0 || (gz && fsync(rd->zfd) != 0))
-        goto out;
     cache_path(lc, path, sizeof(path), gen, "");
     cache_path(lc, zpath, sizeof(zpath), gen, ".gz");
-    if (rename(tmp, path) != 0)
+    if (fsync(rd->fd) != 0 || (gz && fsync(rd->zfd) != 0) ||
+        rename(tmp, path) != 0) {
+        fprintf(stderr, "media-server: list cache: cannot write %s: %s\n",
+                path, strerror(errno));
         goto out;
+    }
     if (gz && rename(ztmp, zpath) != 0)
         gz = false;
     ok = true;
