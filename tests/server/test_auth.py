@@ -262,6 +262,8 @@ ROUTES = [
     ("GET", "/list/location/Helsinki", "read", 200),
     ("GET", "/list/location/Helsinki/Finland", "read", 200),
     ("GET", "/api/places", "read", 200),
+    ("GET", "/api/timeline", "read", 200),
+    ("GET", "/api/timeline?q=date:2021", "read", 200),
     ("GET", "/status", "read", 200),
     ("GET", "/api/problems", "read", 200),
     ("GET", "/api/formats", "read", 200),
