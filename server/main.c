@@ -837,6 +837,9 @@ int main(int argc, char **argv)
     memcpy(srv.trusted, o.trusted, sizeof(srv.trusted));
     srv.ntrusted = o.ntrusted;
     srv.trash_days = o.trash_days ? (unsigned int)o.trash_days : 30;
+    /* GET /list from a file per generation, rendered in the background;
+     * before the first request can be read. */
+    srv.list_cache = list_cache_start(srv.idx, srv.root);
     pthread_mutex_init(&srv.auth_lock, NULL);
     srv.auth_retry = 0;
     atomic_init(&srv.auth, auth_open(srv.root, err, sizeof(err)));
@@ -917,6 +920,7 @@ int main(int argc, char **argv)
     if (!ctx) {
         fprintf(stderr, "media-server: cannot listen on %s: %s\n", listen_spec,
                 errtext[0] ? errtext : "failed to start");
+        list_cache_stop(srv.list_cache);
         mi_index_close(srv.idx);
         mg_exit_library();
         return 1;
@@ -943,6 +947,7 @@ int main(int argc, char **argv)
     if (conns_start_reaper(&srv, ports, nports) != 0) {
         fprintf(stderr, "media-server: cannot start the connection reaper\n");
         mg_stop(ctx);
+        list_cache_stop(srv.list_cache);
         mi_index_close(srv.idx);
         return 1;
     }
@@ -954,12 +959,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "media-server: cannot start the scanner\n");
         mg_stop(ctx);
         mi_watch_stop(srv.watch);
+        list_cache_stop(srv.list_cache);
         mi_index_close(srv.idx);
         return 1;
     }
-
-    /* GET /list from a file per generation, rendered in the background. */
-    srv.list_cache = list_cache_start(srv.idx, srv.root);
 
     /* Unfinished resumable uploads: swept hourly (or as often as they
      * expire, when that is sooner). */
