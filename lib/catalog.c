@@ -515,15 +515,20 @@ mi_status mi_catalog_open(mi_conn **out, const char *path, mi_catalog_mode mode,
      * keeps the database consistent after a power cut; the last
      * transactions may roll back, and the next scan redoes them from the
      * disk, which is the truth. */
+    /* temp_store=FILE: a sort larger than the page cache (a filtered
+     * list of every item, ORDER BY hash) spills to a temporary file,
+     * unlinked at once, instead of memory: with MEMORY one such request
+     * held about 400 bytes per item (40 MB at 100,000 items, 400 MB at a
+     * million), each concurrent one as much again. */
     rc = sqlite3_exec(c->db,
                       mode == MI_CATALOG_FROZEN
                           ? "PRAGMA cache_size=-4096;"
-                            "PRAGMA temp_store=MEMORY"
+                            "PRAGMA temp_store=FILE"
                           : "PRAGMA journal_mode=WAL;"
                             "PRAGMA synchronous=NORMAL;"
                             "PRAGMA foreign_keys=OFF;"
                             "PRAGMA cache_size=-4096;"
-                            "PRAGMA temp_store=MEMORY",
+                            "PRAGMA temp_store=FILE",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         s = db_error(c->db, rc, "setting up", errbuf, errlen);
