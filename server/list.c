@@ -386,7 +386,8 @@ bool list_day_range(const char *from, const char *to, int64_t *lo,
  * out: an object keyed by hash, or NDJSON lines.  MI_DONE when all went
  * out; the body's end (the closing brace) is left to the caller. */
 static mi_status list_entries(struct outbuf *out, struct tpl *t,
-                              mi_cursor *cur, mi_status s, bool ndjson)
+                              mi_cursor *cur, mi_status s, bool ndjson,
+                              struct months *m)
 {
     uint64_t n = 0;
 
@@ -395,6 +396,9 @@ static mi_status list_entries(struct outbuf *out, struct tpl *t,
     for (; s == MI_ROW && !out->failed; s = mi_cursor_next(cur)) {
         const mi_entry *e = mi_cursor_entry(cur);
         size_t need = tpl_set(t, e);
+
+        if (m)
+            months_add(m, mi_entry_creation_date(e));
 
         if (!need || !out_room(out, need + MI_HASH_HEX_LEN + 8)) {
             s = MI_ENOMEM;
@@ -432,7 +436,7 @@ static mi_status list_entries(struct outbuf *out, struct tpl *t,
 
 mi_status list_render(mi_index *idx,
                       bool (*sink)(void *ctx, const char *p, size_t n),
-                      void *ctx)
+                      void *ctx, struct months *m)
 {
     struct outbuf out = { NULL, NULL, LIST_CHUNK, 0, false, sink, ctx };
     struct tpl t;
@@ -446,7 +450,7 @@ mi_status list_render(mi_index *idx,
     if (s == MI_OK)
         s = mi_cursor_next(cur);
     if (s == MI_ROW || s == MI_DONE)
-        s = list_entries(&out, &t, cur, s, false);
+        s = list_entries(&out, &t, cur, s, false, m);
     if (s == MI_DONE && out_room(&out, 1)) {
         out.buf[out.len++] = '}';
         out_flush(&out);
@@ -587,7 +591,7 @@ void route_list_query(struct req *r, const struct list_query *lq)
         goto done;
     }
     send_headers(r, 200, ctype, -1, extra);
-    s = list_entries(&out, &t, cur, s, ndjson);
+    s = list_entries(&out, &t, cur, s, ndjson, NULL);
     if (s == MI_DONE) {
         out_room(&out, 1);
         if (!ndjson)
@@ -978,35 +982,118 @@ void route_places(struct req *r)
     send_cjson(r, 200, o, extra);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Months                                                                  */
+
+#define MONTH_SLOTS (10000 * 12)  /* years 0000 to 9999 */
+
+bool months_init(struct months *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->count = calloc(MONTH_SLOTS, sizeof(*m->count));
+    return m->count != NULL;
+}
+
+void months_free(struct months *m)
+{
+    free(m->count);
+    m->count = NULL;
+}
+
+/* Counts d in its local calendar month.  Entries come in any order (the
+ * plain cursor walks hashes); the month of the last one is kept as its
+ * bounds [lo, hi), so the calendar is asked once per month change rather
+ * than once per entry. */
+void months_add(struct months *m, int64_t d)
+{
+    if (!(d >= m->lo && d < m->hi)) {
+        time_t tt = (time_t)d;
+        struct tm tm;
+        int year;
+
+        m->lo = m->hi = 0;
+        if ((int64_t)tt != d || !localtime_r(&tt, &tm) ||
+            tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
+            /* Beyond the calendar: counted in January 1970, as the
+             * gallery shows it, and not cached. */
+            m->slot = 1970 * 12;
+        } else {
+            year = tm.tm_year + 1900;
+            m->slot = (size_t)year * 12 + (size_t)tm.tm_mon;
+            tm.tm_mday = 1;
+            tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+            tm.tm_isdst = -1;
+            tt = mktime(&tm);
+            if (tt != (time_t)-1 && (int64_t)tt <= d) {
+                m->lo = (int64_t)tt;
+                tm.tm_mon++;      /* mktime carries it into the year */
+                tm.tm_mday = 1;
+                tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+                tm.tm_isdst = -1;
+                tt = mktime(&tm);
+                m->hi = tt != (time_t)-1 && (int64_t)tt > d ? (int64_t)tt
+                                                            : m->lo;
+            }
+        }
+    }
+    m->count[m->slot]++;
+    m->total++;
+}
+
+/* {"months":[{"month":"YYYY-MM","count":N},...],"total":N}, newest first. */
+cJSON *months_json(const struct months *m)
+{
+    cJSON *o = cJSON_CreateObject(), *a;
+    char key[16];
+
+    if (!o || !(a = cJSON_AddArrayToObject(o, "months")))
+        goto fail;
+    for (size_t i = MONTH_SLOTS; i-- > 0;) {
+        cJSON *it;
+
+        if (!m->count[i])
+            continue;
+        snprintf(key, sizeof(key), "%04u-%02u", (unsigned)(i / 12),
+                 (unsigned)(i % 12 + 1));
+        if (!(it = cJSON_CreateObject()) || !cJSON_AddItemToArray(a, it) ||
+            !json_add_string(it, "month", key) ||
+            !cJSON_AddNumberToObject(it, "count", (double)m->count[i]))
+            goto fail;
+    }
+    if (!cJSON_AddNumberToObject(o, "total", (double)m->total))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
 /* GET /api/timeline: how many items each local calendar month holds,
  * newest first, with the filters of /list (dates, q, place): what a
  * gallery needs to lay out a library it has not downloaded, then fetch
  * each month with /list?format=ndjson&from=Y-M-01&to=Y-M-L as it comes
- * into view.  The entries are walked newest first through the date index,
- * and the local calendar is asked only when a month ends. */
+ * into view.  The whole library's comes from the list cache (counted as
+ * it renders /list); otherwise the entries are walked, the unfiltered ones
+ * in the catalog's own order (no per-row lookup of the primary path: at
+ * 1,000,000 items 1.x s against 8-11 s newest first), the filtered ones
+ * through their query. */
 void route_timeline(struct req *r, const struct list_query *lq)
 {
     struct server *srv = r->srv;
-    uint64_t ftag = filters_tag(lq), gen, total = 0, count = 0;
-    char etag[160], extra[224], key[24] = "";
+    uint64_t ftag = filters_tag(lq), gen;
+    char etag[160], extra[224], *cached;
     mi_cursor_options co = MI_CURSOR_OPTIONS_INIT;
-    int64_t lo = INT64_MIN, hi = INT64_MAX, month_start = INT64_MAX;
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    bool filtered = *lq->from || *lq->to || ftag;
+    struct months m;
     mi_cursor *cur = NULL;
-    cJSON *o = NULL, *months = NULL;
+    cJSON *o = NULL;
     mi_status s;
 
     if (!list_day_range(lq->from, lq->to, &lo, &hi)) {
         send_error(r, 400, NULL, "malformed date: expected YYYY-MM-DD");
         return;
     }
-    co.flags = MI_CURSOR_NEWEST_FIRST;
-    if (*lq->from || *lq->to) {
-        co.flags |= MI_CURSOR_DATE_RANGE;
-        co.date_from = lo;
-        co.date_to = hi;
-    }
-    co.query = given(lq->q);
-    co.place = given(lq->place);
     gen = mi_index_generation(srv->idx);
     snprintf(etag, sizeof(etag), "\"g%" PRIu64 "-timeline%s%s%s%s%s%.0" PRIx64
              "\"", gen, *lq->from ? "-f" : "", lq->from, *lq->to ? "-t" : "",
@@ -1017,61 +1104,39 @@ void route_timeline(struct req *r, const struct list_query *lq)
         send_headers(r, 304, NULL, 0, extra);
         return;
     }
-    s = mi_cursor_new_with(&cur, srv->idx, &co);
-    if (s == MI_OK && (!(o = cJSON_CreateObject()) ||
-                       !(months = cJSON_AddArrayToObject(o, "months"))))
-        s = MI_ENOMEM;
-    while (s == MI_OK && (s = mi_cursor_next(cur)) == MI_ROW) {
-        int64_t d = mi_entry_creation_date(mi_cursor_entry(cur));
-
-        if (d < month_start) {
-            time_t tt = (time_t)d;
-            struct tm tm;
-
-            if (count) {
-                cJSON *m = cJSON_CreateObject();
-
-                if (!m || !cJSON_AddItemToArray(months, m) ||
-                    !json_add_string(m, "month", key) ||
-                    !cJSON_AddNumberToObject(m, "count", (double)count)) {
-                    s = MI_ENOMEM;
-                    break;
-                }
-            }
-            if (!localtime_r(&tt, &tm)) {
-                memset(&tm, 0, sizeof(tm));
-                tm.tm_year = 70;
-            }
-            snprintf(key, sizeof(key), "%04d-%02d",
-                     (tm.tm_year + 1900) % 10000, tm.tm_mon + 1);
-            tm.tm_mday = 1;
-            tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-            tm.tm_isdst = -1;
-            tt = mktime(&tm);
-            month_start = tt == (time_t)-1 ? d : (int64_t)tt;
-            count = 0;
-        }
-        count++;
-        total++;
-        s = MI_OK;
-    }
-    if (s == MI_DONE && count) {
-        cJSON *m = cJSON_CreateObject();
-
-        if (!m || !cJSON_AddItemToArray(months, m) ||
-            !json_add_string(m, "month", key) ||
-            !cJSON_AddNumberToObject(m, "count", (double)count))
-            s = MI_ENOMEM;
-    }
-    mi_cursor_free(cur);
-    if (s != MI_DONE) {
-        cJSON_Delete(o);
-        send_mi_error(r, s, "cannot read the timeline");
+    if (!filtered && (cached = list_cache_timeline(srv->list_cache, gen))) {
+        send_json(r, 200, cached, extra);
+        free(cached);
         return;
     }
-    if (!cJSON_AddNumberToObject(o, "total", (double)total)) {
-        cJSON_Delete(o);
-        o = NULL;
+    if (!months_init(&m)) {
+        send_error(r, 500, NULL, "out of memory");
+        return;
+    }
+    if (filtered) {
+        co.flags = MI_CURSOR_NEWEST_FIRST;   /* walks files_by_date */
+        if (*lq->from || *lq->to) {
+            co.flags |= MI_CURSOR_DATE_RANGE;
+            co.date_from = lo;
+            co.date_to = hi;
+        }
+        co.query = given(lq->q);
+        co.place = given(lq->place);
+        s = mi_cursor_new_with(&cur, srv->idx, &co);
+    } else {
+        s = mi_cursor_new(&cur, srv->idx);
+    }
+    while (s == MI_OK && (s = mi_cursor_next(cur)) == MI_ROW) {
+        months_add(&m, mi_entry_creation_date(mi_cursor_entry(cur)));
+        s = MI_OK;
+    }
+    mi_cursor_free(cur);
+    if (s == MI_DONE && !(o = months_json(&m)))
+        s = MI_ENOMEM;
+    months_free(&m);
+    if (s != MI_DONE) {
+        send_mi_error(r, s, "cannot read the timeline");
+        return;
     }
     send_cjson(r, 200, o, extra);
 }

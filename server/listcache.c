@@ -18,7 +18,9 @@
  * cursor takes its snapshot and again after the last entry: a body whose
  * generation moved meanwhile is thrown away, so a file is never older than
  * its name.  A client that accepts gzip gets the .gz file (ETag with -z,
- * Vary: Accept-Encoding).
+ * Vary: Accept-Encoding).  The same pass counts the entries by month: the
+ * body of GET /api/timeline for the whole library, kept in memory (a few
+ * dozen bytes a month).
  *
  * On a library that keeps changing (a scan, a stream of uploads) renders
  * would follow one another: after one that took T, the next waits at least
@@ -41,6 +43,7 @@
 #include <dirent.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <cjson/cJSON.h>
 
 #define QUIET_MS 1000          /* the generation stood still this long */
 #define POLL_MS 250
@@ -56,6 +59,7 @@ struct list_cache {
     bool stop;
     uint64_t gen;              /* of the files in place; 0 none */
     bool have_gz;
+    char *timeline;            /* GET /api/timeline of gen, or NULL */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -138,11 +142,17 @@ static bool render(struct list_cache *lc, uint64_t gen)
 {
     char tmp[4200], ztmp[4200], path[4200], zpath[4200];
     struct render *rd = calloc(1, sizeof(*rd));
+    struct months m;
+    char *timeline = NULL;
     mi_status s;
     bool ok = false, gz = false;
 
     if (!rd)
         return false;
+    if (!months_init(&m)) {
+        free(rd);
+        return false;
+    }
     rd->lc = lc;
     snprintf(tmp, sizeof(tmp), "%s/list.json.part", lc->dir);
     snprintf(ztmp, sizeof(ztmp), "%s/list.json.gz.part", lc->dir);
@@ -157,7 +167,7 @@ static bool render(struct list_cache *lc, uint64_t gen)
                 tmp, strerror(errno));
         goto out;
     }
-    s = list_render(lc->idx, render_sink, rd);
+    s = list_render(lc->idx, render_sink, rd, &m);
     if (s != MI_OK && s != MI_DONE) {
         if (!stopping(lc))
             fprintf(stderr, "media-server: list cache: cannot render: %s\n",
@@ -179,6 +189,12 @@ static bool render(struct list_cache *lc, uint64_t gen)
     }
     if (gz && rename(ztmp, zpath) != 0)
         gz = false;
+    {
+        cJSON *o = months_json(&m);
+
+        timeline = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+    }
     ok = true;
 out:
     if (rd->z_ok || gz)
@@ -196,6 +212,9 @@ out:
         old = lc->gen;
         lc->gen = gen;
         lc->have_gz = gz;
+        cJSON_free(lc->timeline);
+        lc->timeline = timeline;
+        timeline = NULL;
         pthread_mutex_unlock(&lc->lock);
         /* A request still sending the old files holds them open. */
         if (old && old != gen) {
@@ -205,6 +224,8 @@ out:
             unlink(path);
         }
     }
+    cJSON_free(timeline);
+    months_free(&m);
     free(rd);
     return ok;
 }
@@ -338,7 +359,21 @@ void list_cache_stop(struct list_cache *lc)
     pthread_join(lc->thread, NULL);
     pthread_mutex_destroy(&lc->lock);
     pthread_cond_destroy(&lc->wake);
+    cJSON_free(lc->timeline);
     free(lc);
+}
+
+char *list_cache_timeline(struct list_cache *lc, uint64_t gen)
+{
+    char *copy = NULL;
+
+    if (!lc)
+        return NULL;
+    pthread_mutex_lock(&lc->lock);
+    if (lc->gen == gen && lc->timeline)
+        copy = strdup(lc->timeline);
+    pthread_mutex_unlock(&lc->lock);
+    return copy;
 }
 
 /* Whether Accept-Encoding takes gzip: the token, without q=0. */

@@ -19,5 +19,9 @@ void list_cache_stop(struct list_cache *lc);
  * generation (gzip when the client takes it); false, having sent nothing,
  * when there is none yet. */
 bool list_cache_send(struct list_cache *lc, struct req *r);
+/* GET /api/timeline of the whole library at generation gen, counted as
+ * the list was rendered: a copy to free(), or NULL when there is none of
+ * gen (or no memory). */
+char *list_cache_timeline(struct list_cache *lc, uint64_t gen);
 
 #endif

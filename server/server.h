@@ -166,12 +166,25 @@ struct list_query {
     unsigned int hide;
 };
 void route_list_query(struct req *r, const struct list_query *lq);
+/* Items counted by local calendar month (GET /api/timeline). */
+struct months {
+    uint32_t *count;          /* by year * 12 + month, years 0000-9999 */
+    size_t slot;              /* of the last date counted, */
+    int64_t lo, hi;           /* which spans [lo, hi) */
+    uint64_t total;
+};
+bool months_init(struct months *m);
+void months_add(struct months *m, int64_t date);
+/* {"months":[{"month":"YYYY-MM","count":N},...],"total":N}, newest
+ * first; NULL when out of memory. */
+struct cJSON *months_json(const struct months *m);
+void months_free(struct months *m);
 /* The whole of GET /list (JSON, every entry) through sink, 64 KiB at a
  * time (the list cache's renderer); sink returns false to stop.  MI_DONE
- * when it all went out. */
+ * when it all went out.  m, when given, counts the entries' months. */
 mi_status list_render(mi_index *idx,
                       bool (*sink)(void *ctx, const char *p, size_t n),
-                      void *ctx);
+                      void *ctx, struct months *m);
 /* GET /api/timeline: the months of the entries lq selects (from, to, q,
  * place), newest first, with their counts. */
 void route_timeline(struct req *r, const struct list_query *lq);

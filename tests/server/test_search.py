@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -181,6 +182,23 @@ def _():
     for bad in ("?q=date%3Axx", "?from=2021-13-01"):
         st, _, j = s.json("GET", "/api/timeline" + bad)
         check(st == 400 and j["error"], (bad, st, j))
+
+
+@test("/api/timeline of the whole library, counted by the /list cache's render, is what the walk counts")
+def _():
+    # A date range takes the walk through the catalog, the whole library
+    # the counts the list cache made as it rendered /list.
+    st, _, walked = s.json("GET", "/api/timeline?from=1900-01-01&to=9999-12-31")
+    check(st == 200 and walked["total"] == 7, (st, walked))
+    deadline = time.time() + 30
+    while True:
+        st, h, _ = s.request("GET", "/list", None, {"Accept-Encoding": "gzip"})
+        if h.get("content-encoding") == "gzip":
+            break
+        check(time.time() < deadline, "the /list cache was never made")
+        time.sleep(0.2)
+    st, _, cached = s.json("GET", "/api/timeline")
+    check(st == 200 and cached == walked, (cached, walked))
 
 
 @test("/api/places: countries, cities, counts, covers and the credit")
