@@ -279,18 +279,14 @@ static int place_words_fill(sqlite3 *db)
  * bodies change). */
 static mi_status places_update(mi_conn *c, char *errbuf, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    bool same = false;
+    int64_t data = 0;
+    bool found;
     int rc;
 
-    rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta"
-                                   " WHERE key = 'places_data'", -1, &st, NULL);
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        same = (uint64_t)sqlite3_column_int64(st, 0) == MI_PLACES_DATA;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_OK)
-        return db_error(c->db, rc, "reading the places' version", errbuf, errlen);
-    if (same)
+    if (mi_catalog_meta_get(c, "places_data", &data, &found) != MI_OK)
+        return db_error(c->db, sqlite3_errcode(c->db),
+                        "reading the places' version", errbuf, errlen);
+    if (found && (uint64_t)data == MI_PLACES_DATA)
         return MI_OK;
     rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
@@ -1065,6 +1061,50 @@ mi_status mi_catalog_count_problems(mi_conn *c, uint64_t *out)
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         *out = (uint64_t)sqlite3_column_int64(st, 0);
         rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? MI_OK : MI_EDB;
+}
+
+mi_status mi_catalog_meta_get(mi_conn *c, const char *key, int64_t *value,
+                              bool *found)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *found = false;
+    rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *value = sqlite3_column_int64(st, 0);
+            *found = true;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? MI_OK : MI_EDB;
+}
+
+mi_status mi_catalog_meta_put(mi_conn *c, const char *key,
+                              const int64_t *value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(c->db, value
+                                ? "INSERT OR REPLACE INTO meta (key, value)"
+                                  " VALUES (?1, ?2)"
+                                : "DELETE FROM meta WHERE key = ?1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (value)
+            sqlite3_bind_int64(st, 2, *value);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? MI_OK : MI_EDB;

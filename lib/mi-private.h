@@ -554,6 +554,12 @@ mi_status mi_catalog_clear_problem(mi_conn *c, const char *path,
 mi_status mi_catalog_sweep_problems(mi_conn *c, int64_t scan_start_ns,
                                     char *errbuf, size_t errlen);
 mi_status mi_catalog_count_problems(mi_conn *c, uint64_t *out);
+/* A number kept under key in the catalog's meta table (*found false when
+ * none is); put NULL removes it.  A put belongs in a write transaction. */
+mi_status mi_catalog_meta_get(mi_conn *c, const char *key, int64_t *value,
+                              bool *found);
+mi_status mi_catalog_meta_put(mi_conn *c, const char *key,
+                              const int64_t *value);
 /* The problem recorded for a path: MI_OK, or MI_ENOTFOUND. */
 mi_status mi_catalog_get_problem(mi_conn *c, const char *path, size_t path_len,
                                  int *stage, mi_status *status, char *reason,

@@ -40,6 +40,17 @@
 #define BATCH_ROWS 4000           /* rows per transaction ... */
 #define BATCH_NS 250000000LL      /* ... or this long, whichever first */
 #define PROGRESS_NS 100000000LL   /* progress callback period */
+/* The mtime of .thumbnails at the start of the last complete scan after
+ * which every thumbnail the catalog counts as made was there and none was
+ * left of a content no longer indexed.  While the folder keeps that mtime
+ * (nothing was added to it or removed since), a rescan takes the catalog's
+ * word for each thumbnail instead of looking (a lookup per file in a folder
+ * of two or three files per item: a third of a no-change rescan), and the
+ * sweep of a new handle's first scan is not needed.  Kept only when that
+ * mtime is STAMP_SETTLED_NS old: a change in the same clock tick would not
+ * move it. */
+#define THUMBS_STAMP "thumbs_stamp"
+#define STAMP_SETTLED_NS 2000000000LL
 
 typedef struct job {
     char *path;
@@ -66,6 +77,10 @@ typedef struct scan {
     unsigned int flags;
     bool thumbs;                  /* make thumbnails */
     int thumbs_fd;                /* DIR/.thumbnails */
+    int64_t thumbs_mtime;         /* its mtime when the scan began, or 0 */
+    bool thumbs_trusted;          /* unchanged since a scan that matched
+                                     it with the catalog (THUMBS_STAMP) */
+    bool stamp_found, stamp_dropped;
     mi_scan_progress_cb progress;
     void *payload;
     mi_scan_stats *stats;
@@ -332,6 +347,12 @@ static void drop_path(scan *sc, const char *path, size_t len)
         return;
     s = mi_catalog_delete(sc->writer, path, len, &deleted, sc->errbuf,
                           sizeof(sc->errbuf));
+    /* A content may have gone with it, its thumbnails not yet: should the
+     * scan end before its sweep, the next one must not skip it. */
+    if (s == MI_OK && sc->thumbs_trusted && !sc->stamp_dropped) {
+        s = mi_catalog_meta_put(sc->writer, THUMBS_STAMP, NULL);
+        sc->stamp_dropped = s == MI_OK;
+    }
     if (s != MI_OK) {
         set_fatal(sc, s);
         return;
@@ -643,7 +664,8 @@ static void visit(scan *sc, size_t len, const struct stat *st,
             const void *h = sqlite3_column_blob(sc->cat, 5);
             if (h && sqlite3_column_bytes(sc->cat, 5) == MI_HASH_SIZE &&
                 (state == MI_THUMB_NONE ||
-                 (state == MI_THUMB_OK && !mi_thumb_exists(sc->thumbs_fd, h)))) {
+                 (state == MI_THUMB_OK && !sc->thumbs_trusted &&
+                  !mi_thumb_exists(sc->thumbs_fd, h)))) {
                 memcpy(hash, h, MI_HASH_SIZE);
                 thumb = true;
             }
@@ -656,6 +678,29 @@ static void visit(scan *sc, size_t len, const struct stat *st,
         enqueue(sc, path, len, known, type, thumb ? hash : NULL);
     drain(sc, false);
     progress(sc, false);
+}
+
+/* After a complete scan, every thumbnail the catalog counts was looked for
+ * (or trusted); when none is left over either (clean: swept now, or
+ * trusted and nothing went), say so with the folder's mtime from before
+ * the walk (anything done to it since moved it), once it is settled. */
+static void keep_stamp(scan *sc, bool clean)
+{
+    int64_t stamp = sc->thumbs_mtime;
+    bool want = clean && stamp && mi_wall_ns() - stamp >= STAMP_SETTLED_NS;
+    mi_status s;
+
+    if (sc->stamp_found && !sc->stamp_dropped
+            ? want && sc->thumbs_trusted         /* it says so already */
+            : !want)                             /* none, none wanted */
+        return;
+    if (!batch_begin(sc))
+        return;
+    s = mi_catalog_meta_put(sc->writer, THUMBS_STAMP, want ? &stamp : NULL);
+    if (s != MI_OK)
+        set_fatal(sc, s);
+    else
+        batch_commit(sc);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1121,6 +1166,20 @@ static mi_status scan_run(mi_index *idx, const mi_scan_options *opts,
         mi_catalog_count_problems(sc->reader, &n);
         sc->problems = n > 0;
     }
+    if (all && sc->thumbs_fd >= 0) {
+        struct stat tst;
+        int64_t stamp = 0;
+        bool found = false;
+
+        if (fstat(sc->thumbs_fd, &tst) == 0)
+            sc->thumbs_mtime = ts_ns(&tst.st_mtim);
+        if (sc->thumbs_mtime &&
+            mi_catalog_meta_get(sc->reader, THUMBS_STAMP, &stamp, &found) ==
+                MI_OK) {
+            sc->stamp_found = found;
+            sc->thumbs_trusted = found && stamp == sc->thumbs_mtime;
+        }
+    }
     if (all) {
         sc->cat = sc->reader->by_path;
         cat_step(sc);
@@ -1210,8 +1269,12 @@ static mi_status scan_run(mi_index *idx, const mi_scan_options *opts,
      * rebuilt catalog left). */
     if (all && scan_going(sc) && sc->thumbs) {
         bool first = mi_index_take_first_sweep(idx);
-        if (first || stats.removed || stats.changed)
-            mi_thumb_sweep(idx, &stats.thumbs_removed);
+        bool clean = sc->thumbs_trusted;   /* nothing left over */
+
+        if ((first && !sc->thumbs_trusted) || stats.removed || stats.changed)
+            clean = mi_thumb_sweep(idx, &stats.thumbs_removed) == MI_OK;
+        if (sc->fatal == MI_OK)
+            keep_stamp(sc, clean);
         /* A failure here costs only the hashes: the next scan tries. */
         mi_phash_fill(idx, NULL);
     }

@@ -4,7 +4,8 @@
  * ones not retried, unsupported types and videos recorded, mi_thumb_get,
  * MI_INDEX_NO_THUMBNAILS, temp-file cleanup, a catalog from before
  * thumbnails (schema version 1), and a file that hangs the decoder process
- * costing one deadline per scan and one per preview, however often asked.
+ * costing one deadline per scan and one per preview, however often asked;
+ * a rescan trusting an unchanged .thumbnails folder.
  */
 #include <mediaindex.h>
 
@@ -187,6 +188,85 @@ static void test_scan_lifecycle(void)
     CHECK(exists(tb));
 
     mi_index_close(idx);
+    free(ta);
+    free(tb);
+    fx_rmtree(dir);
+    free(dir);
+}
+
+/* The .thumbnails folder's mtime as t seconds before now. */
+static void age_thumbs(const char *dir, time_t t)
+{
+    char *p = fx_path(dir, ".thumbnails");
+    struct timespec ts[2];
+
+    ts[0].tv_sec = ts[1].tv_sec = time(NULL) - t;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    CHECK_OK(utimensat(AT_FDCWD, p, ts, 0));
+    free(p);
+}
+
+/* A rescan takes the catalog's word for the thumbnails while their folder
+ * is as a clean scan left it (its mtime unchanged, and settled), and
+ * looks again once anything was done to it; a content gone while trusted
+ * is still swept. */
+static void test_thumbs_stamp(void)
+{
+    char *dir = fx_tempdir(), *ta, *tb, *p;
+    mi_scan_stats st;
+    mi_index *idx;
+
+    p = fx_path(dir, "a.jpg");
+    CHECK_OK(fx_write_jpeg(p, 64, 48, 1, NULL));
+    free(p);
+    p = fx_path(dir, "b.png");
+    CHECK_OK(fx_write_png(p, 30, 20, 2));
+    free(p);
+    ta = thumb_path(dir, "a.jpg");
+    tb = thumb_path(dir, "b.png");
+    idx = ta_open(dir, 2);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.thumbs_made, 2);
+    mi_index_close(idx);
+
+    /* A new handle's first scan sweeps and looks: clean, and the folder's
+     * mtime is 100 s old: it is kept. */
+    age_thumbs(dir, 100);
+    idx = ta_open(dir, 2);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.unchanged, 2);
+    mi_index_close(idx);
+
+    /* Deleted, the mtime put back as if in the same clock tick: trusted,
+     * so not looked for (what the trust saves) ... */
+    CHECK_OK(unlink(ta));
+    age_thumbs(dir, 100);
+    idx = ta_open(dir, 2);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.thumbs_made, 0);
+    CHECK(!exists(ta));
+    /* ... and as a deletion leaves it: looked for and made again. */
+    age_thumbs(dir, 50);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.thumbs_made, 1);
+    CHECK(exists(ta));
+    mi_index_close(idx);
+
+    /* Trusted again, then a content goes: its thumbnail is swept. */
+    age_thumbs(dir, 100);
+    idx = ta_open(dir, 2);
+    CHECK_OK(scan(idx, &st));           /* sweeps, clean: kept */
+    mi_index_close(idx);
+    p = fx_path(dir, "b.png");
+    CHECK_OK(unlink(p));
+    free(p);
+    idx = ta_open(dir, 2);
+    CHECK_OK(scan(idx, &st));
+    CHECK_EQ_INT(st.removed, 1);
+    CHECK_EQ_INT(st.thumbs_removed, 1);
+    CHECK(!exists(tb) && exists(ta));
+    mi_index_close(idx);
+
     free(ta);
     free(tb);
     fx_rmtree(dir);
@@ -562,6 +642,7 @@ out:
 int main(void)
 {
     RUN(test_scan_lifecycle);
+    RUN(test_thumbs_stamp);
     RUN(test_no_thumbnails_then_on);
     RUN(test_temp_and_strays);
     RUN(test_catalog_v1);
