@@ -63,7 +63,9 @@ static bool client_keeps_alive(const struct req *r)
 }
 
 /* Status line and headers, followed by up to body_len bytes of body, in as
- * few writes as possible.  content_length < 0 means chunked. */
+ * few writes as possible: one for a body up to SMALL_FILE.
+ * content_length < 0 means chunked. */
+#define SMALL_FILE 65536
 static void respond(struct req *r, int status, const char *content_type,
                     int64_t content_length, const char *extra,
                     const void *body, size_t body_len)
@@ -77,7 +79,7 @@ static void respond(struct req *r, int status, const char *content_type,
     if (r->close)
         mg_disable_connection_keep_alive(r->conn);
     if (body_len + 1024 + (extra ? strlen(extra) : 0) > cap &&
-        body_len <= 65536) {
+        body_len <= SMALL_FILE) {
         cap = body_len + 1024 + (extra ? strlen(extra) : 0);
         buf = malloc(cap);
         if (!buf) {
@@ -397,6 +399,26 @@ int send_file_ex(struct req *r, int fd, const char *content_type,
                  start, end, size);
         send_headers(r, 206, content_type, (int64_t)(end - start + 1), extra);
         return r->head ? 0 : send_range(r, fd, start, end - start + 1, false);
+    }
+    /* A small file (a thumbnail) goes out with its headers in one write. */
+    if (!r->head && size > 0 && size <= SMALL_FILE) {
+        char *body = malloc((size_t)size);
+        size_t got = 0;
+
+        while (body && got < size) {
+            ssize_t k = pread(fd, body + got, (size_t)size - got, (off_t)got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                break;
+            got += (size_t)k;
+        }
+        if (body && got == size) {
+            respond(r, 200, content_type, (int64_t)size, extra, body, got);
+            free(body);
+            return 0;
+        }
+        free(body);             /* shrank meanwhile: as any other file */
     }
     send_headers(r, 200, content_type, (int64_t)size, extra);
     if (r->head || size == 0)
