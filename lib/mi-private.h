@@ -254,13 +254,10 @@ const char *mi_thumb_reason(mi_status s);
 /* Is DIR/.thumbnails/<hex>.png (open at dirfd) there? */
 bool mi_thumb_exists(int dirfd, const uint8_t hash[MI_HASH_SIZE]);
 
-/* Remove, from the thumbnails folder open at `dirfd`, the temp files of
- * writes older than `min_age_s` seconds; returns how many. */
-uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s);
-
-/* Remove the thumbnails of contents the catalog no longer holds (and old
- * temp files); *removed counts them.  For the end of a complete scan. */
-mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed);
+/* Remove the thumbnails of contents the catalog no longer holds (and temp
+ * files ten minutes old); *removed counts them, *young says temp files
+ * too new to remove were left.  For the end of a complete scan. */
+mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed, bool *young);
 
 /* ---------------------------------------------------------------------- */
 /* budget.c: the memory all decodes of a handle may hold at once           */

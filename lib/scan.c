@@ -1271,8 +1271,12 @@ static mi_status scan_run(mi_index *idx, const mi_scan_options *opts,
         bool first = mi_index_take_first_sweep(idx);
         bool clean = sc->thumbs_trusted;   /* nothing left over */
 
-        if ((first && !sc->thumbs_trusted) || stats.removed || stats.changed)
-            clean = mi_thumb_sweep(idx, &stats.thumbs_removed) == MI_OK;
+        if ((first && !sc->thumbs_trusted) || stats.removed || stats.changed) {
+            bool young;
+
+            clean = mi_thumb_sweep(idx, &stats.thumbs_removed, &young) ==
+                        MI_OK && !young;
+        }
         if (sc->fatal == MI_OK)
             keep_stamp(sc, clean);
         /* A failure here costs only the hashes: the next scan tries. */

@@ -1082,36 +1082,6 @@ mi_status mi_thumb_write_fd(mi_index *idx, const uint8_t hash[MI_HASH_SIZE],
                                       phash, why, why_len);
 }
 
-uint64_t mi_thumb_clean_temp(int dirfd, int min_age_s)
-{
-    struct dirent *de;
-    uint64_t removed = 0;
-    time_t now = time(NULL);
-    DIR *dir;
-    int fd = dup(dirfd);
-
-    if (fd < 0)
-        return 0;
-    dir = fdopendir(fd);
-    if (!dir) {
-        close(fd);
-        return 0;
-    }
-    rewinddir(dir);   /* the offset is shared with dirfd's other dups */
-    while ((de = readdir(dir)) != NULL) {
-        struct stat st;
-        if (strncmp(de->d_name, MI_THUMB_TEMP_PREFIX,
-                    sizeof(MI_THUMB_TEMP_PREFIX) - 1) != 0)
-            continue;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            now - st.st_mtime >= min_age_s &&
-            unlinkat(dirfd, de->d_name, 0) == 0)
-            removed++;
-    }
-    closedir(dir);
-    return removed;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Thumbnails of the index                                                 */
 
@@ -1594,8 +1564,11 @@ bool mi_thumb_remove(mi_index *idx, const uint8_t hash[MI_HASH_SIZE])
  * with the catalog's hashes.  The prefixes no content has are then looked
  * up by a second read of the folder, which gives their files' whole
  * hashes.  (Two contents sharing a prefix only keep an orphan's files.)
+ * The first read also removes temporary files TEMP_MIN_AGE_S old (left by
+ * a process that died while writing); *young says some were younger.
  */
-mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
+#define TEMP_MIN_AGE_S 600
+mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed, bool *young)
 {
     uint64_t *pre = NULL;
     size_t n = 0, cap = 0, i = 0, gone = 0;
@@ -1603,13 +1576,14 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
     struct dirent *de;
     mi_status s = MI_OK;
     mi_conn *c = NULL;
+    time_t now = time(NULL);
     DIR *dir;
     int dirfd = mi_index_thumbs_fd(idx), fd, rc;
 
     *removed = 0;
+    *young = false;
     if (dirfd < 0)
         return MI_OK;
-    mi_thumb_clean_temp(dirfd, 600);
     fd = dup(dirfd);
     dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (!dir) {
@@ -1617,8 +1591,19 @@ mi_status mi_thumb_sweep(mi_index *idx, uint64_t *removed)
             close(fd);
         return MI_EIO;
     }
-    rewinddir(dir);
+    rewinddir(dir);    /* the offset is shared with dirfd's other dups */
     while ((de = readdir(dir)) != NULL) {
+        if (strncmp(de->d_name, MI_THUMB_TEMP_PREFIX,
+                    sizeof(MI_THUMB_TEMP_PREFIX) - 1) == 0) {
+            /* Half written by a process that died, or being written now. */
+            struct stat st;
+
+            if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                (now - st.st_mtime < TEMP_MIN_AGE_S ||
+                 unlinkat(dirfd, de->d_name, 0) != 0))
+                *young = true;
+            continue;
+        }
         if (!made_file_hash(de->d_name, h))
             continue;
         s = mi_grow((void **)&pre, &cap, n, sizeof(*pre), 1024, SIZE_MAX / 16);
