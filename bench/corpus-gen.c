@@ -11,6 +11,13 @@
  *       N unique tiny images in OUTDIR/dNNN/ (1000 per directory): three in
  *       four an 8x8 RGB PNG, one in four a 1x1 GIF, the number encoded in
  *       the pixels / palette.
+ *   corpus-gen dated OUTDIR N YEARS SRC.jpg
+ *       N unique small JPEGs in OUTDIR/dNNN/ (1000 per directory): SRC.jpg
+ *       (any JPEG; its own APPn segments are kept after ours) with an EXIF
+ *       DateTimeOriginal and a comment naming the number.  The dates fall
+ *       evenly over the YEARS years before 2026-06-01, newest first: a
+ *       library spread over months, as a gallery sees a real one (tiny/'s
+ *       files all carry the moment they were written).
  *
  * Standalone on purpose (no zlib, no libmediaindex): it makes the corpus the
  * library is measured on.
@@ -23,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 static int die(const char *what, const char *arg)
 {
@@ -314,13 +322,83 @@ static int gen_tiny(const char *outdir, long n)
     return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Dated JPEGs                                                             */
+
+/* APP1 "Exif\0\0", a big-endian TIFF header, IFD0 with the Exif IFD's
+ * pointer, the Exif IFD with DateTimeOriginal (ASCII, 20 bytes at 44). */
+static size_t make_exif(unsigned char *out, const char date[20])
+{
+    static const unsigned char head[] = {
+        0xff, 0xe1, 0x00, 0x48, 'E', 'x', 'i', 'f', 0, 0,
+        'M', 'M', 0x00, 0x2a, 0x00, 0x00, 0x00, 0x08,
+        0x00, 0x01, 0x87, 0x69, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x1a, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x90, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00, 0x14,
+        0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    };
+
+    memcpy(out, head, sizeof(head));
+    memcpy(out + sizeof(head), date, 20);
+    return sizeof(head) + 20;
+}
+
+static int gen_dated(const char *outdir, long n, long years, const char *src)
+{
+    unsigned char head[256], *data;
+    char dir[4096], path[4200], date[80];
+    const int64_t newest = 1780272000;         /* 2026-06-01T00:00:00Z */
+    double step = n > 0 ? (double)years * 365.2425 * 86400 / (double)n : 0;
+    FILE *f = fopen(src, "rb");
+    long size;
+
+    if (!f || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 4 ||
+        fseek(f, 0, SEEK_SET) != 0 || !(data = malloc((size_t)size)) ||
+        fread(data, 1, (size_t)size, f) != (size_t)size ||
+        data[0] != 0xff || data[1] != 0xd8)
+        die("not a JPEG", src);
+    fclose(f);
+    make_dir(outdir);
+    for (long k = 0; k < n; k++) {
+        time_t t = (time_t)(newest - (int64_t)((double)k * step));
+        struct tm tm;
+        size_t len, com;
+
+        gmtime_r(&t, &tm);
+        snprintf(date, sizeof(date), "%04d:%02d:%02d %02d:%02d:%02d",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec);
+        head[0] = 0xff;
+        head[1] = 0xd8;
+        len = 2 + make_exif(head + 2, date);
+        /* COM: the number, so that every file is its own content. */
+        com = (size_t)snprintf((char *)head + len + 4, 32, "mediaindex %ld", k);
+        head[len] = 0xff;
+        head[len + 1] = 0xfe;
+        head[len + 2] = (unsigned char)((com + 2) >> 8);
+        head[len + 3] = (unsigned char)(com + 2);
+        len += 4 + com;
+        snprintf(dir, sizeof(dir), "%s/d%03ld", outdir, k / 1000);
+        if (k % 1000 == 0)
+            make_dir(dir);
+        snprintf(path, sizeof(path), "%s/i%07ld.jpg", dir, k);
+        if (write_all(path, head, len, data + 2, (size_t)size - 2, "", 0) != 0)
+            die("cannot write", path);
+    }
+    free(data);
+    return 0;
+}
+
+#define USAGE "usage: corpus-gen photos OUTDIR N SRC... | tiny OUTDIR N | " \
+              "dated OUTDIR N YEARS SRC.jpg"
+
 int main(int argc, char **argv)
 {
     char *end;
     long n;
 
     if (argc < 4)
-        die("usage: corpus-gen photos OUTDIR N SRC... | tiny OUTDIR N", NULL);
+        die(USAGE, NULL);
     errno = 0;
     n = strtol(argv[3], &end, 10);
     if (errno || *end || n < 0 || n > 100000000)
@@ -329,6 +407,8 @@ int main(int argc, char **argv)
         return gen_photos(argv[2], n, argc - 4, argv + 4);
     if (strcmp(argv[1], "tiny") == 0 && argc == 4)
         return gen_tiny(argv[2], n);
-    die("usage: corpus-gen photos OUTDIR N SRC... | tiny OUTDIR N", NULL);
+    if (strcmp(argv[1], "dated") == 0 && argc == 6)
+        return gen_dated(argv[2], n, atol(argv[4]), argv[5]);
+    die(USAGE, NULL);
     return 1;
 }
