@@ -65,7 +65,7 @@ static bool client_keeps_alive(const struct req *r)
 /* Status line and headers, followed by up to body_len bytes of body, in as
  * few writes as possible: one for a body up to SMALL_FILE.
  * content_length < 0 means chunked. */
-#define SMALL_FILE 65536
+#define SMALL_FILE (256 << 10)
 static void respond(struct req *r, int status, const char *content_type,
                     int64_t content_length, const char *extra,
                     const void *body, size_t body_len)
