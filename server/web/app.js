@@ -121,6 +121,7 @@
   const KEEP = 60000;    // items held at most
   const NEAR = 1.5;      // screens above and below the viewport fetched
   const FETCHES = 2;     // months fetched at once, at most
+  const SMALL = 500;     // items read in one /list at most, rather than by month
   function num(v) {
     if (typeof v === 'number') return Number.isFinite(v) ? v : NaN;
     if (typeof v === 'string' && v !== '') {
@@ -479,7 +480,8 @@
       } catch (err) {
         if (err && err.name === 'AbortError') return;
         m.retryAt = performance.now() + 5000;
-        if (ep === epoch) toast('Could not load ' + m.label + ': ' + (err && err.message ? err.message : 'the server did not answer'));
+        if (ep === epoch && !months.some((x) => x.items)) showError(err);   // nothing to show
+        else if (ep === epoch) toast('Could not load ' + m.label + ': ' + (err && err.message ? err.message : 'the server did not answer'));
       } finally {
         if (inflight.get(m) === c) inflight.delete(m);
         m.pending = null;
@@ -498,8 +500,8 @@
     recount();
     evict();
     if (m.count !== before || !m.count) { buildNav(); updateCount(); }
-    if (!nItems) { showEmpty(); return; }
     if (!otherView()) relayout(anchor, false);
+    if (!nItems) showEmpty();
     performance.mark('mi:month');
   }
 
@@ -545,6 +547,9 @@
       return;
     }
     if (seq !== loadSeq) return;
+    // A small library (or search) is read in one request, like a share
+    // link's: fewer requests than its months, and laid out exactly at once.
+    if (tl && tl.total <= SMALL) { loadWhole(opts); return; }
     const anchor = opts.keepScroll && loaded && !whole ? topAnchor() : null;
     if (!anchor) {
       epoch++;
@@ -1237,7 +1242,7 @@
     const m = months[idx];
     if (!m) return;
     scrollToMonth(m);
-    pinned = { m: idx, y: window.scrollY };
+    pinned = { mo: m, y: window.scrollY };
     render();
   }
   function scrollToMonth(m) {
@@ -1257,8 +1262,9 @@
 
   function updateActiveMonth(top) {
     if (!months.length) return;
-    if (pinned && Math.abs(window.scrollY - pinned.y) > 1) pinned = null;
-    const m = pinned ? pinned.m : monthAt(Math.max(0, top + 1));
+    const at = pinned ? months.indexOf(pinned.mo) : -1;
+    if (pinned && (at < 0 || Math.abs(window.scrollY - pinned.y) > 1)) pinned = null;
+    const m = pinned ? at : monthAt(Math.max(0, top + 1));
     if (m === activeMonth) return;
     const old = el.months.querySelector('[aria-current]');
     if (old) old.removeAttribute('aria-current');
