@@ -1023,7 +1023,7 @@
     let last = first;
     while (last < nBlocks && bTop[last] <= hi) last++;
     const want = new Set();
-    const frag = document.createDocumentFragment();
+    let prev = null;   // the elements stay in document order (the Tab order)
     for (let b = first; b < last; b++) {
       const key = blockKey(b), sig = blockSig(b);
       want.add(key);
@@ -1034,16 +1034,16 @@
         node.miSig = sig;
         node.miTop = bTop[b];
         rendered.set(key, node);
-        frag.append(node);
+        if (prev) prev.after(node); else el.timeline.prepend(node);
       } else if (node.miTop !== bTop[b]) {
         node.style.top = bTop[b] + 'px';
         node.miTop = bTop[b];
       }
+      prev = node;
     }
     for (const [key, node] of rendered) {
       if (!want.has(key)) { node.remove(); rendered.delete(key); }
     }
-    el.timeline.append(frag);
     if (!loadNow) {
       clearTimeout(settleTimer);
       settleTimer = setTimeout(fillPending, 160);
