@@ -191,4 +191,54 @@ await step('a link to an item of a month not fetched opens it', async () => {
   await ctx.close();
 });
 
+await step('live changes and a date filter, month by month', async () => {
+  const { ctx, page: p, reqs: r } = await open('/');
+  await p.waitForSelector(cellOf(order[0].sha) + ' img.loaded', { timeout: 10000 });
+  const label = (k) => new Intl.DateTimeFormat('en-US', { month: 'long', year: 'numeric' }).format(new Date(k + '-15T12:00:00'));
+  const navSays = (k, n) => p.waitForFunction(([l, n]) => [...document.querySelectorAll('#months button')]
+    .some((b) => b.getAttribute('aria-label') === `${l}, ${n} items`), [label(k), n], { timeout: 15000 });
+  const put = async (date, seed) => {
+    const buf = makeJpeg(24, 16, seed, { date: exifDate(date) });
+    const f = new FormData();
+    f.append('file', new Blob([buf], { type: 'image/jpeg' }), `live-${seed}.jpg`);
+    const res = await fetch(srv.url + `/image/live-${seed}.jpg`, { method: 'PUT', body: f });
+    return [res.status, sha256(buf)];
+  };
+  // Another client's upload into the month at the top (held): its cell comes.
+  const [st1, s1] = await put(new Date(2016, 7, 28, 9, 0, 0), 900001);
+  await p.waitForSelector(cellOf(s1), { timeout: 15000 });
+  await navSays('2016-08', PER + 1);
+  ok(st1 === 201, 'an upload into a month held shows in it, the month\'s count follows');
+  // Into a month far below (not held): its count and the total follow.
+  const far = monthKeys[60];
+  const [y, m] = far.split('-').map(Number);
+  const [st2] = await put(new Date(y, m - 1, 27, 9, 0, 0), 900002);
+  await navSays(far, PER + 1);
+  ok(st2 === 201, `an upload into a month not held (${far}): its count follows`);
+  // A delete in another month not held.
+  const gone = order.find((it) => it.key === monthKeys[61]);
+  const del = await fetch(srv.url + '/image/' + gone.sha, { method: 'DELETE' });
+  await navSays(monthKeys[61], PER - 1);
+  ok(del.status === 200, `a photo deleted in a month not held (${monthKeys[61]}): its count follows`);
+  await p.waitForFunction((n) => document.getElementById('count').textContent === `${n} items`, items.length + 1, { timeout: 15000 });
+  ok(true, 'and the total');
+  eq(unfiltered(r).map(String), [], 'no request for the whole list');
+  await ctx.close();
+
+  // A date filter of more than a few hundred items: by month too.
+  const { ctx: c2, page: p2, reqs: r2 } = await open('/?from=2011-01-01&to=2016-03-31');
+  await p2.waitForSelector('#timeline a.cell img.loaded', { timeout: 10000 });
+  const tl = r2.find((u) => u.pathname === '/api/timeline');
+  ok(tl && tl.searchParams.get('from') === '2011-01-01' && tl.searchParams.get('to') === '2016-03-31',
+     'the filter goes to /api/timeline', tl && String(tl));
+  eq(await p2.$$eval('#months button', (bs) => bs.length), 63, 'the sidebar lists the months in the dates');
+  const ls = lists(r2);
+  ok(ls.length > 0 && ls.every((u) => u.searchParams.get('from') >= '2011-01-01' && u.searchParams.get('to') <= '2016-03-31' &&
+                                     u.searchParams.get('from').slice(0, 7) === u.searchParams.get('to').slice(0, 7)),
+     'each month fetched within the dates', ls.map(String).join('\n'));
+  const top = await p2.$eval('#timeline h2.month', (h) => h.id);
+  eq(top, 'm-2016-03', 'the newest month in the dates comes first');
+  await c2.close();
+});
+
 await t.finish();
