@@ -1140,3 +1140,36 @@ void route_timeline(struct req *r, const struct list_query *lq)
     }
     send_cjson(r, 200, o, extra);
 }
+
+/* GET /api/items/<sha256>: one entry, the object its /list NDJSON line
+ * holds (with "sha256"); 404 when no indexed content has this hash (a
+ * trashed one has left the catalog).  A gallery opened on a link to an
+ * item whose month it has not fetched asks for it here. */
+void route_item(struct req *r, const uint8_t hash[MI_HASH_SIZE])
+{
+    struct tpl t;
+    mi_entry *e = NULL;
+    char *text = NULL;
+    mi_status s;
+
+    s = mi_lookup(&e, r->srv->idx, hash);
+    if (s == MI_ENOTFOUND) {
+        send_error(r, 404, NULL, "no item with this hash");
+        return;
+    }
+    if (s != MI_OK) {
+        send_mi_error(r, s, "cannot read the item");
+        return;
+    }
+    if (tpl_init(&t, true) && tpl_set(&t, e)) {
+        t.sha->valuestring = (char *)mi_entry_hash_hex(e);
+        text = cJSON_PrintUnformatted(t.o);
+    }
+    if (text)
+        send_json(r, 200, text, "Cache-Control: no-cache\r\n");
+    else
+        send_error(r, 500, NULL, "out of memory");
+    cJSON_free(text);
+    tpl_free(&t);
+    mi_entry_free(e);
+}

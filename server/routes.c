@@ -1869,6 +1869,16 @@ static void r_timeline(struct req *r, const struct path *p)
     route_timeline(r, &lq);
 }
 
+/* GET /api/items/<sha256>: one item, as its /list NDJSON line holds it. */
+static void r_item(struct req *r, const struct path *p)
+{
+    uint8_t hash[MI_HASH_SIZE];
+    char hex[MI_HASH_HEX_LEN + 1];
+
+    if (url_hash(r, p, 2, hash, hex))
+        route_item(r, hash);
+}
+
 static void r_places(struct req *r, const struct path *p)
 {
     (void)p;
@@ -1971,6 +1981,7 @@ static const struct route routes[] = {
     { "/api/changes",           "GET HEAD", AUTH_READ,   r_changes },
     { "/api/places",            "GET HEAD", AUTH_READ,   r_places },
     { "/api/timeline",          "GET HEAD", AUTH_READ,   r_timeline },
+    { "/api/items/*",           "GET HEAD", AUTH_READ,   r_item },
     { "/api/events",            "GET HEAD", AUTH_READ,   r_events },
     { "/api/rescan",            "POST",     AUTH_UPLOAD, r_rescan },
     /* Share links: public here, the token checked by each route. */

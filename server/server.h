@@ -190,6 +190,8 @@ mi_status list_render(mi_index *idx,
 void route_timeline(struct req *r, const struct list_query *lq);
 /* GET /api/places. */
 void route_places(struct req *r);
+/* GET /api/items/<sha256>: one entry's /list NDJSON object, or 404. */
+void route_item(struct req *r, const uint8_t hash[MI_HASH_SIZE]);
 /* The entries of n hashes, NDJSON, newest first (a share link's items). */
 void route_list_hashes(struct req *r, const uint8_t (*h)[32], size_t n,
                        unsigned int hide);

@@ -1,9 +1,15 @@
 /* mediaindex web gallery: plain JavaScript, no framework, no build step.
  *
- * One GET /list?format=ndjson (newest first, drawn as it arrives), kept as
- * a compact array sorted newest first and grouped by month.  The timeline is virtualised by row: a justified layout is computed
- * for every item (arithmetic only), and only the rows near the viewport exist
- * in the DOM, so a 50,000-item library holds a few hundred elements.
+ * The timeline is laid out from GET /api/timeline (each month's count):
+ * a month not fetched yet takes the height its count would fill, so the
+ * scrollbar, the sidebar and the scrubber span the whole library at once.
+ * The months near the viewport are fetched (/list?format=ndjson of their
+ * days) and laid out exactly, the item at the top of the viewport kept in
+ * place; at most 60,000 items are held, the months farthest away dropped.
+ * A share link's page reads its whole (small) list at once.  The timeline
+ * is virtualised by row: a justified layout is computed for the months
+ * held (arithmetic only), and only the rows near the viewport exist in the
+ * DOM, so a library of a million items holds a few hundred elements.
  */
 'use strict';
 (() => {
@@ -96,13 +102,26 @@
 
   /* ---------------------------------------------------------------- data */
 
-  let items = [];        // newest first: {sha, t, name, path, w, h, a, video, thumb, ...}
-  let all = new Map();   // sha -> item: everything listed, Live Photo videos too
-  let bySha = new Map(); // sha -> index in items
-  let months = [];       // {key, label, year, start, end, top}
+  // The library is a list of months, newest first, each with its count
+  // (GET /api/timeline) and, once fetched (GET /list of its days), its
+  // items, newest first: {sha, t, name, path, w, h, a, video, thumb, ...}.
+  // Item i of the library (a cell's data-i) is item i - m.start of the
+  // month m that holds it.  Only the months near the viewport are fetched,
+  // and at most KEEP items are held: the months farthest from the viewport
+  // are dropped first (and fetched again when they come near).  A share
+  // link's page (few items, and no /api/timeline) reads its whole list at
+  // once and holds every month (`whole`), as does a server without it.
+  let months = [];       // {key, ym, year, month, label, short, count, items, start, top, h, ...}
+  let bySha = new Map(); // sha -> item held (it.mo: its month, it.j: its place in it)
+  let motionOf = new Map(); // a Live Photo's motion: video sha -> the photo's item
+  let nItems = 0;        // in the library: the sum of the months' counts
+  let whole = false;     // every month held, read from one /list
   const filter = { from: '', to: '', q: '' };
   let loaded = false;
-
+  const KEEP = 60000;    // items held at most
+  const NEAR = 1.5;      // screens above and below the viewport fetched
+  const FETCHES = 2;     // months fetched at once, at most
+  const SMALL = 500;     // items read in one /list at most, rather than by month
   function num(v) {
     if (typeof v === 'number') return Number.isFinite(v) ? v : NaN;
     if (typeof v === 'string' && v !== '') {
@@ -158,36 +177,237 @@
     return list.filter((it) => !paired.has(it));
   }
 
-  function setItems(list) {
-    list = pairLive(list);
-    list.sort((x, y) => (y.t - x.t) || (x.sha < y.sha ? -1 : x.sha > y.sha ? 1 : 0));
-    items = list;
-    bySha = new Map();
-    months = [];
-    let cur = null, lo = Infinity; // the current month is [lo, hi) in seconds
-    for (let i = 0; i < list.length; i++) {
-      const t = list[i].t;
-      bySha.set(list[i].sha, i);
-      if (t >= lo) continue;          // same month as the previous item
-      const d = new Date(t * 1000);   // local time: one Date per month, not per item
-      const y = d.getFullYear(), m = d.getMonth();
-      lo = new Date(y, m, 1).getTime() / 1000;
-      if (cur) cur.end = i;
-      cur = { key: y * 12 + m, year: y, month: m, label: monthFmt.format(d),
-              short: shortMonthFmt.format(d), start: i, end: list.length, top: 0 };
-      months.push(cur);
+  const newestFirst = (x, y) => (y.t - x.t) || (x.sha < y.sha ? -1 : x.sha > y.sha ? 1 : 0);
+  function monthKeyOf(t) {
+    const d = new Date(t * 1000);   // local time, like the server's calendar
+    return d.getFullYear() * 12 + d.getMonth();
+  }
+  function newMonth(key) {
+    const year = Math.floor(key / 12), month = key - year * 12;
+    const d = new Date(year, month, 1);
+    return { key, year, month, ym: `${year}-${String(month + 1).padStart(2, '0')}`,
+             label: monthFmt.format(d), short: shortMonthFmt.format(d),
+             count: 0, raw: 0, items: null, start: 0, top: 0, h: 0, b0: 0,
+             lay: null, known: null, ver: 0, stale: false, heldAt: 0, retryAt: 0, pending: null };
+  }
+  function monthByKey(key) {
+    let lo = 0, hi = months.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (months[mid].key === key) return months[mid];
+      if (months[mid].key > key) lo = mid + 1; else hi = mid - 1;
     }
+    return null;
   }
 
-  // Newest first, one entry per line: the first screenful can be drawn
-  // while the rest of a large library is still arriving.
-  function listURL() {
-    if (SHARE) return BASE + '/list';
-    const q = new URLSearchParams({ format: 'ndjson' });
+  // Hold these items (a month's, Live Photos paired) as month m's.
+  function holdMonth(m, list, raw) {
+    if (m.items) unhold(m);
+    list.sort(newestFirst);
+    for (let j = 0; j < list.length; j++) {
+      const it = list[j];
+      it.mo = m; it.j = j;
+      bySha.set(it.sha, it);
+      if (it.motion) motionOf.set(it.motion.sha, it);
+      aspectSum += aspectOf(it);
+      aspectN++;
+    }
+    m.items = list;
+    m.count = list.length;
+    m.raw = raw;
+    m.stale = false;
+    m.lay = null;
+    m.ver++;
+    m.heldAt = performance.now();
+  }
+  function unhold(m) {
+    for (const it of m.items) {
+      if (bySha.get(it.sha) === it) bySha.delete(it.sha);
+      if (it.motion && motionOf.get(it.motion.sha) === it) motionOf.delete(it.motion.sha);
+    }
+  }
+  // Let a month go: its height at this width is kept for its placeholder.
+  function dropMonth(m) {
+    if (!m.items) return;
+    unhold(m);
+    if (m.lay) m.known = { w: m.lay.w, h: m.lay.h };
+    m.items = null;
+    m.lay = null;
+    m.ver++;
+  }
+
+  // Months without items go; each month's first index, and the total.
+  function recount() {
+    months = months.filter((m) => m.count > 0);
+    let s = 0;
+    for (const m of months) { m.start = s; s += m.count; }
+    nItems = s;
+    if (vItem && vItem.mo && bySha.get(vItem.sha) === vItem) vIndex = indexOf(vItem);
+  }
+
+  function monthIndexOf(i) {   // the month of item i
+    let lo = 0, hi = months.length - 1, ans = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (months[mid].start <= i) { ans = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    return ans;
+  }
+  // Item i, or undefined while its month is not held.
+  function itemAt(i) {
+    if (!(i >= 0 && i < nItems)) return undefined;
+    const m = months[monthIndexOf(i)];
+    return m.items ? m.items[i - m.start] : undefined;
+  }
+  function indexOf(it) { return it.mo.start + it.j; }
+
+  // The whole list at once (a share link): grouped by local month, all held.
+  function holdWhole(list) {
+    for (const m of months) dropMonth(m);
+    bySha = new Map();
+    motionOf = new Map();
+    const raw = new Map(), by = new Map();
+    for (const it of list) {
+      const k = monthKeyOf(it.t);
+      raw.set(k, (raw.get(k) || 0) + 1);
+    }
+    for (const it of pairLive(list)) {
+      const k = monthKeyOf(it.t);
+      if (!by.has(k)) by.set(k, []);
+      by.get(k).push(it);
+    }
+    months = [...by.keys()].sort((a, b) => b - a).map((k) => {
+      const m = newMonth(k);
+      holdMonth(m, by.get(k), raw.get(k));
+      return m;
+    });
+    recount();
+  }
+
+  // The months of /api/timeline: the months held stay held (a month whose
+  // count changed is fetched again when it is near: `stale`), the others
+  // take the server's count.
+  function applyTimeline(list, refetchAll) {
+    const old = new Map(months.map((m) => [m.ym, m]));
+    const next = [];
+    for (const e of list) {
+      const mm = e && /^(\d{4})-(\d{2})$/.exec(e.month);
+      if (!mm || !(e.count > 0)) continue;
+      let m = old.get(e.month);
+      old.delete(e.month);
+      if (!m) m = newMonth(Number(mm[1]) * 12 + Number(mm[2]) - 1);
+      if (!m.items) m.count = e.count;
+      else if (refetchAll || m.raw !== e.count) m.stale = true;
+      next.push(m);
+    }
+    for (const m of old.values()) { dropMonth(m); abortFetch(m); }
+    months = next;
+    recount();
+  }
+
+  // Items added (new, or changed: they replace the one with their hash)
+  // and hashes gone, in the months held; a month the library did not have
+  // is made, and held.  A month not held is left to the timeline's counts.
+  function applyChanges(adds, gone) {
+    const touched = new Map();   // month -> its raw items (Live Photos apart)
+    const rawOf = (m) => {
+      let r = touched.get(m);
+      if (!r) {
+        r = [];
+        for (const it of m.items || []) { r.push(it); if (it.motion) r.push(it.motion); }
+        touched.set(m, r);
+      }
+      return r;
+    };
+    const out = new Set(gone);
+    for (const it of adds) out.add(it.sha);
+    for (const sha of out) {
+      const it = bySha.get(sha) || motionOf.get(sha);
+      if (it) rawOf(it.mo);
+    }
+    for (const [m, r] of touched) touched.set(m, r.filter((it) => !out.has(it.sha)));
+    for (const it of adds) {
+      const k = monthKeyOf(it.t);
+      let m = monthByKey(k);
+      if (!m) {
+        m = newMonth(k);
+        m.items = [];
+        months.push(m);
+        months.sort((a, b) => b.key - a.key);
+      }
+      if (m.items) rawOf(m).push(it);
+    }
+    for (const [m, r] of touched) {
+      holdMonth(m, pairLive(r), r.length);
+      if (!m.count) { unhold(m); abortFetch(m); }
+    }
+    recount();
+  }
+
+  // Only the months near the viewport are held: those farthest go first.
+  function evict() {
+    if (whole) return;
+    let held = 0;
+    for (const m of months) if (m.items) held += m.items.length;
+    if (held <= KEEP) return;
+    const [top, bottom] = viewRange();
+    const now = performance.now();
+    const far = months.filter((m) => m.items && !kept(m, now))
+      .map((m) => [m, distance(m, top, bottom)])
+      .filter(([, d]) => d > (bottom - top) * (NEAR + 1))
+      .sort((a, b) => b[1] - a[1]);
+    for (const [m] of far) {
+      if (held <= KEEP) break;
+      held -= m.items.length;
+      dropMonth(m);
+    }
+  }
+  // Not dropped: the viewer's month, one with a selected item, one just fetched.
+  function kept(m, now) {
+    if (vItem && vItem.mo === m) return true;
+    if (now - m.heldAt < 2000) return true;
+    if (selected.size) for (const it of m.items) if (selected.has(it.sha)) return true;
+    return false;
+  }
+  function distance(m, top, bottom) {
+    return m.top > bottom ? m.top - bottom : m.top + m.h < top ? top - (m.top + m.h) : 0;
+  }
+
+  /* ------------------------------------------------------------ fetching */
+
+  function query(extra) {
+    const q = new URLSearchParams(extra);
     if (filter.from) q.set('from', filter.from);
     if (filter.to) q.set('to', filter.to);
     if (filter.q) q.set('q', filter.q);
+    return q.toString();
+  }
+  // Newest first, one entry per line: the first screenful can be drawn
+  // while the rest of a large library is still arriving.
+  function listURL() {
+    return SHARE ? BASE + '/list' : '/list?' + query({ format: 'ndjson' });
+  }
+  function timelineURL() {
+    const q = query({});
+    return '/api/timeline' + (q ? '?' + q : '');
+  }
+  // A month's days (within the date filter), with the search.
+  function monthURL(m) {
+    const last = new Date(m.year, m.month + 1, 0).getDate();
+    let from = m.ym + '-01', to = m.ym + '-' + String(last).padStart(2, '0');
+    if (filter.from > from) from = filter.from;
+    if (filter.to && filter.to < to) to = filter.to;
+    const q = new URLSearchParams({ format: 'ndjson', from, to });
+    if (filter.q) q.set('q', filter.q);
     return '/list?' + q.toString();
+  }
+
+  function parseLines(text, list) {
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      const e = JSON.parse(line);
+      if (e && typeof e === 'object' && typeof e.sha256 === 'string') list.push(toItem(e.sha256, e));
+    }
   }
 
   // Read the NDJSON body; call early(list) once, as soon as the first
@@ -210,13 +430,9 @@
       const { value, done } = await reader.read();
       if (seq !== loadSeq) { reader.cancel(); return null; }
       const text = rest + (done ? dec.decode() : dec.decode(value, { stream: true }));
-      const lines = text.split('\n');
-      rest = done ? '' : lines.pop();
-      for (const line of lines) {
-        if (!line) continue;
-        const e = JSON.parse(line);
-        if (e && typeof e === 'object' && typeof e.sha256 === 'string') list.push(toItem(e.sha256, e));
-      }
+      const cut = done ? text.length : text.lastIndexOf('\n') + 1;
+      rest = text.slice(cut);
+      parseLines(text.slice(0, cut), list);
       if (!earlyDone && (list.length >= 60 || done)) {
         earlyDone = true;
         early(list.slice());
@@ -226,8 +442,159 @@
     }
   }
 
+  // Months fetched now: their AbortControllers.  `epoch` changes with the
+  // filter: what a fetch of another epoch brings is thrown away.
+  const inflight = new Map();
+  let epoch = 0;
+  function abortFetch(m) {
+    const c = inflight.get(m);
+    if (c) { c.abort(); inflight.delete(m); }
+  }
+  function abortAll() {
+    for (const c of inflight.values()) c.abort();
+    inflight.clear();
+  }
+
+  // Fetch month m (once at a time); resolves when it is held, or failed.
+  // `keep`: not aborted when it leaves the viewport's surroundings (the
+  // viewer or the keyboard waits for it).
+  function fetchMonth(m, keep) {
+    if (m.pending) {
+      if (keep) m.keepFetch = true;
+      return m.pending;
+    }
+    const c = new AbortController(), ep = epoch;
+    inflight.set(m, c);
+    m.keepFetch = !!keep;
+    m.pending = (async () => {
+      try {
+        const r = await fetch(monthURL(m), { cache: 'no-cache', signal: c.signal,
+                                             headers: { Accept: 'application/x-ndjson' } });
+        if (authLost(r.status)) return;
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        const text = await r.text();
+        if (ep !== epoch || c.signal.aborted) return;
+        const raw = [];
+        parseLines(text, raw);
+        gotMonth(m, raw);
+      } catch (err) {
+        if (err && err.name === 'AbortError') return;
+        m.retryAt = performance.now() + 5000;
+        if (ep === epoch && !months.some((x) => x.items)) showError(err);   // nothing to show
+        else if (ep === epoch) toast('Could not load ' + m.label + ': ' + (err && err.message ? err.message : 'the server did not answer'));
+      } finally {
+        if (inflight.get(m) === c) inflight.delete(m);
+        m.pending = null;
+        m.keepFetch = false;
+        if (ep === epoch) scheduleRender();
+      }
+    })();
+    return m.pending;
+  }
+
+  function gotMonth(m, raw) {
+    if (!months.includes(m)) return;   // gone from the library meanwhile
+    const anchor = trashOn ? null : topAnchor();
+    const before = m.count;
+    holdMonth(m, pairLive(raw), raw.length);
+    recount();
+    evict();
+    if (m.count !== before || !m.count) { buildNav(); updateCount(); }
+    if (!otherView()) relayout(anchor, false);
+    if (!nItems) showEmpty();
+    performance.mark('mi:month');
+  }
+
+  // The months in and near the viewport, the nearest first: fetch those not
+  // held (at most FETCHES at once), stop fetching those scrolled away.
+  function fetchNear() {
+    if (whole || !loaded || !nBlocks || otherView()) return;
+    const [top, bottom] = viewRange();
+    const vh = bottom - top, lo = top - vh * NEAR, hi = bottom + vh * NEAR;
+    const near = [];
+    for (let k = monthAt(Math.max(0, lo)); k < months.length && months[k].top <= hi; k++) near.push(months[k]);
+    const want = new Set(near);
+    for (const [m, c] of inflight) {
+      if (!want.has(m) && !m.keepFetch) { c.abort(); inflight.delete(m); }
+    }
+    near.sort((a, b) => distance(a, top, bottom) - distance(b, top, bottom));
+    const now = performance.now();
+    for (const m of near) {
+      if (inflight.size >= FETCHES) break;
+      if ((m.items && !m.stale) || m.pending || now < m.retryAt) continue;
+      fetchMonth(m);
+    }
+  }
+
   let loadSeq = 0;
+  // Start, a new filter, or (keepScroll and quiet) the library changed.
   async function load(opts = {}) {
+    if (SHARE) return loadWhole(opts);
+    const seq = ++loadSeq;
+    if (!opts.quiet) el.count.textContent = 'Loading…';
+    let tl;
+    try {
+      const r = await fetch(timelineURL(), { cache: 'no-cache' });
+      if (authLost(r.status)) return;
+      if (r.status === 404 || r.status === 405) { if (seq === loadSeq) loadWhole(opts); return; }
+      if (r.status === 400 && filter.q) { if (seq === loadSeq) cannotRead(r, seq); return; }
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      tl = await r.json();
+    } catch (err) {
+      if (seq !== loadSeq) return;
+      if (opts.quiet && loaded) { toast('Could not refresh the library: the server did not answer.'); return; }
+      showError(err);
+      return;
+    }
+    if (seq !== loadSeq) return;
+    // A small library (or search) is read in one request, like a share
+    // link's: fewer requests than its months, and laid out exactly at once.
+    if (tl && tl.total <= SMALL) { loadWhole(opts); return; }
+    const anchor = opts.keepScroll && loaded && !whole ? topAnchor() : null;
+    if (!anchor) {
+      epoch++;
+      abortAll();
+      for (const m of months) dropMonth(m);
+      months = [];
+      bySha = new Map();
+      motionOf = new Map();
+    }
+    whole = false;
+    applyTimeline((tl && Array.isArray(tl.months)) ? tl.months : [], !!opts.all);
+    performance.mark('mi:timeline');
+    shown(anchor, !anchor);
+  }
+
+  // The timeline drawn again from the months: after a load or a change.
+  function shown(anchor, fresh) {
+    loaded = true;
+    if (nItems) hideState();   // the timeline must be shown to be measured
+    if (!otherView()) relayout(anchor, fresh);
+    buildNav();
+    updateCount();
+    if (!nItems) showEmpty();
+    performance.mark('mi:list');
+    route();
+  }
+
+  // A search that does not parse: say why, keep the words to fix.
+  async function cannotRead(r, seq) {
+    let why = '';
+    try { why = (await r.json()).error || ''; } catch (e) { /* none */ }
+    if (seq !== loadSeq) return;
+    epoch++;
+    abortAll();
+    holdWhole([]);
+    relayout(null, true);
+    buildNav();
+    el.count.textContent = '';
+    showState('#i-search', 'This search cannot be read', why.replace(/^search: /, ''),
+              'Clear the search', () => applySearch(''));
+  }
+
+  // The whole list in one request: a share link's, or a server without
+  // /api/timeline.
+  async function loadWhole(opts = {}) {
     const seq = ++loadSeq;
     let anchor = opts.keepScroll ? topAnchor() : null;
     if (!opts.quiet) el.count.textContent = 'Loading…';
@@ -237,25 +604,16 @@
       const r = await fetch(listURL(), { cache: 'no-cache', headers: { Accept: 'application/x-ndjson, application/json' } });
       if (authLost(r.status)) return;
       if (SHARE && r.status === 404) { showGone(); return; }
-      if (r.status === 400 && filter.q) {
-        // The search does not parse: say why, keep the words to fix.
-        let why = '';
-        try { why = (await r.json()).error || ''; } catch (e) { /* none */ }
-        if (seq !== loadSeq) return;
-        setItems([]);
-        relayout(null);
-        buildNav();
-        el.count.textContent = '';
-        showState('#i-search', 'This search cannot be read', why.replace(/^search: /, ''),
-                  'Clear the search', () => applySearch(''));
-        return;
-      }
+      if (r.status === 400 && filter.q) { cannotRead(r, seq); return; }
       if (!r.ok) throw new Error('HTTP ' + r.status);
+      epoch++;
+      abortAll();
+      whole = true;
       list = await readList(r, seq, opts.keepScroll || opts.quiet ? null : (first) => {
         // The first screenful: lay it out and draw it now.
-        setItems(first);
-        if (items.length) hideState();
-        relayout(null);
+        holdWhole(first);
+        if (nItems) hideState();
+        relayout(null, true);
         drewEarly = true;
         performance.mark('mi:early');
       });
@@ -268,31 +626,24 @@
     if (seq !== loadSeq || !list) return;
     performance.mark('mi:list-parsed');
     if (drewEarly && !anchor) anchor = topAnchor();
-    all = new Map(list.map((it) => [it.sha, it]));
-    setItems(list);
-    loaded = true;
-    if (items.length) hideState();   // the timeline must be shown to be measured
-    relayout(anchor);
-    buildNav();
-    updateCount();
-    if (!items.length) showEmpty();
-    performance.mark('mi:list');
-    route();
+    holdWhole(list);
+    shown(anchor, true);
   }
 
   function updateCount() {
-    const n = items.length;
+    const n = nItems;
     el.count.textContent = n === 1 ? '1 item' : numFmt.format(n) + ' items';
   }
-
   /* -------------------------------------------------------------- layout */
 
-  // Blocks, in document order: a month heading or a row of cells.
+  // Blocks, in document order: a month heading, a row of cells, or the
+  // place of a month not held (its height estimated from its count).
   let bTop = new Float64Array(0), bH = new Float64Array(0);
-  let bKind = new Uint8Array(0);          // 0 heading, 1 row
-  let bA = new Int32Array(0), bB = new Int32Array(0); // heading: month idx; row: item range
+  let bKind = new Uint8Array(0);          // 0 heading, 1 row, 2 a month not held
+  let bM = new Int32Array(0);             // the block's month
+  let bA = new Int32Array(0), bB = new Int32Array(0); // row: item range
   let nBlocks = 0, total = 0, layoutWidth = 0;
-  let cellX = new Float32Array(0), cellW = new Float32Array(0), cellRow = new Int32Array(0);
+  let aspectSum = 0, aspectN = 0;         // of the items held so far: for estimates
 
   function targetHeight(width) {
     return width < 520 ? 108 : width < 900 ? 150 : 180;
@@ -302,58 +653,101 @@
     return Math.min(MAX_ASPECT, Math.max(1 / MAX_ASPECT, it.a));
   }
 
+  // Month m's justified rows at this width: per item its x, width and row;
+  // per row its first item, end and height; h: the rows' height with gaps.
+  function layMonth(m, width, target) {
+    const list = m.items, n = list.length;
+    const cx = new Float32Array(n), cw = new Float32Array(n), crow = new Int32Array(n);
+    const ra = [], rb = [], rh = [];
+    let y = 0, i = 0;
+    while (i < n) {
+      let sum = 0, j = i, full = false;
+      while (j < n) {
+        sum += aspectOf(list[j]);
+        j++;
+        if (sum * target + (j - i - 1) * GAP >= width) { full = true; break; }
+      }
+      let h;
+      if (full) {
+        h = (width - (j - i - 1) * GAP) / sum;
+        // Would the row look closer to the target without its last item?
+        if (j - i > 1) {
+          const s2 = sum - aspectOf(list[j - 1]);
+          const h2 = (width - (j - i - 2) * GAP) / s2;
+          if (h2 < target * 1.3 && Math.abs(h2 - target) < Math.abs(h - target)) {
+            j--; sum = s2; h = h2;
+          }
+        }
+      } else {
+        h = target;
+      }
+      h = Math.round(h);
+      let x = 0;
+      for (let k = i; k < j; k++) {
+        const w = k === j - 1 && full ? width - x : Math.round(aspectOf(list[k]) * h);
+        cx[k] = x; cw[k] = Math.max(1, w); crow[k] = ra.length;
+        x += w + GAP;
+      }
+      ra.push(i); rb.push(j); rh.push(h);
+      y += h + GAP;
+      i = j;
+    }
+    m.lay = { w: width, cx, cw, crow, ra, rb, rh, h: y };
+  }
+
+  // The rows' height of a month not held: its own when it was held at this
+  // width, else its count in rows of the target height, filled with items
+  // of the average aspect ratio seen so far.
+  function estimate(m, width, target) {
+    if (m.known && m.known.w === width) return m.known.h;
+    const a = aspectN ? aspectSum / aspectN : 4 / 3;
+    const line = m.count * (a * target + GAP) - GAP;
+    const rows = line <= width ? 1 : Math.max(1, Math.round((line + GAP) / (width + GAP)));
+    return rows * (target + GAP);
+  }
+
   function computeLayout(width) {
-    const n = items.length;
-    const cap = n + months.length + 1;
-    bTop = new Float64Array(cap); bH = new Float64Array(cap); bKind = new Uint8Array(cap);
-    bA = new Int32Array(cap); bB = new Int32Array(cap);
-    cellX = new Float32Array(n); cellW = new Float32Array(n); cellRow = new Int32Array(n);
+    let cap = months.length * 2 + 1;
+    for (const m of months) if (m.items) cap += m.items.length;
+    if (bTop.length < cap) {
+      const c = Math.max(cap, bTop.length * 2);
+      bTop = new Float64Array(c); bH = new Float64Array(c); bKind = new Uint8Array(c);
+      bM = new Int32Array(c); bA = new Int32Array(c); bB = new Int32Array(c);
+    }
     const target = targetHeight(width);
     let y = 0, nb = 0;
-    for (let m = 0; m < months.length; m++) {
-      const mo = months[m];
+    for (let k = 0; k < months.length; k++) {
+      const mo = months[k];
       mo.top = y;
-      bTop[nb] = y; bH[nb] = HEAD_H; bKind[nb] = 0; bA[nb] = m; bB[nb] = m; nb++;
+      bTop[nb] = y; bH[nb] = HEAD_H; bKind[nb] = 0; bM[nb] = k; nb++;
       y += HEAD_H;
-      let i = mo.start;
-      while (i < mo.end) {
-        let sum = 0, j = i, full = false;
-        while (j < mo.end) {
-          sum += aspectOf(items[j]);
-          j++;
-          if (sum * target + (j - i - 1) * GAP >= width) { full = true; break; }
+      mo.b0 = nb;
+      if (mo.items) {
+        if (!mo.lay || mo.lay.w !== width) layMonth(mo, width, target);
+        const L = mo.lay;
+        for (let r = 0; r < L.ra.length; r++) {
+          bTop[nb] = y; bH[nb] = L.rh[r]; bKind[nb] = 1; bM[nb] = k;
+          bA[nb] = mo.start + L.ra[r]; bB[nb] = mo.start + L.rb[r]; nb++;
+          y += L.rh[r] + GAP;
         }
-        let h;
-        if (full) {
-          h = (width - (j - i - 1) * GAP) / sum;
-          // Would the row look closer to the target without its last item?
-          if (j - i > 1) {
-            const s2 = sum - aspectOf(items[j - 1]);
-            const h2 = (width - (j - i - 2) * GAP) / s2;
-            if (h2 < target * 1.3 && Math.abs(h2 - target) < Math.abs(h - target)) {
-              j--; sum = s2; h = h2;
-            }
-          }
-        } else {
-          h = target;
-        }
-        h = Math.round(h);
-        let x = 0;
-        for (let k = i; k < j; k++) {
-          const w = k === j - 1 && full ? width - x : Math.round(aspectOf(items[k]) * h);
-          cellX[k] = x; cellW[k] = Math.max(1, w); cellRow[k] = nb;
-          x += w + GAP;
-        }
-        bTop[nb] = y; bH[nb] = h; bKind[nb] = 1; bA[nb] = i; bB[nb] = j; nb++;
-        y += h + GAP;
-        i = j;
+      } else {
+        const h = estimate(mo, width, target);
+        bTop[nb] = y; bH[nb] = h - GAP; bKind[nb] = 2; bM[nb] = k;
+        bA[nb] = mo.start; bB[nb] = mo.start + mo.count; nb++;
+        y += h;
       }
       y += MONTH_GAP;
+      mo.h = y - mo.top;
     }
     nBlocks = nb;
     total = Math.ceil(y);
     layoutWidth = width;
   }
+
+  // Item i's cell (its month held): x, width, and its row's block.
+  function cellX(i) { const m = months[monthIndexOf(i)]; return m.lay.cx[i - m.start]; }
+  function cellW(i) { const m = months[monthIndexOf(i)]; return m.lay.cw[i - m.start]; }
+  function cellRow(i) { const m = months[monthIndexOf(i)]; return m.b0 + m.lay.crow[i - m.start]; }
 
   // The first block whose bottom is below y.
   function blockAt(y) {
@@ -376,7 +770,7 @@
 
   /* ----------------------------------------------------------- rendering */
 
-  const rendered = new Map(); // block index -> element
+  const rendered = new Map(); // block key (its month and place) -> element
   let timelineTop = 0, headerH = 56;
   let lastScrollY = 0, fastUntil = 0, lastBigMove = -1e9, settleTimer = 0, rafPending = false;
   let firstThumb = false, firstThumbWaiter = null;
@@ -403,32 +797,53 @@
     return [top, window.scrollY + window.innerHeight - timelineTop];
   }
 
+  // What is at the top of the viewport, to keep it there when what is
+  // above it changes height: an item's row, or a place in a month.
   function topAnchor() {
-    if (!nBlocks) return null;
+    if (!nBlocks || otherView()) return null;
     const [top] = viewRange();
     const b = blockAt(Math.max(0, top));
     if (b >= nBlocks) return null;
-    const i = bKind[b] === 1 ? bA[b] : months[bA[b]].start;
-    return { sha: items[i] ? items[i].sha : null, off: bTop[b] - top, heading: bKind[b] === 0 };
+    const m = months[bM[b]];
+    if (bKind[b] === 1 || (bKind[b] === 0 && m.items && m.items.length)) {
+      const it = bKind[b] === 1 ? itemAt(bA[b]) : m.items[0];
+      return { sha: it.sha, off: bTop[b] - top, heading: bKind[b] === 0 };
+    }
+    return { ym: m.ym, off: m.top - top };
   }
 
-  function relayout(anchor) {
-    for (const node of rendered.values()) node.remove();
-    rendered.clear();
+  // Lay out again (after a change of width or of the months held), the
+  // anchor where it was; `fresh`: every element is made anew.
+  function relayout(anchor, fresh = true) {
+    if (fresh) {
+      for (const node of rendered.values()) node.remove();
+      rendered.clear();
+    }
     measure();
     const width = Math.floor(el.timeline.clientWidth);
     computeLayout(width);
     el.timeline.style.height = total + 'px';
-    if (anchor && anchor.sha && bySha.has(anchor.sha)) {
-      const i = bySha.get(anchor.sha);
-      let b = cellRow[i];
+    const it = anchor && anchor.sha ? bySha.get(anchor.sha) : null;
+    let y = null;
+    if (it) {
+      let b = cellRow(indexOf(it));
       if (anchor.heading && b > 0 && bKind[b - 1] === 0) b--;
-      window.scrollTo(0, Math.max(0, timelineTop + bTop[b] - headerH - anchor.off));
+      y = bTop[b];
+    } else if (anchor && anchor.ym) {
+      const m = months.find((x) => x.ym === anchor.ym);
+      if (m) y = m.top;
+    }
+    if (y !== null) {
+      const to = Math.max(0, timelineTop + y - headerH - anchor.off);
+      if (Math.abs(to - window.scrollY) >= 1) {
+        window.scrollTo(0, to);
+        if (pinned) pinned.y = window.scrollY;
+        lastScrollY = window.scrollY;   // not a move of the user's
+      }
     }
     buildScrubber();
     render();
   }
-
   function thumbURL(it) { return BASE + '/thumbnail/' + it.sha; }
   // The 512 px JPEG: sharp on HiDPI screens and large tiles (and lighter
   // than the 256 px PNG).
@@ -451,20 +866,29 @@
     const kind = it.video ? 'Video' : 'Photo';
     return `${kind} ${it.name}, ${longDateFmt.format(new Date(it.t * 1000))}`;
   }
-
   function makeHeading(b) {
-    const m = months[bA[b]];
+    const m = months[bM[b]];
     const h = document.createElement('h2');
     h.className = 'month';
-    h.id = 'm-' + m.year + '-' + String(m.month + 1).padStart(2, '0');
+    h.id = 'm-' + m.ym;
     h.style.top = bTop[b] + 'px';
     h.textContent = m.label;
     const c = document.createElement('span');
     c.className = 'month-count';
-    const n = m.end - m.start;
+    const n = m.count;
     c.textContent = n === 1 ? '1 item' : numFmt.format(n) + ' items';
     h.append(' ', c);
     return h;
+  }
+
+  // The place of a month not held yet: grey rows until its items come.
+  function makePlaceholder(b) {
+    const d = document.createElement('div');
+    d.className = 'ph';
+    d.style.top = bTop[b] + 'px';
+    d.style.height = bH[b] + 'px';
+    d.style.setProperty('--rh', targetHeight(layoutWidth) + 'px');
+    return d;
   }
 
   // Sizes the tile's image; returns the side of its square in CSS px.
@@ -502,22 +926,23 @@
     hi.onerror = () => { clearTimeout(slow); if (img.isConnected && img.getAttribute('src') !== small) img.src = small; };
     hi.src = url;
   }
-
   function makeRow(b, loadNow) {
     const row = document.createElement('div');
     row.className = 'row';
     row.style.top = bTop[b] + 'px';
     row.style.height = bH[b] + 'px';
     const h = bH[b];
+    const m = months[bM[b]], L = m.lay;
     for (let i = bA[b]; i < bB[b]; i++) {
-      const it = items[i];
+      const it = m.items[i - m.start];
       const a = document.createElement('a');
       a.className = it.video ? 'cell video' : 'cell';
       a.href = '#/photo/' + it.sha;
       a.dataset.i = i;
       if (selected.has(it.sha)) { a.classList.add('selected'); a.setAttribute('aria-pressed', 'true'); }
-      a.style.left = cellX[i] + 'px';
-      a.style.width = cellW[i] + 'px';
+      const x = L.cx[i - m.start], w = L.cw[i - m.start];
+      a.style.left = x + 'px';
+      a.style.width = w + 'px';
       const check = document.createElement('span');
       check.className = 'check';
       check.title = 'Select';
@@ -527,7 +952,7 @@
         img.alt = altText(it);
         img.decoding = 'async';
         img.draggable = false;
-        const url = gridURL(it, placeImg(img, it, cellW[i], h));
+        const url = gridURL(it, placeImg(img, it, w, h));
         if (loadNow) loadThumb(img, url); else img.dataset.src = url;
         a.append(img);
       } else {
@@ -561,17 +986,33 @@
     return row;
   }
 
+  // A block's element is kept while what it shows is the same (a month
+  // fetched above it only moves it): its key names its place, its `sig`
+  // what it shows.
+  function blockKey(b) {
+    const m = months[bM[b]];
+    return bKind[b] === 0 ? 'h' + m.key : bKind[b] === 2 ? 'p' + m.key : 'r' + m.key + ':' + (bA[b] - m.start);
+  }
+  function blockSig(b) {
+    const m = months[bM[b]];
+    return bKind[b] === 0 ? m.count + ':' + m.label : bKind[b] === 2 ? String(bH[b])
+      : m.ver + ':' + m.start + ':' + layoutWidth + ':' + bB[b];
+  }
+
+  // A view over the timeline (it is hidden, and laid out on return).
+  function otherView() { return trashOn || placesOn || simOn; }
+
   function render() {
     rafPending = false;
-    if (!nBlocks) return;
+    if (!nBlocks || otherView()) return;
     const [top, bottom] = viewRange();
     const vh = bottom - top;
     const now = performance.now();
     const dy = Math.abs(window.scrollY - lastScrollY);
     lastScrollY = window.scrollY;
     // While flying through the library (scrubber drags, flings: big moves
-    // frame after frame) build rows but request no thumbnails until the
-    // scroll settles.  A single jump loads at once.
+    // frame after frame) build rows but request no thumbnails, and fetch no
+    // months, until the scroll settles.  A single jump loads at once.
     if (dy > vh * 1.5) {
       if (now - lastBigMove < 120) fastUntil = now + 150;
       lastBigMove = now;
@@ -581,20 +1022,33 @@
     const first = blockAt(Math.max(0, lo));
     let last = first;
     while (last < nBlocks && bTop[last] <= hi) last++;
-    for (const [b, node] of rendered) {
-      if (b < first || b >= last) { node.remove(); rendered.delete(b); }
-    }
-    const frag = document.createDocumentFragment();
+    const want = new Set();
+    let prev = null;   // the elements stay in document order (the Tab order)
     for (let b = first; b < last; b++) {
-      if (rendered.has(b)) continue;
-      const node = bKind[b] === 0 ? makeHeading(b) : makeRow(b, loadNow);
-      rendered.set(b, node);
-      frag.append(node);
+      const key = blockKey(b), sig = blockSig(b);
+      want.add(key);
+      let node = rendered.get(key);
+      if (node && node.miSig !== sig) { node.remove(); node = null; }
+      if (!node) {
+        node = bKind[b] === 0 ? makeHeading(b) : bKind[b] === 2 ? makePlaceholder(b) : makeRow(b, loadNow);
+        node.miSig = sig;
+        node.miTop = bTop[b];
+        rendered.set(key, node);
+        if (prev) prev.after(node); else el.timeline.prepend(node);
+      } else if (node.miTop !== bTop[b]) {
+        node.style.top = bTop[b] + 'px';
+        node.miTop = bTop[b];
+      }
+      prev = node;
     }
-    el.timeline.append(frag);
+    for (const [key, node] of rendered) {
+      if (!want.has(key)) { node.remove(); rendered.delete(key); }
+    }
     if (!loadNow) {
       clearTimeout(settleTimer);
       settleTimer = setTimeout(fillPending, 160);
+    } else {
+      fetchNear();
     }
     updateActiveMonth(top);
     updateScrubThumb();
@@ -606,6 +1060,7 @@
       loadThumb(img, img.dataset.src);
       delete img.dataset.src;
     }
+    fetchNear();
   }
 
   function scheduleRender() {
@@ -658,7 +1113,7 @@
     press = { x: e.clientX, y: e.clientY, id: e.pointerId, timer: setTimeout(() => {
       press = null;
       longPressed = true;
-      const it = items[Number(a.dataset.i)];
+      const it = itemAt(Number(a.dataset.i));
       if (it && !selected.has(it.sha)) toggleSelected(a);
       if (navigator.vibrate) navigator.vibrate(15);
     }, 500) };
@@ -689,26 +1144,38 @@
     else if (e.key === 'ArrowLeft') j = i - 1;
     else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') j = verticalNeighbour(i, e.key === 'ArrowDown' ? 1 : -1);
     else if (e.key === 'Home') j = 0;
-    else if (e.key === 'End') j = items.length - 1;
+    else if (e.key === 'End') j = nItems - 1;
     else return;
     e.preventDefault();
-    if (j >= 0 && j < items.length) focusItem(j);
+    if (j >= 0 && j < nItems) focusIndex(j);
   });
 
+  // The item in the row above or below (dir), nearest the middle of item
+  // i; in a month not held yet, its first (or last) item.
   function verticalNeighbour(i, dir) {
-    let b = cellRow[i] + dir;
-    while (b >= 0 && b < nBlocks && bKind[b] !== 1) b += dir;
+    let b = cellRow(i) + dir;
+    while (b >= 0 && b < nBlocks && bKind[b] === 0) b += dir;
     if (b < 0 || b >= nBlocks) return -1;
-    const cx = cellX[i] + cellW[i] / 2;
+    if (bKind[b] === 2) return dir > 0 ? bA[b] : bB[b] - 1;
+    const cx = cellX(i) + cellW(i) / 2;
     let best = bA[b];
     for (let k = bA[b]; k < bB[b]; k++) {
-      if (cellX[k] <= cx) best = k;
+      if (cellX(k) <= cx) best = k;
     }
     return best;
   }
 
+  // Focus item j, once its month is held.
+  function focusIndex(j) {
+    if (itemAt(j)) { focusItem(j); return; }
+    const m = months[monthIndexOf(j)];
+    scrollToMonth(m);
+    fetchMonth(m, true).then(() => { if (itemAt(j)) focusItem(j); });
+  }
+
   function scrollToItem(i, center) {
-    const b = cellRow[i];
+    if (otherView() || !itemAt(i)) return;
+    const b = cellRow(i);
     const [top, bottom] = viewRange();
     if (bTop[b] >= top && bTop[b] + bH[b] <= bottom) return;
     const y = center ? bTop[b] - (bottom - top - bH[b]) / 2 : bTop[b] < top ? bTop[b] - 8 : bTop[b] + bH[b] - (bottom - top) + 8;
@@ -717,6 +1184,7 @@
   }
 
   function focusItem(i, center) {
+    if (otherView()) return;
     scrollToItem(i, center);
     const a = el.timeline.querySelector(`a.cell[data-i="${i}"]`);
     if (a) a.focus({ preventScroll: true });
@@ -758,8 +1226,8 @@
       b.type = 'button';
       b.dataset.m = idx;
       b.textContent = m.short;
-      b.title = `${m.label}: ${numFmt.format(m.end - m.start)}`;
-      b.setAttribute('aria-label', `${m.label}, ${numFmt.format(m.end - m.start)} items`);
+      b.title = `${m.label}: ${numFmt.format(m.count)}`;
+      b.setAttribute('aria-label', `${m.label}, ${numFmt.format(m.count)} items`);
       li.append(b);
       ol.append(li);
     });
@@ -773,8 +1241,12 @@
   function jumpToMonth(idx) {
     const m = months[idx];
     if (!m) return;
+    scrollToMonth(m);
+    pinned = { mo: m, y: window.scrollY };
+    render();
+  }
+  function scrollToMonth(m) {
     window.scrollTo(0, timelineTop + m.top - headerH);
-    pinned = { m: idx, y: window.scrollY };
     render();
   }
 
@@ -790,8 +1262,9 @@
 
   function updateActiveMonth(top) {
     if (!months.length) return;
-    if (pinned && Math.abs(window.scrollY - pinned.y) > 1) pinned = null;
-    const m = pinned ? pinned.m : monthAt(Math.max(0, top + 1));
+    const at = pinned ? months.indexOf(pinned.mo) : -1;
+    if (pinned && (at < 0 || Math.abs(window.scrollY - pinned.y) > 1)) pinned = null;
+    const m = pinned ? at : monthAt(Math.max(0, top + 1));
     if (m === activeMonth) return;
     const old = el.months.querySelector('[aria-current]');
     if (old) old.removeAttribute('aria-current');
@@ -843,7 +1316,7 @@
   }
 
   function buildScrubber() {
-    el.scrubber.hidden = items.length === 0;
+    el.scrubber.hidden = nItems === 0;
     el.scrubYears.textContent = '';
     if (!months.length) return;
     const h = trackH = trackRect().height;
@@ -945,7 +1418,7 @@
   }
 
   function openViewer(i, mode, item) {
-    const it = item || items[i];
+    const it = item || itemAt(i);
     if (!it) return;
     const hash = '#/photo/' + it.sha;
     if (mode === 'push' && vIndex < 0 && !vItem) {
@@ -1094,7 +1567,7 @@
     el.vDownload.hidden = !originals();
     el.vDelete.hidden = !canDelete;
     el.vPrev.disabled = vIndex <= 0;
-    el.vNext.disabled = vIndex < 0 || vIndex >= items.length - 1;
+    el.vNext.disabled = vIndex < 0 || vIndex >= nItems - 1;
     fillCaption(it);
     preloadAround(vIndex);
   }
@@ -1163,7 +1636,7 @@
     preloads.length = 0;
     if (i < 0) return;
     for (const j of [i + 1, i - 1, i + 2]) {
-      const it = items[j];
+      const it = itemAt(j);
       if (!it || it.video) continue;
       const img = new Image();
       img.decoding = 'async';
@@ -1172,11 +1645,19 @@
     }
   }
 
+  // The next (d = 1) or previous item; across a month not held yet, once
+  // it is fetched.
   function step(d) {
     if (vIndex < 0) return;
     const j = vIndex + d;
-    if (j < 0 || j >= items.length) return;
-    openViewer(j, 'replace');
+    if (j < 0 || j >= nItems) return;
+    if (itemAt(j)) { openViewer(j, 'replace'); return; }
+    const from = vItem;
+    fetchMonth(months[monthIndexOf(j)], true).then(() => {
+      if (vItem !== from || vIndex < 0) return;
+      const k = vIndex + d;
+      if (itemAt(k)) openViewer(k, 'replace');
+    });
   }
 
   function closeViewer() {
@@ -1197,7 +1678,7 @@
     const i = vIndex;
     vIndex = -1; vItem = null; vPushed = false;
     preloads.length = 0;
-    if (i >= 0 && i < items.length) focusItem(i, true);
+    if (itemAt(i)) focusItem(i, true);
   }
 
   el.vPrev.addEventListener('click', () => step(-1));
@@ -1267,15 +1748,43 @@
     if (!sha) { closeViewerUI(); return; }
     if (!loaded) return;
     if (vItem && vItem.sha === sha) return;
-    if (bySha.has(sha)) {
-      const i = bySha.get(sha);
-      scrollToItem(i, true);
-      openViewer(i, 'none');
-    } else {
-      // Not in the (filtered) list: still show it, alone.
-      openViewer(-1, 'none', { sha, t: 0, name: sha.slice(0, 12) + '…', path: '', video: false,
-                               thumb: false, w: 0, h: 0, a: 1, lat: null, lon: null, make: '', model: '', size: NaN });
+    if (bySha.has(sha)) openHeld(bySha.get(sha));
+    else if (!whole) openUnheld(sha);
+    else openAlone(sha, null);
+  }
+
+  function openHeld(it) {
+    const i = indexOf(it);
+    scrollToItem(i, true);
+    openViewer(i, 'none');
+  }
+  // Not in the (filtered) list: still show it, alone.
+  function openAlone(sha, it) {
+    openViewer(-1, 'none', it || { sha, t: 0, name: sha.slice(0, 12) + '…', path: '', video: false,
+                                   thumb: false, w: 0, h: 0, a: 1, lat: null, lon: null, make: '', model: '', size: NaN });
+  }
+  // A link to an item whose month is not held: GET /api/items/<sha> says
+  // when it is, its month is fetched, and the viewer opens on it there.
+  let deepSeq = 0;
+  async function openUnheld(sha) {
+    const seq = ++deepSeq;
+    const still = () => seq === deepSeq && parseHash().photo === sha && !(vItem && vItem.sha === sha);
+    let it = null;
+    try {
+      const r = await fetch('/api/items/' + sha, { cache: 'no-cache' });
+      if (authLost(r.status)) return;
+      const e = r.ok ? await r.json() : null;
+      if (e && typeof e.sha256 === 'string') it = toItem(e.sha256, e);
+    } catch { /* shown alone */ }
+    if (!still()) return;
+    const m = it && monthByKey(monthKeyOf(it.t));
+    if (m && !m.items) {
+      scrollToMonth(m);
+      await fetchMonth(m, true);
+      if (!still()) return;
     }
+    if (bySha.has(sha)) openHeld(bySha.get(sha));
+    else openAlone(sha, it);
   }
   window.addEventListener('popstate', route);
   window.addEventListener('hashchange', route);
@@ -1636,8 +2145,8 @@
       b.className = 'linkish';
       b.textContent = 'Show';
       b.addEventListener('click', () => {
-        const i = bySha.get(String(sha).toLowerCase());
-        if (i !== undefined) { scrollToItem(i, true); openViewer(i, 'push'); }
+        const it = bySha.get(String(sha).toLowerCase());
+        if (it) { scrollToItem(indexOf(it), true); openViewer(indexOf(it), 'push'); }
       });
       job.st.append(' ', b);
     }
@@ -1671,16 +2180,21 @@
     return (!filter.from || s >= filter.from) && (!filter.to || s <= filter.to);
   }
 
+  // An upload goes into its month at once when that month is held (or is
+  // new); the timeline's counts follow.
   function flushInserts() {
-    const add = pendingInserts.splice(0).filter((it) => !all.has(it.sha) && inFilter(it));
+    const add = pendingInserts.splice(0).filter((it) => !bySha.has(it.sha) && !motionOf.has(it.sha) && inFilter(it));
     if (!add.length || !loaded) return;
-    const anchor = topAnchor();
-    for (const it of add) all.set(it.sha, it);
-    setItems(Array.from(all.values()));
-    hideState();
-    relayout(anchor);
-    buildNav();
-    updateCount();
+    change(add, []);
+    refreshSoon();
+  }
+
+  // The timeline again (its counts), quietly, a moment after a change.
+  let refreshTimer = 0;
+  function refreshSoon() {
+    if (whole) return;
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => load({ keepScroll: true, quiet: true }), 250);
   }
 
   function uploadsDone() {
@@ -1786,7 +2300,7 @@
             up.delete(c.sha256);
           } else if (c.change === 'reset') {
             feedToken = c.token;        // too far behind: read it all again
-            load({ keepScroll: true, quiet: true });
+            load({ keepScroll: true, quiet: true, all: true });
             return;
           } else if (c.change === 'end') {
             feedToken = c.token;
@@ -1797,13 +2311,13 @@
         if (!ended) return;             // cut short: the next event asks again
       }
       if (!up.size && !gone.size) return;
-      for (const sha of gone) all.delete(sha);
+      const adds = [];
       for (const [sha, e] of up) {
         const it = toItem(sha, e);
-        if (inFilter(it)) all.set(it.sha, it);
-        else all.delete(it.sha);
+        if (inFilter(it)) adds.push(it); else gone.add(it.sha);
       }
-      rebuild();
+      change(adds, gone);
+      refreshSoon();
       // What went may be in the trash, what came may have left it.
       if (canDelete) trashSoon();
     } catch { /* the next event tries again */ } finally {
@@ -1853,7 +2367,7 @@
       setTimeout(pollStatus, 2000);
     } else if (wasScanning) {
       wasScanning = false;
-      load({ keepScroll: true, quiet: true });
+      load({ keepScroll: true, quiet: true, all: true });
       setTimeout(pollStatus, ro ? 5000 : 30000);
     } else {
       // Read-only: asked again soon, so the note goes when space returns.
@@ -2169,7 +2683,7 @@
   }
   function markCells() {
     for (const a of el.timeline.querySelectorAll('a.cell')) {
-      const it = items[Number(a.dataset.i)];
+      const it = itemAt(Number(a.dataset.i));
       const on = !!it && selected.has(it.sha);
       a.classList.toggle('selected', on);
       if (on) a.setAttribute('aria-pressed', 'true'); else a.removeAttribute('aria-pressed');
@@ -2190,7 +2704,7 @@
   }
   function toggleSelected(a) {
     const i = Number(a.dataset.i);
-    const it = items[i];
+    const it = itemAt(i);
     if (!it) return;
     if (!selecting) setSelecting(true, true);
     if (selected.has(it.sha)) selected.delete(it.sha); else selected.add(it.sha);
@@ -2200,10 +2714,14 @@
     updateSelBar();
   }
   function selectRange(j) {
-    if (!items[j]) return;
+    if (!itemAt(j)) return;
     if (!selecting) setSelecting(true, true);
-    const i = selAnchor >= 0 && selAnchor < items.length ? selAnchor : j;
-    for (let k = Math.min(i, j); k <= Math.max(i, j); k++) selected.add(items[k].sha);
+    const i = selAnchor >= 0 && selAnchor < nItems ? selAnchor : j;
+    // (Items of a month not held in between are not selected.)
+    for (let k = Math.min(i, j); k <= Math.max(i, j); k++) {
+      const it = itemAt(k);
+      if (it) selected.add(it.sha);
+    }
     selAnchor = j;
     markCells();
     updateSelBar();
@@ -2223,20 +2741,26 @@
     el.selCancel.click();
   });
 
-  // After a change to `all` (deleted, restored, the live feed): the
-  // timeline again, where the user was.
-  function rebuild() {
-    const anchor = trashOn ? null : topAnchor();
-    setItems(Array.from(all.values()));
-    if (vItem && bySha.has(vItem.sha)) vIndex = bySha.get(vItem.sha);
+  // A change to the months (deleted, restored, uploaded, the live feed):
+  // the timeline again, where the user was (the anchor is taken before).
+  function change(adds, gone) {
+    const anchor = topAnchor();
+    applyChanges(adds, gone);
+    rebuild(anchor);
+  }
+  function rebuild(anchor) {
+    recount();
     for (const sha of selected) if (!bySha.has(sha)) selected.delete(sha);
     if (selecting) updateSelBar();
     buildNav();
-    if (items.length) hideState();
-    if (!trashOn) relayout(anchor);   // the trash hides the timeline: laid out on return
+    if (nItems) hideState();
+    if (!otherView()) relayout(anchor, false);   // a view hides the timeline: laid out on return
     updateCount();
-    if (!items.length) showEmpty();
+    if (!nItems) showEmpty();
   }
+
+  // The selected items (those held).
+  const selectedItems = () => [...selected].map((sha) => bySha.get(sha)).filter(Boolean).sort(newestFirst);
 
   /* --------------------------------------------------- delete and restore */
 
@@ -2252,16 +2776,15 @@
   // the timeline at once, with a toast to undo.  Returns how many went.
   async function trashItems(list, what) {
     const saved = new Map();
-    for (const sha of shasOf(list)) if (all.has(sha)) saved.set(sha, all.get(sha));
+    for (const it of list) { saved.set(it.sha, it); if (it.motion) saved.set(it.motion.sha, it.motion); }
     const gone = [];
     let err = null;
     await eachLimit(shasOf(list), async (sha) => {
       try { await api('DELETE', '/image/' + sha); gone.push(sha); }
       catch (e) { if (!/not found|404/i.test(e.message)) err = e; }
     });
-    for (const sha of gone) all.delete(sha);
     const n = list.filter((it) => gone.includes(it.sha)).length;
-    if (gone.length) { rebuild(); trashSoon(); }
+    if (gone.length) { change([], gone); trashSoon(); refreshSoon(); }
     if (err && !n) { toast('Could not move to the trash: ' + err.message); return 0; }
     const msg = (what && n === 1 ? what : plural(n)) + ' moved to the trash' +
       (err ? ` (${plural(list.length - n)} could not be: ${err.message})` : '');
@@ -2274,18 +2797,19 @@
   // `entries` gives each one's item: from the timeline, or the trash.
   async function restoreShas(shas, entries) {
     let done = 0, err = null;
+    const adds = [];
     await eachLimit(shas, async (sha) => {
       try {
         const j = await api('POST', '/api/trash/' + sha + '/restore');
         const it = entries.get(sha);
         if (it) {
           if (j && typeof j.file_path === 'string') it.path = j.file_path;
-          if (inFilter(it)) all.set(sha, it);
+          if (inFilter(it)) adds.push(it);
         }
         done++;
       } catch (e) { err = e; }
     });
-    if (done) rebuild();
+    if (done) { change(adds, []); refreshSoon(); }
     if (err) toast('Could not restore everything: ' + err.message);
     trashSoon(0);
     if (done && simOn) loadSimilar();
@@ -2294,7 +2818,7 @@
 
   el.selDelete.addEventListener('click', async () => {
     if (simOn) { await trashSimilar(); return; }
-    const list = items.filter((it) => selected.has(it.sha));
+    const list = selectedItems();
     if (!list.length) return;
     el.selDelete.disabled = true;
     setSelecting(false);
@@ -2311,8 +2835,10 @@
       if (!await trashItems([it], '“' + it.name + '”')) return;
     } finally { el.vDelete.disabled = false; }
     if (vItem !== it) return;              // moved on meanwhile
-    if (i >= 0 && i < items.length) openViewer(i, 'replace');
-    else closeViewer();
+    if (i >= 0 && i < nItems) {
+      if (itemAt(i)) openViewer(i, 'replace');
+      else fetchMonth(months[monthIndexOf(i)], true).then(() => { if (vItem === it && itemAt(i)) openViewer(i, 'replace'); });
+    } else closeViewer();
   });
 
   /* --------------------------------------------------------------- trash */
@@ -2352,7 +2878,7 @@
   function backToTimeline(anchor) {
     hideState();
     relayout(anchor);
-    if (!items.length) showEmpty();
+    if (!nItems) showEmpty();
   }
   function leaveView(key) {
     if (history.state && history.state[key]) { history.back(); return; }
@@ -2705,7 +3231,7 @@
     if (vItem) openSharePanel({ items: shasOf([vItem]) }, `Share “${vItem.name}”`);
   });
   $('sel-share').addEventListener('click', () => {
-    const list = items.filter((it) => selected.has(it.sha));
+    const list = selectedItems();
     if (!list.length) return;
     openSharePanel({ items: shasOf(list) }, list.length === 1 ? `Share 1 item` : `Share ${numFmt.format(list.length)} items`);
   });

@@ -201,6 +201,43 @@ def _():
     check(st == 200 and cached == walked, (cached, walked))
 
 
+@test("/api/items/<sha>: the item's /list NDJSON object; HEAD; 404 unknown or trashed; 400 malformed")
+def _():
+    st, h, data = s.request("GET", "/list?format=ndjson")
+    rows = {e["sha256"]: e for e in
+            (json.loads(x) for x in data.decode().splitlines() if x)}
+    sha_ = SHA["trips/IMG_20210603.jpg"]
+    st, h, j = s.json("GET", "/api/items/" + sha_)
+    check(st == 200 and "application/json" in h["content-type"], (st, h))
+    check(j == rows[sha_], (j, rows[sha_]))
+    check(j["city"] == "Helsinki" and j["sha256"] == sha_, j)
+    st, h, data = s.request("HEAD", "/api/items/" + sha_)
+    check(st == 200 and not data and int(h["content-length"]) > 100, (st, h))
+    st, _, j = s.json("GET", "/api/items/" + sha_.upper())
+    check(st == 200 and j["sha256"] == sha_, (st, j))
+    st, _, j = s.json("GET", "/api/items/" + "0" * 64)
+    check(st == 404 and j["error"], (st, j))
+    st, _, _ = s.request("HEAD", "/api/items/" + "0" * 64)
+    check(st == 404, st)
+    for bad in ("nothex", "0" * 63, "g" * 64):
+        st, _, j = s.json("GET", "/api/items/" + bad)
+        check(st == 400 and "malformed" in j["error"], (bad, st, j))
+    st, _, _ = s.request("POST", "/api/items/" + sha_)
+    check(st == 405, st)
+    # In the trash it is not an item; back from it, it is again.
+    sha_ = SHA["beach.jpg"]
+    st, _, _ = s.request("DELETE", "/image/" + sha_)
+    check(st == 200, st)
+    try:
+        st, _, j = s.json("GET", "/api/items/" + sha_)
+        check(st == 404, (st, j))
+    finally:
+        st, _, _ = s.request("POST", "/api/trash/" + sha_ + "/restore")
+        check(st == 200, st)
+    st, _, j = s.json("GET", "/api/items/" + sha_)
+    check(st == 200 and j["file_path"] == "beach.jpg", (st, j))
+
+
 @test("/api/places: countries, cities, counts, covers and the credit")
 def _():
     st, h, j = s.json("GET", "/api/places")
