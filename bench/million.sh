@@ -42,7 +42,6 @@ trap 'stop_server 2>/dev/null; rm -rf "$work"' EXIT
 cc -std=c11 -O2 bench/corpus-gen.c -o "$work/corpus-gen"
 "$fixture" jpeg "$work/src.jpg" 16 12 7
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # curl's total time of GET $1 (extra curl arguments after it), in ms,
 # median of $runs
 get_ms() {
