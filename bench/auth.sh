@@ -16,6 +16,11 @@
 #     per-user throttles never slow them down: the worst case, a botnet);
 #     RUNS alternating runs each, medians of p50/p99, and what the flood got
 #     (401 = a full argon2 verify, 503 = refused while AUTH_MAX_QUEUE wait).
+#     PIN=1 (the default) runs the flood client on core 1 and the server and
+#     the user's wrk on core 0, idle and flooded alike: the Python client
+#     takes 1.2 cores of the two, a cost an attacker's own machines would
+#     bear, so unpinned (PIN=0) the figure says more about the client than
+#     about what the attack costs the server.
 # PARTS=1 or PARTS=2 runs one part only (default both).
 # The client (wrk, the Python flood) shares the machine's cores with the
 # server.  100 photos of PHOTOS_DIR are copied twice; when PHOTOS_DIR is
@@ -27,6 +32,7 @@ src=${1:-/tmp/bc/photos}
 runs=${RUNS:-5}
 dur=${DUR:-5}
 parts=${PARTS:-12}
+pin=${PIN:-1}
 command -v wrk >/dev/null || { echo "auth.sh: wrk not found (scripts/install-deps.sh --bench)" >&2; exit 1; }
 [ -d "$src" ] || bench/make-corpus.sh "$(dirname "$src")" 100 0
 ensure_build
@@ -50,6 +56,11 @@ open_pid=$SERVER_PID open_port=$PORT
 wait_idle
 start_server "$work/keyed" --threads 64 --trusted-proxy 127.0.0.1
 keyed_pid=$SERVER_PID keyed_port=$PORT
+user_cpu=() flood_cpu=()
+if [ "$pin" = 1 ] && [[ $parts == *2* ]]; then
+    taskset -a -p -c 0 "$keyed_pid" >/dev/null
+    user_cpu=(taskset -c 0) flood_cpu=(taskset -c 1)
+fi
 wait_idle
 PORT=$open_port
 curl -s "http://127.0.0.1:$open_port/list" | python3 -c '
@@ -97,7 +108,7 @@ ms() {  # wrk's "1.23ms" / "456.00us" / "1.02s" -> ms
 }
 lat() {  # lat [DELAY] -> "p50 p99" in ms, a logged-in user's 6 connections
     local out
-    out=$(AUTHZ= COOKIE=$cookie DELAY=${1:-0} wrk -t1 -c6 -d"${dur}s" --latency -s "$work/rotate.lua" "http://127.0.0.1:$keyed_port")
+    out=$(AUTHZ= COOKIE=$cookie DELAY=${1:-0} "${user_cpu[@]}" wrk -t1 -c6 -d"${dur}s" --latency -s "$work/rotate.lua" "http://127.0.0.1:$keyed_port")
     if grep -q "Non-2xx" <<<"$out"; then echo "auth.sh: errors: $out" >&2; exit 1; fi
     echo "$(awk '$1 == "50%" {print $2}' <<<"$out" | ms) $(awk '$1 == "99%" {print $2}' <<<"$out" | ms)"
 }
@@ -155,17 +166,44 @@ with lock:
                 " in %.1f s\n" % (time.time() - t0))
 PY
 
+# FLOOD=wrk: the same flood from wrk (C, one thread, 100 connections),
+# which costs the machine far less per attempt than Python's threads.
+cat >"$work/flood.lua" <<'LUA'
+wrk.method = "POST"
+request = function()
+  local ip = string.format("10.%d.%d.%d", math.random(0, 255),
+                           math.random(0, 255), math.random(1, 254))
+  local body = string.format('{"username": "u%08x", "password": "wrong password"}',
+                             math.random(0, 2147483647))
+  return wrk.format("POST", "/api/auth/login", {["Content-Type"] = "application/json",
+                    ["X-Forwarded-For"] = ip}, body)
+end
+local counts = {}
+response = function(status) counts[status] = (counts[status] or 0) + 1 end
+LUA
+flood() {  # flood PORT OUT: until SIGTERM
+    if [ "${FLOOD:-python}" = wrk ]; then
+        "${flood_cpu[@]}" wrk -t1 -c100 -d600s -s "$work/flood.lua" "http://127.0.0.1:$1" >"$2.wrk" 2>&1 &
+        local w=$!
+        trap 'kill -INT $w; wait $w; awk "/requests in/ {r=\$1} /Non-2xx/ {n=\$4} END {printf \"%s requests, %s non-2xx\\n\", r, n}" "$2.wrk" >"$2"; exit 0' TERM
+        wait $w
+    else
+        exec "${flood_cpu[@]}" python3 "$work/flood.py" "$1" "$2"
+    fi
+}
+
 if [[ $parts == *2* ]]; then
 echo
 echo "== 2. a logged-in user's /thumbnail latency (wrk -t1 -c6 --latency, ms), idle vs 100 wrong-password clients"
 echo "   paced: each connection asks every ${PACE:=20} ms (a gallery scrolling: up to $((6 * 1000 / PACE)) thumbnails/s);"
 echo "   saturated: as fast as the server answers (the user's requests queue behind each other)"
+[ "$pin" = 1 ] && echo "   pinned: the server and the user's wrk on core 0, the flood client on core 1 (PIN=0: unpinned)"
 for f in i50 i99 f50 f99 si99 sf99; do : >"$work/$f"; done
 for i in $(seq 1 "$runs"); do
     read -r p50 p99 < <(lat "$PACE")
     read -r _ s99 < <(lat)
     echo "$p50" >>"$work/i50"; echo "$p99" >>"$work/i99"; echo "$s99" >>"$work/si99"
-    python3 "$work/flood.py" "$keyed_port" "$work/flood-$i.txt" &
+    flood "$keyed_port" "$work/flood-$i.txt" &
     flood_pid=$!
     sleep 1
     read -r f50 f99 < <(lat "$PACE")

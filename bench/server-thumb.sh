@@ -8,6 +8,9 @@
 # 100 photos of PHOTOS_DIR are copied to a scratch folder and indexed (the
 # scan makes their thumbnails); when PHOTOS_DIR is missing it is made with
 # bench/make-corpus.sh OUT 100 0.  BUILD=build-dir picks the build.
+# RUNS (default 3) alternating runs of each, medians.  BASE_BIN=path/to/
+# another media-server adds it (on a copy of the folder) to the same runs,
+# to compare two builds in one run of a noisy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/server-common.sh
@@ -16,11 +19,15 @@ src=${1:-/tmp/bc/photos}
 ensure_build
 work=$(mktemp -d /tmp/server-thumb.XXXXXX)
 nginx_pid=
-trap 'stop_server; [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'stop_server; [ -n "$base_pid" ] && kill "$base_pid"; [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir "$work/store"
 find "$src" -maxdepth 1 -type f -name '*.jpg' | sort | head -100 |
     xargs -I{} cp {} "$work/store/"
 
+base_pid=
+if [ -n "${BASE_BIN:-}" ]; then
+    cp -a "$work/store" "$work/base"
+fi
 start_server "$work/store" --threads 64
 wait_idle
 curl -s "http://127.0.0.1:$PORT/list" | python3 -c '
@@ -69,12 +76,30 @@ sleep 0.5
 curl -sf -o /dev/null "http://127.0.0.1:$nport$(head -1 "$work/paths-nginx")"
 curl -sf -o /dev/null "http://127.0.0.1:$PORT$(head -1 "$work/paths-server")"
 
-run() {  # run NAME URL PATHS
+if [ -n "${BASE_BIN:-}" ]; then
+    main_pid=$SERVER_PID main_port=$PORT main_log=$SERVER_LOG
+    SERVER_BIN=$BASE_BIN start_server "$work/base" --threads 64
+    wait_idle
+    base_pid=$SERVER_PID base_port=$PORT
+    SERVER_PID=$main_pid PORT=$main_port SERVER_LOG=$main_log
+    curl -sf -o /dev/null "http://127.0.0.1:$base_port$(head -1 "$work/paths-server")"
+fi
+
+run() {  # run NAME URL PATHS: appends its req/s to $work/NAME.rps
     PATHS=$3 wrk -t2 -c64 -d10s -s "$work/rotate.lua" "$2" |
-        awk -v name="$1" '/Requests\/sec/ {print name ": " $2 " req/s"; print $2 >"/dev/stderr"}' 2>"$work/$1.rps"
+        awk '/Requests\/sec/ {print $2}' >>"$work/$1.rps"
 }
-run nginx "http://127.0.0.1:$nport" "$work/paths-nginx"
-run media-server "http://127.0.0.1:$PORT" "$work/paths-server"
-awk -v a="$(cat "$work/media-server.rps")" -v b="$(cat "$work/nginx.rps")" \
-    'BEGIN {printf "media-server / nginx: %.0f%%\n", 100 * a / b}'
+for i in $(seq 1 "${RUNS:-3}"); do
+    run nginx "http://127.0.0.1:$nport" "$work/paths-nginx"
+    run media-server "http://127.0.0.1:$PORT" "$work/paths-server"
+    [ -n "$base_pid" ] && run base "http://127.0.0.1:$base_port" "$work/paths-server"
+    echo "run $i: nginx $(tail -1 "$work/nginx.rps"), media-server $(tail -1 "$work/media-server.rps")${base_pid:+, base $(tail -1 "$work/base.rps")} req/s"
+done
+ng=$(median <"$work/nginx.rps")
+ms=$(median <"$work/media-server.rps")
+echo "median: nginx $ng, media-server $ms req/s: media-server / nginx $(awk -v a="$ms" -v b="$ng" 'BEGIN {printf "%.2f", a / b}')"
+if [ -n "$base_pid" ]; then
+    bs=$(median <"$work/base.rps")
+    echo "median: base $bs req/s: base / nginx $(awk -v a="$bs" -v b="$ng" 'BEGIN {printf "%.2f", a / b}'), media-server / base $(awk -v a="$ms" -v b="$bs" 'BEGIN {printf "%.2f", a / b}')"
+fi
 echo "server RSS: $(rss_kib "$SERVER_PID") KiB (peak $(hwm_kib "$SERVER_PID") KiB)"

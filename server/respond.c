@@ -348,14 +348,54 @@ int send_file(struct req *r, int fd, const char *content_type,
                         NULL);
 }
 
+/* The header lines of a file's answer (ETag, Cache-Control, ...) into
+ * extra; true when If-None-Match names etag and a 304 went out. */
+static bool file_headers(struct req *r, char *extra, size_t cap,
+                         const char *etag, const char *cache_control,
+                         bool ranges, const char *more)
+{
+    char cc[128];
+    int n;
+
+    /* Behind a login, no shared cache may keep a copy. */
+    if (r->authed && cache_control && strncmp(cache_control, "public", 6) == 0) {
+        snprintf(cc, sizeof(cc), "private%s", cache_control + 6);
+        cache_control = cc;
+    }
+    n = snprintf(extra, cap, "%s%s%s%s%s%s%s%s",
+                 etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "",
+                 cache_control ? "Cache-Control: " : "",
+                 cache_control ? cache_control : "",
+                 cache_control ? "\r\n" : "",
+                 ranges ? "Accept-Ranges: bytes\r\n" : "", more ? more : "");
+    if (n < 0 || (size_t)n >= cap)
+        extra[0] = '\0';
+    if (etag && if_none_match(r, etag)) {
+        respond(r, 304, NULL, 0, extra, NULL, 0);
+        return true;
+    }
+    return false;
+}
+
+void send_bytes(struct req *r, const void *body, size_t len,
+                const char *content_type, const char *etag,
+                const char *cache_control)
+{
+    char extra[512];
+
+    if (!file_headers(r, extra, sizeof(extra), etag, cache_control, false,
+                      NULL))
+        respond(r, 200, content_type, (int64_t)len, extra, body, len);
+}
+
 int send_file_ex(struct req *r, int fd, const char *content_type,
                  const char *etag, const char *cache_control, bool ranges,
                  const char *more)
 {
-    char extra[512], cc[128];
+    char extra[512];
     struct stat sb;
     uint64_t size, start = 0, end = 0;
-    int rng = 0, n;
+    int rng = 0;
     const char *h;
 
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -363,23 +403,9 @@ int send_file_ex(struct req *r, int fd, const char *content_type,
         return -1;
     }
     size = (uint64_t)sb.st_size;
-    /* Behind a login, no shared cache may keep a copy. */
-    if (r->authed && cache_control && strncmp(cache_control, "public", 6) == 0) {
-        snprintf(cc, sizeof(cc), "private%s", cache_control + 6);
-        cache_control = cc;
-    }
-    n = snprintf(extra, sizeof(extra), "%s%s%s%s%s%s%s%s",
-                 etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "",
-                 cache_control ? "Cache-Control: " : "",
-                 cache_control ? cache_control : "",
-                 cache_control ? "\r\n" : "",
-                 ranges ? "Accept-Ranges: bytes\r\n" : "", more ? more : "");
-    if (n < 0 || (size_t)n >= sizeof(extra))
-        extra[0] = '\0';
-    if (etag && if_none_match(r, etag)) {
-        respond(r, 304, NULL, 0, extra, NULL, 0);
+    if (file_headers(r, extra, sizeof(extra), etag, cache_control, ranges,
+                     more))
         return 0;
-    }
     if (ranges && (h = mg_get_header(r->conn, "Range")) != NULL) {
         const char *ir = mg_get_header(r->conn, "If-Range");
         if (!ir || (etag && strcmp(ir, etag) == 0))

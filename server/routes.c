@@ -265,14 +265,21 @@ static void route_derived(struct req *r, const struct path *p, int i,
 {
     uint8_t hash[MI_HASH_SIZE];
     char hex[MI_HASH_HEX_LEN + 1], rel[128], etag[96];
+    const struct hot_file *f;
     mi_status s;
     int fd;
 
     if (!url_hash(r, p, i, hash, hex))
         return;
     /* Fast path: the file is on disk (the scan removes those of contents
-     * that are gone). */
+     * that are gone), its bytes often in memory already. */
     snprintf(rel, sizeof(rel), ".thumbnails/%s%s", hex, d->suffix);
+    snprintf(etag, sizeof(etag), "\"%s%s\"", hex, d->suffix);
+    if ((f = hot_get(r->srv->hot, rel)) != NULL) {
+        send_bytes(r, f->data, f->len, d->type, etag, "public, max-age=86400");
+        hot_put(r->srv->hot, f);
+        return;
+    }
     fd = open_in_root(r->srv, rel);
     if (fd < 0) {
         s = d->get(rel, sizeof(rel), r->srv->idx, hash);
@@ -313,8 +320,12 @@ static void route_derived(struct req *r, const struct path *p, int i,
             return;
         }
     }
-    snprintf(etag, sizeof(etag), "\"%s%s\"", hex, d->suffix);
-    send_file(r, fd, d->type, etag, "public, max-age=86400", false);
+    if (d != &preview && (f = hot_load(r->srv->hot, rel, fd)) != NULL) {
+        send_bytes(r, f->data, f->len, d->type, etag, "public, max-age=86400");
+        hot_put(r->srv->hot, f);
+    } else {
+        send_file(r, fd, d->type, etag, "public, max-age=86400", false);
+    }
     close(fd);
 }
 

@@ -10,6 +10,7 @@
 #include <mediaindex.h>
 
 #include "auth.h"
+#include "hot.h"
 
 #include <civetweb.h>
 #include <pthread.h>
@@ -48,6 +49,7 @@ struct server {
     unsigned int trash_days;   /* trashed items are purged after this */
     struct list_cache *list_cache; /* /list from a file (listcache.c), or
                                       NULL */
+    hot *hot;                  /* thumbnails' bytes (hot.c), or NULL */
 
     /* Scan state for GET /status, guarded by lock. */
     pthread_mutex_t lock;
@@ -128,6 +130,10 @@ void send_mi_error(struct req *r, mi_status s, const char *what);
 struct cJSON;
 /* Print o (consumed; NULL = out of memory) and send it. */
 void send_cjson(struct req *r, int status, struct cJSON *o, const char *extra);
+/* A body held in memory, as send_file sends a file (ETag, 304). */
+void send_bytes(struct req *r, const void *body, size_t len,
+                const char *content_type, const char *etag,
+                const char *cache_control);
 int send_file(struct req *r, int fd, const char *content_type,
               const char *etag, const char *cache_control, bool ranges);
 /* The same with more header lines ("Name: value\r\n"...). */

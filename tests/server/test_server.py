@@ -262,6 +262,34 @@ def _():
     check(os.path.exists(p))
 
 
+@test("GET /thumbnail: served from memory, but always what the file on disk holds (rewritten in place, replaced, removed)")
+def _():
+    if not thumbs_work:
+        raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
+    h = sha(files["three.PNG"])
+    p = os.path.join(root, ".thumbnails", h + ".png")
+    first = [srv.request("GET", "/thumbnail/" + h)[2] for _ in range(3)]
+    check(first[0][:4] == b"\x89PNG" and first[0] == first[1] == first[2])
+    with open(p, "r+b") as f:           # the same size, the same inode
+        f.seek(len(first[0]) - 4)
+        f.write(b"XXXX")
+    st, _, body = srv.request("GET", "/thumbnail/" + h)
+    check(st == 200 and body == first[0][:-4] + b"XXXX", "rewritten in place: old bytes served")
+    with open(p + ".new", "wb") as f:
+        f.write(b"\x89PNG replaced")
+    os.rename(p + ".new", p)
+    st, _, body = srv.request("GET", "/thumbnail/" + h)
+    check(st == 200 and body == b"\x89PNG replaced", "replaced: old bytes served")
+    os.unlink(p)
+    st, _, body = srv.request("GET", "/thumbnail/" + h)
+    check(st == 200 and body == first[0], "removed: not made again")
+    st, hd, body = srv.request("HEAD", "/thumbnail/" + h)
+    check(st == 200 and body == b"" and int(hd["content-length"]) == len(first[0]))
+    st, _, _ = srv.request("GET", "/thumbnail/" + h,
+                           headers={"If-None-Match": f'"{h}.png"'})
+    check(st == 304, st)
+
+
 @test("GET /thumbnail?size=512: a JPEG as displayed, made by the scan and again on demand, cached by its own ETag; other sizes 400")
 def _():
     if not thumbs_work:
