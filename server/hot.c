@@ -30,8 +30,15 @@
 struct hot_buf {
     struct hot_file f;            /* first: hot_put gets it back */
     atomic_uint refs;             /* the table's one, and each user's */
+    /* The response head in room's last head_len bytes (hot_head):
+     * HEAD_NONE, HEAD_BUSY while one request writes it, HEAD_NEVER, or
+     * HEAD_READY + the variant it is for. */
+    atomic_uint head_state;
+    size_t head_len;
+    uint8_t room[HOT_HEAD_MAX];
     uint8_t data[];
 };
+enum { HEAD_NONE, HEAD_BUSY, HEAD_NEVER, HEAD_READY };
 
 struct ident {
     dev_t dev;
@@ -215,6 +222,8 @@ const struct hot_file *hot_load(hot *h, const char *rel, int fd)
     b->f.len = len;
     b->f.data = b->data;
     atomic_init(&b->refs, 2);     /* the table's and the caller's */
+    atomic_init(&b->head_state, HEAD_NONE);
+    b->head_len = 0;
 
     pthread_mutex_lock(&h->lock);
     e = find(h, rel);
@@ -245,4 +254,29 @@ const struct hot_file *hot_load(hot *h, const char *rel, int fd)
     h->bytes += len;
     pthread_mutex_unlock(&h->lock);
     return &b->f;
+}
+
+size_t hot_head(const struct hot_file *f, unsigned variant,
+                size_t (*build)(char *buf, size_t cap, void *arg), void *arg)
+{
+    struct hot_buf *b = (struct hot_buf *)f;
+    unsigned want = HEAD_READY + variant, st;
+    char head[HOT_HEAD_MAX];
+    size_t n;
+
+    st = atomic_load_explicit(&b->head_state, memory_order_acquire);
+    if (st == want)
+        return b->head_len;
+    if (st != HEAD_NONE ||
+        !atomic_compare_exchange_strong(&b->head_state, &st, HEAD_BUSY))
+        return 0;
+    n = build(head, sizeof(head), arg);
+    if (n == 0 || n > sizeof(head)) {
+        atomic_store(&b->head_state, HEAD_NEVER);
+        return 0;
+    }
+    memcpy(b->room + sizeof(b->room) - n, head, n);
+    b->head_len = n;
+    atomic_store_explicit(&b->head_state, want, memory_order_release);
+    return n;
 }

@@ -14,11 +14,13 @@ typedef struct hot hot;
 #define HOT_BYTES (16u << 20)
 #define HOT_FILE_MAX (256u << 10)
 
-/* A file's bytes as cached: shared, read-only, released with hot_put. */
+/* A file's bytes as cached: shared, read-only, released with hot_put.
+ * HOT_HEAD_MAX bytes of room precede data, for hot_head. */
 struct hot_file {
     size_t len;
     const uint8_t *data;
 };
+#define HOT_HEAD_MAX 512
 
 /* A cache of at most max_bytes in files of at most max_file each, for
  * files under root; NULL when out of memory (the server then reads every
@@ -37,5 +39,14 @@ void hot_put(hot *h, const struct hot_file *f);
  * Returns them (release with hot_put), or NULL: too large, unreadable or
  * out of memory, and then the caller sends the file itself. */
 const struct hot_file *hot_load(hot *h, const char *rel, int fd);
+
+/* A response head kept just before f->data, for one variant of the
+ * answer (the first asked for: keep-alive or not, say), so that head and
+ * bytes go out in one write without a copy.  Returns the length of the
+ * head that precedes f->data, made by build(buf, HOT_HEAD_MAX, arg) the
+ * first time; 0 when another variant is kept, or it is being made, or
+ * build returned 0 (the caller then sends the bytes otherwise). */
+size_t hot_head(const struct hot_file *f, unsigned variant,
+                size_t (*build)(char *buf, size_t cap, void *arg), void *arg);
 
 #endif

@@ -62,31 +62,25 @@ static bool client_keeps_alive(const struct req *r)
     return !(c && strcasestr(c, "close"));
 }
 
-/* Status line and headers, followed by up to body_len bytes of body, in as
- * few writes as possible: one for a body up to SMALL_FILE.
- * content_length < 0 means chunked. */
-#define SMALL_FILE (256 << 10)
-static void respond(struct req *r, int status, const char *content_type,
-                    int64_t content_length, const char *extra,
-                    const void *body, size_t body_len)
+/* Whether the connection closes after this answer: decided once, before
+ * the head is written. */
+static void decide_close(struct req *r)
 {
-    char small[4096], *buf = small;
-    size_t cap = sizeof(small), n;
-    int w;
-
     if (!r->close && (!client_keeps_alive(r) || atomic_load(&r->srv->closing)))
         r->close = true;
     if (r->close)
         mg_disable_connection_keep_alive(r->conn);
-    if (body_len + 1024 + (extra ? strlen(extra) : 0) > cap &&
-        body_len <= SMALL_FILE) {
-        cap = body_len + 1024 + (extra ? strlen(extra) : 0);
-        buf = malloc(cap);
-        if (!buf) {
-            buf = small;
-            cap = sizeof(small);
-        }
-    }
+}
+
+/* Status line and headers into buf (cap bytes, at least 1); their length.
+ * content_length < 0 means chunked. */
+static size_t format_head(const struct req *r, int status,
+                          const char *content_type, int64_t content_length,
+                          const char *extra, char *buf, size_t cap)
+{
+    size_t n;
+    int w;
+
     w = snprintf(buf, cap,
                  "HTTP/1.1 %d %s\r\n"
                  "%s%s%s"
@@ -106,6 +100,8 @@ static void respond(struct req *r, int status, const char *content_type,
                  r->https ? "Strict-Transport-Security: max-age=31536000\r\n"
                           : "");
     n = w > 0 ? (size_t)w : 0;
+    if (n >= cap)
+        n = cap - 1;
     if (status == 304 || status == 204 || (status >= 100 && status < 200))
         w = 0;         /* no body, no length */
     else if (content_length >= 0)
@@ -114,10 +110,37 @@ static void respond(struct req *r, int status, const char *content_type,
     else
         w = snprintf(buf + n, cap - n, "Transfer-Encoding: chunked\r\n");
     n += w > 0 ? (size_t)w : 0;
+    if (n >= cap)
+        n = cap - 1;
     w = snprintf(buf + n, cap - n, "%s\r\n", extra ? extra : "");
     n += w > 0 ? (size_t)w : 0;
     if (n >= cap)
         n = cap - 1;   /* cannot happen: extra is ours and bounded */
+    return n;
+}
+
+/* Status line and headers, followed by up to body_len bytes of body, in as
+ * few writes as possible: one for a body up to SMALL_FILE.
+ * content_length < 0 means chunked. */
+#define SMALL_FILE (256 << 10)
+static void respond(struct req *r, int status, const char *content_type,
+                    int64_t content_length, const char *extra,
+                    const void *body, size_t body_len)
+{
+    char small[4096], *buf = small;
+    size_t cap = sizeof(small), n;
+
+    decide_close(r);
+    if (body_len + 1024 + (extra ? strlen(extra) : 0) > cap &&
+        body_len <= SMALL_FILE) {
+        cap = body_len + 1024 + (extra ? strlen(extra) : 0);
+        buf = malloc(cap);
+        if (!buf) {
+            buf = small;
+            cap = sizeof(small);
+        }
+    }
+    n = format_head(r, status, content_type, content_length, extra, buf, cap);
     r->status = status;
     if (body && body_len && !r->head && cap - n >= body_len) {
         memcpy(buf + n, body, body_len);
@@ -377,15 +400,42 @@ static bool file_headers(struct req *r, char *extra, size_t cap,
     return false;
 }
 
-void send_bytes(struct req *r, const void *body, size_t len,
-                const char *content_type, const char *etag,
-                const char *cache_control)
+struct hot_ctx {
+    const struct req *r;
+    const char *type, *extra;
+    size_t len;
+};
+
+static size_t hot_build(char *buf, size_t cap, void *arg)
+{
+    const struct hot_ctx *c = arg;
+
+    return format_head(c->r, 200, c->type, (int64_t)c->len, c->extra, buf, cap);
+}
+
+void send_hot(struct req *r, const struct hot_file *f,
+              const char *content_type, const char *etag,
+              const char *cache_control)
 {
     char extra[512];
+    struct hot_ctx c = { r, content_type, extra, f->len };
+    size_t n;
 
-    if (!file_headers(r, extra, sizeof(extra), etag, cache_control, false,
-                      NULL))
-        respond(r, 200, content_type, (int64_t)len, extra, body, len);
+    if (file_headers(r, extra, sizeof(extra), etag, cache_control, false,
+                     NULL))
+        return;
+    decide_close(r);
+    /* The head depends on the request only through these (the file gives
+     * the type, the ETag and the length). */
+    if (!r->head && (n = hot_head(f, (unsigned)r->close | (unsigned)r->https << 1 |
+                                         (unsigned)r->authed << 2,
+                                  hot_build, &c)) > 0) {
+        r->status = 200;
+        if (mg_write(r->conn, f->data - n, n + f->len) > 0)
+            r->bytes += f->len;
+        return;
+    }
+    respond(r, 200, content_type, (int64_t)f->len, extra, f->data, f->len);
 }
 
 int send_file_ex(struct req *r, int fd, const char *content_type,

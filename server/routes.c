@@ -276,7 +276,7 @@ static void route_derived(struct req *r, const struct path *p, int i,
     snprintf(rel, sizeof(rel), ".thumbnails/%s%s", hex, d->suffix);
     snprintf(etag, sizeof(etag), "\"%s%s\"", hex, d->suffix);
     if ((f = hot_get(r->srv->hot, rel)) != NULL) {
-        send_bytes(r, f->data, f->len, d->type, etag, "public, max-age=86400");
+        send_hot(r, f, d->type, etag, "public, max-age=86400");
         hot_put(r->srv->hot, f);
         return;
     }
@@ -321,7 +321,7 @@ static void route_derived(struct req *r, const struct path *p, int i,
         }
     }
     if (d != &preview && (f = hot_load(r->srv->hot, rel, fd)) != NULL) {
-        send_bytes(r, f->data, f->len, d->type, etag, "public, max-age=86400");
+        send_hot(r, f, d->type, etag, "public, max-age=86400");
         hot_put(r->srv->hot, f);
     } else {
         send_file(r, fd, d->type, etag, "public, max-age=86400", false);

@@ -130,10 +130,11 @@ void send_mi_error(struct req *r, mi_status s, const char *what);
 struct cJSON;
 /* Print o (consumed; NULL = out of memory) and send it. */
 void send_cjson(struct req *r, int status, struct cJSON *o, const char *extra);
-/* A body held in memory, as send_file sends a file (ETag, 304). */
-void send_bytes(struct req *r, const void *body, size_t len,
-                const char *content_type, const char *etag,
-                const char *cache_control);
+/* Cached bytes (hot.c), as send_file sends a file (ETag, 304), in one
+ * write with a head kept beside them when it can. */
+void send_hot(struct req *r, const struct hot_file *f,
+              const char *content_type, const char *etag,
+              const char *cache_control);
 int send_file(struct req *r, int fd, const char *content_type,
               const char *etag, const char *cache_control, bool ranges);
 /* The same with more header lines ("Name: value\r\n"...). */

@@ -270,6 +270,11 @@ def _():
     p = os.path.join(root, ".thumbnails", h + ".png")
     first = [srv.request("GET", "/thumbnail/" + h)[2] for _ in range(3)]
     check(first[0][:4] == b"\x89PNG" and first[0] == first[1] == first[2])
+    # The head kept beside the bytes is for one kind of request only.
+    for conn_hdr in ("close", "keep-alive", "close"):
+        st, hd, body = srv.request("GET", "/thumbnail/" + h, headers={"Connection": conn_hdr})
+        check(st == 200 and body == first[0] and hd.get("connection", "").lower() == conn_hdr,
+              (conn_hdr, st, hd.get("connection")))
     with open(p, "r+b") as f:           # the same size, the same inode
         f.seek(len(first[0]) - 4)
         f.write(b"XXXX")
