@@ -22,6 +22,14 @@
  * body of GET /api/timeline for the whole library, kept in memory (a few
  * dozen bytes a month).
  *
+ * The files outlive the server: beside them, list-G.meta holds what made
+ * them (this executable's identity and the time zone: the months follow
+ * local time) and the timeline.  A server that starts on a library whose
+ * generation is still G, made by the same executable in the same zone,
+ * takes them as they are, so the first visit after a restart does not
+ * wait for a render or a walk of the catalog (6.5 s at 1,000,000 items).
+ * Anything else there is removed.
+ *
  * On a library that keeps changing (a scan, a stream of uploads) renders
  * would follow one another: after one that took T, the next waits at least
  * REST_FACTOR x T, so that rendering takes a bounded share of a core.
@@ -137,6 +145,100 @@ static void cache_path(const struct list_cache *lc, char *out, size_t cap,
     snprintf(out, cap, "%s/list-%" PRIu64 ".json%s", lc->dir, gen, ext);
 }
 
+/* What made the files, as text: this executable (a rebuilt server may
+ * print another format) and the time zone (the timeline's months). */
+static void stamp(char *out, size_t cap)
+{
+    struct stat exe, tz;
+    const char *zone = getenv("TZ");
+
+    if (stat("/proc/self/exe", &exe) != 0)
+        memset(&exe, 0, sizeof(exe));
+    if (stat("/etc/localtime", &tz) != 0)
+        memset(&tz, 0, sizeof(tz));
+    snprintf(out, cap,
+             "media-server list cache 1; exe %ju %jd %jd.%09ld; "
+             "TZ=%.200s; localtime %jd %jd.%09ld",
+             (uintmax_t)exe.st_ino, (intmax_t)exe.st_size,
+             (intmax_t)exe.st_mtim.tv_sec, exe.st_mtim.tv_nsec,
+             zone ? zone : "(unset)", (intmax_t)tz.st_size,
+             (intmax_t)tz.st_mtim.tv_sec, tz.st_mtim.tv_nsec);
+}
+
+/* list-G.meta: the stamp's line, then the timeline.  Written last, so
+ * that it names complete files. */
+static bool write_meta(struct list_cache *lc, uint64_t gen,
+                       const char *timeline)
+{
+    char tmp[4200], path[4200], st[512];
+    int fd;
+    bool ok;
+
+    snprintf(tmp, sizeof(tmp), "%s/list.meta.part", lc->dir);
+    cache_path(lc, path, sizeof(path), gen, "");
+    snprintf(path + strlen(path) - 5, sizeof(path) - (strlen(path) - 5),
+             ".meta");
+    stamp(st, sizeof(st));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    ok = write_all(fd, st, strlen(st)) && write_all(fd, "\n", 1) &&
+         write_all(fd, timeline, strlen(timeline)) && fsync(fd) == 0;
+    close(fd);
+    if (ok && rename(tmp, path) == 0)
+        return true;
+    unlink(tmp);
+    return false;
+}
+
+/* At start: the files of generation gen, if this executable in this zone
+ * made them; true when they were taken. */
+static bool adopt(struct list_cache *lc, uint64_t gen)
+{
+    char path[4200], st[512], *buf = NULL, *nl, *timeline;
+    struct stat sb;
+    ssize_t got;
+    bool ok = false;
+    int fd;
+
+    cache_path(lc, path, sizeof(path), gen, "");
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return false;
+    snprintf(path + strlen(path) - 5, sizeof(path) - (strlen(path) - 5),
+             ".meta");
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* A timeline is a few dozen bytes a month: 1 MiB is centuries. */
+    if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size <= 0 ||
+        sb.st_size > (1 << 20) || !(buf = malloc((size_t)sb.st_size + 1)))
+        goto out;
+    got = pread(fd, buf, (size_t)sb.st_size, 0);
+    if (got != sb.st_size)
+        goto out;
+    buf[got] = '\0';
+    stamp(st, sizeof(st));
+    nl = strchr(buf, '\n');
+    if (!nl || (size_t)(nl - buf) != strlen(st) ||
+        memcmp(buf, st, strlen(st)) != 0)
+        goto out;
+    nl++;
+    timeline = cJSON_malloc(strlen(nl) + 1);   /* freed as render's are */
+    if (!timeline)
+        goto out;
+    memcpy(timeline, nl, strlen(nl) + 1);
+    cache_path(lc, path, sizeof(path), gen, ".gz");
+    pthread_mutex_lock(&lc->lock);
+    lc->gen = gen;
+    lc->have_gz = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    lc->timeline = timeline;
+    pthread_mutex_unlock(&lc->lock);
+    ok = true;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return ok;
+}
+
 /* Render generation `gen` into place; true when it was. */
 static bool render(struct list_cache *lc, uint64_t gen)
 {
@@ -195,6 +297,9 @@ static bool render(struct list_cache *lc, uint64_t gen)
         timeline = o ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
     }
+    /* Without its meta the files serve this run only. */
+    if (timeline)
+        (void)write_meta(lc, gen, timeline);
     ok = true;
 out:
     if (rd->z_ok || gz)
@@ -221,6 +326,10 @@ out:
             cache_path(lc, path, sizeof(path), old, "");
             unlink(path);
             cache_path(lc, path, sizeof(path), old, ".gz");
+            unlink(path);
+            cache_path(lc, path, sizeof(path), old, "");
+            snprintf(path + strlen(path) - 5, sizeof(path) - (strlen(path) - 5),
+                     ".meta");
             unlink(path);
         }
     }
@@ -260,18 +369,24 @@ static bool nap(struct list_cache *lc, int64_t ms)
     return !stop;
 }
 
-/* Removes what an earlier run left: its generations may be this one's,
- * but its server may have printed another format. */
-static void clear_dir(struct list_cache *lc)
+/* Removes what an earlier run left, but the files of generation keep
+ * (0: none) when they were adopted. */
+static void clear_dir(struct list_cache *lc, uint64_t keep)
 {
-    char path[4400];
+    char path[4400], mine[64];
     struct dirent *de;
     DIR *d = opendir(lc->dir);
+    size_t n;
 
     if (!d)
         return;
+    n = (size_t)snprintf(mine, sizeof(mine), "list-%" PRIu64 ".", keep);
     while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "list", 4) != 0)
+        if (strncmp(de->d_name, "list", 4) != 0 ||
+            (keep && strncmp(de->d_name, mine, n) == 0 &&
+             (strcmp(de->d_name + n, "json") == 0 ||
+              strcmp(de->d_name + n, "json.gz") == 0 ||
+              strcmp(de->d_name + n, "meta") == 0)))
             continue;
         snprintf(path, sizeof(path), "%s/%s", lc->dir, de->d_name);
         unlink(path);
@@ -282,13 +397,16 @@ static void clear_dir(struct list_cache *lc)
 static void *renderer_main(void *arg)
 {
     struct list_cache *lc = arg;
-    uint64_t seen = mi_index_generation(lc->idx), failed = 0;
+    uint64_t seen = mi_index_generation(lc->idx), failed = 0, keep;
     int64_t since = now_ms(), rest_until = 0;
 
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RENDER_NICE);
     /* Here rather than before the server listens: unlinking a 360 MB body
      * (1,000,000 items) took a quarter of a second. */
-    clear_dir(lc);
+    pthread_mutex_lock(&lc->lock);
+    keep = lc->gen;
+    pthread_mutex_unlock(&lc->lock);
+    clear_dir(lc, keep);
     while (nap(lc, POLL_MS)) {
         uint64_t g = mi_index_generation(lc->idx), have;
         int64_t t0 = now_ms();
@@ -340,6 +458,8 @@ struct list_cache *list_cache_start(mi_index *idx, const char *root)
         pthread_cond_init(&lc->wake, &ca);
         pthread_condattr_destroy(&ca);
     }
+    /* Before the server listens, so that its first answers have them. */
+    (void)adopt(lc, mi_index_generation(idx));
     if (pthread_create(&lc->thread, NULL, renderer_main, lc) != 0) {
         fprintf(stderr, "media-server: list cache off: no thread\n");
         pthread_mutex_destroy(&lc->lock);

@@ -915,7 +915,8 @@ def _():
     check(h is not None, "no cached /list within 15 s: %s" % cache_files(root3))
     gen = h["etag"].strip('"')
     check(cache_files(root3) == ["list-%s.json" % gen[1:],
-                                 "list-%s.json.gz" % gen[1:]],
+                                 "list-%s.json.gz" % gen[1:],
+                                 "list-%s.meta" % gen[1:]],
           cache_files(root3))
     st, h, cached = srv3.request("GET", "/list")
     check(st == 200 and int(h["content-length"]) == len(cached) and
@@ -971,6 +972,54 @@ def _():
 def _():
     check(srv3.stop() == 0, "\n".join(srv3.log[-20:]))
     check(not sanitizer_reports(srv3), sanitizer_reports(srv3))
+
+
+@test("a restart on an unchanged library takes the cached /list and timeline at once; in another time zone, or with a file of the cache damaged, it renders them again")
+def _():
+    before = cache_files(root3)
+    gen = [f for f in before if f.endswith(".meta")]
+    check(len(gen) == 1, before)
+    gen = gen[0][len("list-"):-len(".meta")]
+    with open(os.path.join(root3, ".mediaindex", "cache", "list-%s.json" % gen), "rb") as f:
+        body = f.read()
+    s = Server(root3, "--watch", "off")
+    try:
+        st, h, first = s.request("GET", "/list")
+        check(st == 200 and "content-length" in h and h["etag"] == '"g%s"' % gen and
+              first == body, ("not from the cache at once", h))
+        st, ht, tl = s.json("GET", "/api/timeline")
+        check(st == 200 and tl.get("total") == len(json.loads(body)), (st, tl))
+        s.wait_idle()
+        check(cache_files(root3) == before, (cache_files(root3), before))
+    finally:
+        check(s.stop() == 0)
+    # A meta file cut short: not taken.
+    meta = os.path.join(root3, ".mediaindex", "cache", "list-%s.meta" % gen)
+    with open(meta, "r+b") as f:
+        f.truncate(10)
+    s = Server(root3, "--watch", "off")
+    try:
+        st, h, _ = s.request("GET", "/list")
+        check(st == 200 and "content-length" not in h, ("a damaged cache taken", h))
+        check(wait_list_cache(s) is not None, "no cache rendered again")
+    finally:
+        check(s.stop() == 0)
+    # Another time zone: the months may fall elsewhere; rendered again.
+    env_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "Pacific/Kiritimati"
+    try:
+        s = Server(root3, "--watch", "off")
+    finally:
+        if env_tz is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = env_tz
+    try:
+        st, h, _ = s.request("GET", "/list")
+        check(st == 200 and "content-length" not in h, ("an old zone's cache taken", h))
+        check(wait_list_cache(s) is not None, "no cache rendered in the new zone")
+    finally:
+        check(s.stop() == 0)
 
 
 # ---- the watch -----------------------------------------------------------------
