@@ -258,6 +258,18 @@ MI_EXTERN mi_status mi_index_count(mi_index *idx, uint64_t *media,
  */
 MI_EXTERN uint64_t mi_index_generation(mi_index *idx);
 
+/**
+ * The creation date (as mi_entry_creation_date gives it) of every content
+ * in the catalog, one call of fn(ctx, date) each, in no particular order;
+ * fn returns nonzero to stop (then MI_DONE).  One snapshot, whose
+ * generation (as mi_index_generation) goes to `generation` (may be NULL).
+ * For counts by date (a timeline): it reads one column from the catalog's
+ * own order, where a cursor builds every entry, about ten times the cost.
+ */
+MI_EXTERN mi_status mi_index_dates(mi_index *idx, uint64_t *generation,
+                                   int (*fn)(void *ctx, int64_t date),
+                                   void *ctx);
+
 /* ---------------------------------------------------------------------- */
 /* Scanning                                                                */
 

@@ -946,6 +946,47 @@ mi_status mi_catalog_query(mi_conn *c, sqlite3_stmt **out,
     return MI_OK;
 }
 
+mi_status mi_catalog_dates(mi_conn *c, int (*fn)(void *ctx, int64_t date),
+                           void *ctx)
+{
+    /* The table's own order (hash, path): a content's first row is its
+     * primary path, whose date is the content's. */
+    sqlite3_stmt *st = NULL;
+    uint8_t prev[MI_HASH_SIZE];
+    bool have = false;
+    mi_status s = MI_OK;
+    int rc;
+
+    rc = sqlite3_prepare_v2(c->db, "SELECT hash, date, ctime_ns FROM files "
+                            "ORDER BY hash, path", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return MI_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *h = sqlite3_column_blob(st, 0);
+        int64_t date;
+
+        if (!h || sqlite3_column_bytes(st, 0) != MI_HASH_SIZE ||
+            (have && memcmp(h, prev, MI_HASH_SIZE) == 0))
+            continue;
+        memcpy(prev, h, MI_HASH_SIZE);
+        have = true;
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+            date = sqlite3_column_int64(st, 1);
+        } else {             /* as entry_from_row: the floor of ctime */
+            int64_t ns = sqlite3_column_int64(st, 2);
+            date = ns / 1000000000 - (ns % 1000000000 < 0);
+        }
+        if (fn(ctx, date)) {
+            s = MI_DONE;
+            break;
+        }
+    }
+    if (s == MI_OK && rc != SQLITE_DONE)
+        s = MI_EDB;
+    sqlite3_finalize(st);
+    return s;
+}
+
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files)
 {
     int rc = sqlite3_step(c->count);

@@ -755,6 +755,38 @@ uint64_t mi_index_generation(mi_index *idx)
     return atomic_load(&idx->generation);
 }
 
+mi_status mi_index_dates(mi_index *idx, uint64_t *generation,
+                         int (*fn)(void *ctx, int64_t date), void *ctx)
+{
+    uint64_t gen = 0;
+    mi_conn *c;
+    mi_status s;
+
+    if (generation)
+        *generation = 0;
+    if (!idx || !fn)
+        return MI_EINVAL;
+    s = mi_index_reader(idx, &c);
+    if (s != MI_OK)
+        return s;
+    /* One snapshot for the generation and the dates. */
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        s = mi_index_fail(idx, MI_EDB, "dates: %s", sqlite3_errmsg(c->db));
+        mi_index_release(idx, c);
+        return s;
+    }
+    s = mi_catalog_get_generation(c, &gen);
+    if (s == MI_OK)
+        s = mi_catalog_dates(c, fn, ctx);
+    if (s == MI_EDB)
+        mi_index_fail(idx, s, "dates: %s", sqlite3_errmsg(c->db));
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    mi_index_release(idx, c);
+    if (generation && (s == MI_OK || s == MI_DONE))
+        *generation = gen;
+    return s;
+}
+
 mi_status mi_index_count(mi_index *idx, uint64_t *media, uint64_t *files)
 {
     uint64_t gen, m = 0, f = 0;

@@ -517,6 +517,9 @@ mi_status mi_catalog_get_generation(mi_conn *c, uint64_t *gen);
 mi_status mi_catalog_bump_generation(mi_conn *c, uint64_t *gen,
                                      char *errbuf, size_t errlen);
 mi_status mi_catalog_count(mi_conn *c, uint64_t *media, uint64_t *files);
+/* Each content's creation date, by its primary path, in hash order. */
+mi_status mi_catalog_dates(mi_conn *c, int (*fn)(void *ctx, int64_t date),
+                           void *ctx);
 /* A statement over the primary rows of the contents in the order and date
  * range of `opts` that match `q` (NULL: all), with a last column telling whether the content has
  * more paths; the caller finalizes it. */

@@ -986,57 +986,70 @@ void route_places(struct req *r)
 /* Months                                                                  */
 
 #define MONTH_SLOTS (10000 * 12)  /* years 0000 to 9999 */
+#define MONTH_SPANS 16384         /* 45 years of days; 384 KiB */
 
 bool months_init(struct months *m)
 {
     memset(m, 0, sizeof(*m));
     m->count = calloc(MONTH_SLOTS, sizeof(*m->count));
-    return m->count != NULL;
+    m->spans = calloc(MONTH_SPANS, sizeof(*m->spans));
+    if (m->count && m->spans)
+        return true;
+    months_free(m);
+    return false;
 }
 
 void months_free(struct months *m)
 {
     free(m->count);
+    free(m->spans);
     m->count = NULL;
+    m->spans = NULL;
 }
 
-/* Counts d in its local calendar month.  Entries come in any order (the
- * plain cursor walks hashes); the month of the last one is kept as its
- * bounds [lo, hi), so the calendar is asked once per month change rather
- * than once per entry. */
+/* Counts d in its local calendar month.  Dates come in any order (the
+ * catalog's is by hash): the month found for a day is kept as its bounds
+ * [lo, hi) in that day's span, so the calendar (localtime_r, two mktime:
+ * about 5 us, most of a timeline's time at 1,000,000 items) is asked about
+ * once a day of the library rather than once per date.  Days are UTC: a
+ * local month's edge may fall inside one, and a date on the other side of
+ * it is looked up again. */
 void months_add(struct months *m, int64_t d)
 {
-    if (!(d >= m->lo && d < m->hi)) {
+    int64_t day = d / 86400 - (d % 86400 < 0);
+    struct month_span *sp = &m->spans[(uint64_t)day % MONTH_SPANS];
+
+    if (!(d >= sp->lo && d < sp->hi)) {
         time_t tt = (time_t)d;
         struct tm tm;
         int year;
 
-        m->lo = m->hi = 0;
+        sp->lo = sp->hi = 0;
         if ((int64_t)tt != d || !localtime_r(&tt, &tm) ||
             tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
             /* Beyond the calendar: counted in January 1970, as the
              * gallery shows it, and not cached. */
-            m->slot = 1970 * 12;
+            sp->slot = 1970 * 12;
         } else {
             year = tm.tm_year + 1900;
-            m->slot = (size_t)year * 12 + (size_t)tm.tm_mon;
+            sp->slot = (size_t)year * 12 + (size_t)tm.tm_mon;
             tm.tm_mday = 1;
             tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
             tm.tm_isdst = -1;
             tt = mktime(&tm);
             if (tt != (time_t)-1 && (int64_t)tt <= d) {
-                m->lo = (int64_t)tt;
+                sp->lo = (int64_t)tt;
                 tm.tm_mon++;      /* mktime carries it into the year */
                 tm.tm_mday = 1;
                 tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
                 tm.tm_isdst = -1;
                 tt = mktime(&tm);
-                m->hi = tt != (time_t)-1 && (int64_t)tt > d ? (int64_t)tt
-                                                            : m->lo;
+                sp->hi = tt != (time_t)-1 && (int64_t)tt > d ? (int64_t)tt
+                                                             : sp->lo;
             }
         }
     }
-    m->count[m->slot]++;
+    m->count[sp->slot]++;
     m->total++;
 }
 
@@ -1073,10 +1086,16 @@ fail:
  * gallery needs to lay out a library it has not downloaded, then fetch
  * each month with /list?format=ndjson&from=Y-M-01&to=Y-M-L as it comes
  * into view.  The whole library's comes from the list cache (counted as
- * it renders /list); otherwise the entries are walked, the unfiltered ones
- * in the catalog's own order (no per-row lookup of the primary path: at
- * 1,000,000 items 1.x s against 8-11 s newest first), the filtered ones
- * through their query. */
+ * it renders /list); before the cache has the current generation (a
+ * change, until the render that follows it), from the dates alone
+ * (mi_index_dates: at 1,000,000 items 0.x s where walking the entries took
+ * 4.6-5.9 s); filtered ones walk their query's entries. */
+static int timeline_date(void *ctx, int64_t date)
+{
+    months_add(ctx, date);
+    return 0;
+}
+
 void route_timeline(struct req *r, const struct list_query *lq)
 {
     struct server *srv = r->srv;
@@ -1113,19 +1132,34 @@ void route_timeline(struct req *r, const struct list_query *lq)
         send_error(r, 500, NULL, "out of memory");
         return;
     }
-    if (filtered) {
-        co.flags = MI_CURSOR_NEWEST_FIRST;   /* walks files_by_date */
-        if (*lq->from || *lq->to) {
-            co.flags |= MI_CURSOR_DATE_RANGE;
-            co.date_from = lo;
-            co.date_to = hi;
+    if (!filtered) {
+        uint64_t seen;
+
+        s = mi_index_dates(srv->idx, &seen, timeline_date, &m);
+        if (s == MI_OK && !(o = months_json(&m)))
+            s = MI_ENOMEM;
+        months_free(&m);
+        if (s != MI_OK) {
+            send_mi_error(r, s, "cannot read the timeline");
+            return;
         }
-        co.query = given(lq->q);
-        co.place = given(lq->place);
-        s = mi_cursor_new_with(&cur, srv->idx, &co);
-    } else {
-        s = mi_cursor_new(&cur, srv->idx);
+        if (seen != gen) {   /* a commit since: name what was counted */
+            snprintf(etag, sizeof(etag), "\"g%" PRIu64 "-timeline\"", seen);
+            snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: "
+                     "no-cache\r\n", etag);
+        }
+        send_cjson(r, 200, o, extra);
+        return;
     }
+    co.flags = MI_CURSOR_NEWEST_FIRST;       /* walks files_by_date */
+    if (*lq->from || *lq->to) {
+        co.flags |= MI_CURSOR_DATE_RANGE;
+        co.date_from = lo;
+        co.date_to = hi;
+    }
+    co.query = given(lq->q);
+    co.place = given(lq->place);
+    s = mi_cursor_new_with(&cur, srv->idx, &co);
     while (s == MI_OK && (s = mi_cursor_next(cur)) == MI_ROW) {
         months_add(&m, mi_entry_creation_date(mi_cursor_entry(cur)));
         s = MI_OK;

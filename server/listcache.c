@@ -145,6 +145,13 @@ static void cache_path(const struct list_cache *lc, char *out, size_t cap,
     snprintf(out, cap, "%s/list-%" PRIu64 ".json%s", lc->dir, gen, ext);
 }
 
+/* DIR/.mediaindex/cache/list-G.meta */
+static void meta_path(const struct list_cache *lc, char *out, size_t cap,
+                      uint64_t gen)
+{
+    snprintf(out, cap, "%s/list-%" PRIu64 ".meta", lc->dir, gen);
+}
+
 /* What made the files, as text: this executable (a rebuilt server may
  * print another format) and the time zone (the timeline's months). */
 static void stamp(char *out, size_t cap)
@@ -175,9 +182,7 @@ static bool write_meta(struct list_cache *lc, uint64_t gen,
     bool ok;
 
     snprintf(tmp, sizeof(tmp), "%s/list.meta.part", lc->dir);
-    cache_path(lc, path, sizeof(path), gen, "");
-    snprintf(path + strlen(path) - 5, sizeof(path) - (strlen(path) - 5),
-             ".meta");
+    meta_path(lc, path, sizeof(path), gen);
     stamp(st, sizeof(st));
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -204,8 +209,7 @@ static bool adopt(struct list_cache *lc, uint64_t gen)
     cache_path(lc, path, sizeof(path), gen, "");
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
         return false;
-    snprintf(path + strlen(path) - 5, sizeof(path) - (strlen(path) - 5),
-             ".meta");
+    meta_path(lc, path, sizeof(path), gen);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     /* A timeline is a few dozen bytes a month: 1 MiB is centuries. */
     if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size <= 0 ||
@@ -327,9 +331,7 @@ out:
             unlink(path);
             cache_path(lc, path, sizeof(path), old, ".gz");
             unlink(path);
-            cache_path(lc, path, sizeof(path), old, "");
-            snprintf(path + strlen(path) - 5, sizeof(path) - (strlen(path) - 5),
-                     ".meta");
+            meta_path(lc, path, sizeof(path), old);
             unlink(path);
         }
     }

@@ -174,10 +174,15 @@ struct list_query {
 };
 void route_list_query(struct req *r, const struct list_query *lq);
 /* Items counted by local calendar month (GET /api/timeline). */
+struct month_span {           /* [lo, hi) is local month `slot` */
+    int64_t lo, hi;
+    size_t slot;
+};
 struct months {
     uint32_t *count;          /* by year * 12 + month, years 0000-9999 */
-    size_t slot;              /* of the last date counted, */
-    int64_t lo, hi;           /* which spans [lo, hi) */
+    struct month_span *spans; /* by the date's day (MONTH_SPANS of them):
+                                 dates in no order find their month
+                                 without localtime and mktime */
     uint64_t total;
 };
 bool months_init(struct months *m);

@@ -365,6 +365,85 @@ static void test_cursor_order_and_range(void)
     free(dir);
 }
 
+struct dates {
+    int64_t d[16];
+    int n, stop_after;
+};
+
+static int collect_date(void *ctx, int64_t date)
+{
+    struct dates *ds = ctx;
+
+    if (ds->n < 16)
+        ds->d[ds->n] = date;
+    ds->n++;
+    return ds->stop_after && ds->n >= ds->stop_after;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* mi_index_dates gives what a cursor's entries say, one date a content
+ * (a second path of a content adds none), in one snapshot. */
+static void test_dates(void)
+{
+    char *dir = fx_tempdir(), *p, name[64];
+    struct dates got = { { 0 }, 0, 0 }, want = { { 0 }, 0, 0 };
+    mi_cursor *c = NULL;
+    mi_index *idx;
+    uint64_t gen = 7;
+
+    for (int i = 0; i < 4; i++) {
+        fx_exif ex = { 0 };
+        ex.datetime_original = i == 3 ? NULL : i == 2 ? "2019:12:31 23:30:00"
+                                                      : "2012:02:29 08:00:00";
+        snprintf(name, sizeof(name), "d%d.jpg", i);
+        p = fx_path(dir, name);
+        CHECK(fx_write_jpeg(p, 8, 8, 3000 + (unsigned)i, i == 3 ? NULL : &ex) == 0);
+        free(p);
+    }
+    p = fx_path(dir, "zz-second-path.jpg");      /* the bytes of d2.jpg */
+    {
+        fx_exif ex = { 0 };
+        ex.datetime_original = "2019:12:31 23:30:00";
+        CHECK(fx_write_jpeg(p, 8, 8, 3002, &ex) == 0);
+    }
+    free(p);
+    idx = ta_open(dir, 0);
+    CHECK_OK(mi_index_dates(idx, &gen, collect_date, &got));
+    CHECK_EQ_INT(got.n, 0);
+    CHECK_EQ_INT(gen, mi_index_generation(idx));
+    CHECK_OK(mi_scan(idx, NULL, NULL));
+
+    CHECK_OK(mi_cursor_new(&c, idx));
+    while (mi_cursor_next(c) == MI_ROW)
+        collect_date(&want, mi_entry_creation_date(mi_cursor_entry(c)));
+    mi_cursor_free(c);
+    CHECK_EQ_INT(want.n, 4);
+    CHECK_OK(mi_index_dates(idx, &gen, collect_date, &got));
+    CHECK_EQ_INT(gen, mi_index_generation(idx));
+    CHECK_EQ_INT(got.n, want.n);
+    qsort(got.d, (size_t)got.n, sizeof(got.d[0]), cmp_i64);
+    qsort(want.d, (size_t)want.n, sizeof(want.d[0]), cmp_i64);
+    for (int i = 0; i < got.n && i < 16; i++)
+        CHECK_EQ_INT(got.d[i], want.d[i]);
+    CHECK_EQ_INT(got.d[0], local_time(2012, 2, 29, 8, 0, 0));
+
+    got.n = 0;
+    got.stop_after = 1;                           /* fn says stop */
+    CHECK(mi_index_dates(idx, NULL, collect_date, &got) == MI_DONE);
+    CHECK_EQ_INT(got.n, 1);
+    CHECK(mi_index_dates(idx, &gen, NULL, NULL) == MI_EINVAL);
+    CHECK_EQ_INT(gen, 0);
+    CHECK(mi_index_dates(NULL, NULL, collect_date, &got) == MI_EINVAL);
+    mi_index_close(idx);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 /* Counts follow commits, this handle's and another's. */
 static void test_counts_follow_commits(void)
 {
@@ -502,6 +581,7 @@ int main(void)
     RUN(test_metadata);
     RUN(test_cursor_snapshot);
     RUN(test_cursor_order_and_range);
+    RUN(test_dates);
     RUN(test_counts_follow_commits);
     RUN(test_corrupt_catalog);
     RUN(test_newer_schema);

@@ -201,6 +201,48 @@ def _():
     check(st == 200 and cached == walked, (cached, walked))
 
 
+@test("/api/timeline at local month edges (Europe/Berlin: one UTC day holds two local months), DST included, before and after the /list cache")
+def _():
+    edges = ["2019:12:31 23:30:00", "2020:01:01 00:30:00", "2020:01:31 23:59:59",
+             "2020:02:01 00:00:00", "2020:03:29 02:30:00", "2020:03:31 23:00:00",
+             "2020:10:25 02:30:00", "2020:10:31 23:30:00", "2020:11:01 00:15:00",
+             "1969:12:31 23:59:59", "1970:01:01 00:30:00"]
+    r = new_root("timeline-edges")
+    for i, d in enumerate(edges):
+        open(os.path.join(r, "e%02d.jpg" % i), "wb").write(jpeg_bytes(7000 + i, 16, 12, (d,)))
+    # A second path of the first: counted once, by its primary path.
+    shutil.copy(os.path.join(r, "e00.jpg"), os.path.join(r, "z-copy.jpg"))
+    tz = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    try:
+        t = Server(r, "--watch", "off")
+    finally:
+        if tz is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = tz
+    try:
+        t.wait_idle()
+        want = {"2019-12": 1, "2020-01": 2, "2020-02": 1, "2020-03": 2,
+                "2020-10": 2, "2020-11": 1, "1969-12": 1, "1970-01": 1}
+        st, _, whole = t.json("GET", "/api/timeline")
+        check(st == 200 and {m["month"]: m["count"] for m in whole["months"]} == want
+              and whole["total"] == 11, (st, whole))
+        st, _, walked = t.json("GET", "/api/timeline?from=1900-01-01&to=9999-12-31")
+        check(st == 200 and walked == whole, (walked, whole))
+        deadline = time.time() + 30
+        while True:
+            st, h, _ = t.request("GET", "/list", None, {"Accept-Encoding": "gzip"})
+            if h.get("content-encoding") == "gzip":
+                break
+            check(time.time() < deadline, "the /list cache was never made")
+            time.sleep(0.2)
+        st, _, cached = t.json("GET", "/api/timeline")
+        check(st == 200 and cached == whole, (cached, whole))
+    finally:
+        check(t.stop() == 0)
+
+
 @test("/api/items/<sha>: the item's /list NDJSON object; HEAD; 404 unknown or trashed; 400 malformed")
 def _():
     st, h, data = s.request("GET", "/list?format=ndjson")
