@@ -145,13 +145,17 @@ def multipart(parts, boundary=None):
 
 
 class Server:
-    def __init__(self, root, *extra):
+    def __init__(self, root, *extra, tz=None):
+        """tz: the server's TZ (this process's is left as it is)."""
         self.root = root
         self.log = []
+        env = None
+        if tz is not None:
+            env = dict(os.environ, TZ=tz)
         self.proc = subprocess.Popen(
             [SERVER, "--storage_dir", root, "--listen", "127.0.0.1",
              "--port", "0", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.port = None
         ready = threading.Event()
 
@@ -193,6 +197,17 @@ class Server:
         body, ctype = multipart([(field, filename, data)])
         return self.json("PUT", path_prefix + name, body,
                          {"Content-Type": ctype})
+
+    def wait_list_cache(self, timeout=30):
+        """Until /list comes from its cache (gzip when asked); False if
+        it never does."""
+        end = time.time() + timeout
+        while time.time() < end:
+            st, h, _ = self.request("GET", "/list", None, {"Accept-Encoding": "gzip"})
+            if st == 200 and h.get("content-encoding") == "gzip":
+                return True
+            time.sleep(0.1)
+        return False
 
     def wait_idle(self, after=0.0, timeout=30):
         """Wait for a scan that finished after `after` (epoch seconds)."""

@@ -190,13 +190,7 @@ def _():
     # the counts the list cache made as it rendered /list.
     st, _, walked = s.json("GET", "/api/timeline?from=1900-01-01&to=9999-12-31")
     check(st == 200 and walked["total"] == 7, (st, walked))
-    deadline = time.time() + 30
-    while True:
-        st, h, _ = s.request("GET", "/list", None, {"Accept-Encoding": "gzip"})
-        if h.get("content-encoding") == "gzip":
-            break
-        check(time.time() < deadline, "the /list cache was never made")
-        time.sleep(0.2)
+    check(s.wait_list_cache(), "the /list cache was never made")
     st, _, cached = s.json("GET", "/api/timeline")
     check(st == 200 and cached == walked, (cached, walked))
 
@@ -212,15 +206,7 @@ def _():
         open(os.path.join(r, "e%02d.jpg" % i), "wb").write(jpeg_bytes(7000 + i, 16, 12, (d,)))
     # A second path of the first: counted once, by its primary path.
     shutil.copy(os.path.join(r, "e00.jpg"), os.path.join(r, "z-copy.jpg"))
-    tz = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    try:
-        t = Server(r, "--watch", "off")
-    finally:
-        if tz is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = tz
+    t = Server(r, "--watch", "off", tz="Europe/Berlin")
     try:
         t.wait_idle()
         want = {"2019-12": 1, "2020-01": 2, "2020-02": 1, "2020-03": 2,
@@ -230,13 +216,7 @@ def _():
               and whole["total"] == 11, (st, whole))
         st, _, walked = t.json("GET", "/api/timeline?from=1900-01-01&to=9999-12-31")
         check(st == 200 and walked == whole, (walked, whole))
-        deadline = time.time() + 30
-        while True:
-            st, h, _ = t.request("GET", "/list", None, {"Accept-Encoding": "gzip"})
-            if h.get("content-encoding") == "gzip":
-                break
-            check(time.time() < deadline, "the /list cache was never made")
-            time.sleep(0.2)
+        check(t.wait_list_cache(), "the /list cache was never made")
         st, _, cached = t.json("GET", "/api/timeline")
         check(st == 200 and cached == whole, (cached, whole))
     finally:

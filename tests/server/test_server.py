@@ -1005,15 +1005,7 @@ def _():
     finally:
         check(s.stop() == 0)
     # Another time zone: the months may fall elsewhere; rendered again.
-    env_tz = os.environ.get("TZ")
-    os.environ["TZ"] = "Pacific/Kiritimati"
-    try:
-        s = Server(root3, "--watch", "off")
-    finally:
-        if env_tz is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = env_tz
+    s = Server(root3, "--watch", "off", tz="Pacific/Kiritimati")
     try:
         st, h, _ = s.request("GET", "/list")
         check(st == 200 and "content-length" not in h, ("an old zone's cache taken", h))
