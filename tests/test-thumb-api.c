@@ -195,12 +195,16 @@ static void test_scan_lifecycle(void)
 }
 
 /* The .thumbnails folder's mtime as t seconds before now. */
-static void age_thumbs(const char *dir, time_t t)
+/* Set the thumbnails folder's mtime to `t` seconds before `base`: the
+ * same t gives the same mtime however long the scans in between took
+ * (from time(NULL) each time, a second boundary crossed between two calls
+ * made "put back as it was" a change: 1 run in 30 failed). */
+static void age_thumbs(const char *dir, time_t base, time_t t)
 {
     char *p = fx_path(dir, ".thumbnails");
     struct timespec ts[2];
 
-    ts[0].tv_sec = ts[1].tv_sec = time(NULL) - t;
+    ts[0].tv_sec = ts[1].tv_sec = base - t;
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     CHECK_OK(utimensat(AT_FDCWD, p, ts, 0));
     free(p);
@@ -213,6 +217,7 @@ static void age_thumbs(const char *dir, time_t t)
 static void test_thumbs_stamp(void)
 {
     char *dir = fx_tempdir(), *ta, *tb, *p;
+    time_t base = time(NULL);
     mi_scan_stats st;
     mi_index *idx;
 
@@ -231,7 +236,7 @@ static void test_thumbs_stamp(void)
 
     /* A new handle's first scan sweeps and looks: clean, and the folder's
      * mtime is 100 s old: it is kept. */
-    age_thumbs(dir, 100);
+    age_thumbs(dir, base, 100);
     idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.unchanged, 2);
@@ -240,20 +245,20 @@ static void test_thumbs_stamp(void)
     /* Deleted, the mtime put back as if in the same clock tick: trusted,
      * so not looked for (what the trust saves) ... */
     CHECK_OK(unlink(ta));
-    age_thumbs(dir, 100);
+    age_thumbs(dir, base, 100);
     idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.thumbs_made, 0);
     CHECK(!exists(ta));
     /* ... and as a deletion leaves it: looked for and made again. */
-    age_thumbs(dir, 50);
+    age_thumbs(dir, base, 50);
     CHECK_OK(scan(idx, &st));
     CHECK_EQ_INT(st.thumbs_made, 1);
     CHECK(exists(ta));
     mi_index_close(idx);
 
     /* Trusted again, then a content goes: its thumbnail is swept. */
-    age_thumbs(dir, 100);
+    age_thumbs(dir, base, 100);
     idx = ta_open(dir, 2);
     CHECK_OK(scan(idx, &st));           /* sweeps, clean: kept */
     mi_index_close(idx);

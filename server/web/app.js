@@ -1014,7 +1014,7 @@
     // frame after frame) build rows but request no thumbnails, and fetch no
     // months, until the scroll settles.  A single jump loads at once.
     if (dy > vh * 1.5) {
-      if (now - lastBigMove < 120) fastUntil = now + 150;
+      if (now - lastBigMove < 120) fastUntil = Math.max(fastUntil, now + 150);
       lastBigMove = now;
     }
     const loadNow = now >= fastUntil;
@@ -1373,14 +1373,25 @@
     scrubTo(e.clientY, true);
     e.preventDefault();
   });
+  // A drag is a flight however slowly its moves come (a busy machine, a
+  // hand that hesitates): nothing is fetched for the months it passes
+  // until it rests SCRUB_REST_MS or lets go.
+  const SCRUB_REST_MS = 250;
   el.scrubber.addEventListener('pointermove', (e) => {
-    if (scrubbing) scrubTo(e.clientY, true);
+    if (scrubbing) {
+      fastUntil = performance.now() + SCRUB_REST_MS;
+      scrubTo(e.clientY, true);
+    }
     else if (e.pointerType === 'mouse') {
       const r = trackRect();
       bubbleAt(e.clientY - r.top, Math.min(1, Math.max(0, (e.clientY - r.top) / r.height)));
     }
   });
   const endScrub = () => {
+    if (scrubbing) {
+      fastUntil = 0;               // where it was let go loads at once
+      scheduleRender();
+    }
     scrubbing = false;
     el.scrubber.classList.remove('active');
     el.bubble.hidden = true;
