@@ -185,7 +185,7 @@ flood() {  # flood PORT OUT: until SIGTERM
     if [ "${FLOOD:-python}" = wrk ]; then
         "${flood_cpu[@]}" wrk -t1 -c100 -d600s -s "$work/flood.lua" "http://127.0.0.1:$1" >"$2.wrk" 2>&1 &
         local w=$!
-        trap 'kill -INT $w; wait $w; awk "/requests in/ {r=\$1} /Non-2xx/ {n=\$4} END {printf \"%s requests, %s non-2xx\\n\", r, n}" "$2.wrk" >"$2"; exit 0' TERM
+        trap 'kill -INT $w; wait $w; awk "/requests in/ {r=\$1} /Non-2xx/ {n=\$5} END {printf \"%s requests, %s non-2xx\\n\", r, n}" "$2.wrk" >"$2"; exit 0' TERM
         wait $w
     else
         exec "${flood_cpu[@]}" python3 "$work/flood.py" "$1" "$2"

@@ -970,12 +970,9 @@ mi_status mi_catalog_dates(mi_conn *c, int (*fn)(void *ctx, int64_t date),
             continue;
         memcpy(prev, h, MI_HASH_SIZE);
         have = true;
-        if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-            date = sqlite3_column_int64(st, 1);
-        } else {             /* as entry_from_row: the floor of ctime */
-            int64_t ns = sqlite3_column_int64(st, 2);
-            date = ns / 1000000000 - (ns % 1000000000 < 0);
-        }
+        date = sqlite3_column_type(st, 1) != SQLITE_NULL
+                   ? sqlite3_column_int64(st, 1)
+                   : mi_ns_to_s_floor(sqlite3_column_int64(st, 2));
         if (fn(ctx, date)) {
             s = MI_DONE;
             break;

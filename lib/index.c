@@ -945,9 +945,7 @@ static mi_status entry_from_row(mi_entry *e, sqlite3_stmt *st)
         e->date = sqlite3_column_int64(st, 7);
         e->date_source = (mi_date_source)sqlite3_column_int(st, 8);
     } else {
-        /* Floor division: seconds of a negative ctime round down. */
-        int64_t ns = e->ctime_ns;
-        e->date = ns / 1000000000 - (ns % 1000000000 < 0);
+        e->date = mi_ns_to_s_floor(e->ctime_ns);
         e->date_source = MI_DATE_CTIME;
     }
     e->width = (uint32_t)sqlite3_column_int64(st, 9);

@@ -172,6 +172,13 @@ mi_status mi_phash_png(uint64_t *out, bool *has, const void *png, size_t len);
 /* The bits in which two hashes differ (inline: the group search makes
  * millions of these; a portable popcount, the build targets no CPU with
  * an instruction for it). */
+/* The whole seconds of a time in nanoseconds, rounded down (a negative
+ * ctime too): a content's date when it has none of its own. */
+static inline int64_t mi_ns_to_s_floor(int64_t ns)
+{
+    return ns / 1000000000 - (ns % 1000000000 < 0);
+}
+
 static inline unsigned mi_phash_distance(uint64_t a, uint64_t b)
 {
     uint64_t x = a ^ b;

@@ -1088,8 +1088,8 @@ fail:
  * into view.  The whole library's comes from the list cache (counted as
  * it renders /list); before the cache has the current generation (a
  * change, until the render that follows it), from the dates alone
- * (mi_index_dates: at 1,000,000 items 0.x s where walking the entries took
- * 4.6-5.9 s); filtered ones walk their query's entries. */
+ * (mi_index_dates: at 1,000,000 items 0.2-0.3 s where walking the entries
+ * took 3.7-5.9 s); filtered ones walk their query's entries. */
 static int timeline_date(void *ctx, int64_t date)
 {
     months_add(ctx, date);
@@ -1136,35 +1136,28 @@ void route_timeline(struct req *r, const struct list_query *lq)
         uint64_t seen;
 
         s = mi_index_dates(srv->idx, &seen, timeline_date, &m);
-        if (s == MI_OK && !(o = months_json(&m)))
-            s = MI_ENOMEM;
-        months_free(&m);
-        if (s != MI_OK) {
-            send_mi_error(r, s, "cannot read the timeline");
-            return;
+        if (s == MI_OK) {
+            s = MI_DONE;                     /* all of them, as a cursor's */
+            if (seen != gen)  /* a commit since: name what was counted */
+                snprintf(extra, sizeof(extra), "ETag: \"g%" PRIu64
+                         "-timeline\"\r\nCache-Control: no-cache\r\n", seen);
         }
-        if (seen != gen) {   /* a commit since: name what was counted */
-            snprintf(etag, sizeof(etag), "\"g%" PRIu64 "-timeline\"", seen);
-            snprintf(extra, sizeof(extra), "ETag: %s\r\nCache-Control: "
-                     "no-cache\r\n", etag);
+    } else {
+        co.flags = MI_CURSOR_NEWEST_FIRST;   /* walks files_by_date */
+        if (*lq->from || *lq->to) {
+            co.flags |= MI_CURSOR_DATE_RANGE;
+            co.date_from = lo;
+            co.date_to = hi;
         }
-        send_cjson(r, 200, o, extra);
-        return;
+        co.query = given(lq->q);
+        co.place = given(lq->place);
+        s = mi_cursor_new_with(&cur, srv->idx, &co);
+        while (s == MI_OK && (s = mi_cursor_next(cur)) == MI_ROW) {
+            months_add(&m, mi_entry_creation_date(mi_cursor_entry(cur)));
+            s = MI_OK;
+        }
+        mi_cursor_free(cur);
     }
-    co.flags = MI_CURSOR_NEWEST_FIRST;       /* walks files_by_date */
-    if (*lq->from || *lq->to) {
-        co.flags |= MI_CURSOR_DATE_RANGE;
-        co.date_from = lo;
-        co.date_to = hi;
-    }
-    co.query = given(lq->q);
-    co.place = given(lq->place);
-    s = mi_cursor_new_with(&cur, srv->idx, &co);
-    while (s == MI_OK && (s = mi_cursor_next(cur)) == MI_ROW) {
-        months_add(&m, mi_entry_creation_date(mi_cursor_entry(cur)));
-        s = MI_OK;
-    }
-    mi_cursor_free(cur);
     if (s == MI_DONE && !(o = months_json(&m)))
         s = MI_ENOMEM;
     months_free(&m);

@@ -372,10 +372,10 @@ int send_file(struct req *r, int fd, const char *content_type,
 }
 
 /* The header lines of a file's answer (ETag, Cache-Control, ...) into
- * extra; true when If-None-Match names etag and a 304 went out. */
-static bool file_headers(struct req *r, char *extra, size_t cap,
-                         const char *etag, const char *cache_control,
-                         bool ranges, const char *more)
+ * extra. */
+static void format_file_extra(const struct req *r, char *extra, size_t cap,
+                              const char *etag, const char *cache_control,
+                              bool ranges, const char *more)
 {
     char cc[128];
     int n;
@@ -393,37 +393,51 @@ static bool file_headers(struct req *r, char *extra, size_t cap,
                  ranges ? "Accept-Ranges: bytes\r\n" : "", more ? more : "");
     if (n < 0 || (size_t)n >= cap)
         extra[0] = '\0';
-    if (etag && if_none_match(r, etag)) {
-        respond(r, 304, NULL, 0, extra, NULL, 0);
-        return true;
-    }
-    return false;
+}
+
+/* A 304 when If-None-Match names etag (true: sent). */
+static bool send_not_modified(struct req *r, const char *etag,
+                              const char *cache_control, bool ranges,
+                              const char *more)
+{
+    char extra[512];
+
+    if (!etag || !if_none_match(r, etag))
+        return false;
+    format_file_extra(r, extra, sizeof(extra), etag, cache_control, ranges,
+                      more);
+    respond(r, 304, NULL, 0, extra, NULL, 0);
+    return true;
 }
 
 struct hot_ctx {
     const struct req *r;
-    const char *type, *extra;
+    const char *type, *etag, *cache_control;
     size_t len;
 };
 
 static size_t hot_build(char *buf, size_t cap, void *arg)
 {
     const struct hot_ctx *c = arg;
+    char extra[512];
 
-    return format_head(c->r, 200, c->type, (int64_t)c->len, c->extra, buf, cap);
+    format_file_extra(c->r, extra, sizeof(extra), c->etag, c->cache_control,
+                      false, NULL);
+    return format_head(c->r, 200, c->type, (int64_t)c->len, extra, buf, cap);
 }
 
 void send_hot(struct req *r, const struct hot_file *f,
               const char *content_type, const char *etag,
               const char *cache_control)
 {
+    struct hot_ctx c = { r, content_type, etag, cache_control, f->len };
     char extra[512];
-    struct hot_ctx c = { r, content_type, extra, f->len };
     size_t n;
 
-    if (file_headers(r, extra, sizeof(extra), etag, cache_control, false,
-                     NULL))
+    if (send_not_modified(r, etag, cache_control, false, NULL))
         return;
+    /* The header lines are formatted only when the kept head is not
+     * used: once per file, or for another variant. */
     decide_close(r);
     /* The head depends on the request only through these (the file gives
      * the type, the ETag and the length). */
@@ -435,6 +449,8 @@ void send_hot(struct req *r, const struct hot_file *f,
             r->bytes += f->len;
         return;
     }
+    format_file_extra(r, extra, sizeof(extra), etag, cache_control, false,
+                      NULL);
     respond(r, 200, content_type, (int64_t)f->len, extra, f->data, f->len);
 }
 
@@ -453,9 +469,10 @@ int send_file_ex(struct req *r, int fd, const char *content_type,
         return -1;
     }
     size = (uint64_t)sb.st_size;
-    if (file_headers(r, extra, sizeof(extra), etag, cache_control, ranges,
-                     more))
+    if (send_not_modified(r, etag, cache_control, ranges, more))
         return 0;
+    format_file_extra(r, extra, sizeof(extra), etag, cache_control, ranges,
+                      more);
     if (ranges && (h = mg_get_header(r->conn, "Range")) != NULL) {
         const char *ir = mg_get_header(r->conn, "If-Range");
         if (!ir || (etag && strcmp(ir, etag) == 0))

@@ -249,12 +249,18 @@ def _():
     check(st == 200 and body2 == b"")
 
 
-@test("GET /thumbnail: made on demand when missing on disk")
-def _():
+def thumb_file(name, suffix=".png"):
+    """The hash of files[name] and its thumbnail's path; Skip without
+    thumbnails."""
     if not thumbs_work:
         raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
-    h = sha(files["three.PNG"])
-    p = os.path.join(root, ".thumbnails", h + ".png")
+    h = sha(files[name])
+    return h, os.path.join(root, ".thumbnails", h + suffix)
+
+
+@test("GET /thumbnail: made on demand when missing on disk")
+def _():
+    h, p = thumb_file("three.PNG")
     if os.path.exists(p):
         os.unlink(p)
     st, _, body = srv.request("GET", "/thumbnail/" + h)
@@ -264,10 +270,7 @@ def _():
 
 @test("GET /thumbnail: served from memory, but always what the file on disk holds (rewritten in place, replaced, removed)")
 def _():
-    if not thumbs_work:
-        raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
-    h = sha(files["three.PNG"])
-    p = os.path.join(root, ".thumbnails", h + ".png")
+    h, p = thumb_file("three.PNG")
     first = [srv.request("GET", "/thumbnail/" + h)[2] for _ in range(3)]
     check(first[0][:4] == b"\x89PNG" and first[0] == first[1] == first[2])
     # The head kept beside the bytes is for one kind of request only.
@@ -297,10 +300,7 @@ def _():
 
 @test("GET /thumbnail?size=512: a JPEG as displayed, made by the scan and again on demand, cached by its own ETag; other sizes 400")
 def _():
-    if not thumbs_work:
-        raise Skip("the library makes no thumbnails yet (lib/thumb.c)")
-    h = sha(files["a/one.jpg"])
-    p = os.path.join(root, ".thumbnails", h + "-512.jpg")
+    h, p = thumb_file("a/one.jpg", "-512.jpg")
     check(os.path.exists(p), "the scan made no 512 px thumbnail")
     st, hd, body = srv.request("GET", f"/thumbnail/{h}?size=512")
     check(st == 200 and hd["content-type"] == "image/jpeg", (st, hd))
