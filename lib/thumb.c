@@ -444,6 +444,22 @@ void mi_shrink_row(mi_shrink *k, const uint8_t *row)
 
     if (oy >= k->oh)
         return;
+    if (k->fx == 1 && k->fy == 1) {
+        /* No shrinking (the decoder's own scale was enough): the row as
+         * it is, what the average of one pixel gives, colour cleared
+         * where alpha is 0, without a division per channel. */
+        uint8_t *d = k->out + (size_t)oy * (size_t)k->ow * 4;
+
+        memcpy(d, row, (size_t)k->ow * 4);
+        for (int ox = 0; ox < k->ow; ox++) {
+            uint8_t keep = d[ox * 4 + 3] ? 0xff : 0;
+            d[ox * 4] &= keep;
+            d[ox * 4 + 1] &= keep;
+            d[ox * 4 + 2] &= keep;
+        }
+        k->y++;
+        return;
+    }
     for (int ox = 0; ox < k->ow; ox++) {
         uint64_t *a = k->acc + (size_t)ox * 4;
         const uint8_t *p = row + (size_t)ox * (size_t)k->fx * 4;

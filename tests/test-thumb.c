@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <spng.h>
 #include <turbojpeg.h>
 
 #pragma GCC diagnostic push
@@ -1049,27 +1050,76 @@ static void test_corpus_all(void)
 /* ---------------------------------------------------------------------- */
 /* The PNG writer                                                          */
 
-/* Noise (stored blocks), flat colour (runs), and odd sizes decode back. */
+/* A PNG decoded by libspng, which checks every chunk's CRC and the zlib
+ * stream's Adler-32 (stb_image checks neither): NULL if it fails. */
+static uint8_t *spng_rgba(const uint8_t *png, size_t len, int *w, int *h)
+{
+    spng_ctx *ctx = spng_ctx_new(0);
+    struct spng_ihdr ihdr;
+    uint8_t *out = NULL;
+    size_t n;
+
+    if (ctx && spng_set_png_buffer(ctx, png, len) == 0 &&
+        spng_set_crc_action(ctx, SPNG_CRC_ERROR, SPNG_CRC_ERROR) == 0 &&
+        spng_get_ihdr(ctx, &ihdr) == 0 &&
+        spng_decoded_image_size(ctx, SPNG_FMT_RGBA8, &n) == 0 &&
+        (out = malloc(n)) != NULL &&
+        spng_decode_image(ctx, out, n, SPNG_FMT_RGBA8, 0) != 0) {
+        free(out);
+        out = NULL;
+    }
+    if (out) {
+        *w = (int)ihdr.width;
+        *h = (int)ihdr.height;
+    }
+    spng_ctx_free(ctx);
+    return out;
+}
+
+/* Noise (stored blocks), flat colour (runs), a ramp, runs of every length
+ * from 1 to 300 (across the writer's 8-byte steps and at the very end),
+ * and a smooth photo-like image with noise (every filter) decode back,
+ * through two decoders, at odd sizes. */
 static void test_png_writer(void)
 {
-    static const int sizes[][2] = { { 1, 1 }, { 3, 7 }, { 256, 256 }, { 300, 2 } };
+    static const int sizes[][2] = { { 1, 1 }, { 3, 7 }, { 256, 256 }, { 300, 2 },
+                                    { 67, 5 }, { 2, 300 } };
 
     for (size_t k = 0; k < MI_ARRAY_LEN(sizes); k++) {
-        for (int kind = 0; kind < 3; kind++) {
-            int w = sizes[k][0], h = sizes[k][1], dw, dh, comp;
-            uint8_t *in = malloc((size_t)w * h * 4), *png, *out;
-            size_t len;
+        for (int kind = 0; kind < 5; kind++) {
+            int w = sizes[k][0], h = sizes[k][1], dw = 0, dh = 0, comp;
+            size_t n = (size_t)w * h * 4, len, i = 0;
+            uint8_t *in = malloc(n), *png, *out, *out2;
             uint32_t seed = 12345;
-            for (size_t i = 0; i < (size_t)w * h * 4; i++) {
+
+            while (i < n) {
                 seed = seed * 1103515245u + 12345u;
-                in[i] = kind == 0 ? (uint8_t)(seed >> 16)
-                      : kind == 1 ? 7 : (uint8_t)(i / 4 % 251);
+                if (kind == 3) {
+                    /* A run of 1..300 of one byte. */
+                    size_t run = 1 + (seed >> 8) % 300;
+                    for (; run > 0 && i < n; run--, i++)
+                        in[i] = (uint8_t)(seed >> 24);
+                    continue;
+                }
+                if (kind == 4) {
+                    size_t px = i / 4, x = px % (size_t)w, y = px / (size_t)w;
+                    in[i] = i % 4 == 3 ? 255
+                          : (uint8_t)(x * (i % 4 + 1) + y * 2 + (seed >> 29));
+                } else {
+                    in[i] = kind == 0 ? (uint8_t)(seed >> 16)
+                          : kind == 1 ? 7 : (uint8_t)(i / 4 % 251);
+                }
+                i++;
             }
             CHECK_OK(mi_png_encode_rgba(&png, &len, in, w, h, (size_t)w * 4));
             out = stbi_load_from_memory(png, (int)len, &dw, &dh, &comp, 4);
-            CHECK(out && dw == w && dh == h &&
-                  memcmp(out, in, (size_t)w * h * 4) == 0);
+            CHECK(out && dw == w && dh == h && memcmp(out, in, n) == 0);
+            out2 = spng_rgba(png, len, &dw, &dh);
+            CHECK(out2 && dw == w && dh == h && memcmp(out2, in, n) == 0);
+            if (!out || !out2)
+                printf("# png writer: %d x %d, kind %d\n", w, h, kind);
             stbi_image_free(out);
+            free(out2);
             free(png);
             free(in);
         }
