@@ -8,6 +8,10 @@
  *
  *   ninja -C BUILD bench/thumb-profile && BUILD/bench/thumb-profile FILE.jpg...
  *
+ * With -d first, only the decode, and no report: what every 256 px
+ * thumbnailer of a JPEG pays at least (vipsthumbnail's shrink-on-load is
+ * the same libjpeg-turbo call), for bench/thumbs.sh to time beside vips.
+ *
  * Links the internal library (private header): a profiling tool, not a
  * client.
  */
@@ -41,9 +45,12 @@ int main(int argc, char **argv)
 {
     double td = 0, tr = 0, te = 0, ts = 0;
     size_t sz = 0, szs = 0;
-    int n = 0;
+    int n = 0, first = 1;
+    bool decode_only = argc > 1 && strcmp(argv[1], "-d") == 0;
 
-    for (int a = 1; a < argc; a++) {
+    if (decode_only)
+        first = 2;
+    for (int a = first; a < argc; a++) {
         FILE *f = fopen(argv[a], "rb");
         unsigned char *buf, *px, *canvas, *sp;
         long len;
@@ -90,6 +97,12 @@ int main(int argc, char **argv)
                       TJFLAG_LIMITSCANS | TJFLAG_FASTDCT);
         tjDestroy(tj);
         t1 = now();
+        if (decode_only) {
+            free(px);
+            free(buf);
+            n++;
+            continue;
+        }
         canvas = calloc(256 * 256, 4);
         mi_stbir_resize_rgba(px, sw, sh, sw * 4,
                              canvas + ((256 - rh) / 2) * 1024 + ((256 - rw) / 2) * 4,
@@ -114,6 +127,8 @@ int main(int argc, char **argv)
     }
     if (!n)
         return 1;
+    if (decode_only)
+        return 0;
     printf("%d images: decode %.2f ms, resize %.2f ms, png (ours) %.2f ms %zu B,"
            " png (stb_image_write) %.2f ms %zu B\n", n, td * 1e3 / n,
            tr * 1e3 / n, te * 1e3 / n, sz / (size_t)n, ts * 1e3 / n,

@@ -11,7 +11,10 @@
 #     process); its default is measured too, for the record, and PNG
 #     output besides its default JPEG;
 #  2. a cold index (hash + metadata + thumbnail: mi-bench scan, 2 workers)
-#     vs vipsthumbnail alone.
+#     vs vipsthumbnail alone;
+#  3. the floor: libjpeg-turbo's DCT-scaled decode alone (thumb-profile -d,
+#     the call vipsthumbnail's shrink-on-load makes too), timed beside
+#     vipsthumbnail, and the cold index's time over it.
 # Ratios > 1 mean mediaindex is faster.  Page cache warm.
 # Needs: hyperfine, jq, vipsthumbnail (scripts/install-deps.sh --bench).
 set -euo pipefail
@@ -60,3 +63,13 @@ t_idx=$(mean 0 i)
 echo "cold index: $(ratio "$t_vips" "$t_idx")x vipsthumbnail alone (1 thread, JPEG out)," \
      "$(ratio "$t_vips_mt" "$t_idx")x (default threads)"
 du -sh "$photos/.thumbnails" | sed 's/^/thumbnails on disk: /'
+
+echo "== 3. the decode alone, xargs -P2 -n 50"
+ninja -C "$build" bench/thumb-profile >/dev/null
+hyperfine -N --runs "$runs" --warmup 1 --export-json "$work/d.json" \
+    --prepare "sh -c 'rm -rf $work/out; mkdir $work/out'" \
+    "sh -c 'ls $photos/*.jpg | xargs -P2 -n 50 $build/bench/thumb-profile -d'" \
+    "sh -c 'ls $photos/*.jpg | VIPS_CONCURRENCY=1 xargs -P2 -n 50 vipsthumbnail -s 256 -o $work/out/%s.jpg'"
+t_dec=$(mean 0 d)
+echo "decode alone: $(ratio "$t_dec" "$(mean 1 d)")x vipsthumbnail's time (1 thread, JPEG out);" \
+     "the cold index takes $(ratio "$t_idx" "$t_dec")x the decode alone"
