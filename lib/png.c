@@ -43,12 +43,13 @@ typedef struct bitw {
  * what stays behind is under 8 bits. */
 static inline void put_bits(bitw *b, uint32_t v, int n)
 {
-    uint64_t a = b->acc | (uint64_t)v << b->bits;
-    uint8_t *q = b->p + b->n;
+    uint64_t a = b->acc | (uint64_t)v << b->bits, le = a;
     int whole = (b->bits + n) >> 3;
 
-    for (int k = 0; k < 8; k++)     /* one store on a little-endian CPU */
-        q[k] = (uint8_t)(a >> (8 * k));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    le = __builtin_bswap64(le);
+#endif
+    memcpy(b->p + b->n, &le, 8);
     b->n += (size_t)whole;
     b->acc = a >> (8 * whole);         /* whole <= 4: under 40 bits */
     b->bits = (b->bits + n) & 7;
@@ -182,13 +183,15 @@ static const uint8_t len_extra[29] = {
 static const uint8_t cl_order[19] = {
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
 
-/* Eight bytes as a little-endian word (one load where the CPU is). */
+/* Eight bytes as a little-endian word: one load. */
 static inline uint64_t load64le(const uint8_t *p)
 {
-    uint64_t v = 0;
+    uint64_t v;
 
-    for (int k = 7; k >= 0; k--)
-        v = v << 8 | p[k];
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -233,6 +236,9 @@ static size_t tokenize(uint16_t *tok, const uint8_t *d, size_t n)
         v = d[i - 1];
         r = 0;
         max = n - i < 258 ? n - i : 258;
+        /* Eight at a time first: the margins are runs of 258 zeros. */
+        while (r + 8 <= max && load64le(d + i + r) == v * 0x0101010101010101ull)
+            r += 8;
         while (r < max && d[i + r] == v)
             r++;
         if (r >= 3) {
@@ -380,12 +386,27 @@ static void zlib_plan(zplan *z, const uint16_t *tok, size_t ntok, size_t n)
     z->bytes += 2 + 4;  /* zlib header, Adler-32 */
 }
 
-/* Write the planned zlib stream of raw (its tokens `tok`) into out
- * (z->bytes + 8 bytes of room); returns its length. */
-static size_t zlib_write(const zplan *z, uint8_t *out, const uint8_t *raw,
-                         size_t n, const uint16_t *tok, size_t ntok)
+/* The Adler-32 of the h filtered rows of `rowlen` bytes in raw; those
+ * `blank` (all zeros: the margins) without reading them, by zlib's
+ * adler32_combine with the checksum of so many zeros (a = 1, b = count). */
+static uint32_t adler_rows(const uint8_t *raw, size_t rowlen, int h,
+                           const uint8_t *blank)
 {
-    uint32_t adler = (uint32_t)adler32(adler32(0, Z_NULL, 0), raw, (uInt)n);
+    uLong ad = adler32(0, Z_NULL, 0);
+    uLong zeros = (uLong)(rowlen % 65521) << 16 | 1;
+
+    for (int y = 0; y < h; y++)
+        ad = blank[y] ? adler32_combine(ad, zeros, (z_off_t)rowlen)
+                      : adler32(ad, raw + (size_t)y * rowlen, (uInt)rowlen);
+    return (uint32_t)ad;
+}
+
+/* Write the planned zlib stream of raw (its tokens `tok`, its checksum
+ * `adler`) into out (z->bytes + 8 bytes of room); returns its length. */
+static size_t zlib_write(const zplan *z, uint8_t *out, const uint8_t *raw,
+                         size_t n, const uint16_t *tok, size_t ntok,
+                         uint32_t adler)
+{
     bitw b = { out, 0, 0, 0 };
     size_t i;
 
@@ -557,7 +578,7 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
                              const uint8_t *px, int w, int h, size_t stride)
 {
     size_t row = (size_t)w * 4, raw_len, zlen, pos, ntok;
-    uint8_t *raw = NULL, *png = NULL;
+    uint8_t *raw = NULL, *png = NULL, *blank = NULL;
     uint16_t *tok = NULL;
     mi_status s = MI_ENOMEM;
     zplan *z = NULL;
@@ -570,13 +591,18 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
     raw = malloc(raw_len);
     tok = malloc(raw_len * sizeof(*tok));
     z = malloc(sizeof(*z));
-    if (!raw || !tok || !z)
+    blank = malloc((size_t)h);
+    if (!raw || !tok || !z || !blank)
         goto out;
 
-    for (int y = 0; y < h; y++) {
+    for (int y = 0, above = 1; y < h; y++) {
         const uint8_t *r = px + (size_t)y * stride;
         uint8_t *d = raw + (size_t)y * (row + 1);
-        if (zero_row(r, row) && (y == 0 || zero_row(r - stride, row))) {
+        int zero = zero_row(r, row);
+
+        blank[y] = (uint8_t)(zero && above);   /* the row above: zero too */
+        above = zero;
+        if (blank[y]) {
             /* The transparent margins of a thumbnail: filter None (what
              * any filter would give), without trying them. */
             memset(d, 0, row + 1);
@@ -603,7 +629,8 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
     png[28] = 0;    /* not interlaced */
     put32(png + 29, chunk_crc(png + 12, 17));
     pos = 33;
-    zlen = zlib_write(z, png + pos + 8, raw, raw_len, tok, ntok);
+    zlen = zlib_write(z, png + pos + 8, raw, raw_len, tok, ntok,
+                      adler_rows(raw, row + 1, h, blank));
     if (zlen != z->bytes) {     /* the plan and the stream disagree: a bug */
         s = MI_ERROR;
         goto out;
@@ -623,6 +650,7 @@ mi_status mi_png_encode_rgba(uint8_t **out, size_t *out_len,
     s = MI_OK;
 out:
     free(raw);
+    free(blank);
     free(tok);
     free(z);
     free(png);

@@ -1078,15 +1078,15 @@ static uint8_t *spng_rgba(const uint8_t *png, size_t len, int *w, int *h)
 
 /* Noise (stored blocks), flat colour (runs), a ramp, runs of every length
  * from 1 to 300 (across the writer's 8-byte steps and at the very end),
- * and a smooth photo-like image with noise (every filter) decode back,
- * through two decoders, at odd sizes. */
+ * a smooth photo-like image with noise (every filter) and a thumbnail's
+ * transparent canvas decode back, through two decoders, at odd sizes. */
 static void test_png_writer(void)
 {
     static const int sizes[][2] = { { 1, 1 }, { 3, 7 }, { 256, 256 }, { 300, 2 },
                                     { 67, 5 }, { 2, 300 } };
 
     for (size_t k = 0; k < MI_ARRAY_LEN(sizes); k++) {
-        for (int kind = 0; kind < 5; kind++) {
+        for (int kind = 0; kind < 6; kind++) {
             int w = sizes[k][0], h = sizes[k][1], dw = 0, dh = 0, comp;
             size_t n = (size_t)w * h * 4, len, i = 0;
             uint8_t *in = malloc(n), *png, *out, *out2;
@@ -1099,6 +1099,17 @@ static void test_png_writer(void)
                     size_t run = 1 + (seed >> 8) % 300;
                     for (; run > 0 && i < n; run--, i++)
                         in[i] = (uint8_t)(seed >> 24);
+                    continue;
+                }
+                if (kind == 5) {
+                    /* A thumbnail's canvas: transparent margins (rows of
+                     * zeros, checksummed without reading) around a noisy
+                     * middle third. */
+                    size_t px = i / 4, x = px % (size_t)w, y = px / (size_t)w;
+                    bool mid = x >= (size_t)w / 3 && x < 2 * (size_t)w / 3 + 1 &&
+                               y >= (size_t)h / 3 && y < 2 * (size_t)h / 3 + 1;
+                    in[i] = mid ? (uint8_t)((seed >> 16) | (i % 4 == 3)) : 0;
+                    i++;
                     continue;
                 }
                 if (kind == 4) {
