@@ -481,7 +481,6 @@ static void filter_row(uint8_t *dst, const uint8_t *row, const uint8_t *prev,
                        size_t n)
 {
     static const uint8_t type[4] = { 0, 1, 2, 4 };
-    unsigned sum[4] = { 0, 0, 0, 0 };
     uint8_t *d = dst + 1;
     int best = 0;
     size_t i, lead = n < 4 ? n : 4;
@@ -512,10 +511,8 @@ static void filter_row(uint8_t *dst, const uint8_t *row, const uint8_t *prev,
             s2 += cost((uint8_t)(row[i] - b));
             s3 += cost((uint8_t)(row[i] - paeth(a, b, c)));
         }
-        sum[0] = s0;
-        sum[1] = s1;
-        sum[2] = s2;
-        sum[3] = s3;
+        unsigned sum[4] = { s0, s1, s2, s3 };
+
         for (int k = 1; k < 4; k++)
             if (sum[k] < sum[best])
                 best = k;
